@@ -1,0 +1,65 @@
+"""fgsm_cvx: exact adversarial (FGSM) training of generalized linear models.
+
+The attacker's inner maximisation over a perturbation set is closed-form for a linear
+predictor, so FGSM training and its generalisations are convex programs. See
+THEORY.md / docs for the mathematics.
+"""
+
+from . import penalties
+from .attacks import fgsm_perturbation, worst_case_perturbation
+from .exceptions import InaccurateSolutionWarning, SolverError
+from .families import FAMILIES, Binomial, Family, Gaussian, Hinge, Huber, Poisson
+from .path import eps_max
+from .perturbations import (
+    L1,
+    L2,
+    PERTURBATIONS,
+    Box,
+    CustomSet,
+    Ellipsoid,
+    Group,
+    Linf,
+    Lp,
+    Masked,
+    Perturbation,
+    WeightedLinf,
+)
+from .problem import AdversarialProblem, fgsm_objective, robust_objective
+from .result import Certificate, Result
+from .solve import solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdversarialProblem",
+    "Binomial",
+    "Box",
+    "Certificate",
+    "CustomSet",
+    "Ellipsoid",
+    "FAMILIES",
+    "Family",
+    "Gaussian",
+    "Group",
+    "Hinge",
+    "Huber",
+    "InaccurateSolutionWarning",
+    "L1",
+    "L2",
+    "Linf",
+    "Lp",
+    "Masked",
+    "PERTURBATIONS",
+    "Perturbation",
+    "Poisson",
+    "Result",
+    "SolverError",
+    "WeightedLinf",
+    "eps_max",
+    "fgsm_objective",
+    "fgsm_perturbation",
+    "penalties",
+    "robust_objective",
+    "solve",
+    "worst_case_perturbation",
+]

@@ -1,0 +1,147 @@
+"""Input checks with clear messages, run before any solver.
+
+Every public entry point funnels its arguments through these helpers so that
+bad input raises ``ValueError``/``TypeError`` naming the argument and the
+expected form.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def check_scalar(value, name, *, lower=None, upper=None, lower_inclusive=True,
+                 upper_inclusive=True):
+    """Return ``value`` as a finite float in the stated range, or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if lower is not None and (value < lower or (value == lower and not lower_inclusive)):
+        bound = "[" if lower_inclusive else "("
+        raise ValueError(f"{name} must be in {bound}{lower}, {upper if upper is not None else 'inf'}"
+                         f"{']' if upper_inclusive else ')'}, got {value}")
+    if upper is not None and (value > upper or (value == upper and not upper_inclusive)):
+        raise ValueError(f"{name} must be in [{lower}, {upper}], got {value}")
+    return value
+
+
+def _check_numeric_dtype(arr, name):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+
+
+def check_X(X):
+    """Validate a design matrix: 2-d, numeric, finite, at least one row and column.
+
+    Dense input becomes a C- or F-ordered float64/float32 ndarray (copied only when the
+    dtype must change); scipy.sparse input becomes CSR or CSC (never densified).
+    """
+    if sp.issparse(X):
+        if X.format not in ("csr", "csc"):
+            X = X.tocsr()
+        _check_numeric_dtype(X.data, "X")
+        if X.dtype not in (np.float64, np.float32):
+            X = X.astype(np.float64)
+        if not np.all(np.isfinite(X.data)):
+            raise ValueError("X contains NaN or infinity")
+    else:
+        if hasattr(X, "to_numpy"):  # pandas DataFrame
+            X = X.to_numpy()
+        X = np.asarray(X)
+        _check_numeric_dtype(X, "X")
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-d array of shape (n_samples, n_features), "
+                             f"got {X.ndim}-d array of shape {X.shape}")
+        if X.dtype not in (np.float64, np.float32):
+            X = X.astype(np.float64)
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X contains NaN or infinity")
+    n, d = X.shape
+    if n < 1:
+        raise ValueError("X has no samples (0 rows)")
+    if d < 1:
+        raise ValueError("X has no features (0 columns)")
+    return X
+
+
+def check_y(y, n_samples):
+    """Validate a response vector of length ``n_samples`` (labels may be non-numeric)."""
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-d of length n_samples={n_samples}, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} rows")
+    if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity")
+    return y
+
+
+def check_real_y(y, family_name):
+    """y as a finite float array; raise if it is not numeric."""
+    try:
+        _check_numeric_dtype(y, "y")
+    except TypeError as exc:
+        raise ValueError(f"family '{family_name}' needs a numeric response y, "
+                         f"got dtype {y.dtype}") from exc
+    y = y.astype(np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity")
+    return y
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Return weights normalised to sum 1 (None -> uniform 1/n)."""
+    if sample_weight is None:
+        return np.full(n_samples, 1.0 / n_samples)
+    w = np.asarray(sample_weight)
+    _check_numeric_dtype(w, "sample_weight")
+    w = w.astype(np.float64).ravel()
+    if w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight has {w.shape[0]} entries but X has {n_samples} rows")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinity")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be nonnegative")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("sample_weight must have a positive sum (all weights are zero)")
+    return w / total
+
+
+def check_vector(v, name, *, length=None, nonneg=False):
+    """A finite 1-d float vector, optionally of a given length and nonnegative."""
+    v = np.asarray(v)
+    _check_numeric_dtype(v, name)
+    v = v.astype(np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got shape {v.shape}")
+    if length is not None and v.shape[0] != length:
+        raise ValueError(f"{name} has length {v.shape[0]}, expected {length} (n_features)")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    if nonneg and np.any(v < 0):
+        raise ValueError(f"{name} must be nonnegative")
+    return v
+
+
+def resolve(value, registry, kind):
+    """Turn a string shorthand into an object from ``registry`` (name -> factory)."""
+    if isinstance(value, str):
+        key = value.lower()
+        if key not in registry:
+            valid = ", ".join(sorted(registry))
+            raise ValueError(f"unknown {kind} '{value}'; valid names: {valid}")
+        return registry[key]()
+    return value

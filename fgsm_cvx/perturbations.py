@@ -1,0 +1,517 @@
+"""Perturbation sets S (the attacker's budget) and their support functions.
+
+The attacker moves an input x to x + delta with delta in eps * S, S compact, convex
+and containing 0. For a linear predictor the inner maximisation is closed-form
+(THEORY.md §2):
+
+.. math:: \\max_{\\delta \\in \\epsilon S} \\delta^\\top \\beta = \\epsilon\\, \\sigma_S(\\beta),
+
+the support function of S; for a norm ball S = {||delta|| <= 1} it is the dual norm
+||beta||_*. The reachable predictors form the interval
+``[eta - eps sigma_S(-beta), eta + eps sigma_S(beta)]`` (symmetric sets: both ends
+``eps ||beta||_*``).
+
+Each set gives ``support`` (numpy; ``dual_norm`` is the same function), ``support_cvx``
+(a convex cvxpy expression), ``argmax_delta(beta, eps)`` (a maximiser of delta^T beta
+over eps*S: the attacker's move), ``shifts(beta, eps)`` and, for symmetric sets,
+``norm(v)`` (the gauge of S, i.e. the norm whose dual is ``support``), used by eps_max.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+
+from ._validation import check_scalar, check_vector, resolve
+
+
+def conjugate_exponent(p):
+    """q with 1/p + 1/q = 1 (1 <-> inf)."""
+    if p == 1:
+        return np.inf
+    if np.isinf(p):
+        return 1.0
+    return p / (p - 1.0)
+
+
+def lp_norm(v, p):
+    """||v||_p for p in [1, inf] (0 for an empty vector)."""
+    v = np.asarray(v, dtype=float)
+    if v.size == 0:
+        return 0.0
+    return float(np.linalg.norm(v, ord=p))
+
+
+def lp_norm_cvx(v, p):
+    """||v||_p as a cvxpy atom (rational approximation of p for non-integer p)."""
+    if p == 1:
+        return cp.norm1(v)
+    if np.isinf(p):
+        return cp.norm_inf(v)
+    if p == 2:
+        return cp.norm2(v)
+    return cp.pnorm(v, p)
+
+
+def lp_unit_argmax(beta, q):
+    """A maximiser of delta^T beta over the unit ball of the l_p norm dual to l_q.
+
+    Hoelder's equality case: delta_j = sign(beta_j) |beta_j|^(q-1) / ||beta||_q^(q-1)
+    (q = 1: delta = sign(beta); q = inf: one signed coordinate of largest |beta_j|).
+    """
+    beta = np.asarray(beta, dtype=float)
+    delta = np.zeros_like(beta)
+    scale = np.max(np.abs(beta)) if beta.size else 0.0
+    if scale == 0.0:
+        return delta
+    if q == 1:
+        return np.sign(beta)
+    if np.isinf(q):
+        k = int(np.argmax(np.abs(beta)))
+        delta[k] = np.sign(beta[k])
+        return delta
+    u = np.abs(beta) / scale  # rescale first: |beta|^(q-1) must not overflow for large q
+    return np.sign(beta) * u ** (q - 1.0) / np.linalg.norm(u, ord=q) ** (q - 1.0)
+
+
+class Perturbation:
+    """Base class of a perturbation set S (radius 1; the attacker uses eps * S)."""
+
+    name = "perturbation"
+    #: True when S = -S: then sigma_S(-beta) = sigma_S(beta) and one shift suffices.
+    symmetric = True
+
+    def check_dim(self, d):
+        """Raise ValueError if the set cannot act on d features."""
+
+    def support(self, beta):  # pragma: no cover - abstract
+        """sigma_S(beta) = max_{delta in S} delta^T beta (numpy)."""
+        raise NotImplementedError
+
+    def dual_norm(self, beta):
+        """The dual norm ||beta||_* (for symmetric sets; the support function otherwise)."""
+        return self.support(beta)
+
+    def support_cvx(self, beta):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def dual_norm_cvx(self, beta):
+        return self.support_cvx(beta)
+
+    def unit_argmax(self, beta):  # pragma: no cover - abstract
+        """A maximiser of delta^T beta over S (radius 1)."""
+        raise NotImplementedError
+
+    def argmax_delta(self, beta, eps):
+        """The attacker's move: delta in eps*S with delta^T beta = eps * sigma_S(beta)."""
+        return eps * self.unit_argmax(np.asarray(beta, dtype=float))
+
+    def shifts(self, beta, eps):
+        """(up, down): the predictor interval is [eta - down, eta + up]."""
+        up = eps * self.support(beta)
+        down = up if self.symmetric else eps * self.support(-np.asarray(beta, dtype=float))
+        return up, down
+
+    def norm(self, v):  # pragma: no cover - abstract
+        """The gauge of S: min{r >= 0 : v in r S} (inf if v is in no multiple of S)."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Lp(Perturbation):
+    """The l_p ball {||delta||_p <= 1}, p in [1, inf]; support ||beta||_q, 1/p + 1/q = 1."""
+
+    name = "lp"
+
+    def __init__(self, p=2.0):
+        if isinstance(p, str) and p.lower() in ("inf", "infinity"):
+            p = np.inf
+        if isinstance(p, (int, float)) and not isinstance(p, bool) and np.isinf(p):
+            self.p = np.inf
+        else:
+            self.p = check_scalar(p, "p", lower=1.0)
+        self.q = conjugate_exponent(self.p)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(p={self.p})"
+
+    def support(self, beta):
+        return lp_norm(beta, self.q)
+
+    def support_cvx(self, beta):
+        return lp_norm_cvx(beta, self.q)
+
+    def unit_argmax(self, beta):
+        return lp_unit_argmax(beta, self.q)
+
+    def norm(self, v):
+        return lp_norm(v, self.p)
+
+
+class Linf(Lp):
+    """FGSM's box {||delta||_inf <= 1}; support ||beta||_1 (the Lasso penalty)."""
+
+    name = "linf"
+
+    def __init__(self):
+        super().__init__(np.inf)
+
+    def __repr__(self):
+        return "Linf()"
+
+
+class L2(Lp):
+    """The Euclidean ball (fast gradient method, FGM); support ||beta||_2."""
+
+    name = "l2"
+
+    def __init__(self):
+        super().__init__(2.0)
+
+    def __repr__(self):
+        return "L2()"
+
+
+class L1(Lp):
+    """The cross-polytope {||delta||_1 <= 1}; support ||beta||_inf."""
+
+    name = "l1"
+
+    def __init__(self):
+        super().__init__(1.0)
+
+    def __repr__(self):
+        return "L1()"
+
+
+class WeightedLinf(Perturbation):
+    """Per-feature budgets {|delta_j| <= s_j}; support sum_j s_j |beta_j| (weighted Lasso).
+
+    A zero scale makes that feature immutable.
+    """
+
+    name = "weighted_linf"
+
+    def __init__(self, scales):
+        self.scales = check_vector(scales, "scales", nonneg=True)
+
+    def __repr__(self):
+        return f"WeightedLinf(scales={self.scales.tolist()})"
+
+    def check_dim(self, d):
+        if self.scales.shape[0] != d:
+            raise ValueError(f"WeightedLinf scales has length {self.scales.shape[0]}, "
+                             f"but X has {d} features")
+
+    def support(self, beta):
+        return float(self.scales @ np.abs(beta))
+
+    def support_cvx(self, beta):
+        return cp.norm1(cp.multiply(self.scales, beta))
+
+    def unit_argmax(self, beta):
+        return self.scales * np.sign(beta)
+
+    def norm(self, v):
+        v = np.abs(np.asarray(v, dtype=float))
+        if np.any(v[self.scales == 0] > 0):
+            return np.inf
+        pos = self.scales > 0
+        return float(np.max(v[pos] / self.scales[pos], initial=0.0))
+
+
+def _index_sets(groups):
+    """Normalise a group specification to a list of int arrays (checked disjoint)."""
+    arr = None
+    if not isinstance(groups, (list, tuple)):
+        arr = np.asarray(groups)
+    if arr is not None:  # a label per feature; negative labels mark ungrouped features
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError("groups must be a 1-d integer label array (one label per "
+                             "feature, negative = not perturbed) or a list of index lists")
+        return [np.flatnonzero(arr == g) for g in np.unique(arr[arr >= 0])], arr.shape[0]
+    sets = []
+    for g in groups:
+        idx = np.asarray(g)
+        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError("each group must be a nonempty list of integer feature indices")
+        if np.any(idx < 0):
+            raise ValueError("group indices must be nonnegative")
+        sets.append(idx.astype(np.intp))
+    if not sets:
+        raise ValueError("groups must contain at least one group")
+    flat = np.concatenate(sets)
+    if np.unique(flat).shape[0] != flat.shape[0]:
+        raise ValueError("groups overlap: every feature may belong to at most one group")
+    return sets, None
+
+
+class Group(Perturbation):
+    """Per-group budgets {||delta_g||_p <= 1 for every group g}; support sum_g ||beta_g||_q.
+
+    The group-Lasso norm. ``groups`` is a list of disjoint index lists, or an integer label
+    per feature; features in no group (negative label, or not listed) are not perturbed.
+    """
+
+    name = "group"
+
+    def __init__(self, groups, p=2.0):
+        self.groups, self._n_labels = _index_sets(groups)
+        self._lp = Lp(p)
+        self.p, self.q = self._lp.p, self._lp.q
+
+    def __repr__(self):
+        return f"Group(groups={[g.tolist() for g in self.groups]}, p={self.p})"
+
+    def check_dim(self, d):
+        if self._n_labels is not None and self._n_labels != d:
+            raise ValueError(f"Group labels have length {self._n_labels}, but X has {d} features")
+        top = max(int(g.max()) for g in self.groups)
+        if top >= d:
+            raise ValueError(f"Group index {top} out of range for X with {d} features")
+
+    def support(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        return float(sum(lp_norm(beta[g], self.q) for g in self.groups))
+
+    def support_cvx(self, beta):
+        return cp.sum(cp.hstack([lp_norm_cvx(beta[g], self.q) for g in self.groups]))
+
+    def unit_argmax(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        delta = np.zeros_like(beta)
+        for g in self.groups:
+            delta[g] = lp_unit_argmax(beta[g], self.q)
+        return delta
+
+    def norm(self, v):
+        v = np.asarray(v, dtype=float)
+        covered = np.zeros(v.shape[0], dtype=bool)
+        for g in self.groups:
+            covered[g] = True
+        if np.any(v[~covered] != 0):
+            return np.inf
+        return max(lp_norm(v[g], self.p) for g in self.groups)
+
+
+class Ellipsoid(Perturbation):
+    """Mahalanobis ellipsoid {delta = A u : ||u||_2 <= 1}; support ||A^T beta||_2.
+
+    ``A`` has shape (n_features, k). With A = L from a covariance Sigma = L L^T the
+    attacker moves along the data's own correlation structure.
+    """
+
+    name = "ellipsoid"
+
+    def __init__(self, A):
+        A = np.asarray(A, dtype=float)
+        if A.ndim != 2 or not np.all(np.isfinite(A)):
+            raise ValueError("Ellipsoid A must be a finite 2-d array of shape (n_features, k)")
+        self.A = A
+
+    def __repr__(self):
+        return f"Ellipsoid(A of shape {self.A.shape})"
+
+    def check_dim(self, d):
+        if self.A.shape[0] != d:
+            raise ValueError(f"Ellipsoid A has {self.A.shape[0]} rows, but X has {d} features")
+
+    def support(self, beta):
+        return float(np.linalg.norm(self.A.T @ beta))
+
+    def support_cvx(self, beta):
+        return cp.norm2(self.A.T @ beta)
+
+    def unit_argmax(self, beta):
+        u = self.A.T @ beta
+        nu = np.linalg.norm(u)
+        return self.A @ (u / nu) if nu > 0 else np.zeros(self.A.shape[0])
+
+    def norm(self, v):
+        v = np.asarray(v, dtype=float)
+        u, *_ = np.linalg.lstsq(self.A, v, rcond=None)  # least-norm u with A u = v
+        if np.linalg.norm(self.A @ u - v) > 1e-10 * max(1.0, np.linalg.norm(v)):
+            return np.inf  # v outside the range of A: unreachable
+        return float(np.linalg.norm(u))
+
+
+class Box(Perturbation):
+    """Asymmetric box {lower_j <= delta_j <= upper_j}, lower <= 0 <= upper.
+
+    .. math:: \\sigma_S(\\beta) = \\sum_j \\max(u_j \\beta_j, l_j \\beta_j)
+              = u^\\top \\beta_+ + (-l)^\\top \\beta_-.
+
+    Scalars broadcast to every feature.
+    """
+
+    name = "box"
+    symmetric = False
+
+    def __init__(self, lower, upper):
+        self.lower = np.atleast_1d(np.asarray(lower, dtype=float))
+        self.upper = np.atleast_1d(np.asarray(upper, dtype=float))
+        for name, v in (("lower", self.lower), ("upper", self.upper)):
+            if v.ndim != 1 or not np.all(np.isfinite(v)):
+                raise ValueError(f"Box {name} must be a finite scalar or 1-d array")
+        if np.any(self.lower > 0) or np.any(self.upper < 0):
+            raise ValueError("Box needs lower <= 0 <= upper (the set must contain 0)")
+
+    def __repr__(self):
+        return f"Box(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
+
+    def check_dim(self, d):
+        for name, v in (("lower", self.lower), ("upper", self.upper)):
+            if v.shape[0] not in (1, d):
+                raise ValueError(f"Box {name} has length {v.shape[0]}, but X has {d} features")
+
+    def _bounds(self, d):
+        return np.broadcast_to(self.lower, (d,)), np.broadcast_to(self.upper, (d,))
+
+    def support(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        lo, hi = self._bounds(beta.shape[0])
+        return float(np.sum(np.maximum(hi * beta, lo * beta)))
+
+    def support_cvx(self, beta):
+        lo, hi = self._bounds(beta.shape[0])
+        # cp.neg(x) = max(-x, 0); both coefficient vectors are >= 0, so this is convex.
+        return hi @ cp.pos(beta) + (-lo) @ cp.neg(beta)
+
+    def unit_argmax(self, beta):
+        lo, hi = self._bounds(beta.shape[0])
+        return np.where(beta > 0, hi, np.where(beta < 0, lo, 0.0))
+
+
+class Masked(Perturbation):
+    """A base set acting on the features in ``mask`` only; the others are immutable.
+
+    ``mask`` is a boolean array of length n_features or an array of feature indices;
+    the base set acts on the masked sub-vector (its dimension parameters, e.g. scales,
+    refer to the masked features in order). sigma_S(beta) = sigma_base(beta[mask]).
+    """
+
+    name = "masked"
+
+    def __init__(self, base, mask):
+        self.base = resolve(base, PERTURBATIONS, "perturbation")
+        if not isinstance(self.base, Perturbation):
+            raise TypeError("Masked base must be a Perturbation or a perturbation name")
+        mask = np.asarray(mask)
+        if mask.dtype == bool:
+            self._length = mask.shape[0]
+            self.indices = np.flatnonzero(mask)
+        elif mask.ndim == 1 and (mask.size == 0 or np.issubdtype(mask.dtype, np.integer)):
+            self._length = None
+            self.indices = np.unique(mask.astype(np.intp))
+            if np.any(self.indices < 0):
+                raise ValueError("Masked indices must be nonnegative")
+        else:
+            raise ValueError("mask must be a boolean array or an array of feature indices")
+        self.symmetric = self.base.symmetric
+
+    def __repr__(self):
+        return f"Masked({self.base!r}, indices={self.indices.tolist()})"
+
+    def check_dim(self, d):
+        if self._length is not None and self._length != d:
+            raise ValueError(f"Masked mask has length {self._length}, but X has {d} features")
+        if self.indices.size and self.indices.max() >= d:
+            raise ValueError(f"Masked index {self.indices.max()} out of range for {d} features")
+        self.base.check_dim(self.indices.shape[0])
+
+    def support(self, beta):
+        if self.indices.size == 0:
+            return 0.0
+        return self.base.support(np.asarray(beta, dtype=float)[self.indices])
+
+    def support_cvx(self, beta):
+        if self.indices.size == 0:
+            return cp.Constant(0.0)
+        return self.base.support_cvx(beta[self.indices])
+
+    def unit_argmax(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        delta = np.zeros_like(beta)
+        if self.indices.size:
+            delta[self.indices] = self.base.unit_argmax(beta[self.indices])
+        return delta
+
+    def norm(self, v):
+        v = np.asarray(v, dtype=float)
+        outside = np.ones(v.shape[0], dtype=bool)
+        outside[self.indices] = False
+        if np.any(v[outside] != 0):
+            return np.inf
+        return self.base.norm(v[self.indices]) if self.indices.size else 0.0
+
+
+class CustomSet(Perturbation):
+    """Any compact convex set containing 0, given by cvxpy constraints.
+
+    ``build(delta)`` receives a cvxpy Variable of shape (n_features,) and returns a list
+    of constraints describing S (auxiliary variables are allowed). The formulation uses
+    the support function through cvxpy's ``SuppFunc`` (conic duality); numpy values and
+    the attacker's move solve the small problem max delta^T beta over S.
+
+    Set ``symmetric=True`` only if S = -S (it enables the cheaper single-shift form).
+    """
+
+    name = "custom"
+
+    def __init__(self, build, symmetric=False):
+        if not callable(build):
+            raise TypeError("CustomSet needs a callable build(delta) -> list of constraints")
+        self.build = build
+        self.symmetric = bool(symmetric)
+        self._cache = {}
+
+    def __repr__(self):
+        return f"CustomSet({getattr(self.build, '__name__', 'build')}, symmetric={self.symmetric})"
+
+    def _model(self, d):
+        """(delta variable, constraints, SuppFunc, LP for numpy support), built once per d."""
+        if d not in self._cache:
+            delta = cp.Variable(d)
+            constraints = list(self.build(delta))
+            direction = cp.Parameter(d)
+            lp = cp.Problem(cp.Maximize(direction @ delta), constraints)
+            self._cache[d] = (delta, constraints, cp.SuppFunc(delta, constraints), direction, lp)
+        return self._cache[d]
+
+    def check_dim(self, d):
+        delta, constraints, *_ = self._model(d)
+        zero = cp.Problem(cp.Minimize(0), constraints + [delta == 0])
+        zero.solve(solver="CLARABEL")
+        if zero.status != "optimal":
+            raise ValueError("CustomSet must contain 0 (delta = 0 violates its constraints)")
+
+    def _solve_support(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        delta, _, _, direction, lp = self._model(beta.shape[0])
+        direction.value = beta
+        lp.solve(solver="CLARABEL")
+        if lp.status == "unbounded" or lp.status == "unbounded_inaccurate":
+            raise ValueError("CustomSet is unbounded in the direction of beta; it must be compact")
+        if lp.status not in ("optimal", "optimal_inaccurate"):
+            raise ValueError(f"CustomSet support problem failed with status {lp.status}")
+        return float(lp.value), np.asarray(delta.value, dtype=float)
+
+    def support(self, beta):
+        return self._solve_support(beta)[0]
+
+    def support_cvx(self, beta):
+        return self._model(beta.shape[0])[2](beta)
+
+    def unit_argmax(self, beta):
+        return self._solve_support(beta)[1]
+
+
+PERTURBATIONS = {
+    "linf": Linf,
+    "fgsm": Linf,
+    "l2": L2,
+    "fgm": L2,
+    "l1": L1,
+}

@@ -1,0 +1,290 @@
+"""AdversarialProblem: the single validated specification every backend consumes.
+
+The robust (exact adversarial) objective of THEORY.md §2 is
+
+.. math::
+
+    R(\\beta, b) = \\sum_i w_i \\big[ \\alpha\\, l(y_i, \\eta_i)
+        + (1 - \\alpha) \\max\\big(l(y_i, \\eta_i + \\epsilon\\sigma_S(\\beta)),
+                                 l(y_i, \\eta_i - \\epsilon\\sigma_S(-\\beta))\\big) \\big],
+
+with eta_i = x_i^T beta + b, weights w summing to one, and sigma_S the support
+function of the perturbation set (the dual norm for a norm ball), or a generalized
+penalty P(beta) in its place. The intercept is never perturbed and never penalised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import (
+    check_sample_weight,
+    check_scalar,
+    check_vector,
+    check_X,
+    check_y,
+    resolve,
+)
+from .families import FAMILIES, Family
+from .penalties import PENALTIES, Penalty
+from .perturbations import PERTURBATIONS, Perturbation
+
+
+class CoefConstraints:
+    """User constraints on the coefficients: bounds plus cvxpy callables.
+
+    Accepted forms (a list combines several): a callable ``f(beta, intercept)``
+    returning a list of cvxpy constraints (``intercept`` is None without an
+    intercept); ``"nonnegative"`` / ``"nonpositive"``; a tuple ``(lower, upper)`` of
+    scalars, arrays of length n_features, or None.
+    """
+
+    def __init__(self, spec, n_features):
+        d = n_features
+        self.lower = np.full(d, -np.inf)
+        self.upper = np.full(d, np.inf)
+        self.callables = []
+        items = spec if isinstance(spec, list) else [spec]
+        for item in items:
+            if callable(item):
+                self.callables.append(item)
+            elif isinstance(item, str):
+                key = item.lower()
+                if key in ("nonnegative", "nonneg", "positive"):
+                    self.lower = np.maximum(self.lower, 0.0)
+                elif key in ("nonpositive", "nonpos", "negative"):
+                    self.upper = np.minimum(self.upper, 0.0)
+                else:
+                    raise ValueError(f"unknown constraint '{item}'; valid names: "
+                                     "nonnegative, nonpositive")
+            elif isinstance(item, tuple) and len(item) == 2:
+                for k, bound in enumerate(item):
+                    if bound is None:
+                        continue
+                    v = np.broadcast_to(np.asarray(bound, dtype=float), (d,))
+                    if np.any(np.isnan(v)):
+                        raise ValueError("constraint bounds contain NaN")
+                    if k == 0:
+                        self.lower = np.maximum(self.lower, v)
+                    else:
+                        self.upper = np.minimum(self.upper, v)
+            else:
+                raise TypeError("constraints must be a callable(beta, intercept) -> list of "
+                                "cvxpy constraints, 'nonnegative', 'nonpositive', a "
+                                "(lower, upper) tuple, or a list of these")
+        if np.any(self.lower > self.upper):
+            raise ValueError("constraints are infeasible: some lower bound exceeds its upper bound")
+
+    @property
+    def has_bounds(self):
+        return bool(np.any(np.isfinite(self.lower)) or np.any(np.isfinite(self.upper)))
+
+    def cvx(self, beta, intercept):
+        """The constraints as a list of cvxpy constraints."""
+        out = []
+        lo, hi = np.isfinite(self.lower), np.isfinite(self.upper)
+        if lo.any():
+            out.append(beta[np.flatnonzero(lo)] >= self.lower[lo])
+        if hi.any():
+            out.append(beta[np.flatnonzero(hi)] <= self.upper[hi])
+        for f in self.callables:
+            made = f(beta, intercept)
+            out.extend(made if isinstance(made, (list, tuple)) else [made])
+        return out
+
+
+def resolve_family(family):
+    family = resolve(family, FAMILIES, "family")
+    if not isinstance(family, Family):
+        raise TypeError(f"family must be a Family or one of {sorted(FAMILIES)}, "
+                        f"got {type(family).__name__}")
+    return family
+
+
+def resolve_perturbation(perturbation):
+    perturbation = resolve(perturbation, PERTURBATIONS, "perturbation")
+    if not isinstance(perturbation, Perturbation):
+        raise TypeError(f"perturbation must be a Perturbation or one of "
+                        f"{sorted(PERTURBATIONS)}, got {type(perturbation).__name__}")
+    return perturbation
+
+
+def resolve_penalty(penalty):
+    if penalty is None:
+        return None
+    penalty = resolve(penalty, PENALTIES, "penalty")
+    if not isinstance(penalty, Penalty):
+        raise TypeError(f"penalty must be a Penalty or one of {sorted(PENALTIES)}, "
+                        f"got {type(penalty).__name__}")
+    return penalty
+
+
+class AdversarialProblem:
+    """Adversarial training of a GLM: data, family, perturbation set and parameters.
+
+    Parameters
+    ----------
+    X : array-like or scipy.sparse matrix, shape (n_samples, n_features)
+    y : array-like, shape (n_samples,)
+        Response; class labels (any two) for binomial / hinge.
+    family : Family or str, default "gaussian"
+        "gaussian", "binomial" (= "logistic"), "poisson", "hinge", "huber".
+    perturbation : Perturbation or str, default "linf"
+        The attacker's set S at radius 1 ("linf" = FGSM, "l2", "l1", or an object).
+    eps : float >= 0, default 0.1
+        Attack radius.
+    alpha : float in [0, 1], default 0.0
+        Weight of the clean loss (Goodfellow's mix); 0 is pure adversarial training.
+    fit_intercept : bool, default True
+        Fit an unpenalised, unperturbed intercept.
+    sample_weight : array-like or None
+        Nonnegative weights, normalised to sum 1.
+    penalty : Penalty or str or None
+        Generalized FGSM: replaces the shift eps sigma_S(beta) by eps P(beta).
+    constraints : callable, str, tuple, list or None
+        Constraints on the coefficients (see ``CoefConstraints``).
+
+    Notes
+    -----
+    The object is immutable; ``with_params(eps=..., alpha=...)`` returns a copy sharing
+    the data and the backends' caches, so a cvxpy formulation is canonicalised once
+    per structure and re-solved for new parameter values (DPP).
+    """
+
+    def __init__(self, X, y, family="gaussian", perturbation="linf", eps=0.1, alpha=0.0,
+                 fit_intercept=True, sample_weight=None, penalty=None, constraints=None):
+        X = check_X(X)
+        n, d = X.shape
+        y = check_y(y, n)
+        family = resolve_family(family)
+        y_internal, classes = family.encode_y(y)
+        perturbation = resolve_perturbation(perturbation)
+        perturbation.check_dim(d)
+        penalty = resolve_penalty(penalty)
+        if penalty is not None:
+            penalty.check_dim(d)
+            if not penalty.convex:
+                raise ValueError(f"penalty {penalty!r} is non-convex; the convex formulation "
+                                 "needs a convex penalty (L_r with r >= 1 or a norm)")
+        s = self.__dict__
+        s["X"], s["y"], s["classes"] = X, y_internal, classes
+        s["family"], s["perturbation"], s["penalty"] = family, perturbation, penalty
+        s["fit_intercept"] = bool(fit_intercept)
+        s["sample_weight"] = check_sample_weight(sample_weight, n)
+        s["constraints"] = None if constraints is None else CoefConstraints(constraints, d)
+        s["eps"] = check_scalar(eps, "eps", lower=0.0)
+        s["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
+        s["_cache"] = {}
+
+    def __setattr__(self, name, value):
+        raise AttributeError("AdversarialProblem is immutable; use with_params(eps=, alpha=)")
+
+    def __repr__(self):
+        n, d = self.X.shape
+        shift = self.penalty if self.penalty is not None else self.perturbation
+        return (f"AdversarialProblem(n_samples={n}, n_features={d}, family={self.family!r}, "
+                f"shift={shift!r}, eps={self.eps}, alpha={self.alpha}, "
+                f"fit_intercept={self.fit_intercept})")
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+    @property
+    def symmetric(self):
+        """True when the predictor interval is symmetric (one shift t suffices)."""
+        return self.penalty is not None or self.perturbation.symmetric
+
+    def with_params(self, eps=None, alpha=None):
+        """A copy with new eps and/or alpha, sharing data and solver caches."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        if eps is not None:
+            new.__dict__["eps"] = check_scalar(eps, "eps", lower=0.0)
+        if alpha is not None:
+            new.__dict__["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
+        return new
+
+    # ----- numpy pieces shared by objectives, attacks and backends -----------------
+    def check_coef(self, coef, intercept):
+        coef = check_vector(coef, "coef", length=self.n_features)
+        intercept = check_scalar(intercept, "intercept")
+        if not self.fit_intercept and intercept != 0.0:
+            raise ValueError("intercept must be 0 for a problem with fit_intercept=False")
+        return coef, intercept
+
+    def linear_predictor(self, coef, intercept=0.0):
+        """eta = X beta + b."""
+        return np.asarray(self.X @ coef).ravel() + intercept
+
+    def unit_shift(self, coef):
+        """(sigma_S(beta), sigma_S(-beta)), or (P(beta), P(beta)) with a penalty."""
+        if self.penalty is not None:
+            p = self.penalty.value(coef)
+            return p, p
+        up = self.perturbation.support(coef)
+        down = up if self.perturbation.symmetric else self.perturbation.support(-coef)
+        return up, down
+
+    def unit_noise(self, coef, direction):
+        """The radius-1 perturbation that moves eta by +unit_shift (direction +1) or -down."""
+        if self.penalty is not None:
+            return direction * self.penalty.noise(coef)
+        # argmax over S of delta^T (direction * beta): direction -1 minimises delta^T beta
+        return self.perturbation.unit_argmax(direction * coef)
+
+
+def robust_objective(prob, coef, intercept=0.0):
+    """The exact adversarial objective R(beta, b) of THEORY.md §2 (numpy).
+
+    .. math::
+
+        R = \\sum_i w_i [\\alpha l(y_i, \\eta_i) + (1-\\alpha)
+            \\max(l(y_i, \\eta_i + c_{up}), l(y_i, \\eta_i - c_{down}))],
+
+    c_up = eps sigma_S(beta), c_down = eps sigma_S(-beta) (eps P(beta) for both with a
+    penalty). Returns a float.
+    """
+    coef, intercept = prob.check_coef(coef, intercept)
+    eta = prob.linear_predictor(coef, intercept)
+    up, down = prob.unit_shift(coef)
+    adv = prob.family.worst_case(prob.y, eta, prob.eps * up, prob.eps * down)
+    return _mix(prob, eta, adv)
+
+
+def _mix(prob, eta, adv):
+    """sum_i w_i [alpha l(y_i, eta_i) + (1 - alpha) adv_i], skipping a zero-weight term."""
+    total = (1.0 - prob.alpha) * adv if prob.alpha < 1 else 0.0
+    if prob.alpha > 0:  # skipped at alpha = 0 so that 0 * inf never makes a NaN
+        total = total + prob.alpha * prob.family.loss(prob.y, eta)
+    return float(prob.sample_weight @ total)
+
+
+def fgsm_shift(prob, coef, intercept=0.0):
+    """Per-sample predictor shift of literal FGSM: eps * sign(l'(eta_i)) * unit shift.
+
+    FGSM moves x along sign(grad_x l) = sign(l') sign(beta) (the steepest ascent of
+    the linearised loss over S), so eta moves up by eps sigma_S(beta) when l' > 0,
+    down by eps sigma_S(-beta) when l' < 0, and not at all when l' = 0.
+    """
+    eta = prob.linear_predictor(coef, intercept)
+    s = np.sign(prob.family.grad(prob.y, eta))
+    up, down = prob.unit_shift(coef)
+    return eta, prob.eps * np.where(s > 0, up, np.where(s < 0, -down, 0.0))
+
+
+def fgsm_objective(prob, coef, intercept=0.0):
+    """The objective of literal (sign-gradient) FGSM training (numpy).
+
+    .. math:: \\sum_i w_i [\\alpha l(y_i, \\eta_i) + (1 - \\alpha) l(y_i, \\eta_i + s_i)],
+
+    s_i the FGSM shift of ``fgsm_shift``. Always <= ``robust_objective``; equal for
+    losses where the sign of l' picks the worst endpoint (gaussian, huber, binomial).
+    """
+    coef, intercept = prob.check_coef(coef, intercept)
+    eta, shift = fgsm_shift(prob, coef, intercept)
+    return _mix(prob, eta, prob.family.loss(prob.y, eta + shift))
