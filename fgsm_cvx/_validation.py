@@ -21,12 +21,12 @@ def check_scalar(value, name, *, lower=None, upper=None, lower_inclusive=True,
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
-    if lower is not None and (value < lower or (value == lower and not lower_inclusive)):
-        bound = "[" if lower_inclusive else "("
-        raise ValueError(f"{name} must be in {bound}{lower}, {upper if upper is not None else 'inf'}"
-                         f"{']' if upper_inclusive else ')'}, got {value}")
-    if upper is not None and (value > upper or (value == upper and not upper_inclusive)):
-        raise ValueError(f"{name} must be in [{lower}, {upper}], got {value}")
+    too_low = lower is not None and (value < lower or (value == lower and not lower_inclusive))
+    too_high = upper is not None and (value > upper or (value == upper and not upper_inclusive))
+    if too_low or too_high:
+        interval = (f"{'[' if lower_inclusive else '('}{lower if lower is not None else '-inf'}, "
+                    f"{upper if upper is not None else 'inf'}{']' if upper_inclusive else ')'}")
+        raise ValueError(f"{name} must be in {interval}, got {value}")
     return value
 
 

@@ -52,13 +52,17 @@ def eps_max(prob):
         return _ratio(prob.perturbation.norm(g), scale * k)
     a = float(w @ np.where(score > 0, score, 0.0))
     b = float(w @ np.where(score < 0, -score, 0.0))
+    g_scale = float(np.max(np.abs(g), initial=0.0))
+    if g_scale == 0.0:
+        return 0.0
     u = cp.Variable(prob.n_features)
     support = prob.perturbation.support_cvx
-    lp = cp.Problem(cp.Maximize(-g @ u), [a * support(u) + b * support(-u) <= 1])
-    lp.solve(solver="CLARABEL")
+    # The value is linear in g: solve for g / g_scale to keep the tolerance relative.
+    lp = cp.Problem(cp.Maximize(-(g / g_scale) @ u), [a * support(u) + b * support(-u) <= 1])
+    lp.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     if lp.status in ("unbounded", "unbounded_inaccurate"):
         return np.inf
-    return max(float(lp.value), 0.0) / scale
+    return g_scale * max(float(lp.value), 0.0) / scale
 
 
 def _ratio(num, den):

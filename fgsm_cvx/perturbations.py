@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import cvxpy as cp
 import numpy as np
+from cvxpy.transforms.suppfunc import SuppFunc
 
 from ._validation import check_scalar, check_vector, resolve
 
@@ -477,7 +478,7 @@ class CustomSet(Perturbation):
             constraints = list(self.build(delta))
             direction = cp.Parameter(d)
             lp = cp.Problem(cp.Maximize(direction @ delta), constraints)
-            self._cache[d] = (delta, constraints, cp.SuppFunc(delta, constraints), direction, lp)
+            self._cache[d] = (delta, constraints, SuppFunc(delta, constraints), direction, lp)
         return self._cache[d]
 
     def check_dim(self, d):
@@ -490,13 +491,18 @@ class CustomSet(Perturbation):
     def _solve_support(self, beta):
         beta = np.asarray(beta, dtype=float)
         delta, _, _, direction, lp = self._model(beta.shape[0])
-        direction.value = beta
-        lp.solve(solver="CLARABEL")
+        scale = float(np.max(np.abs(beta), initial=0.0))
+        if scale == 0.0:
+            return 0.0, np.zeros_like(beta)
+        # sigma_S is positively homogeneous: solve for beta / scale so that the solver's
+        # absolute tolerance stays relative to sigma_S(beta), however small beta is.
+        direction.value = beta / scale
+        lp.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
         if lp.status == "unbounded" or lp.status == "unbounded_inaccurate":
             raise ValueError("CustomSet is unbounded in the direction of beta; it must be compact")
         if lp.status not in ("optimal", "optimal_inaccurate"):
             raise ValueError(f"CustomSet support problem failed with status {lp.status}")
-        return float(lp.value), np.asarray(delta.value, dtype=float)
+        return scale * float(lp.value), np.asarray(delta.value, dtype=float)
 
     def support(self, beta):
         return self._solve_support(beta)[0]

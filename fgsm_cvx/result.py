@@ -54,6 +54,20 @@ class Certificate:
         return abs(self.objective_solver - self.objective_numpy)
 
     @property
+    def suboptimality_bound(self):
+        """objective_numpy minus the solver's dual (lower) bound, in our scaling.
+
+        The solver reports primal and dual objectives up to a constant offset that cvxpy
+        adds back (offset = objective_solver - primal_objective), so the dual bound on the
+        optimum is dual_objective + offset and the returned point is at most
+        (objective_numpy - objective_solver) + gap above the optimum (exact when the dual
+        iterate is feasible, to the solver's feasibility tolerance).
+        """
+        if self.gap is None or self.objective_solver is None:
+            return None
+        return (self.objective_numpy - self.objective_solver) + self.gap
+
+    @property
     def relative_gap(self):
         if self.gap is None:
             return None
@@ -64,6 +78,7 @@ class Certificate:
                for k, v in asdict(self).items()}
         out["discrepancy"] = _json_float(self.discrepancy)
         out["relative_gap"] = _json_float(self.relative_gap)
+        out["suboptimality_bound"] = _json_float(self.suboptimality_bound)
         return out
 
     def __str__(self):

@@ -1,0 +1,125 @@
+"""The closed-form inner maximisation against brute force, for every family x set.
+
+Reference: max over delta in eps*S of l(y, (x + delta)^T beta + b), computed directly
+over delta (vertex enumeration for polytopes, multi-start SLSQP for smooth sets), never
+through the package's support functions.
+"""
+
+import numpy as np
+import pytest
+from conftest import (
+    FAMILY_CASES,
+    PERTURBATION_CASES,
+    D,
+    cvx_value,
+    in_set,
+    make_y,
+    polytope_vertices,
+)
+from scipy.optimize import minimize
+
+import fgsm_cvx as fc
+
+EPS = 0.4
+
+
+def _brute_force_max(spec, loss_of_delta, rng, n_starts=25):
+    """max over delta in EPS*S of loss_of_delta(delta)."""
+    if spec[0] == "polytope":
+        _, G, h = spec
+        return max(loss_of_delta(EPS * v) for v in polytope_vertices(G, h))
+    _, k, to_delta, cons = spec
+    best = -np.inf
+    for start in range(n_starts):
+        u0 = rng.standard_normal(k)
+        u0 /= np.max(np.abs(u0)) * (2.0 if start % 2 else 1.5)  # interior-ish starts
+        with np.errstate(all="ignore"):
+            res = minimize(lambda u: -loss_of_delta(EPS * to_delta(u)), u0, method="SLSQP",
+                           constraints=[{"type": "ineq", "fun": lambda u: np.asarray(cons(u))}],
+                           options={"ftol": 1e-15, "maxiter": 500})
+        if np.all(np.asarray(cons(res.x)) >= -1e-9):
+            best = max(best, loss_of_delta(EPS * to_delta(res.x)))
+    return best
+
+
+def _setup(family_id, perturbation_id, seed):
+    rng = np.random.default_rng(seed)
+    factory, spec = PERTURBATION_CASES[perturbation_id]
+    X = rng.standard_normal((6, D))
+    y = make_y(family_id, X @ np.array([1.0, -1.0, 0.5, 0.3]), rng)
+    prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](),
+                                 perturbation=factory(), eps=EPS, fit_intercept=True)
+    beta = rng.standard_normal(D)
+    b = float(rng.standard_normal())
+    return rng, spec, prob, beta, b
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_closed_form_equals_brute_force(family_id, perturbation_id, seed):
+    rng, spec, prob, beta, b = _setup(family_id, perturbation_id, seed)
+    fam, X, y = prob.family, prob.X, prob.y
+    eta = X @ beta + b
+    up, down = prob.unit_shift(beta)
+    closed = fam.worst_case(y, eta, EPS * up, EPS * down)
+    for i in range(X.shape[0]):
+        if family_id == "hinge":
+            # max pos(f) = pos(max f): maximise the affine hinge argument 1 - y eta instead,
+            # because SLSQP stalls where the hinge is flat at 0.
+            inner = _brute_force_max(spec, lambda d, i=i: 1.0 - y[i] * ((X[i] + d) @ beta + b),
+                                     rng)
+            brute = max(inner, 0.0)
+        else:
+            brute = _brute_force_max(
+                spec, lambda d, i=i: float(fam.loss(y[i], (X[i] + d) @ beta + b)), rng)
+        assert closed[i] == pytest.approx(brute, rel=1e-7, abs=1e-9), (i, closed[i], brute)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_worst_case_perturbation_attains_and_is_feasible(family_id, perturbation_id, seed):
+    rng, spec, prob, beta, b = _setup(family_id, perturbation_id, seed)
+    fam, X, y = prob.family, prob.X, prob.y
+    deltas = fc.worst_case_perturbation(prob, beta, b)
+    assert deltas.shape == X.shape
+    eta = X @ beta + b
+    up, down = prob.unit_shift(beta)
+    closed = fam.worst_case(y, eta, EPS * up, EPS * down)
+    attained = fam.loss(y, np.sum((X + deltas) * beta, axis=1) + b)
+    np.testing.assert_allclose(attained, closed, rtol=1e-9, atol=1e-12)
+    for delta in deltas:
+        assert in_set(spec, delta, EPS, tol=1e-7)
+    # the robust objective is the weighted mean of exactly these attained losses (alpha = 0)
+    assert fc.robust_objective(prob, beta, b) == pytest.approx(float(np.mean(attained)), rel=1e-12)
+
+
+def test_cvx_worst_case_form_matches_numpy(family_id, perturbation_id):
+    """The family's DCP worst-case expression and the set's cvxpy support function,
+    evaluated at fixed values, equal the numpy closed form."""
+    _, _, prob, beta, b = _setup(family_id, perturbation_id, 3)
+    fam, y, pert = prob.family, prob.y, prob.perturbation
+    eta = prob.X @ beta + b
+    assert float(cvx_value(pert.support_cvx, beta)) == pytest.approx(pert.support(beta), rel=1e-6)
+    up, down = EPS * pert.support(beta), EPS * pert.support(-beta)
+    expected = fam.worst_case(y, eta, up, down)
+    if pert.symmetric:
+        got = cvx_value(lambda e, t: fam.worst_case_cvx(y, e, t, t), eta, up)
+    else:
+        got = cvx_value(lambda e, tu, td: fam.worst_case_cvx(y, e, tu, td), eta, up, down)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cvx_value(lambda e: fam.loss_cvx(y, e), eta), fam.loss(y, eta),
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("perturbation_id", list(PERTURBATION_CASES))
+def test_support_is_max_over_set(perturbation_id):
+    """sigma_S(beta) against vertex enumeration / SLSQP of max delta^T beta, and the
+    attacker's move lies in S and attains it."""
+    factory, spec = PERTURBATION_CASES[perturbation_id]
+    pert = factory()
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        beta = rng.standard_normal(D)
+        brute = _brute_force_max(spec, lambda d, beta=beta: float(d @ beta), rng) / EPS
+        assert pert.support(beta) == pytest.approx(brute, rel=1e-7, abs=1e-9)
+        delta = pert.argmax_delta(beta, EPS)
+        assert float(delta @ beta) == pytest.approx(EPS * pert.support(beta), rel=1e-9)
+        assert in_set(spec, delta, EPS)
