@@ -182,7 +182,7 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.unpack_results(raw, chain, inverse)
     except cp.error.SolverError as exc:
-        raise SolverError(f"{solver} failed: {exc}. {_ADVICE['solver_error']}",
+        raise SolverError(f"{solver} failed: {str(exc).rstrip('.')}; {_ADVICE['solver_error']}",
                           status="solver_error", solver=solver) from exc
     elapsed = time.perf_counter() - start
     status = problem.status

@@ -24,6 +24,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 from cvxpy.transforms.suppfunc import SuppFunc
+from scipy.optimize import brentq
 
 from ._validation import check_scalar, check_vector, resolve
 
@@ -77,6 +78,37 @@ def lp_unit_argmax(beta, q):
     return np.sign(beta) * u ** (q - 1.0) / np.linalg.norm(u, ord=q) ** (q - 1.0)
 
 
+def project_l1_ball(v, radius=1.0):
+    """Euclidean projection onto {||x||_1 <= radius} (sort-based, O(d log d)).
+
+    Soft-thresholding at the level theta for which the result has l1 norm = radius
+    (Duchi, Shalev-Shwartz, Singer, Chandra 2008).
+    """
+    v = np.asarray(v, dtype=float)
+    a = np.abs(v)
+    if a.sum() <= radius:
+        return v.copy()
+    u = np.sort(a)[::-1]
+    css = np.cumsum(u) - radius
+    k = np.arange(1, u.shape[0] + 1)
+    rho = np.nonzero(u > css / k)[0][-1]
+    theta = css[rho] / (rho + 1.0)
+    return np.sign(v) * np.maximum(a - theta, 0.0)
+
+
+def project_lp_ball(v, p):
+    """Euclidean projection onto the unit l_p ball for p in {1, 2, inf}."""
+    v = np.asarray(v, dtype=float)
+    if np.isinf(p):
+        return np.clip(v, -1.0, 1.0)
+    if p == 2:
+        nv = np.linalg.norm(v)
+        return v / nv if nv > 1.0 else v.copy()
+    if p == 1:
+        return project_l1_ball(v)
+    raise NotImplementedError(f"no closed-form projection onto the l_{p} ball")
+
+
 class Perturbation:
     """Base class of a perturbation set S (radius 1; the attacker uses eps * S)."""
 
@@ -119,6 +151,10 @@ class Perturbation:
         """The gauge of S: min{r >= 0 : v in r S} (inf if v is in no multiple of S)."""
         raise NotImplementedError
 
+    def project(self, v):
+        """Euclidean projection of v onto S (radius 1), used by the fast path."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form projection")
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -151,6 +187,9 @@ class Lp(Perturbation):
 
     def norm(self, v):
         return lp_norm(v, self.p)
+
+    def project(self, v):
+        return project_lp_ball(v, self.p)
 
 
 class Linf(Lp):
@@ -216,6 +255,9 @@ class WeightedLinf(Perturbation):
 
     def unit_argmax(self, beta):
         return self.scales * np.sign(beta)
+
+    def project(self, v):
+        return np.clip(v, -self.scales, self.scales)
 
     def norm(self, v):
         v = np.abs(np.asarray(v, dtype=float))
@@ -298,6 +340,13 @@ class Group(Perturbation):
             return np.inf
         return max(lp_norm(v[g], self.p) for g in self.groups)
 
+    def project(self, v):
+        v = np.asarray(v, dtype=float)
+        out = np.zeros_like(v)  # features in no group are not perturbed
+        for g in self.groups:
+            out[g] = project_lp_ball(v[g], self.p)
+        return out
+
 
 class Ellipsoid(Perturbation):
     """Mahalanobis ellipsoid {delta = A u : ||u||_2 <= 1}; support ||A^T beta||_2.
@@ -338,6 +387,28 @@ class Ellipsoid(Perturbation):
         if np.linalg.norm(self.A @ u - v) > 1e-10 * max(1.0, np.linalg.norm(v)):
             return np.inf  # v outside the range of A: unreachable
         return float(np.linalg.norm(u))
+
+    def project(self, v):
+        """argmin ||A u - v|| over ||u|| <= 1, returned as A u (a trust-region problem).
+
+        With the thin SVD A = U diag(s) V^T, u(mu) = V diag(s / (s^2 + mu)) U^T v and
+        mu >= 0 is the root of ||u(mu)|| = 1 when the least-squares u is outside the ball.
+        """
+        if not hasattr(self, "_svd"):
+            U, sv, Vt = np.linalg.svd(self.A, full_matrices=False)
+            keep = sv > 1e-12 * max(1.0, sv.max(initial=0.0))
+            self._svd = (U[:, keep], sv[keep], Vt[keep])
+        U, sv, Vt = self._svd
+        c = U.T @ np.asarray(v, dtype=float)
+
+        def unorm(mu):
+            return float(np.linalg.norm(sv * c / (sv**2 + mu)))
+
+        mu = 0.0
+        if unorm(0.0) > 1.0:
+            hi = float(np.max(sv * np.abs(c))) * np.sqrt(sv.shape[0])  # unorm(hi) <= 1
+            mu = brentq(lambda m: unorm(m) - 1.0, 0.0, hi, xtol=1e-14, rtol=1e-15)
+        return U @ (sv**2 * c / (sv**2 + mu))
 
 
 class Box(Perturbation):
@@ -385,6 +456,10 @@ class Box(Perturbation):
     def unit_argmax(self, beta):
         lo, hi = self._bounds(beta.shape[0])
         return np.where(beta > 0, hi, np.where(beta < 0, lo, 0.0))
+
+    def project(self, v):
+        lo, hi = self._bounds(np.asarray(v).shape[0])
+        return np.clip(v, lo, hi)
 
 
 class Masked(Perturbation):
@@ -448,6 +523,13 @@ class Masked(Perturbation):
         if np.any(v[outside] != 0):
             return np.inf
         return self.base.norm(v[self.indices]) if self.indices.size else 0.0
+
+    def project(self, v):
+        v = np.asarray(v, dtype=float)
+        out = np.zeros_like(v)  # immutable features: delta_j = 0
+        if self.indices.size:
+            out[self.indices] = self.base.project(v[self.indices])
+        return out
 
 
 class CustomSet(Perturbation):

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from .cvx import solve_cvxpy
+from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
 
 BACKENDS = ("auto", "cvxpy", "fast")
 
+#: "auto" uses the fast path from this many entries of X (n_samples * n_features) on.
+AUTO_FAST_SIZE = 20_000
 
-def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
+
+def fast_supported(prob):
+    """True when the fast backend covers ``prob`` (see ``fast.shift_set``)."""
+    try:
+        shift_set(prob)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=False,
+          warm_start=None):
     """Solve an AdversarialProblem and return a certified Result.
 
     Parameters
@@ -16,20 +30,28 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     prob : AdversarialProblem
     backend : {"auto", "cvxpy", "fast"}
         "cvxpy": the disciplined convex program (exact, interior point).
-        "fast": the first-order path for large n (not available yet in this version).
-        "auto": currently always cvxpy.
+        "fast": the first-order path for large n (accelerated projected gradient on the
+        epigraph form; symmetric sets with a projection, no user constraints).
+        "auto": the fast path when it covers the problem and X has at least
+        ``AUTO_FAST_SIZE`` entries, cvxpy otherwise. ``Result.backend`` says which ran.
     solver : {"ECOS", "CLARABEL", "SCS"}
-        Conic solver for the cvxpy backend (ECOS by default).
+        Conic solver for the cvxpy backend (ECOS by default); ignored by the fast path.
     tol : float
-        Solver tolerance.
+        Accuracy: the conic solver's tolerances, or the fast path's target relative to
+        the objective scale.
     max_iter : int or None
-        Iteration limit.
+        Iteration limit (the backend's default when None).
+    warm_start : Result or (coef, intercept) or None
+        Starting point for the fast path (interior-point solvers start cold).
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
+    if backend == "auto":
+        large = prob.n_samples * prob.n_features >= AUTO_FAST_SIZE
+        backend = "fast" if large and fast_supported(prob) else "cvxpy"
     if backend == "fast":
-        raise NotImplementedError("the fast first-order backend is not available yet; "
-                                  "use backend='cvxpy'")
+        kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
+        return solve_fast(prob, tol=tol, warm_start=warm_start, **kwargs)
     return solve_cvxpy(prob, solver=solver, tol=tol, max_iter=max_iter, verbose=verbose)

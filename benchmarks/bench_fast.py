@@ -1,0 +1,110 @@
+"""Fast path vs cvxpy: time ratios, objective gaps, and time in X^T(X v) passes.
+
+Prints one row per family x perturbation x n: the fast-path time, the cvxpy times with
+ECOS and Clarabel (where feasible: n * d up to --cvxpy-max-size), the ratio
+cvxpy/fast, the relative objective gap (fast - best cvxpy) / |best cvxpy|, and the fast
+time in units of one X^T (X v) pass measured in the same run on the same X.
+
+    python benchmarks/bench_fast.py                       # d = 50, n = 1e3 .. 1e5
+    python benchmarks/bench_fast.py --n 1000000 --perturbations linf l2
+    python benchmarks/bench_fast.py --d 1000 --n 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import fgsm_cvx as fc
+
+SETS = {
+    "linf": lambda d: fc.Linf(),
+    "l2": lambda d: fc.L2(),
+    "l1": lambda d: fc.L1(),
+    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 1.5, d)),
+    "group": lambda d: fc.Group(np.arange(d) // 5, p=2),
+    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.2 * np.diag(np.ones(d - 1), 1)),
+    "masked": lambda d: fc.Masked("linf", np.arange(d) % 4 != 0),
+}
+
+
+def make_data(family, n, d, rng):
+    X = rng.standard_normal((n, d))
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.3) / np.sqrt(d) * 3
+    eta = X @ beta
+    if family in ("gaussian", "huber"):
+        y = eta + rng.standard_normal(n)
+    elif family in ("binomial", "hinge"):
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = rng.poisson(np.exp(np.clip(eta, -4, 4))).astype(float)
+    return X, y
+
+
+def pass_time(X, repeats=5):
+    """Median seconds of one X^T (X v)."""
+    v = np.ones(X.shape[1])
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        X.T @ (X @ v)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    ap.add_argument("--d", type=int, default=50)
+    ap.add_argument("--families", nargs="+",
+                    default=["binomial", "gaussian", "huber", "poisson", "hinge"])
+    ap.add_argument("--perturbations", nargs="+", default=list(SETS))
+    ap.add_argument("--eps-fraction", type=float, default=0.2,
+                    help="eps as a fraction of eps_max (default 0.2)")
+    ap.add_argument("--cvxpy-max-size", type=float, default=5e5,
+                    help="run cvxpy only when n * d is at most this (default 5e5)")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    header = (f"{'family':9s} {'set':13s} {'n':>8s} {'d':>5s} {'fast s':>8s} {'iters':>6s} "
+              f"{'passes':>7s} {'ECOS s':>8s} {'Clar. s':>8s} {'Clar/fast':>9s} {'rel gap':>9s}")
+    print(header)
+    print("-" * len(header))
+    for n in args.n:
+        for family in args.families:
+            X, y = make_data(family, n, args.d, rng)
+            unit = pass_time(X)
+            for set_id in args.perturbations:
+                prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_id](args.d),
+                                             eps=0.0)
+                top = fc.eps_max(prob)
+                prob = prob.with_params(eps=args.eps_fraction * (top if np.isfinite(top) else 1))
+                fast, t_fast = timed(lambda prob=prob: fc.solve(prob, backend="fast"))
+                row = (f"{family:9s} {set_id:13s} {n:8d} {args.d:5d} {t_fast:8.3f} "
+                       f"{fast.n_iter:6d} {t_fast / unit:7.1f}")
+                if n * args.d <= args.cvxpy_max_size:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ecos, t_ecos = timed(lambda prob=prob: fc.solve(prob, backend="cvxpy"))
+                        clar, t_clar = timed(lambda prob=prob: fc.solve(
+                            prob, backend="cvxpy", solver="CLARABEL"))
+                    best = min(ecos.objective, clar.objective)
+                    gap = (fast.objective - best) / abs(best)
+                    row += f" {t_ecos:8.3f} {t_clar:8.3f} {t_clar / t_fast:9.1f} {gap:9.1e}"
+                else:
+                    row += f" {'-':>8s} {'-':>8s} {'-':>9s} {'-':>9s}"
+                print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
