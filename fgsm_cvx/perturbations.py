@@ -96,8 +96,34 @@ def project_l1_ball(v, radius=1.0):
     return np.sign(v) * np.maximum(a - theta, 0.0)
 
 
+def _lp_coordinates(a, lam, p):
+    """z >= 0 with z + lam p z^(p-1) = a, elementwise (p > 1; the left side increases).
+
+    Safeguarded Newton: the root lies in [0, a] and the bracket shrinks every step.
+    """
+    lo, hi = np.zeros_like(a), a.copy()
+    z = a / (1.0 + lam * p)  # exact for p = 2
+    for _ in range(100):
+        zp = np.maximum(z, 1e-300)
+        f = z + lam * p * zp ** (p - 1.0) - a
+        lo, hi = np.where(f < 0, z, lo), np.where(f > 0, z, hi)
+        step = f / (1.0 + lam * p * (p - 1.0) * zp ** (p - 2.0))
+        z_new = z - step
+        outside = (z_new <= lo) | (z_new >= hi)
+        z_new = np.where(outside, 0.5 * (lo + hi), z_new)
+        if np.max(np.abs(z_new - z), initial=0.0) <= 1e-15 * max(1.0, float(a.max())):
+            return z_new
+        z = z_new
+    return z
+
+
 def project_lp_ball(v, p):
-    """Euclidean projection onto the unit l_p ball for p in {1, 2, inf}."""
+    """Euclidean projection onto the unit l_p ball, p in [1, inf].
+
+    Closed form for p in {1, 2, inf}; otherwise the KKT conditions give
+    x_j = sign(v_j) z_j(lam) with z + lam p z^(p-1) = |v_j| and lam > 0 the root of
+    sum_j z_j(lam)^p = 1 (a decreasing function), found by Brent's method.
+    """
     v = np.asarray(v, dtype=float)
     if np.isinf(p):
         return np.clip(v, -1.0, 1.0)
@@ -106,7 +132,18 @@ def project_lp_ball(v, p):
         return v / nv if nv > 1.0 else v.copy()
     if p == 1:
         return project_l1_ball(v)
-    raise NotImplementedError(f"no closed-form projection onto the l_{p} ball")
+    if lp_norm(v, p) <= 1.0:
+        return v.copy()
+    a = np.abs(v)
+
+    def excess(lam):
+        return float(np.sum(_lp_coordinates(a, lam, p) ** p)) - 1.0
+
+    hi = 1.0
+    while excess(hi) > 0.0:
+        hi *= 4.0
+    lam = brentq(excess, 0.0, hi, xtol=1e-15 * hi, rtol=4 * np.finfo(float).eps)
+    return np.sign(v) * _lp_coordinates(a, lam, p)
 
 
 class Perturbation:

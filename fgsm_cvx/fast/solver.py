@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
 from ..exceptions import SolverError
-from ..families import Hinge
+from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..penalties import DualNorm
 from ..problem import robust_objective
 from ..result import Certificate, Result
@@ -37,6 +37,9 @@ from .objective import adversarial_terms, needs_smoothing
 
 def shift_set(prob):
     """The symmetric set whose support function is the shift, or raise (naming cvxpy)."""
+    if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
+        raise NotImplementedError(f"the fast backend has no smoothed form for "
+                                  f"{prob.family!r}; use backend='cvxpy'")
     if prob.constraints is not None:
         raise NotImplementedError("the fast backend does not take user constraints; "
                                   "use backend='cvxpy'")
@@ -88,14 +91,17 @@ class _Model:
         g_t = 0.0
         with np.errstate(over="ignore", invalid="ignore"):
             if a < 1.0:
-                h, d_eta, d_t = adversarial_terms(fam, y, eta, t, mu)
-                total = (1.0 - a) * float(w @ h)
                 if grad:
+                    h, d_eta, d_t = adversarial_terms(fam, y, eta, t, mu)
                     g_eta += (1.0 - a) * d_eta
                     g_t = (1.0 - a) * float(w @ d_t)
+                else:
+                    h = adversarial_terms(fam, y, eta, t, mu, grad=False)
+                total = (1.0 - a) * float(w @ h)
             if a > 0.0:
-                if isinstance(fam, Hinge):  # the clean hinge has a kink too: t = 0 term
-                    clean, d_clean, _ = adversarial_terms(fam, y, eta, 0.0, mu)
+                if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
+                    out = adversarial_terms(fam, y, eta, 0.0, mu, grad=grad)
+                    clean, d_clean = out[:2] if grad else (out, None)
                 else:
                     clean, d_clean = fam.loss(y, eta), (fam.grad(y, eta) if grad else None)
                 total += a * float(w @ clean)
