@@ -62,7 +62,7 @@ def shift_set(prob):
 
 
 class _Model:
-    """F_mu and its gradient; counts products with X."""
+    """F_mu and its gradient in (X beta, b, t); the products with X."""
 
     def __init__(self, prob):
         X = prob.X
@@ -70,17 +70,13 @@ class _Model:
             X = X.astype(np.float64)
         self.X = X
         self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
-        self.prob = prob
         self.family, self.y, self.w = prob.family, prob.y, prob.sample_weight
         self.alpha = prob.alpha
-        self.n_matvec = 0
 
     def matvec(self, beta):
-        self.n_matvec += 1
         return np.asarray(self.X @ beta).ravel()
 
     def rmatvec(self, g):
-        self.n_matvec += 1
         return np.asarray(self.XT @ g).ravel()
 
     def value(self, Xbeta, b, t, mu, grad=False):
@@ -118,8 +114,11 @@ class _Model:
 def _fista(model, pert, eps, fit_intercept, state, mu, L, tol, max_iter):
     """FISTA with backtracking and function-value restart, from ``state``.
 
-    state = (beta, b, t, Xbeta). Returns (state, f, L, iterations, residual) where the
-    residual is the norm of the gradient mapping L (y - x+) at the last step.
+    state = (beta, b, t, Xbeta). Returns (state, f, L, iterations, residual, converged)
+    where the residual is the norm of the gradient mapping L (y - x+) at the last step.
+    The tolerance is floored at the resolution of f in floating point: a step d is only
+    visible in f when L |d|^2 exceeds the rounding of f, so residuals below
+    10 sqrt(L eps_machine (1 + |f|)) cannot be certified and count as converged.
     """
     beta, b, t, Xb = state
     f_x = model.value(Xb, b, t, mu)
