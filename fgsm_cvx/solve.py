@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .cvx import solve_cvxpy
+from .families import Hinge
 from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
 
@@ -21,6 +22,18 @@ def fast_supported(prob):
     return True
 
 
+def _auto_backend(prob):
+    """The fast path for large problems it covers, cvxpy otherwise.
+
+    The hinge loss is excluded: its smoothing continuation converges slowly at large n
+    (docs/performance.md), so "auto" keeps it on the interior-point solver.
+    """
+    large = prob.n_samples * prob.n_features >= AUTO_FAST_SIZE
+    if large and not isinstance(prob.family, Hinge) and fast_supported(prob):
+        return "fast"
+    return "cvxpy"
+
+
 def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=False,
           warm_start=None):
     """Solve an AdversarialProblem and return a certified Result.
@@ -32,8 +45,9 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         "cvxpy": the disciplined convex program (exact, interior point).
         "fast": the first-order path for large n (accelerated projected gradient on the
         epigraph form; symmetric sets with a projection, no user constraints).
-        "auto": the fast path when it covers the problem and X has at least
-        ``AUTO_FAST_SIZE`` entries, cvxpy otherwise. ``Result.backend`` says which ran.
+        "auto": the fast path when it covers the problem, the family is not hinge, and
+        X has at least ``AUTO_FAST_SIZE`` entries; cvxpy otherwise. ``Result.backend``
+        says which ran.
     solver : {"ECOS", "CLARABEL", "SCS"}
         Conic solver for the cvxpy backend (ECOS by default); ignored by the fast path.
     tol : float
@@ -49,8 +63,7 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
     if backend == "auto":
-        large = prob.n_samples * prob.n_features >= AUTO_FAST_SIZE
-        backend = "fast" if large and fast_supported(prob) else "cvxpy"
+        backend = _auto_backend(prob)
     if backend == "fast":
         kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
         return solve_fast(prob, tol=tol, warm_start=warm_start, **kwargs)

@@ -22,7 +22,8 @@ FAST_SETS = {
     "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
     "masked_l2": lambda d: fc.Masked(fc.L2(), np.arange(d) % 3 != 0),
 }
-N_EXAMPLES = 15 if QUICK else 50
+# CI runs the quick mode; the full mode draws >= 50 problems per combination.
+N_EXAMPLES = 6 if QUICK else 50
 
 
 def _reference(prob):
@@ -69,7 +70,7 @@ def test_fast_agrees_with_cvxpy(family_id, set_id):
     where the minimiser is unique and well conditioned, asking the fast path for tol=1e-9
     (the objective is flat near the optimum: 1e-4 in beta is ~1e-8 in F)."""
 
-    @settings(SETTINGS, max_examples=N_EXAMPLES if set_id != "lp3" else N_EXAMPLES // 5)
+    @settings(SETTINGS, max_examples=N_EXAMPLES if set_id != "lp3" else max(2, N_EXAMPLES // 5))
     @given(data=st.data())
     def check(data):
         prob = _random_problem(family_id, set_id, data)
