@@ -223,7 +223,9 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     t = eps * pert.support(beta)
     Xb = model.matvec(beta)
     scale = 1.0 + abs(model.value(Xb, b, t, 0.0))
-    # Initial curvature guess: the largest weighted squared row norm (backtracking fixes it).
+    # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
+    # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
+    # For sparse X this builds one O(nnz) temporary, once.
     if sp.issparse(model.X):
         row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
     else:
