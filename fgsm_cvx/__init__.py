@@ -5,11 +5,24 @@ predictor, so FGSM training and its generalisations are convex programs. See
 THEORY.md / docs for the mathematics.
 """
 
-from . import penalties
-from .attacks import fgsm_perturbation, worst_case_perturbation
+from . import attacks, penalties
+from .attacks import (
+    fgsm_perturbation,
+    perturb,
+    robust_score,
+    robust_scorer,
+    worst_case_perturbation,
+)
+from .estimators import (
+    AdversarialClassifier,
+    AdversarialClassifierCV,
+    AdversarialRegressor,
+    AdversarialRegressorCV,
+    model_from_dict,
+)
 from .exceptions import InaccurateSolutionWarning, SolverError
 from .families import FAMILIES, Binomial, Family, Gaussian, Hinge, Huber, Poisson
-from .path import eps_max
+from .path import adversarial_path, eps_grid, eps_max
 from .perturbations import (
     L1,
     L2,
@@ -25,13 +38,17 @@ from .perturbations import (
     WeightedLinf,
 )
 from .problem import AdversarialProblem, fgsm_objective, robust_objective
-from .result import Certificate, Result
+from .result import Certificate, Path, Result
 from .solve import solve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdversarialClassifier",
+    "AdversarialClassifierCV",
     "AdversarialProblem",
+    "AdversarialRegressor",
+    "AdversarialRegressorCV",
     "Binomial",
     "Box",
     "Certificate",
@@ -50,16 +67,24 @@ __all__ = [
     "Lp",
     "Masked",
     "PERTURBATIONS",
+    "Path",
     "Perturbation",
     "Poisson",
     "Result",
     "SolverError",
     "WeightedLinf",
+    "adversarial_path",
+    "attacks",
+    "eps_grid",
     "eps_max",
     "fgsm_objective",
     "fgsm_perturbation",
+    "model_from_dict",
     "penalties",
+    "perturb",
     "robust_objective",
+    "robust_score",
+    "robust_scorer",
     "solve",
     "worst_case_perturbation",
 ]

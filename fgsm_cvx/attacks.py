@@ -45,3 +45,238 @@ def fgsm_perturbation(prob, coef, intercept=0.0):
     s = np.sign(prob.family.grad(prob.y, eta))[:, None]
     up, down = _moves(prob, coef)
     return np.where(s > 0, up[None, :], np.where(s < 0, down[None, :], 0.0))
+
+
+# ---------------------------------------------------------------------------------
+# attacks on any fitted linear model (coef_, intercept_), and robust scores
+# ---------------------------------------------------------------------------------
+METRICS = ("accuracy", "r2", "loss")
+
+
+def _fitted_linear(model):
+    """(coef, intercept) of a fitted binary/single-output linear model."""
+    coef = getattr(model, "coef_", None)
+    if coef is None:
+        raise TypeError(f"model must be a fitted linear model exposing coef_ and intercept_, "
+                        f"got {type(model).__name__} without coef_")
+    coef = np.asarray(coef, dtype=np.float64)
+    if coef.ndim == 2 and coef.shape[0] == 1:
+        coef = coef[0]
+    if coef.ndim != 1:
+        raise ValueError(f"model.coef_ must describe one linear predictor (binary or "
+                         f"single-output), got shape {coef.shape}")
+    intercept = np.ravel(np.asarray(getattr(model, "intercept_", 0.0), dtype=np.float64))
+    if intercept.shape[0] > 1:
+        raise ValueError(f"model.intercept_ must be a scalar, got shape {intercept.shape}")
+    return coef, float(intercept[0]) if intercept.shape[0] else 0.0
+
+
+def _is_classifier(model):
+    from sklearn.base import is_classifier
+
+    return is_classifier(model) or hasattr(model, "classes_")
+
+
+def _default_family(model, family):
+    """The loss the attacker maximises: the given one, the model's own, or the usual one."""
+    from .problem import resolve_family
+
+    if family is None:
+        family = getattr(model, "family", None)  # this package's estimators
+        if family is None:
+            family = "logistic" if _is_classifier(model) else "gaussian"
+    return resolve_family(family)
+
+
+class _Attack:
+    """The validated pieces of an attack on a fitted linear model.
+
+    Attributes: X (dense float array), coef, intercept, eta = X beta + b, the two
+    candidate moves ``up``/``down`` (rows of length d) and the shifts they cause,
+    ``c_up = up^T beta = eps sigma_S(beta)`` and ``c_down = -down^T beta = eps sigma_S(-beta)``,
+    the sample weights, and for classifiers the signed labels ``z`` (+1 = classes_[1]).
+    """
+
+    def __init__(self, model, X, y, eps, perturbation, family, sample_weight):
+        import scipy.sparse as sp
+
+        from ._validation import check_sample_weight, check_scalar, check_X, check_y
+        from .problem import resolve_perturbation
+
+        self.coef, self.intercept = _fitted_linear(model)
+        X = check_X(X)
+        if X.shape[1] != self.coef.shape[0]:
+            raise ValueError(f"X has {X.shape[1]} features but the model was fitted with "
+                             f"{self.coef.shape[0]}")
+        self.X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        self.y = check_y(y, X.shape[0])
+        self.eps = check_scalar(eps, "eps", lower=0.0)
+        pert = resolve_perturbation(perturbation)
+        pert.check_dim(X.shape[1])
+        self.family = _default_family(model, family)
+        self.w = check_sample_weight(sample_weight, X.shape[0])
+        self.classifier = _is_classifier(model)
+        if self.classifier:
+            classes = np.asarray(getattr(model, "classes_", [0, 1]))
+            if classes.shape[0] != 2:
+                raise ValueError(f"attacks cover binary classifiers; the model has "
+                                 f"{classes.shape[0]} classes")
+            unknown = ~np.isin(self.y, classes)
+            if np.any(unknown):
+                raise ValueError(f"y holds labels the model does not know: "
+                                 f"{np.unique(self.y[unknown])[:5].tolist()} (classes_ = "
+                                 f"{classes.tolist()})")
+            self.z = np.where(self.y == classes[1], 1.0, -1.0)
+        self.eta = self.X @ self.coef + self.intercept
+        # argmax over eps*S of +-delta^T beta: delta^T beta = eps sigma_S(+-beta)
+        self.up = self.eps * pert.unit_argmax(self.coef)
+        self.down = self.eps * pert.unit_argmax(-self.coef)
+        self.c_up, self.c_down = float(self.up @ self.coef), float(-(self.down @ self.coef))
+
+    def family_y(self):
+        """y in the family's internal coding (classifiers: from the model's classes_)."""
+        if self.classifier:
+            if not self.family.is_classifier:
+                raise ValueError(f"family '{self.family.name}' is not a classification loss")
+            return self.family._code(self.z > 0)
+        return self.family.encode_y(self.y)[0]
+
+    def moved(self, go_up, stay=None):
+        """X + delta_i with delta_i = up where go_up, down elsewhere (0 where stay)."""
+        delta = np.where(go_up[:, None], self.up[None, :], self.down[None, :])
+        if stay is not None:
+            delta = np.where(stay[:, None], 0.0, delta)
+        return self.X + delta
+
+
+def _resolve_metric(metric, classifier):
+    if metric is None:
+        return "accuracy" if classifier else "r2"
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS} or None, got {metric!r}")
+    if metric == "accuracy" and not classifier:
+        raise ValueError("metric 'accuracy' needs a classifier")
+    if metric == "r2" and classifier:
+        raise ValueError("metric 'r2' needs a regressor")
+    return metric
+
+
+def _worst_sides(model, att, metric):
+    """go_up[i]: whether raising eta_i (rather than lowering it) is the worst case."""
+    if metric == "accuracy":
+        # the margin z (eta + shift) is lowest when the shift opposes z
+        return att.z < 0
+    if metric == "r2":
+        # |y - f(eta)| is quasi-convex in eta for a monotone inverse link f, so the worst
+        # point of the interval is an endpoint; compare both through the model's predict.
+        err_up = (att.y - model.predict(att.moved(np.ones(att.y.shape[0], bool)))) ** 2
+        err_down = (att.y - model.predict(att.moved(np.zeros(att.y.shape[0], bool)))) ** 2
+        return err_up >= err_down
+    y = att.family_y()
+    fam = att.family
+    # a convex loss in eta is largest over the interval at one of its endpoints
+    return fam.loss(y, att.eta + att.c_up) >= fam.loss(y, att.eta - att.c_down)
+
+
+def perturb(model, X, y, eps, perturbation="linf", method="exact", metric=None, family=None):
+    """Adversarial inputs for a fitted linear model: X + delta_i, delta_i in eps*S.
+
+    Parameters
+    ----------
+    model : fitted linear model
+        Anything exposing ``coef_`` and ``intercept_`` (this package's estimators,
+        scikit-learn's LogisticRegression, LinearSVC, Lasso, Ridge, ...); classifiers
+        must be binary.
+    X, y : data to attack.
+    eps : float >= 0
+        Attack radius.
+    perturbation : Perturbation or str, default "linf"
+        The set S ("linf" = FGSM, "l2", "l1", or an object).
+    method : {"exact", "fgsm"}
+        "exact": the move that maximises ``metric``'s per-sample loss (for the
+        default metrics, the worst-case margin for classifiers and the worst-case
+        squared error for regressors; for ``metric="loss"`` the family loss),
+        delta_i = eps argmax_{d in S} +-d^T beta. "fgsm": the literal fast gradient
+        sign move delta_i = eps argmax_{d in S} d^T (sign(l'_i) beta) of the family
+        loss (samples with l'_i = 0 are not moved).
+    metric : {"accuracy", "r2", "loss"} or None
+        What "exact" attacks (default: accuracy for classifiers, r2 for regressors).
+    family : Family or str or None
+        Loss for ``method="fgsm"`` and ``metric="loss"``: the model's own family for
+        this package's estimators, else logistic for classifiers and gaussian for
+        regressors.
+
+    Returns
+    -------
+    X_adv : ndarray of shape (n_samples, n_features)
+    """
+    att = _Attack(model, X, y, eps, perturbation, family, None)
+    if method == "exact":
+        return att.moved(_worst_sides(model, att, _resolve_metric(metric, att.classifier)))
+    if method == "fgsm":
+        g = att.family.grad(att.family_y(), att.eta)
+        return att.moved(g > 0, stay=g == 0)
+    raise ValueError(f"method must be 'exact' or 'fgsm', got {method!r}")
+
+
+def robust_score(model, X, y, eps, perturbation="linf", metric=None, family=None,
+                 sample_weight=None):
+    """Exact worst-case score of a fitted linear model under attacks in eps*S.
+
+    .. math::
+
+        \\text{accuracy: } \\frac{1}{n}\\sum_i 1\\{\\min_{\\delta \\in \\epsilon S}
+        z_i ((x_i + \\delta)^\\top\\beta + b) > 0\\},\\quad
+        \\min_{\\delta} z\\,\\delta^\\top\\beta = -\\epsilon\\,\\sigma_S(-z\\beta)
+
+    (a sample labelled classes_[0] counts as correct when its worst decision value is
+    <= 0, scikit-learn's rule); R^2 with each prediction moved to the end of its
+    interval farther from y_i; or the mean worst-case family loss (``metric="loss"``,
+    THEORY.md §2). Each equals the score of the model on ``perturb(...)``'s inputs
+    (for the default metric), and no other perturbation in the ball scores lower
+    (higher for the loss).
+
+    Parameters are those of ``perturb``; ``sample_weight`` weights the average.
+
+    Returns
+    -------
+    float
+    """
+    att = _Attack(model, X, y, eps, perturbation, family, sample_weight)
+    metric = _resolve_metric(metric, att.classifier)
+    if metric == "accuracy":
+        # worst decision value: eta - c_down for z = +1, eta + c_up for z = -1
+        worst = np.where(att.z > 0, att.eta - att.c_down, att.eta + att.c_up)
+        correct = np.where(att.z > 0, worst > 0, worst <= 0)
+        return float(att.w @ correct)
+    if metric == "loss":
+        return float(att.w @ att.family.worst_case(att.family_y(), att.eta, att.c_up,
+                                                     att.c_down))
+    go_up = _worst_sides(model, att, "r2")
+    pred = model.predict(att.moved(go_up))
+    resid = att.w @ (att.y - pred) ** 2
+    total = att.w @ (att.y - att.w @ att.y) ** 2
+    return float(1.0 - resid / total) if total > 0 else (1.0 if resid == 0 else 0.0)
+
+
+def robust_scorer(eps, perturbation="linf", metric=None, family=None):
+    """A scikit-learn scorer ``scorer(estimator, X, y)`` for GridSearchCV / cross_val_score.
+
+    Greater is better: it returns ``robust_score`` for accuracy and R^2 and the
+    negated mean worst-case loss for ``metric="loss"`` (scikit-learn's neg_* convention).
+    """
+    from ._validation import check_scalar
+    from .problem import resolve_perturbation
+
+    check_scalar(eps, "eps", lower=0.0)
+    resolve_perturbation(perturbation)
+    if metric is not None and metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS} or None, got {metric!r}")
+    sign = -1.0 if metric == "loss" else 1.0
+
+    def scorer(estimator, X, y, sample_weight=None):
+        return sign * robust_score(estimator, X, y, eps, perturbation, metric, family,
+                                   sample_weight)
+
+    scorer.__name__ = f"robust_{metric or 'score'}_eps{eps:g}"
+    return scorer

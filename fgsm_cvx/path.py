@@ -19,10 +19,14 @@ sup{-g^T u : A sigma_S(u) + B sigma_S(-u) <= 1} / (1 - alpha).
 
 from __future__ import annotations
 
+import dataclasses
+
 import cvxpy as cp
 import numpy as np
 
+from ._validation import check_scalar
 from .families import Hinge
+from .result import Path
 
 
 def eps_max(prob):
@@ -91,3 +95,105 @@ def _eps_max_bisection(prob, rtol=1e-4):
         else:
             lo = mid
     return hi
+
+
+def eps_grid(prob, n_eps=50, eps_min_ratio=1e-3):
+    """Log-spaced radii from ``eps_max(prob)`` down to ``eps_min_ratio * eps_max``.
+
+    Raises ValueError when eps_max is 0 (beta = 0 is optimal at every radius) or
+    infinite (no radius zeroes the coefficients): pass the radii explicitly then.
+    """
+    n_eps = _check_count(n_eps, "n_eps")
+    ratio = check_scalar(eps_min_ratio, "eps_min_ratio", lower=0.0, upper=1.0,
+                         lower_inclusive=False, upper_inclusive=False)
+    top = eps_max(prob)
+    if not np.isfinite(top) or top <= 0.0:
+        raise ValueError(f"eps_max is {top}: no default grid exists for this problem; pass "
+                         "the radii explicitly with eps=[...]")
+    return np.geomspace(top, top * ratio, n_eps)
+
+
+def _zero_if_better(prob, res):
+    """Return (0, b0) instead of ``res`` when its robust objective is no larger.
+
+    For eps >= eps_max, beta = 0 with the intercept-only optimum b0 is optimal; there the
+    problem is degenerate and an interior-point solver approaches it only to about
+    sqrt(tol). The solver's dual bound still certifies the (better) zero point.
+    """
+    from .problem import robust_objective
+
+    if prob.constraints is not None:  # zero need not be feasible
+        return res
+    b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
+    zero = np.zeros(prob.n_features)
+    obj = robust_objective(prob, zero, b0)
+    if obj > res.objective:
+        return res
+    cert = dataclasses.replace(res.certificate, objective_numpy=obj)
+    return dataclasses.replace(res, coef=zero, intercept=b0, objective=obj, certificate=cert)
+
+
+def _check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto",
+                     solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
+    """Solve ``prob`` along a decreasing grid of radii, each solve warm-started.
+
+    Parameters
+    ----------
+    prob : AdversarialProblem
+        Its own eps is ignored.
+    eps : array-like or None
+        Radii (sorted decreasing); default ``eps_grid(prob, n_eps, eps_min_ratio)``:
+        log-spaced from eps_max, where all coefficients vanish, down.
+    backend, solver, tol, max_iter
+        As in ``fc.solve``; "auto" decides once for the whole path.
+    verbose : bool or None
+        Progress bar: None shows one on a terminal when the path takes more than a
+        second; True always; False never.
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    The fast backend starts each radius from the previous solution. The cvxpy
+    backend re-solves one canonicalised program with a new eps parameter value
+    (DPP), so its per-radius cost is the conic solve alone.
+    """
+    from tqdm.auto import tqdm
+
+    from .problem import AdversarialProblem
+    from .solve import resolve_backend, solve
+
+    if not isinstance(prob, AdversarialProblem):
+        raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
+    top = np.nan  # reported only when computed anyway (it costs solves for hinge)
+    if eps is None:
+        grid = eps_grid(prob, n_eps, eps_min_ratio)
+        top = grid[0]
+    else:
+        grid = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+        if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+            raise ValueError("eps must be a nonempty 1-d array of finite radii >= 0")
+        grid = np.sort(grid)[::-1]
+    backend = resolve_backend(prob, backend)
+    results, previous = [], None
+    bar = tqdm(grid, desc="eps path", unit="eps", leave=False,
+               disable=False if verbose else (None if verbose is None else True),
+               delay=0.0 if verbose else 1.0)
+    for e in bar:
+        previous = solve(prob.with_params(eps=e), backend=backend, solver=solver, tol=tol,
+                         max_iter=max_iter, warm_start=previous)
+        if e >= top:
+            previous = _zero_if_better(prob.with_params(eps=e), previous)
+        results.append(previous)
+    return Path(eps=grid, coefs=np.array([r.coef for r in results]),
+                intercepts=np.array([r.intercept for r in results]),
+                objectives=np.array([r.objective for r in results]),
+                results=results, eps_max=float(top))

@@ -15,6 +15,31 @@ def _json_float(x):
     return x if math.isfinite(x) else str(x)
 
 
+def _read_float(value, name, optional=True):
+    """Inverse of ``_json_float``, refusing anything that is not a number."""
+    if value is None and optional:
+        return None
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"'{name}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _read_str(value, name):
+    if not isinstance(value, str):
+        raise ValueError(f"'{name}' must be a string, got {value!r}")
+    return value
+
+
+def _check_keys(d, required, name):
+    if not isinstance(d, dict):
+        raise ValueError(f"{name} must be a JSON object, got {type(d).__name__}")
+    missing = sorted(set(required) - set(d))
+    if missing:
+        raise ValueError(f"{name} is missing {missing}")
+
+
 @dataclass(frozen=True)
 class Certificate:
     """Evidence of optimality (THEORY.md §6).
@@ -81,6 +106,17 @@ class Certificate:
         out["suboptimality_bound"] = _json_float(self.suboptimality_bound)
         return out
 
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild from ``to_dict`` output (derived entries are recomputed, not read)."""
+        _check_keys(d, ("backend", "solver", "status", "objective_numpy"), "certificate")
+        floats = ("objective_solver", "primal_objective", "dual_objective", "gap", "residual")
+        return cls(backend=_read_str(d["backend"], "backend"),
+                   solver=_read_str(d["solver"], "solver"),
+                   status=_read_str(d["status"], "status"),
+                   objective_numpy=_read_float(d["objective_numpy"], "objective_numpy", False),
+                   **{k: _read_float(d.get(k), k) for k in floats})
+
     def __str__(self):
         parts = [f"{self.backend}/{self.solver}: {self.status}",
                  f"objective {self.objective_numpy:.10g} (numpy)"]
@@ -129,3 +165,97 @@ class Result:
             "alpha": float(self.alpha),
             "certificate": self.certificate.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild from ``to_dict`` output; raises ValueError on a malformed dictionary."""
+        keys = ("coef", "intercept", "objective", "status", "backend", "solver", "n_iter",
+                "solve_time", "eps", "alpha", "certificate")
+        _check_keys(d, keys, "result")
+        if not isinstance(d["coef"], list):
+            raise ValueError("'coef' must be a list of numbers")
+        n_iter = d["n_iter"]
+        if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int)):
+            raise ValueError(f"'n_iter' must be an integer or null, got {n_iter!r}")
+        return cls(coef=np.array([_read_float(c, "coef", False) for c in d["coef"]]),
+                   intercept=_read_float(d["intercept"], "intercept", False),
+                   objective=_read_float(d["objective"], "objective", False),
+                   status=_read_str(d["status"], "status"),
+                   backend=_read_str(d["backend"], "backend"),
+                   solver=_read_str(d["solver"], "solver"),
+                   n_iter=n_iter,
+                   solve_time=_read_float(d["solve_time"], "solve_time", False),
+                   eps=_read_float(d["eps"], "eps", False),
+                   alpha=_read_float(d["alpha"], "alpha", False),
+                   certificate=Certificate.from_dict(d["certificate"]))
+
+
+@dataclass(frozen=True)
+class Path:
+    """Solutions along a grid of attack radii (largest first), from ``adversarial_path``.
+
+    Attributes
+    ----------
+    eps : ndarray, shape (n_eps,)
+        The radii, decreasing.
+    coefs : ndarray, shape (n_eps, n_features)
+    intercepts, objectives : ndarray, shape (n_eps,)
+        Intercepts and robust objectives (recomputed in numpy) at each radius.
+    results : list of Result
+        The full Results, each with its certificate.
+    eps_max : float
+        The smallest radius at which the coefficients vanish (``fc.eps_max``).
+    """
+
+    eps: np.ndarray
+    coefs: np.ndarray
+    intercepts: np.ndarray
+    objectives: np.ndarray
+    results: list = field(repr=False)
+    eps_max: float = np.nan
+
+    def __len__(self):
+        return self.eps.shape[0]
+
+    @property
+    def certificates(self):
+        return [r.certificate for r in self.results]
+
+    @property
+    def n_nonzero(self):
+        """Number of coefficients with |beta_j| > 1e-8 max(1, max_j |beta_j|) per radius."""
+        scale = np.maximum(1.0, np.max(np.abs(self.coefs), axis=1, keepdims=True))
+        return np.sum(np.abs(self.coefs) > 1e-8 * scale, axis=1)
+
+    def to_dict(self):
+        """A JSON-safe dictionary."""
+        return {"eps": [float(e) for e in self.eps],
+                "coefs": self.coefs.tolist(),
+                "intercepts": [float(b) for b in self.intercepts],
+                "objectives": [_json_float(v) for v in self.objectives],
+                "eps_max": _json_float(self.eps_max),
+                "results": [r.to_dict() for r in self.results]}
+
+    def plot(self, ax=None, feature_names=None, log=True):
+        """Draw the coefficient paths beta_j(eps) (matplotlib: ``pip install fgsm_cvx[plot]``).
+
+        Returns the matplotlib Axes.
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("Path.plot needs matplotlib: pip install 'fgsm_cvx[plot]'") from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        names = feature_names if feature_names is not None else [
+            f"x{j}" for j in range(self.coefs.shape[1])]
+        for j in range(self.coefs.shape[1]):
+            ax.plot(self.eps, self.coefs[:, j], label=str(names[j]) if j < 10 else None)
+        if log:
+            ax.set_xscale("log")
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_xlabel("eps (attack radius)")
+        ax.set_ylabel("coefficient")
+        if self.coefs.shape[1] <= 10:
+            ax.legend(fontsize="small")
+        return ax

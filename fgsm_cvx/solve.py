@@ -34,6 +34,13 @@ def _auto_backend(prob):
     return "cvxpy"
 
 
+def resolve_backend(prob, backend):
+    """The backend "auto" stands for on ``prob`` (other names are checked and returned)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return _auto_backend(prob) if backend == "auto" else backend
+
+
 def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=False,
           warm_start=None):
     """Solve an AdversarialProblem and return a certified Result.
@@ -60,10 +67,7 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
-    if backend == "auto":
-        backend = _auto_backend(prob)
+    backend = resolve_backend(prob, backend)
     if backend == "fast":
         kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
         return solve_fast(prob, tol=tol, warm_start=warm_start, **kwargs)

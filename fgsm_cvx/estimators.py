@@ -1,0 +1,548 @@
+"""scikit-learn estimators for adversarially trained GLMs (and their CV variants).
+
+``AdversarialRegressor`` (gaussian, huber, poisson) and ``AdversarialClassifier``
+(logistic, hinge; any two labels) minimise the exact robust objective of THEORY.md §2,
+
+.. math::
+
+    \\min_{\\beta, b} \\sum_i w_i \\big[\\alpha\\, l(y_i, x_i^\\top\\beta + b)
+    + (1-\\alpha) \\max_{\\delta \\in \\epsilon S} l(y_i, (x_i+\\delta)^\\top\\beta + b)\\big],
+
+through ``fc.solve``; ``result_`` keeps the solver's certificate. Models are saved as
+JSON with ``to_dict`` / ``from_dict`` (never pickle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import check_cv
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._spec import decode_value, encode_value
+from ._validation import check_sample_weight
+from .families import Binomial, Poisson
+from .problem import AdversarialProblem, resolve_family
+from .result import Result
+from .solve import solve
+
+_FORMAT, _VERSION = "fgsm_cvx.model", 1
+
+
+class _AdversarialGLM(BaseEstimator):
+    """Shared fit / predict / persistence of the two estimators."""
+
+    _families: tuple = ()
+
+    def __init__(self, family, perturbation="linf", eps=0.1, alpha=0.0, fit_intercept=True,
+                 penalty=None, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
+                 warm_start=False):
+        self.family = family
+        self.perturbation = perturbation
+        self.eps = eps
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.penalty = penalty
+        self.backend = backend
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+
+    # ----- fitting ------------------------------------------------------------------
+    def _family(self):
+        family = resolve_family(self.family)
+        if family.name not in self._families:
+            raise ValueError(f"{type(self).__name__} family must be one of "
+                             f"{list(self._families)}, got {self.family!r}")
+        return family
+
+    def _problem(self, X, y, sample_weight, eps=None):
+        return AdversarialProblem(
+            X, y, family=self._family(), perturbation=self.perturbation,
+            eps=self.eps if eps is None else eps, alpha=self.alpha,
+            fit_intercept=self.fit_intercept, sample_weight=sample_weight,
+            penalty=self.penalty)
+
+    def _set_solution(self, result):
+        self.result_ = result
+        self.coef_ = np.asarray(result.coef, dtype=np.float64)
+        self.intercept_ = float(result.intercept)
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _fit_problem(self, prob):
+        start = None
+        if self.warm_start and hasattr(self, "coef_") and self.coef_.shape == (prob.n_features,):
+            start = (self.coef_, self.intercept_ if prob.fit_intercept else 0.0)
+        return solve(prob, backend=self.backend, solver=self.solver, tol=self.tol,
+                     max_iter=self.max_iter, warm_start=start)
+
+    _sparse = ("csr", "csc")
+    _dtypes = (np.float64, np.float32)
+
+    def _validate_fit(self, X, y):
+        return validate_data(self, X, y, accept_sparse=self._sparse, dtype=self._dtypes,
+                             y_numeric=not self._is_classifier)
+
+    def _linear_predictor(self, X):
+        """eta = X beta + b for new data (checked against the fitted features)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=self._sparse, dtype=self._dtypes, reset=False)
+        return np.asarray(X @ self.coef_).ravel() + self.intercept_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # ----- persistence --------------------------------------------------------------
+    def to_dict(self):
+        """A JSON-safe description: parameters and, when fitted, the solution.
+
+        Families, perturbation sets and penalties are written as
+        ``{"type": ..., "params": ...}`` (a ``CustomSet`` cannot be saved).
+        """
+        out = {"format": _FORMAT, "version": _VERSION, "estimator": type(self).__name__,
+               "params": {k: encode_value(v) for k, v in self.get_params(deep=False).items()}}
+        if hasattr(self, "coef_"):
+            names = getattr(self, "feature_names_in_", None)
+            out["fitted"] = {
+                "coef": [float(c) for c in self.coef_],
+                "intercept": float(self.intercept_),
+                "n_features_in": int(self.n_features_in_),
+                "feature_names_in": None if names is None else [str(s) for s in names],
+                "classes": (np.asarray(self.classes_).tolist()
+                            if hasattr(self, "classes_") else None),
+                "result": self.result_.to_dict(),
+            }
+        return out
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild an estimator written by ``to_dict``.
+
+        Raises
+        ------
+        ValueError
+            If ``d`` is not a model description for this class, or any entry is
+            malformed (unknown types, wrong lengths, non-finite coefficients ...).
+        """
+        if not isinstance(d, dict) or d.get("format") != _FORMAT:
+            raise ValueError(f"not a saved fgsm_cvx model (expected 'format': '{_FORMAT}')")
+        if d.get("version") != _VERSION:
+            raise ValueError(f"unsupported model version {d.get('version')!r} "
+                             f"(this is version {_VERSION})")
+        if d.get("estimator") != cls.__name__:
+            raise ValueError(f"the file holds a {d.get('estimator')!r}, not a {cls.__name__}")
+        params = d.get("params")
+        if not isinstance(params, dict):
+            raise ValueError("'params' must be a JSON object")
+        valid = set(cls().get_params(deep=False))
+        unknown = sorted(set(params) - valid)
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown}; {cls.__name__} takes "
+                             f"{sorted(valid)}")
+        model = cls(**{k: decode_value(v, f"params.{k}") for k, v in params.items()})
+        model._family()  # the family must be one this estimator takes
+        if "fitted" in d:
+            model._load_fitted(d["fitted"])
+        return model
+
+    def _load_fitted(self, f):
+        if not isinstance(f, dict):
+            raise ValueError("'fitted' must be a JSON object")
+        for key in ("coef", "intercept", "n_features_in", "result"):
+            if key not in f:
+                raise ValueError(f"'fitted' is missing {key!r}")
+        coef = f["coef"]
+        if (not isinstance(coef, list)
+                or not all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                           for c in coef)):
+            raise ValueError("'fitted.coef' must be a list of numbers")
+        coef = np.asarray(coef, dtype=np.float64)
+        intercept = f["intercept"]
+        if isinstance(intercept, bool) or not isinstance(intercept, (int, float)):
+            raise ValueError("'fitted.intercept' must be a number")
+        if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
+            raise ValueError("'fitted' holds non-finite coefficients")
+        if f["n_features_in"] != coef.shape[0]:
+            raise ValueError(f"'fitted.n_features_in' is {f['n_features_in']!r} but coef has "
+                             f"{coef.shape[0]} entries")
+        names = f.get("feature_names_in")
+        if names is not None:
+            if (not isinstance(names, list) or len(names) != coef.shape[0]
+                    or not all(isinstance(s, str) for s in names)):
+                raise ValueError("'fitted.feature_names_in' must list one string per feature")
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        self._load_classes(f.get("classes"))
+        result = Result.from_dict(f["result"])
+        if result.coef.shape != coef.shape:
+            raise ValueError("'fitted.result' does not match 'fitted.coef'")
+        self.n_features_in_ = coef.shape[0]
+        self._set_solution(result)
+        self.coef_, self.intercept_ = coef, float(intercept)
+
+    def _load_classes(self, classes):
+        if classes is not None:
+            raise ValueError("'fitted.classes' must be null for a regressor")
+
+
+class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
+    """Adversarially trained GLM regression (FGSM and its generalisations).
+
+    Minimises the exact worst-case loss over perturbations delta in eps*S of the inputs,
+    mixed with the clean loss by ``alpha`` (THEORY.md §2):
+
+    .. math::
+
+        \\sum_i w_i\\big[\\alpha\\, l(y_i, \\eta_i) + (1-\\alpha)\\,
+        \\max(l(y_i, \\eta_i + \\epsilon\\sigma_S(\\beta)),
+        l(y_i, \\eta_i - \\epsilon\\sigma_S(-\\beta)))\\big],\\quad
+        \\eta_i = x_i^\\top\\beta + b.
+
+    For S the Linf box (FGSM) and squared loss this is a square-loss Lasso-like problem:
+    the shift eps ||beta||_1 acts like an automatically noise-scaled L1 penalty.
+
+    Parameters
+    ----------
+    family : {"gaussian", "huber", "poisson"} or Family, default "gaussian"
+        The loss; poisson uses the log link (predictions exp(eta)).
+    perturbation : Perturbation or {"linf", "l2", "l1"}, default "linf"
+        The attacker's set S at radius 1 ("linf" = FGSM).
+    eps : float >= 0, default 0.1
+        Attack radius (in the units of X).
+    alpha : float in [0, 1], default 0.0
+        Weight of the clean loss (Goodfellow's mix).
+    fit_intercept : bool, default True
+    penalty : Penalty or str or None
+        Generalized FGSM: the shift eps P(beta) instead of eps sigma_S(beta).
+    backend : {"auto", "cvxpy", "fast"}, default "auto"
+    solver : {"ECOS", "CLARABEL", "SCS"}, default "ECOS"
+        Conic solver for the cvxpy backend.
+    tol : float, default 1e-8
+    max_iter : int or None
+    warm_start : bool, default False
+        Start the fast backend from the previous fit's solution.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : float
+    n_iter_ : int or None
+    result_ : Result
+        The solution with its certificate (``result_.certificate``).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str (only for DataFrame input with string columns)
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> X = np.random.default_rng(0).standard_normal((100, 3))
+    >>> y = X @ [1.0, 0.0, -2.0]
+    >>> model = fc.AdversarialRegressor(eps=0.05).fit(X, y)
+    >>> model.coef_.round(2)
+    array([ 0.9 , -0.  , -1.9 ])
+    """
+
+    _families = ("gaussian", "huber", "poisson")
+    _is_classifier = False
+
+    def __init__(self, family="gaussian", perturbation="linf", eps=0.1, alpha=0.0,
+                 fit_intercept=True, penalty=None, backend="auto", solver="ECOS", tol=1e-8,
+                 max_iter=None, warm_start=False):
+        super().__init__(family=family, perturbation=perturbation, eps=eps, alpha=alpha,
+                         fit_intercept=fit_intercept, penalty=penalty, backend=backend,
+                         solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (dense, scipy.sparse or DataFrame) and y, with optional sample weights."""
+        X, y = self._validate_fit(X, y)
+        return self._set_solution(self._fit_problem(self._problem(X, y, sample_weight)))
+
+    def predict(self, X):
+        """The mean response: eta, or exp(eta) for poisson."""
+        eta = self._linear_predictor(X)
+        return np.exp(eta) if isinstance(self._family(), Poisson) else eta
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            tags.target_tags.positive_only = isinstance(self._family(), Poisson)
+        except (TypeError, ValueError):  # invalid family: reported by fit
+            pass
+        return tags
+
+
+class AdversarialClassifier(ClassifierMixin, _AdversarialGLM):
+    """Adversarially trained binary linear classifier (logistic or hinge loss).
+
+    Minimises the exact worst-case loss (THEORY.md §2); for a margin loss phi(z eta)
+    the attacker lowers every margin by eps sigma_S(z beta):
+
+    .. math::
+
+        \\sum_i w_i\\big[\\alpha\\,\\phi(z_i\\eta_i) + (1-\\alpha)\\,
+        \\phi(z_i\\eta_i - \\epsilon\\,\\sigma_S(-z_i\\beta))\\big],\\quad z_i = \\pm 1.
+
+    For logistic loss this is exactly what FGSM training optimises.
+
+    Parameters
+    ----------
+    family : {"logistic", "hinge"} or Family, default "logistic"
+        Any two labels are accepted; ``classes_[1]`` (the larger) is the positive one.
+    perturbation, eps, alpha, fit_intercept, penalty, backend, solver, tol, max_iter,
+    warm_start
+        As for ``AdversarialRegressor``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+    coef_, intercept_, n_iter_, result_, n_features_in_, feature_names_in_
+        As for ``AdversarialRegressor``.
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> X = np.random.default_rng(0).standard_normal((200, 2))
+    >>> y = np.where(X[:, 0] - X[:, 1] > 0, "yes", "no")
+    >>> clf = fc.AdversarialClassifier(eps=0.1).fit(X, y)
+    >>> clf.classes_.tolist(), clf.score(X, y) > 0.9
+    (['no', 'yes'], True)
+    """
+
+    _families = ("binomial", "hinge")
+    _is_classifier = True
+
+    def __init__(self, family="logistic", perturbation="linf", eps=0.1, alpha=0.0,
+                 fit_intercept=True, penalty=None, backend="auto", solver="ECOS", tol=1e-8,
+                 max_iter=None, warm_start=False):
+        super().__init__(family=family, perturbation=perturbation, eps=eps, alpha=alpha,
+                         fit_intercept=fit_intercept, penalty=penalty, backend=backend,
+                         solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start)
+
+    def _binary(self, y, sample_weight):
+        """Check the labels and code them 0/1 against ``classes_``."""
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        if kind != "binary":
+            raise ValueError(f"Only binary classification is supported. The type of the "
+                             f"target is {kind}.")
+        self.classes_ = np.unique(y)
+        w = check_sample_weight(sample_weight, y.shape[0])
+        present = [c for c in self.classes_ if w @ (y == c) > 0]
+        if len(present) != 2:
+            raise ValueError(f"{type(self).__name__} needs two classes with positive "
+                             f"sample weight in y, got {len(present)} class "
+                             f"({np.asarray(present).tolist()})")
+        return (y == self.classes_[1]).astype(np.float64)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (dense, scipy.sparse or DataFrame) and two-class labels y."""
+        X, y = self._validate_fit(X, y)
+        y01 = self._binary(y, sample_weight)
+        return self._set_solution(self._fit_problem(self._problem(X, y01, sample_weight)))
+
+    def decision_function(self, X):
+        """The linear predictor eta = X beta + b (> 0 predicts classes_[1])."""
+        return self._linear_predictor(X)
+
+    def predict(self, X):
+        """classes_[1] where the decision value is > 0, classes_[0] elsewhere."""
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(np.intp)]
+
+    def _is_logistic(self):
+        return isinstance(resolve_family(self.family), Binomial)
+
+    @available_if(_is_logistic)
+    def predict_proba(self, X):
+        """[P(classes_[0]), P(classes_[1])] with P(classes_[1]) = 1 / (1 + exp(-eta))."""
+        from scipy.special import expit
+
+        p = expit(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    @available_if(_is_logistic)
+    def predict_log_proba(self, X):
+        """log of ``predict_proba``, computed stably (log sigma(eta) = -log(1 + e^-eta))."""
+        eta = self.decision_function(X)
+        return np.column_stack([-np.logaddexp(0.0, eta), -np.logaddexp(0.0, -eta)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _load_classes(self, classes):
+        if not isinstance(classes, list) or len(classes) != 2:
+            raise ValueError("'fitted.classes' must list the two class labels")
+        if not all(isinstance(c, (str, int, float, bool)) for c in classes):
+            raise ValueError("'fitted.classes' must hold strings or numbers")
+        self.classes_ = np.asarray(classes)
+
+
+def model_from_dict(d):
+    """Rebuild any estimator of this package from its ``to_dict`` description."""
+    classes = {c.__name__: c for c in (AdversarialRegressor, AdversarialClassifier,
+                                       AdversarialRegressorCV, AdversarialClassifierCV)}
+    name = d.get("estimator") if isinstance(d, dict) else None
+    if name not in classes:
+        raise ValueError(f"not a saved fgsm_cvx model: 'estimator' must be one of "
+                         f"{sorted(classes)}, got {name!r}")
+    return classes[name].from_dict(d)
+
+
+# ---------------------------------------------------------------------------------
+# cross-validation over the eps path
+# ---------------------------------------------------------------------------------
+class _CVMixin:
+    """K-fold cross-validation over a warm-started eps path, then a refit at ``eps_``."""
+
+    _cv_params = ("eps_grid", "n_eps", "eps_min_ratio", "cv", "attack_eps",
+                  "attack_perturbation", "rule", "verbose")
+
+    # The problem's own eps is unused (every radius comes from the grid); refits are cold.
+    eps = 0.0
+    warm_start = False
+
+    def _set_params_from(self, args):
+        """Store the constructor arguments unchanged (scikit-learn's convention)."""
+        for name, value in args.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
+    def _check_cv_params(self):
+        if self.rule not in ("best", "1se"):
+            raise ValueError(f"rule must be 'best' or '1se', got {self.rule!r}")
+
+    def _score(self, model, X, y, w):
+        """Clean score (accuracy / R^2), or the robust one at ``attack_eps``."""
+        if self.attack_eps is None:
+            return model.score(X, y, sample_weight=w)
+        from .attacks import robust_score
+
+        pert = self.perturbation if self.attack_perturbation is None else \
+            self.attack_perturbation
+        return robust_score(model, X, y, self.attack_eps, pert, sample_weight=w)
+
+    def _fitted_at(self, coef, intercept, n_features):
+        """A plain estimator holding (coef, intercept), for scoring a path point."""
+        model = self._base_class(**{k: v for k, v in self.get_params(deep=False).items()
+                                    if k not in self._cv_params})
+        model.coef_, model.intercept_, model.n_features_in_ = coef, intercept, n_features
+        if hasattr(self, "classes_"):
+            model.classes_ = self.classes_
+        return model
+
+    def _cross_validate(self, X, y, sample_weight):
+        from .path import adversarial_path, eps_grid
+
+        self._check_cv_params()
+        if X.shape[0] < 2:
+            raise ValueError(f"cross-validation needs at least 2 samples, got "
+                             f"n_samples={X.shape[0]}")
+        full = self._problem(X, y, sample_weight)
+        if self.eps_grid is None:
+            grid = eps_grid(full, self.n_eps, self.eps_min_ratio)
+        else:
+            grid = np.sort(np.asarray(self.eps_grid, dtype=np.float64))[::-1]
+        splitter = check_cv(self.cv, y, classifier=self._is_classifier)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        scores = []
+        y_labels = y if not self._is_classifier else self.classes_[y.astype(np.intp)]
+        for train, test in splitter.split(X, y):
+            prob = self._problem(X[train], y[train], None if w is None else w[train])
+            path = adversarial_path(prob, eps=grid, backend=self.backend, solver=self.solver,
+                                    tol=self.tol, max_iter=self.max_iter,
+                                    verbose=self.verbose)
+            scores.append([
+                self._score(self._fitted_at(c, b, X.shape[1]), X[test], y_labels[test],
+                            None if w is None else w[test])
+                for c, b in zip(path.coefs, path.intercepts, strict=True)])
+        self.eps_grid_ = grid
+        self.cv_scores_ = np.asarray(scores)  # (n_folds, n_eps)
+        self.cv_mean_ = self.cv_scores_.mean(axis=0)
+        self.cv_se_ = self.cv_scores_.std(axis=0, ddof=1) / np.sqrt(self.cv_scores_.shape[0])
+        best = int(np.argmax(self.cv_mean_))
+        if self.rule == "1se":
+            # largest eps (grid is decreasing: smallest index) within one SE of the best
+            ok = self.cv_mean_ >= self.cv_mean_[best] - self.cv_se_[best]
+            best = int(np.flatnonzero(ok)[0])
+        self.best_index_ = best
+        self.eps_ = float(grid[best])
+        prob = full.with_params(eps=self.eps_)
+        return self._set_solution(self._fit_problem(prob))
+
+
+_CV_DOC = """
+    Cross-validation over a path of radii: for each of K folds the path is solved on the
+    training part (warm-started, ``fc.adversarial_path``) and every point is scored on the
+    held-out part, by the clean score (accuracy / R^2) or, with ``attack_eps``, the exact
+    robust score at that radius (``fc.attacks.robust_score``). ``eps_`` maximises the mean
+    score (``rule="best"``) or is the largest radius whose mean is within one standard
+    error of the best (``rule="1se"``); the model is then refitted on all data at ``eps_``.
+
+    Parameters
+    ----------
+    eps_grid : array-like or None
+        Radii to try; default: ``n_eps`` log-spaced from eps_max of the full data down to
+        ``eps_min_ratio * eps_max``.
+    n_eps : int, default 20
+    eps_min_ratio : float in (0, 1), default 1e-3
+    cv : int, CV splitter or iterable, default 5
+        As in scikit-learn (stratified K-fold for classifiers).
+    attack_eps : float or None
+        Score by robust score at this radius instead of the clean score.
+    attack_perturbation : Perturbation or str or None
+        The attack set for the robust score (default: the training perturbation).
+    rule : {"best", "1se"}, default "best"
+    verbose : bool or None
+        Progress bars of the paths (None: on a terminal, for long paths).
+    Other parameters as for the base estimator (``eps`` is not one: it is chosen).
+
+    Attributes
+    ----------
+    eps_ : float
+        The chosen radius.
+    eps_grid_ : ndarray (n_eps,)
+    cv_scores_ : ndarray (n_folds, n_eps)
+    cv_mean_, cv_se_ : ndarray (n_eps,)
+        Mean score and its standard error across folds.
+    best_index_ : int
+    coef_, intercept_, result_, n_iter_, n_features_in_ : of the refit at ``eps_``.
+"""
+
+
+class AdversarialRegressorCV(_CVMixin, AdversarialRegressor):
+    __doc__ = "AdversarialRegressor with eps chosen by K-fold cross-validation.\n" + _CV_DOC
+    _base_class = AdversarialRegressor
+
+    def __init__(self, family="gaussian", perturbation="linf", eps_grid=None, n_eps=20,
+                 eps_min_ratio=1e-3, cv=5, attack_eps=None, attack_perturbation=None,
+                 rule="best", alpha=0.0, fit_intercept=True, penalty=None, backend="auto",
+                 solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
+        self._set_params_from(locals())
+
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate over the eps grid, then refit at ``eps_``."""
+        X, y = self._validate_fit(X, y)
+        return self._cross_validate(X, y, sample_weight)
+
+
+class AdversarialClassifierCV(_CVMixin, AdversarialClassifier):
+    __doc__ = "AdversarialClassifier with eps chosen by K-fold cross-validation.\n" + _CV_DOC
+    _base_class = AdversarialClassifier
+
+    def __init__(self, family="logistic", perturbation="linf", eps_grid=None, n_eps=20,
+                 eps_min_ratio=1e-3, cv=5, attack_eps=None, attack_perturbation=None,
+                 rule="best", alpha=0.0, fit_intercept=True, penalty=None, backend="auto",
+                 solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
+        self._set_params_from(locals())
+
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate over the eps grid, then refit at ``eps_``."""
+        X, y = self._validate_fit(X, y)
+        return self._cross_validate(X, self._binary(y, sample_weight), sample_weight)

@@ -1,0 +1,307 @@
+"""scikit-learn estimators: API conformance, agreement with scikit-learn, persistence, CV."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, LogisticRegression, PoissonRegressor
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fgsm_cvx as fc
+from fgsm_cvx._spec import from_spec, to_spec
+
+# Weighted == repeated rows holds exactly (the objective is a weighted mean;
+# test_weights_equal_repeated_rows checks it to 1e-6). The check's data, 15 samples x 30
+# features, make the robust problem flat (for classifiers separable beyond eps: no finite
+# minimiser), and two interior-point solves agree only to ~1e-6, above its rtol 1e-7.
+_SW_REASON = "flat d > n problem: solutions agree to solver accuracy ~1e-6, not 1e-7"
+
+
+def _expected_failures(estimator):
+    if isinstance(estimator, fc.AdversarialRegressorCV):
+        return {}  # the path's refit happens to land within 1e-7 here
+    return {"check_sample_weight_equivalence_on_dense_data": _SW_REASON,
+            "check_sample_weight_equivalence_on_sparse_data": _SW_REASON}
+
+
+@parametrize_with_checks(
+    [fc.AdversarialRegressor(), fc.AdversarialRegressor(family="huber"),
+     fc.AdversarialRegressor(family="poisson"), fc.AdversarialClassifier(),
+     fc.AdversarialClassifier(family="hinge", perturbation="l2"),
+     fc.AdversarialRegressorCV(n_eps=4, cv=3), fc.AdversarialClassifierCV(n_eps=4, cv=3)],
+    expected_failed_checks=_expected_failures)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fc.InaccurateSolutionWarning)
+        check(estimator)
+
+
+@pytest.fixture
+def logistic_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 4))
+    y = (X @ [1.5, -1.0, 0.0, 0.5] + 0.3 + rng.logistic(size=150) > 0).astype(int)
+    return X, y
+
+
+@pytest.fixture
+def linear_data():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((120, 4))
+    return X, X @ [1.0, -2.0, 0.0, 0.5] + 1.0 + rng.standard_normal(120)
+
+
+# ----- agreement with scikit-learn at eps = 0 (independent solvers) -----------------
+def test_eps_zero_regressor_is_least_squares(linear_data):
+    X, y = linear_data
+    ours = fc.AdversarialRegressor(eps=0.0).fit(X, y)
+    ref = LinearRegression().fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-6)
+    assert ours.intercept_ == pytest.approx(ref.intercept_, abs=1e-6)
+    assert ours.score(X, y) == pytest.approx(ref.score(X, y), abs=1e-9)
+
+
+def test_eps_zero_classifier_is_logistic_regression(logistic_data):
+    X, y = logistic_data
+    ours = fc.AdversarialClassifier(eps=0.0).fit(X, y)
+    ref = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_[0], atol=1e-5)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(ours.predict_log_proba(X), ref.predict_log_proba(X), atol=1e-5)
+
+
+def test_eps_zero_poisson_is_poisson_regression():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((200, 3))
+    y = rng.poisson(np.exp(X @ [0.5, -0.3, 0.0] + 0.2))
+    ours = fc.AdversarialRegressor(family="poisson", eps=0.0).fit(X, y)
+    ref = PoissonRegressor(alpha=0.0, tol=1e-12, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-5)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-5)
+
+
+def test_fit_matches_the_problem_api(logistic_data):
+    X, y = logistic_data
+    model = fc.AdversarialClassifier(eps=0.1, perturbation="l2", alpha=0.3).fit(X, y)
+    res = fc.solve(fc.AdversarialProblem(X, y, "logistic", "l2", eps=0.1, alpha=0.3))
+    np.testing.assert_allclose(model.coef_, res.coef, atol=1e-7)
+    assert model.result_.certificate.status == "optimal"
+    assert model.n_iter_ == model.result_.n_iter
+
+
+# ----- labels, predictions, inputs ----------------------------------------------------
+@pytest.mark.parametrize("labels", [("no", "yes"), (-1, 1), (3, 7), (False, True)])
+def test_any_two_labels(logistic_data, labels):
+    X, y = logistic_data
+    y_lab = np.where(y == 1, labels[1], labels[0])
+    model = fc.AdversarialClassifier(eps=0.05).fit(X, y_lab)
+    base = fc.AdversarialClassifier(eps=0.05).fit(X, y)
+    assert model.classes_.tolist() == sorted(labels)
+    np.testing.assert_allclose(model.coef_, base.coef_, atol=1e-9)
+    expected = np.where(base.decision_function(X) > 0, labels[1], labels[0])
+    assert (model.predict(X) == expected).all()
+
+
+def test_predict_proba_is_the_logistic_of_the_decision(logistic_data):
+    X, y = logistic_data
+    model = fc.AdversarialClassifier(eps=0.05).fit(X, y)
+    eta = X @ model.coef_ + model.intercept_
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], 1 / (1 + np.exp(-eta)))
+    assert not hasattr(fc.AdversarialClassifier(family="hinge").fit(X, y), "predict_proba")
+
+
+def test_sparse_and_dataframe_inputs(logistic_data):
+    pd = pytest.importorskip("pandas")
+    X, y = logistic_data
+    dense = fc.AdversarialClassifier(eps=0.05).fit(X, y)
+    sparse = fc.AdversarialClassifier(eps=0.05).fit(sp.csr_matrix(X), y)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    named = fc.AdversarialClassifier(eps=0.05).fit(frame, pd.Series(y))
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-7)
+    np.testing.assert_allclose(named.coef_, dense.coef_, atol=1e-9)
+    assert named.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    assert named.n_features_in_ == 4
+
+
+@pytest.mark.parametrize("family", ["gaussian", "huber", "poisson", "logistic", "hinge"])
+def test_weights_equal_repeated_rows(family):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    eta = X @ [1.0, -1.0, 0.5]
+    y = {"gaussian": eta + rng.standard_normal(40), "huber": eta + rng.standard_t(2, 40),
+         "poisson": rng.poisson(np.exp(0.5 * eta)), "logistic": (eta + rng.logistic(size=40) > 0),
+         "hinge": (eta + rng.logistic(size=40) > 0)}[family].astype(float)
+    w = rng.integers(0, 4, 40)
+    cls = fc.AdversarialClassifier if family in ("logistic", "hinge") else fc.AdversarialRegressor
+    weighted = cls(family=family, eps=0.1).fit(X, y, sample_weight=w)
+    repeated = cls(family=family, eps=0.1).fit(X.repeat(w, axis=0), y.repeat(w))
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, atol=1e-6)
+
+
+def test_wrong_family_for_the_estimator(linear_data):
+    X, y = linear_data
+    with pytest.raises(ValueError, match="AdversarialRegressor family must be one of"):
+        fc.AdversarialRegressor(family="logistic").fit(X, y)
+    with pytest.raises(ValueError, match="AdversarialClassifier family must be one of"):
+        fc.AdversarialClassifier(family="gaussian").fit(X, y > 0)
+
+
+# ----- scikit-learn tooling ------------------------------------------------------------
+def test_clone_round_trips(logistic_data):
+    X, y = logistic_data
+    model = fc.AdversarialClassifier(perturbation=fc.WeightedLinf([1, 2, 1, 1]), eps=0.2,
+                                     alpha=0.5, penalty=None).fit(X, y)
+    copy = clone(model)
+    assert copy.get_params()["eps"] == 0.2
+    assert repr(copy.perturbation) == repr(model.perturbation)
+    assert not hasattr(copy, "coef_")
+    np.testing.assert_allclose(copy.fit(X, y).coef_, model.coef_, atol=1e-9)
+
+
+def test_grid_search_over_eps(logistic_data):
+    X, y = logistic_data
+    grid = {"adversarialclassifier__eps": [0.0, 0.05, 0.5]}
+    pipe = make_pipeline(StandardScaler(), fc.AdversarialClassifier())
+    search = GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    assert search.best_params_["adversarialclassifier__eps"] in grid["adversarialclassifier__eps"]
+    # eps = 0.5 is above eps_max on standardised data: the fit is the constant classifier
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[2] < scores[0]
+    robust = GridSearchCV(fc.AdversarialClassifier(), {"eps": [0.0, 0.3]}, cv=3,
+                          scoring=fc.robust_scorer(0.3)).fit(X, y)
+    assert robust.best_params_ == {"eps": 0.3}
+
+
+# ----- persistence ---------------------------------------------------------------------
+SPEC_OBJECTS = [
+    fc.Linf(), fc.L2(), fc.Lp(3.0), fc.WeightedLinf([1.0, 0.5, 2.0, 0.0]),
+    fc.Group([[0, 1], [3]], p=2), fc.Group(np.array([0, 0, -1, 1])),
+    fc.Ellipsoid(np.arange(8.0).reshape(4, 2)), fc.Box([-1, -2, 0, -1], [1, 1, 0.5, 2]),
+    fc.Masked("l2", [True, False, True, True]), fc.Masked(fc.Linf(), [0, 2]),
+    fc.penalties.L1(), fc.penalties.GroupNorm([[0, 1], [2, 3]]), fc.penalties.Lr(1.5),
+    fc.Huber(threshold=2.0), fc.Poisson(),
+]
+
+
+@pytest.mark.parametrize("obj", SPEC_OBJECTS, ids=repr)
+def test_spec_round_trip(obj):
+    rebuilt = from_spec(json.loads(json.dumps(to_spec(obj))))
+    assert type(rebuilt) is type(obj)
+    beta = np.random.default_rng(4).standard_normal(4)
+    if isinstance(obj, fc.Perturbation):
+        assert rebuilt.support(beta) == pytest.approx(obj.support(beta), rel=1e-12)
+        assert rebuilt.support(-beta) == pytest.approx(obj.support(-beta), rel=1e-12)
+    elif isinstance(obj, fc.Family):
+        assert rebuilt == obj
+    else:
+        assert rebuilt.value(beta) == pytest.approx(obj.value(beta), rel=1e-12)
+
+
+def test_custom_set_cannot_be_saved():
+    custom = fc.CustomSet(lambda d: [d >= -1, d <= 1])
+    with pytest.raises(TypeError, match="cannot be saved as JSON"):
+        fc.AdversarialRegressor(perturbation=custom).to_dict()
+
+
+@pytest.mark.parametrize("cls, y_kind", [(fc.AdversarialClassifier, "labels"),
+                                         (fc.AdversarialRegressor, "real")])
+def test_model_json_round_trip(logistic_data, cls, y_kind):
+    X, y = logistic_data
+    y = np.where(y == 1, "pos", "neg") if y_kind == "labels" else X[:, 0] + 0.1 * y
+    model = cls(perturbation=fc.Group([[0, 1], [2, 3]]), eps=0.05).fit(X, y)
+    text = json.dumps(model.to_dict())
+    loaded = fc.model_from_dict(json.loads(text))
+    assert type(loaded) is cls
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    assert (loaded.predict(X) == model.predict(X)).all()
+    assert loaded.result_.certificate.gap == model.result_.certificate.gap
+    assert loaded.get_params()["eps"] == 0.05
+    assert json.loads(json.dumps(cls().to_dict()))["params"]["family"] == cls().family
+
+
+def test_loading_into_the_wrong_class(logistic_data):
+    with pytest.raises(ValueError, match="holds a 'AdversarialClassifier'"):
+        fc.AdversarialRegressor.from_dict(_saved(logistic_data))
+
+
+def _saved(logistic_data):
+    X, y = logistic_data
+    return fc.AdversarialClassifier(eps=0.05).fit(X, y).to_dict()
+
+
+def _tamper(d, path, value):
+    d = json.loads(json.dumps(d))
+    *head, last = path
+    target = d
+    for key in head:
+        target = target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return d
+
+
+TAMPERED = [
+    (("format",), "pickle", "not a saved fgsm_cvx model"),
+    (("version",), 99, "unsupported model version"),
+    (("estimator",), "Pipeline", "'estimator' must be one of"),
+    (("params", "perturbation"), {"type": "os.system", "params": {}}, "unknown type"),
+    (("params", "perturbation"), {"type": "Lp", "params": {"p": 0.5}}, "cannot rebuild Lp"),
+    (("params", "evil"), 1, "unknown parameters"),
+    (("params", "family"), "gaussian", "family must be one of"),
+    (("fitted", "coef"), "1,2,3,4", "must be a list of numbers"),
+    (("fitted", "coef"), [1.0, 2.0], "n_features_in"),
+    (("fitted", "coef", 0), "nan", "must be a list of numbers"),
+    (("fitted", "intercept"), None, "intercept"),
+    (("fitted", "classes"), [0, 1, 2], "two class labels"),
+    (("fitted", "result"), KeyError, "missing 'result'"),
+    (("fitted", "result", "certificate", "status"), 3, "'status' must be a string"),
+]
+
+
+@pytest.mark.parametrize("path, value, message", TAMPERED,
+                         ids=[".".join(map(str, t[0])) + f"={t[1]!r}"[:20] for t in TAMPERED])
+def test_tampered_json_is_refused(logistic_data, path, value, message):
+    bad = _tamper(_saved(logistic_data), path, value)
+    with pytest.raises(ValueError, match=message):
+        fc.model_from_dict(bad)
+
+
+# ----- cross-validation over the path ----------------------------------------------------
+def test_cv_scores_match_cold_fits(linear_data):
+    X, y = linear_data
+    folds = list(KFold(3, shuffle=True, random_state=0).split(X))
+    cv = fc.AdversarialRegressorCV(n_eps=6, cv=folds).fit(X, y)
+    assert cv.cv_scores_.shape == (3, 6)
+    k = 3  # recompute one grid point of every fold by cold, independent fits
+    for f, (train, test) in enumerate(folds):
+        cold = fc.AdversarialRegressor(eps=cv.eps_grid_[k]).fit(X[train], y[train])
+        assert cv.cv_scores_[f, k] == pytest.approx(cold.score(X[test], y[test]), abs=1e-6)
+    assert cv.eps_ == cv.eps_grid_[np.argmax(cv.cv_mean_)]
+    refit = fc.AdversarialRegressor(eps=cv.eps_).fit(X, y)
+    np.testing.assert_allclose(cv.coef_, refit.coef_, atol=1e-7)
+
+
+def test_cv_one_standard_error_rule_picks_a_larger_radius(linear_data):
+    X, y = linear_data
+    best = fc.AdversarialRegressorCV(n_eps=8, cv=4).fit(X, y)
+    one_se = fc.AdversarialRegressorCV(n_eps=8, cv=4, rule="1se").fit(X, y)
+    assert one_se.eps_ >= best.eps_
+    i = one_se.best_index_
+    assert one_se.cv_mean_[i] >= best.cv_mean_.max() - best.cv_se_[best.best_index_] - 1e-12
+    assert np.all(one_se.cv_mean_[:i] < best.cv_mean_.max() - best.cv_se_[best.best_index_])
+
+
+def test_cv_with_robust_scoring_prefers_larger_radii(logistic_data):
+    X, y = logistic_data
+    clean = fc.AdversarialClassifierCV(n_eps=8, cv=3).fit(X, y)
+    robust = fc.AdversarialClassifierCV(n_eps=8, cv=3, attack_eps=0.3).fit(X, y)
+    assert robust.eps_ >= clean.eps_
+    assert robust.score(X, y) > 0.5
