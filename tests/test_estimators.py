@@ -305,3 +305,17 @@ def test_cv_with_robust_scoring_prefers_larger_radii(logistic_data):
     robust = fc.AdversarialClassifierCV(n_eps=8, cv=3, attack_eps=0.3).fit(X, y)
     assert robust.eps_ >= clean.eps_
     assert robust.score(X, y) > 0.5
+
+
+# ----- the breast-cancer claim (examples/robust_breast_cancer.py prints the table) ---------
+def test_fgsm_is_more_robust_on_breast_cancer():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "robust_breast_cancer.py"
+    spec = importlib.util.spec_from_file_location("robust_breast_cancer", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rows = example.evaluate([0.2], n_splits=3)
+    robust = {name: r for _, name, _, r in rows}
+    assert robust["FGSM"] > robust["L1-CV"] and robust["FGSM"] > robust["plain"]

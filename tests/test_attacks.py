@@ -1,0 +1,197 @@
+"""Attacks on fitted linear models and robust scores (any model exposing coef_/intercept_)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import GridSearchCV
+from sklearn.svm import LinearSVC
+
+import fgsm_cvx as fc
+
+SETS = {"linf": fc.Linf(), "l2": fc.L2(), "l1": fc.L1(),
+        "box": fc.Box([-1.0, -0.5, 0.0, -2.0], [0.5, 1.0, 1.0, 0.0]),
+        "group": fc.Group([[0, 1], [2, 3]])}
+_LOWER, _UPPER = np.array([-1.0, -0.5, 0.0, -2.0]), np.array([0.5, 1.0, 1.0, 0.0])
+# Membership of u in S (radius 1), written out from each set's definition.
+_MEMBER = {
+    "linf": lambda u: np.max(np.abs(u)) <= 1 + 1e-9,
+    "l2": lambda u: np.linalg.norm(u) <= 1 + 1e-9,
+    "l1": lambda u: np.abs(u).sum() <= 1 + 1e-9,
+    "box": lambda u: np.all(u >= _LOWER - 1e-9) and np.all(u <= _UPPER + 1e-9),
+    "group": lambda u: max(np.linalg.norm(u[:2]), np.linalg.norm(u[2:])) <= 1 + 1e-9,
+}
+
+
+@pytest.fixture(scope="module")
+def classification():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = np.where(X @ [1.0, -1.0, 0.5, 0.0] + 0.5 * rng.standard_normal(300) > 0, "b", "a")
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def regression():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 4))
+    return X, X @ [2.0, -1.0, 0.0, 0.5] + 0.3 + 0.5 * rng.standard_normal(200)
+
+
+def _classifiers(X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [LogisticRegression().fit(X, y), LinearSVC().fit(X, y),
+                fc.AdversarialClassifier(eps=0.1).fit(X, y)]
+
+
+def _regressors(X, y):
+    return [Lasso(alpha=0.05).fit(X, y), Ridge().fit(X, y),
+            fc.AdversarialRegressor(eps=0.1).fit(X, y)]
+
+
+def _random_ball_points(name, eps, d, rng, k):
+    """Random points of eps*S (projections of random vectors, many on the boundary)."""
+    out = []
+    for _ in range(k):
+        u = SETS[name].project(rng.standard_normal(d) * rng.uniform(0, 3))
+        assert _MEMBER[name](u)
+        out.append(eps * u)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_robust_accuracy_equals_accuracy_on_returned_examples(classification, name):
+    X, y = classification
+    pert, eps = SETS[name], 0.3
+    for model in _classifiers(X, y):
+        X_adv = fc.perturb(model, X, y, eps, pert)
+        delta = X_adv - X
+        assert all(_MEMBER[name](row / eps) for row in delta)
+        score = fc.robust_score(model, X, y, eps, pert)
+        assert score == pytest.approx(accuracy_score(y, model.predict(X_adv)), abs=1e-12)
+        assert score < model.score(X, y)
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_no_random_perturbation_does_worse(classification, regression, name):
+    rng = np.random.default_rng(5)
+    pert, eps = SETS[name], 0.3
+    X, y = classification
+    for model in _classifiers(X, y):
+        worst = fc.robust_score(model, X, y, eps, pert)
+        for delta in _random_ball_points(name, eps, 4, rng, 30):
+            assert model.score(X + delta, y) >= worst - 1e-12
+        # per-sample brute force: a sample counted robust survives every sampled move
+        robust = fc.perturb(model, X, y, eps, pert)
+        ok = model.predict(robust) == y
+        for delta in _random_ball_points(name, eps, 4, rng, 30):
+            assert np.all(model.predict(X[ok] + delta) == y[ok])
+    X, y = regression
+    for model in _regressors(X, y):
+        worst = fc.robust_score(model, X, y, eps, pert)
+        X_adv = fc.perturb(model, X, y, eps, pert)
+        assert worst == pytest.approx(r2_score(y, model.predict(X_adv)), abs=1e-12)
+        for delta in _random_ball_points(name, eps, 4, rng, 30):
+            assert r2_score(y, model.predict(X + delta)) >= worst - 1e-12
+
+
+def test_robust_accuracy_closed_form_margin(classification):
+    X, y = classification
+    model = LogisticRegression().fit(X, y)
+    beta, b = model.coef_[0], model.intercept_[0]
+    z = np.where(y == "b", 1.0, -1.0)
+    eps = 0.2
+    # min over the Linf ball of z (x + delta)^T beta + b = z eta - eps ||beta||_1
+    margin = z * (X @ beta + b) - eps * np.abs(beta).sum()
+    expected = np.mean(np.where(z > 0, margin > 0, margin >= 0))
+    assert fc.robust_score(model, X, y, eps) == pytest.approx(expected)
+
+
+def test_robust_loss_against_per_sample_brute_force(classification):
+    X, y = classification
+    model = LogisticRegression().fit(X, y)
+    rng = np.random.default_rng(6)
+    eps = 0.25
+    beta, b = model.coef_[0], model.intercept_[0]
+    z = np.where(y == "b", 1.0, -1.0)
+    moves = np.vstack([_random_ball_points("l2", eps, 4, rng, 200),
+                       eps * beta / np.linalg.norm(beta), -eps * beta / np.linalg.norm(beta)])
+    sampled = np.max(np.logaddexp(0.0, -z[:, None] * ((X @ beta + b)[:, None]
+                                                    + (moves @ beta)[None, :])), axis=1)
+    value = fc.robust_score(model, X, y, eps, "l2", metric="loss")
+    assert value >= sampled.mean() - 1e-12
+    assert value == pytest.approx(sampled.mean(), rel=1e-9)  # the +-beta/|beta| moves attain it
+
+
+def test_fgsm_method(classification, regression):
+    X, y = classification
+    logit = LogisticRegression().fit(X, y)
+    # FGSM is the exact worst case for logistic loss (l' never changes sign in the ball)
+    np.testing.assert_array_equal(fc.perturb(logit, X, y, 0.2, method="fgsm"),
+                                  fc.perturb(logit, X, y, 0.2))
+    svm = fc.AdversarialClassifier(family="hinge", eps=0.0).fit(X, y)
+    fgsm = fc.perturb(svm, X, y, 0.2, method="fgsm")
+    margin = np.where(y == "b", 1, -1) * svm.decision_function(X)
+    # hinge: sign(l') = 0 beyond the margin, so FGSM leaves those points where they are
+    np.testing.assert_array_equal(fgsm[margin > 1], X[margin > 1])
+    assert np.all(np.abs(fgsm[margin < 1] - X[margin < 1]).max(axis=1) == pytest.approx(0.2))
+    X, y = regression
+    ridge = Ridge().fit(X, y)
+    exact = fc.perturb(ridge, X, y, 0.2)
+    np.testing.assert_allclose(fc.perturb(ridge, X, y, 0.2, method="fgsm"), exact)
+
+
+def test_sample_weights_and_loss_metric_for_regressors(regression):
+    X, y = regression
+    model = fc.AdversarialRegressor(eps=0.1).fit(X, y)
+    w = np.random.default_rng(7).uniform(0, 2, X.shape[0])
+    X_adv = fc.perturb(model, X, y, 0.1)
+    assert fc.robust_score(model, X, y, 0.1, sample_weight=w) == pytest.approx(
+        r2_score(y, model.predict(X_adv), sample_weight=w))
+    prob = fc.AdversarialProblem(X, y, eps=0.1, sample_weight=w)
+    assert fc.robust_score(model, X, y, 0.1, metric="loss", sample_weight=w) == pytest.approx(
+        fc.robust_objective(prob, model.coef_, model.intercept_), rel=1e-12)
+
+
+def test_scorer_in_grid_search(classification):
+    X, y = classification
+    scorer = fc.robust_scorer(0.3)
+    search = GridSearchCV(fc.AdversarialClassifier(), {"eps": [0.0, 0.3]}, cv=3,
+                          scoring=scorer).fit(X, y)
+    assert search.best_params_ == {"eps": 0.3}
+    model = search.best_estimator_
+    assert scorer(model, X, y) == pytest.approx(fc.robust_score(model, X, y, 0.3))
+    loss = fc.robust_scorer(0.3, metric="loss")
+    assert loss(model, X, y) == pytest.approx(-fc.robust_score(model, X, y, 0.3, metric="loss"))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, X, y: fc.robust_score(object(), X, y, 0.1), TypeError, "exposing coef_"),
+    (lambda m, X, y: fc.robust_score(m, X[:, :3], y, 0.1), ValueError, "has 3 features"),
+    (lambda m, X, y: fc.robust_score(m, X, y, -0.1), ValueError, "eps must be in"),
+    (lambda m, X, y: fc.robust_score(m, X, y, 0.1, metric="auc"), ValueError, "metric must"),
+    (lambda m, X, y: fc.robust_score(m, X, y, 0.1, metric="r2"), ValueError, "needs a regr"),
+    (lambda m, X, y: fc.robust_score(m, X, np.where(y == "a", "c", y), 0.1), ValueError,
+     "labels the model does not know"),
+    (lambda m, X, y: fc.robust_score(m, X, y, 0.1, fc.WeightedLinf([1, 2])), ValueError,
+     "scales"),
+    (lambda m, X, y: fc.perturb(m, X, y, 0.1, method="pgd"), ValueError, "method must"),
+    (lambda m, X, y: fc.robust_score(m, X, y, 0.1, metric="loss", family="poisson"),
+     ValueError, "not a classification loss"),
+])
+def test_bad_arguments(classification, call, error, message):
+    X, y = classification
+    model = LogisticRegression().fit(X, y)
+    with pytest.raises(error, match=message):
+        call(model, X, y)
+
+
+def test_multiclass_models_are_refused():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((60, 3))
+    y = rng.integers(0, 3, 60)
+    with pytest.raises(ValueError, match="one linear predictor"):
+        fc.robust_score(LogisticRegression().fit(X, y), X, y, 0.1)

@@ -1,0 +1,102 @@
+"""eps paths: the top of the grid, warm starts against cold solves, plotting, errors."""
+
+import numpy as np
+import pytest
+from conftest import QUICK
+
+import fgsm_cvx as fc
+
+FAMILIES = ["gaussian", "logistic", "poisson", "huber", "hinge"]
+
+
+def _data(family, n=150, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    eta = X @ np.linspace(1.0, -1.0, d) * 0.6
+    y = {"gaussian": eta + rng.standard_normal(n), "huber": eta + rng.standard_t(2, n),
+         "poisson": rng.poisson(np.exp(eta)), "logistic": eta + rng.logistic(size=n) > 0,
+         "hinge": eta + rng.logistic(size=n) > 0}[family]
+    return X, y.astype(float)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_zero_at_eps_max_and_not_below(family):
+    prob = fc.AdversarialProblem(*_data(family), family=family)
+    path = fc.adversarial_path(prob, n_eps=50)
+    assert path.eps[0] == pytest.approx(fc.eps_max(prob))
+    assert np.all(path.coefs[0] == 0.0)
+    assert np.max(np.abs(path.coefs[1])) > 1e-4
+    # the zero point is really optimal there: no cold solve does better
+    cold = fc.solve(prob.with_params(eps=path.eps[0]), backend="cvxpy")
+    assert path.objectives[0] <= cold.objective + 1e-9
+    assert path.n_nonzero[0] == 0 and path.n_nonzero[-1] == prob.n_features
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+@pytest.mark.parametrize("family", ["gaussian", "logistic", "poisson"])
+def test_warm_path_equals_cold_solves(family, backend):
+    X, y = _data(family)
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation="l2")
+    path = fc.adversarial_path(prob, n_eps=12 if QUICK else 30, backend=backend)
+    for e, obj in zip(path.eps, path.objectives, strict=True):
+        # a cold, independent solve: a new problem (new canonicalisation), other solver
+        cold = fc.solve(fc.AdversarialProblem(X, y, family=family, perturbation="l2", eps=e),
+                        backend="cvxpy", solver="CLARABEL")
+        assert obj == pytest.approx(cold.objective, rel=1e-6, abs=1e-9)
+    assert all(r.backend == backend for r in path.results)
+
+
+def test_explicit_grid_is_sorted_and_used():
+    prob = fc.AdversarialProblem(*_data("gaussian"))
+    path = fc.adversarial_path(prob, eps=[0.01, 0.3, 0.1], backend="cvxpy")
+    np.testing.assert_array_equal(path.eps, [0.3, 0.1, 0.01])
+    assert np.isnan(path.eps_max) and len(path) == 3
+    for e, r in zip(path.eps, path.results, strict=True):
+        assert r.eps == e
+
+
+def test_grid_spacing():
+    prob = fc.AdversarialProblem(*_data("logistic"), family="logistic")
+    grid = fc.eps_grid(prob, n_eps=5, eps_min_ratio=1e-2)
+    np.testing.assert_allclose(grid, fc.eps_max(prob) * np.logspace(0, -2, 5))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_eps": 0}, "n_eps must be a positive integer"),
+    ({"n_eps": 2.5}, "n_eps must be a positive integer"),
+    ({"eps_min_ratio": 1.0}, "eps_min_ratio must be in"),
+    ({"eps": [0.1, -1.0]}, "eps must be a nonempty 1-d array"),
+    ({"eps": []}, "eps must be a nonempty 1-d array"),
+    ({"backend": "gpu"}, "backend must be one of"),
+])
+def test_bad_arguments(kwargs, message):
+    prob = fc.AdversarialProblem(*_data("gaussian"))
+    with pytest.raises(ValueError, match=message):
+        fc.adversarial_path(prob, **kwargs)
+
+
+def test_no_default_grid_without_a_finite_eps_max():
+    X, y = _data("gaussian")
+    with pytest.raises(ValueError, match="eps_max is inf"):
+        fc.adversarial_path(fc.AdversarialProblem(X, y, alpha=1.0))
+    with pytest.raises(TypeError, match="AdversarialProblem"):
+        fc.adversarial_path((X, y))
+
+
+def test_plot_draws_one_line_per_coefficient():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    prob = fc.AdversarialProblem(*_data("logistic"), family="logistic")
+    path = fc.adversarial_path(prob, n_eps=8)
+    ax = path.plot(feature_names=list("abcde"))
+    assert len(ax.get_lines()) == prob.n_features + 1  # plus the zero line
+    np.testing.assert_array_equal(ax.get_lines()[2].get_ydata(), path.coefs[:, 2])
+    assert ax.get_xscale() == "log"
+
+
+def test_path_to_dict_is_json_safe():
+    import json
+
+    prob = fc.AdversarialProblem(*_data("gaussian"))
+    d = json.loads(json.dumps(fc.adversarial_path(prob, n_eps=4).to_dict()))
+    assert len(d["eps"]) == 4 and len(d["coefs"][0]) == prob.n_features
