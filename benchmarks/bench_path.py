@@ -1,0 +1,53 @@
+"""Warm-started eps path vs independent cold solves at the same radii.
+
+For each family and backend, times ``fc.adversarial_path`` over ``--n-eps`` radii and
+the same radii solved one by one from scratch (a new AdversarialProblem per radius:
+a fresh cvxpy canonicalisation, or a fast-path solve without warm start), and prints
+the ratio cold / path and the largest relative objective difference between them.
+
+    python benchmarks/bench_path.py                    # n = 2000, d = 20, 50 radii
+    python benchmarks/bench_path.py --n 20000 --backends fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from bench_fast import make_data
+
+import fgsm_cvx as fc
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--d", type=int, default=20)
+    parser.add_argument("--n-eps", type=int, default=50)
+    parser.add_argument("--families", nargs="+", default=["gaussian", "binomial", "poisson"])
+    parser.add_argument("--backends", nargs="+", default=["cvxpy", "fast"])
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    print(f"n={args.n} d={args.d} radii={args.n_eps}")
+    print(f"{'family':>9} {'backend':>7} {'path s':>8} {'cold s':>8} {'cold/path':>9} "
+          f"{'max rel obj diff':>16}")
+    for family in args.families:
+        X, y = make_data(family, args.n, args.d, rng)
+        prob = fc.AdversarialProblem(X, y, family=family)
+        grid = fc.eps_grid(prob, args.n_eps)
+        for backend in args.backends:
+            t0 = time.perf_counter()
+            path = fc.adversarial_path(prob, eps=grid, backend=backend, verbose=False)
+            t_path = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            cold = [fc.solve(fc.AdversarialProblem(X, y, family=family, eps=e),
+                             backend=backend).objective for e in grid]
+            t_cold = time.perf_counter() - t0
+            diff = np.max(np.abs(path.objectives - cold) / np.maximum(1e-12, np.abs(cold)))
+            print(f"{family:>9} {backend:>7} {t_path:8.2f} {t_cold:8.2f} "
+                  f"{t_cold / t_path:9.1f} {diff:16.1e}")
+
+
+if __name__ == "__main__":
+    main()
