@@ -23,6 +23,7 @@ import cvxpy as cp
 import numpy as np
 
 from .families import Hinge
+from .problem import check_problem
 
 
 def eps_max(prob):
@@ -35,6 +36,7 @@ def eps_max(prob):
     constraints are not covered by the closed form; for them eps_max is located by
     bisection on the cvxpy solution (relative precision 1e-4).
     """
+    check_problem(prob)
     if prob.alpha >= 1.0:
         return np.inf
     if isinstance(prob.family, Hinge) or prob.constraints is not None:

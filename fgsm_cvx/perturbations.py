@@ -26,7 +26,7 @@ import numpy as np
 from cvxpy.transforms.suppfunc import SuppFunc
 from scipy.optimize import brentq
 
-from ._validation import check_scalar, check_vector, resolve
+from ._validation import check_exponent, check_vector, resolve
 
 
 def conjugate_exponent(p):
@@ -202,12 +202,7 @@ class Lp(Perturbation):
     name = "lp"
 
     def __init__(self, p=2.0):
-        if isinstance(p, str) and p.lower() in ("inf", "infinity"):
-            p = np.inf
-        if isinstance(p, (int, float)) and not isinstance(p, bool) and np.isinf(p):
-            self.p = np.inf
-        else:
-            self.p = check_scalar(p, "p", lower=1.0)
+        self.p = check_exponent(p, "p")  # -inf and NaN are refused, "inf" is accepted
         self.q = conjugate_exponent(self.p)
 
     def __repr__(self):
@@ -395,7 +390,10 @@ class Ellipsoid(Perturbation):
     name = "ellipsoid"
 
     def __init__(self, A):
-        A = np.asarray(A, dtype=float)
+        try:
+            A = np.asarray(A, dtype=float)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"Ellipsoid A must be a finite 2-d numeric array ({exc})") from exc
         if A.ndim != 2 or not np.all(np.isfinite(A)):
             raise ValueError("Ellipsoid A must be a finite 2-d array of shape (n_features, k)")
         self.A = A
@@ -461,8 +459,12 @@ class Box(Perturbation):
     symmetric = False
 
     def __init__(self, lower, upper):
-        self.lower = np.atleast_1d(np.asarray(lower, dtype=float))
-        self.upper = np.atleast_1d(np.asarray(upper, dtype=float))
+        try:
+            self.lower = np.atleast_1d(np.asarray(lower, dtype=float))
+            self.upper = np.atleast_1d(np.asarray(upper, dtype=float))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"Box lower and upper must be finite numeric scalars or 1-d "
+                             f"arrays ({exc})") from exc
         for name, v in (("lower", self.lower), ("upper", self.upper)):
             if v.ndim != 1 or not np.all(np.isfinite(v)):
                 raise ValueError(f"Box {name} must be a finite scalar or 1-d array")
