@@ -151,6 +151,26 @@ def recession_direction(prob, max_size=2_000_000):
     return bool(lp.value > 1e-6)
 
 
+def check_poisson_zeros(prob, solver):
+    """Poisson at eps = 0 (or alpha = 1) with zero counts: raise when no minimiser exists.
+
+    The only poisson problems without a minimiser (THEORY.md §1: e^eta - y eta is coercive
+    wherever y > 0, and the robust shift makes every beta != 0 costly) are these: a
+    direction that keeps every positive count's predictor and lowers some zero count's
+    drives e^eta -> 0 forever. One small linear program decides it before solving.
+    """
+    if not isinstance(prob.family, Poisson) or not (prob.eps == 0.0 or prob.alpha >= 1.0):
+        return
+    if not np.any(prob.y[prob.sample_weight > 0] == 0):
+        return
+    if recession_direction(prob):
+        raise SolverError(
+            "no minimiser exists: some zero counts can be fitted by e^eta -> 0 without "
+            "changing the predictors of the positive counts (a linear program found such a "
+            "direction, e.g. a feature that is nonzero only where y = 0); use eps > 0 with "
+            "alpha < 1, a penalty, or drop that feature", status="unbounded", solver=solver)
+
+
 def explain_failure(prob):
     """A sentence on why no minimiser may exist, or '' when the data shows no such cause."""
     try:

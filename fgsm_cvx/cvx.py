@@ -24,7 +24,12 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
-from ._diagnostics import check_finite, check_minimiser_exists, explain_failure
+from ._diagnostics import (
+    check_finite,
+    check_minimiser_exists,
+    check_poisson_zeros,
+    explain_failure,
+)
 from .exceptions import InaccurateSolutionWarning, SolverError
 from .problem import robust_objective
 from .result import Certificate, Result
@@ -177,7 +182,8 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
     if solver not in cp.installed_solvers():
         raise SolverError(f"solver {solver} is not installed; pip install "
                           f"{solver.lower()} or choose one of {cp.installed_solvers()}",
-                          solver=solver)
+                          status="not_installed", solver=solver)
+    check_poisson_zeros(prob, solver)
     opts = _TOL_OPTIONS[solver](float(tol))
     if max_iter is not None:
         opts[_MAX_ITER_OPTION[solver]] = int(max_iter)

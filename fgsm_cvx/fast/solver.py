@@ -26,7 +26,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
-from .._diagnostics import check_finite, check_minimiser_exists, explain_failure
+from .._diagnostics import (
+    check_finite,
+    check_minimiser_exists,
+    check_poisson_zeros,
+    explain_failure,
+)
 from ..exceptions import SolverError
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..penalties import DualNorm
@@ -216,6 +221,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         When the iteration budget runs out before the tolerance is met.
     """
     pert = shift_set(prob)
+    check_poisson_zeros(prob, "FISTA")
     start = time.perf_counter()
     model = _Model(prob)
     sc = prob.scaling  # solve for (beta'', b'') of the well-scaled equivalent problem
