@@ -91,7 +91,10 @@ def project_l1_ball(v, radius=1.0):
     u = np.sort(a)[::-1]
     css = np.cumsum(u) - radius
     k = np.arange(1, u.shape[0] + 1)
-    rho = np.nonzero(u > css / k)[0][-1]
+    # k = 1 always qualifies (u_1 > u_1 - radius); rounding can hide it when radius is
+    # negligible next to u_1, so fall back to it rather than index an empty array
+    qualifying = np.nonzero(u > css / k)[0]
+    rho = qualifying[-1] if qualifying.size else 0
     theta = css[rho] / (rho + 1.0)
     return np.sign(v) * np.maximum(a - theta, 0.0)
 
