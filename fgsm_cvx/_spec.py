@@ -79,8 +79,13 @@ def encode_value(value):
         if np.issubdtype(value.dtype, np.integer):  # e.g. group labels, feature indices
             return {"int_array": value.tolist()}
         return [encode_value(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):  # e.g. (lower, upper) bounds; a list means something else
+        return {"tuple": [encode_value(v) for v in value]}
+    if isinstance(value, list):
         return [encode_value(v) for v in value]
+    if callable(value) and not isinstance(value, (families.Family, perturbations.Perturbation,
+                                                  penalties.Penalty)):
+        raise TypeError("a callable (e.g. a constraint function) cannot be saved as JSON")
     return to_spec(value)
 
 
@@ -107,6 +112,8 @@ def decode_value(value, where):
     if isinstance(value, dict):
         if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
             return float(value["float"])
+        if set(value) == {"tuple"} and isinstance(value["tuple"], list):
+            return tuple(decode_value(v, where) for v in value["tuple"])
         for key, dtype in (("bool_array", bool), ("int_array", np.int64)):
             if set(value) == {key} and isinstance(value[key], list):
                 if not all(isinstance(v, int) for v in value[key]):  # bool is an int

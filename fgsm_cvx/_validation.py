@@ -55,7 +55,11 @@ def check_X(X):
     else:
         if hasattr(X, "to_numpy"):  # pandas DataFrame
             X = X.to_numpy()
-        X = np.asarray(X)
+        try:
+            X = np.asarray(X)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise ValueError(f"X must be a 2-d array of shape (n_samples, n_features) with "
+                             f"rows of equal length ({exc})") from exc
         _check_numeric_dtype(X, "X")
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-d array of shape (n_samples, n_features), "
@@ -76,15 +80,22 @@ def check_y(y, n_samples):
     """Validate a response vector of length ``n_samples`` (labels may be non-numeric)."""
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"y must be 1-d of length n_samples={n_samples} ({exc})") from exc
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y must be 1-d of length n_samples={n_samples}, got shape {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} rows")
+    if np.issubdtype(y.dtype, np.complexfloating):
+        raise TypeError(f"y must be real, got complex dtype {y.dtype}")
     if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity")
+    if y.dtype == object and any(v is None or (isinstance(v, float) and v != v) for v in y):
+        raise ValueError("y contains missing values (None or NaN)")
     return y
 
 
@@ -107,7 +118,12 @@ def check_sample_weight(sample_weight, n_samples):
         return np.full(n_samples, 1.0 / n_samples)
     w = np.asarray(sample_weight)
     _check_numeric_dtype(w, "sample_weight")
-    w = w.astype(np.float64).ravel()
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1:
+        raise ValueError(f"sample_weight must be 1-d of length n_samples={n_samples}, "
+                         f"got shape {w.shape}")
+    w = w.astype(np.float64)
     if w.shape[0] != n_samples:
         raise ValueError(f"sample_weight has {w.shape[0]} entries but X has {n_samples} rows")
     if not np.all(np.isfinite(w)):
@@ -120,9 +136,46 @@ def check_sample_weight(sample_weight, n_samples):
     return w / total
 
 
+def check_exponent(p, name):
+    """A norm exponent in [1, inf]: a real number >= 1, +inf, or the string "inf"."""
+    if isinstance(p, str) and p.lower() in ("inf", "infinity"):
+        return np.inf
+    if isinstance(p, numbers.Real) and not isinstance(p, bool) and p == np.inf:
+        return np.inf
+    return check_scalar(p, name, lower=1.0)
+
+
+def check_bool(value, name):
+    """``value`` as a bool; anything but a bool (or numpy bool) raises TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_tol(tol):
+    """A solver tolerance: a finite float in (0, 1)."""
+    return check_scalar(tol, "tol", lower=0.0, upper=1.0, lower_inclusive=False,
+                        upper_inclusive=False)
+
+
+def check_max_iter(max_iter):
+    """None or a positive integer (a float such as 2.5 or a bool is refused)."""
+    if max_iter is None:
+        return None
+    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"max_iter must be a positive integer or None, got "
+                        f"{type(max_iter).__name__} {max_iter!r}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer or None, got {max_iter}")
+    return int(max_iter)
+
+
 def check_vector(v, name, *, length=None, nonneg=False):
     """A finite 1-d float vector, optionally of a given length and nonnegative."""
-    v = np.asarray(v)
+    try:
+        v = np.asarray(v)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a 1-d numeric array ({exc})") from exc
     _check_numeric_dtype(v, name)
     v = v.astype(np.float64)
     if v.ndim != 1:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .problem import check_problem
+
 
 def _moves(prob, coef):
     """The two candidate perturbations: raising eta (up) and lowering it (down)."""
@@ -25,7 +27,7 @@ def worst_case_perturbation(prob, coef, intercept=0.0):
     loss max(l(eta_i + eps sigma_S(beta)), l(eta_i - eps sigma_S(-beta))). With a
     generalized penalty the rows are the penalty's noise scheme (delta^T beta = +-eps P).
     """
-    coef, intercept = prob.check_coef(coef, intercept)
+    coef, intercept = check_problem(prob).check_coef(coef, intercept)
     eta = prob.linear_predictor(coef, intercept)
     c_up, c_down = prob.unit_shift(coef)
     fam, y = prob.family, prob.y
@@ -40,7 +42,7 @@ def fgsm_perturbation(prob, coef, intercept=0.0):
     For S the Linf box this is eps * sign(l'(eta_i)) * sign(beta), Goodfellow's
     x + eps sign(grad_x l). Samples with l' = 0 are not moved.
     """
-    coef, intercept = prob.check_coef(coef, intercept)
+    coef, intercept = check_problem(prob).check_coef(coef, intercept)
     eta = prob.linear_predictor(coef, intercept)
     s = np.sign(prob.family.grad(prob.y, eta))[:, None]
     up, down = _moves(prob, coef)

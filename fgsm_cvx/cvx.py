@@ -24,6 +24,12 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
+from ._diagnostics import (
+    check_finite,
+    check_minimiser_exists,
+    check_poisson_zeros,
+    explain_failure,
+)
 from .exceptions import InaccurateSolutionWarning, SolverError
 from .problem import robust_objective
 from .result import Certificate, Result
@@ -52,14 +58,19 @@ class CvxFormulation:
 
     def __init__(self, prob, clean=True, adversarial=True):
         X = prob.X
-        if X.dtype != np.float64:
-            X = X.astype(np.float64)
-        fam, y, w = prob.family, prob.y, prob.sample_weight
+        # Solve the well-scaled equivalent problem (``AdversarialProblem.scaling``): the
+        # solver then sees coefficients and losses of order one however X and y are scaled.
+        self.scaling = sc = prob.scaling
+        if X.dtype != np.float64 or sc.x != 1.0:
+            X = X.astype(np.float64) * sc.x
+        fam, y, w = sc.family, sc.y, prob.sample_weight
         self.beta = cp.Variable(prob.n_features, name="beta")
         self.intercept = cp.Variable(name="intercept") if prob.fit_intercept else None
         eta = X @ self.beta
         if self.intercept is not None:
             eta = eta + self.intercept
+        elif sc.eta_offset != 0.0:  # b = 0 is b'' = -o / m in the scaled problem
+            eta = eta - sc.eta_offset / sc.eta_mult
         self.eps = cp.Parameter(nonneg=True, name="eps")
         self.alpha = cp.Parameter(nonneg=True, name="alpha")
         # (1 - alpha) as its own nonnegative parameter: cvxpy cannot tell the sign of
@@ -82,11 +93,11 @@ class CvxFormulation:
             worst = fam.worst_case_cvx(y, eta, self.t_up, self.t_down)
             terms.append(self.one_minus_alpha * (w @ worst))
         if prob.constraints is not None:
-            constraints.extend(prob.constraints.cvx(self.beta, self.intercept))
+            constraints.extend(prob.constraints.cvx(self.beta, self.intercept, sc))
         self.problem = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms))), constraints)
 
     def set_params(self, eps, alpha):
-        self.eps.value = float(eps)
+        self.eps.value = float(eps) * self.scaling.eps
         self.alpha.value = float(alpha)
         self.one_minus_alpha.value = 1.0 - float(alpha)
 
@@ -116,9 +127,11 @@ def _solver_report(solver, raw):
 
 _ADVICE = {
     "infeasible": "the constraints on the coefficients cannot all hold; check `constraints`",
-    "unbounded": "the objective is unbounded below; with eps = 0 and separable classes "
-                 "no minimiser exists: use eps > 0, a penalty or bound constraints",
-    "user_limit": "the solver hit its iteration limit; raise max_iter or try solver='CLARABEL'",
+    "unbounded": "the objective is unbounded below or has no minimiser (for binomial: "
+                 "classes separable with a margin larger than eps); use eps > 0, a penalty "
+                 "or bound constraints",
+    "user_limit": "the solver hit its iteration limit; raise max_iter or try another solver "
+                  "(solver='CLARABEL', 'ECOS' or 'SCS')",
     "solver_error": "the solver failed numerically; try solver='CLARABEL' or 'SCS', or "
                     "standardise X",
 }
@@ -139,6 +152,14 @@ def _certified(certificate, tol):
     return abs(bound) <= max(1e3 * tol, 1e-6) * (1.0 + abs(certificate.objective_numpy))
 
 
+def check_solver(solver):
+    """The solver name in upper case, or ValueError listing the supported ones."""
+    if not isinstance(solver, str) or solver.upper() not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)} (case-insensitive), "
+                         f"got {solver!r}")
+    return solver.upper()
+
+
 def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
     """Solve ``prob`` with cvxpy and a conic solver; return a certified Result.
 
@@ -157,13 +178,12 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
         For any status other than optimal / optimal_inaccurate (the latter warns with
         ``InaccurateSolutionWarning``), naming the status and what to try.
     """
-    solver = str(solver).upper()
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
+    solver = check_solver(solver)
     if solver not in cp.installed_solvers():
         raise SolverError(f"solver {solver} is not installed; pip install "
                           f"{solver.lower()} or choose one of {cp.installed_solvers()}",
-                          solver=solver)
+                          status="not_installed", solver=solver)
+    check_poisson_zeros(prob, solver)
     opts = _TOL_OPTIONS[solver](float(tol))
     if max_iter is not None:
         opts[_MAX_ITER_OPTION[solver]] = int(max_iter)
@@ -182,26 +202,33 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.unpack_results(raw, chain, inverse)
     except cp.error.SolverError as exc:
-        raise SolverError(f"{solver} failed: {str(exc).rstrip('.')}; {_ADVICE['solver_error']}",
-                          status="solver_error", solver=solver) from exc
+        raise SolverError(f"{solver} failed: {str(exc).rstrip('.')}; {_ADVICE['solver_error']}."
+                          f"{explain_failure(prob)}", status="solver_error",
+                          solver=solver) from exc
     elapsed = time.perf_counter() - start
     status = problem.status
     base = status.replace("_inaccurate", "")
     if base != "optimal":
         advice = _ADVICE.get(base, _ADVICE["solver_error"])
-        raise SolverError(f"{solver} returned status '{status}': {advice}",
+        why = "" if base == "infeasible" else explain_failure(prob)
+        raise SolverError(f"{solver} returned status '{status}': {advice}.{why}",
                           status=status, solver=solver)
     coef = form.beta.value
     intercept = float(form.intercept.value) if form.intercept is not None else 0.0
     if coef is None or not np.all(np.isfinite(coef)) or not np.isfinite(intercept):
         raise SolverError(f"{solver} reported '{status}' but returned no finite solution; "
                           f"{_ADVICE['solver_error']}", status=status, solver=solver)
-    coef = np.asarray(coef, dtype=np.float64).copy()
+    sc = form.scaling
+    coef, intercept = sc.to_original(np.array(coef, dtype=np.float64), intercept)
+    intercept = float(intercept) if prob.fit_intercept else 0.0
     primal, dual, n_iter = _solver_report(solver, raw)
+    primal, dual = sc.objective(primal), sc.objective(dual)  # in the original units
     objective = robust_objective(prob, coef, intercept)
+    check_finite(coef, intercept, objective, status, "cvxpy", solver)
+    check_minimiser_exists(prob, coef, intercept, "cvxpy", solver)
     certificate = Certificate(
         backend="cvxpy", solver=solver, status=status, objective_numpy=objective,
-        objective_solver=float(problem.value), primal_objective=primal,
+        objective_solver=sc.objective(float(problem.value)), primal_objective=primal,
         dual_objective=dual, gap=None if primal is None else primal - dual)
     if status != "optimal" and not _certified(certificate, tol):
         warnings.warn(f"{solver} returned '{status}' and its certificate does not confirm "

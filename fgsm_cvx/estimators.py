@@ -37,14 +37,15 @@ class _AdversarialGLM(BaseEstimator):
     _families: tuple = ()
 
     def __init__(self, family, perturbation="linf", eps=0.1, alpha=0.0, fit_intercept=True,
-                 penalty=None, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
-                 warm_start=False):
+                 penalty=None, constraints=None, backend="auto", solver="ECOS", tol=1e-8,
+                 max_iter=None, warm_start=False):
         self.family = family
         self.perturbation = perturbation
         self.eps = eps
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.penalty = penalty
+        self.constraints = constraints
         self.backend = backend
         self.solver = solver
         self.tol = tol
@@ -64,7 +65,7 @@ class _AdversarialGLM(BaseEstimator):
             X, y, family=self._family(), perturbation=self.perturbation,
             eps=self.eps if eps is None else eps, alpha=self.alpha,
             fit_intercept=self.fit_intercept, sample_weight=sample_weight,
-            penalty=self.penalty)
+            penalty=self.penalty, constraints=self.constraints)
 
     def _set_solution(self, result):
         self.result_ = result
@@ -219,6 +220,10 @@ class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
     fit_intercept : bool, default True
     penalty : Penalty or str or None
         Generalized FGSM: the shift eps P(beta) instead of eps sigma_S(beta).
+    constraints : str, tuple, callable, list or None
+        Constraints on the coefficients, as for ``AdversarialProblem`` ("nonnegative",
+        (lower, upper) bounds, ...). Bounds also guarantee a solution on data that are
+        separable beyond eps, where the robust logistic loss has no minimiser.
     backend : {"auto", "cvxpy", "fast"}, default "auto"
     solver : {"ECOS", "CLARABEL", "SCS"}, default "ECOS"
         Conic solver for the cvxpy backend.
@@ -251,11 +256,12 @@ class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
     _is_classifier = False
 
     def __init__(self, family="gaussian", perturbation="linf", eps=0.1, alpha=0.0,
-                 fit_intercept=True, penalty=None, backend="auto", solver="ECOS", tol=1e-8,
-                 max_iter=None, warm_start=False):
+                 fit_intercept=True, penalty=None, constraints=None, backend="auto",
+                 solver="ECOS", tol=1e-8, max_iter=None, warm_start=False):
         super().__init__(family=family, perturbation=perturbation, eps=eps, alpha=alpha,
-                         fit_intercept=fit_intercept, penalty=penalty, backend=backend,
-                         solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start)
+                         fit_intercept=fit_intercept, penalty=penalty, constraints=constraints,
+                         backend=backend, solver=solver, tol=tol, max_iter=max_iter,
+                         warm_start=warm_start)
 
     def fit(self, X, y, sample_weight=None):
         """Fit on X (dense, scipy.sparse or DataFrame) and y, with optional sample weights."""
@@ -293,9 +299,11 @@ class AdversarialClassifier(ClassifierMixin, _AdversarialGLM):
     ----------
     family : {"logistic", "hinge"} or Family, default "logistic"
         Any two labels are accepted; ``classes_[1]`` (the larger) is the positive one.
-    perturbation, eps, alpha, fit_intercept, penalty, backend, solver, tol, max_iter,
-    warm_start
-        As for ``AdversarialRegressor``.
+    perturbation, eps, alpha, fit_intercept, penalty, constraints, backend, solver, tol,
+    max_iter, warm_start
+        As for ``AdversarialRegressor``. On classes separable with a margin above eps the
+        robust logistic loss has no minimiser: ``fit`` then raises ``SolverError``
+        (status "unbounded"); use a larger eps, the hinge loss or coefficient bounds.
 
     Attributes
     ----------
@@ -317,11 +325,12 @@ class AdversarialClassifier(ClassifierMixin, _AdversarialGLM):
     _is_classifier = True
 
     def __init__(self, family="logistic", perturbation="linf", eps=0.1, alpha=0.0,
-                 fit_intercept=True, penalty=None, backend="auto", solver="ECOS", tol=1e-8,
-                 max_iter=None, warm_start=False):
+                 fit_intercept=True, penalty=None, constraints=None, backend="auto",
+                 solver="ECOS", tol=1e-8, max_iter=None, warm_start=False):
         super().__init__(family=family, perturbation=perturbation, eps=eps, alpha=alpha,
-                         fit_intercept=fit_intercept, penalty=penalty, backend=backend,
-                         solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start)
+                         fit_intercept=fit_intercept, penalty=penalty, constraints=constraints,
+                         backend=backend, solver=solver, tol=tol, max_iter=max_iter,
+                         warm_start=warm_start)
 
     def _binary(self, y, sample_weight):
         """Check the labels and code them 0/1 against ``classes_``."""
@@ -522,8 +531,8 @@ class AdversarialRegressorCV(_CVMixin, AdversarialRegressor):
 
     def __init__(self, family="gaussian", perturbation="linf", eps_grid=None, n_eps=20,
                  eps_min_ratio=1e-3, cv=5, attack_eps=None, attack_perturbation=None,
-                 rule="best", alpha=0.0, fit_intercept=True, penalty=None, backend="auto",
-                 solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
+                 rule="best", alpha=0.0, fit_intercept=True, penalty=None, constraints=None,
+                 backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
         self._set_params_from(locals())
 
     def fit(self, X, y, sample_weight=None):
@@ -538,8 +547,8 @@ class AdversarialClassifierCV(_CVMixin, AdversarialClassifier):
 
     def __init__(self, family="logistic", perturbation="linf", eps_grid=None, n_eps=20,
                  eps_min_ratio=1e-3, cv=5, attack_eps=None, attack_perturbation=None,
-                 rule="best", alpha=0.0, fit_intercept=True, penalty=None, backend="auto",
-                 solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
+                 rule="best", alpha=0.0, fit_intercept=True, penalty=None, constraints=None,
+                 backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
         self._set_params_from(locals())
 
     def fit(self, X, y, sample_weight=None):

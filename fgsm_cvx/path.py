@@ -26,6 +26,7 @@ import numpy as np
 
 from ._validation import check_scalar
 from .families import Hinge
+from .problem import check_problem
 from .result import Path
 
 
@@ -39,6 +40,7 @@ def eps_max(prob):
     constraints are not covered by the closed form; for them eps_max is located by
     bisection on the cvxpy solution (relative precision 1e-4).
     """
+    check_problem(prob)
     if prob.alpha >= 1.0:
         return np.inf
     if isinstance(prob.family, Hinge) or prob.constraints is not None:
@@ -168,11 +170,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     """
     from tqdm.auto import tqdm
 
-    from .problem import AdversarialProblem
     from .solve import resolve_backend, solve
 
-    if not isinstance(prob, AdversarialProblem):
-        raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
+    check_problem(prob)
     top = np.nan  # reported only when computed anyway (it costs solves for hinge)
     if eps is None:
         grid = eps_grid(prob, n_eps, eps_min_ratio)

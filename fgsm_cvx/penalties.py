@@ -22,7 +22,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from ._validation import check_scalar
+from ._validation import check_exponent, check_scalar
 from .perturbations import L1 as L1Ball
 from .perturbations import L2 as L2Ball
 from .perturbations import (
@@ -116,7 +116,7 @@ def Linf_penalty():
 
 def Lq(q):
     """||beta||_q, q in [1, inf]."""
-    q = np.inf if np.isinf(float(q)) else check_scalar(q, "q", lower=1.0)
+    q = check_exponent(q, "q")
     return DualNorm(Lp(conjugate_exponent(q)), f"l{q}")
 
 
@@ -127,7 +127,7 @@ def WeightedL1(weights):
 
 def GroupNorm(groups, q=2.0):
     """sum_g ||beta_g||_q (group Lasso for q = 2)."""
-    q = np.inf if np.isinf(float(q)) else check_scalar(q, "q", lower=1.0)
+    q = check_exponent(q, "q")
     return DualNorm(Group(groups, p=conjugate_exponent(q)), "group")
 
 

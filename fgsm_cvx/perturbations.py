@@ -26,7 +26,7 @@ import numpy as np
 from cvxpy.transforms.suppfunc import SuppFunc
 from scipy.optimize import brentq
 
-from ._validation import check_scalar, check_vector, resolve
+from ._validation import check_exponent, check_vector, resolve
 
 
 def conjugate_exponent(p):
@@ -91,7 +91,10 @@ def project_l1_ball(v, radius=1.0):
     u = np.sort(a)[::-1]
     css = np.cumsum(u) - radius
     k = np.arange(1, u.shape[0] + 1)
-    rho = np.nonzero(u > css / k)[0][-1]
+    # k = 1 always qualifies (u_1 > u_1 - radius); rounding can hide it when radius is
+    # negligible next to u_1, so fall back to it rather than index an empty array
+    qualifying = np.nonzero(u > css / k)[0]
+    rho = qualifying[-1] if qualifying.size else 0
     theta = css[rho] / (rho + 1.0)
     return np.sign(v) * np.maximum(a - theta, 0.0)
 
@@ -202,12 +205,7 @@ class Lp(Perturbation):
     name = "lp"
 
     def __init__(self, p=2.0):
-        if isinstance(p, str) and p.lower() in ("inf", "infinity"):
-            p = np.inf
-        if isinstance(p, (int, float)) and not isinstance(p, bool) and np.isinf(p):
-            self.p = np.inf
-        else:
-            self.p = check_scalar(p, "p", lower=1.0)
+        self.p = check_exponent(p, "p")  # -inf and NaN are refused, "inf" is accepted
         self.q = conjugate_exponent(self.p)
 
     def __repr__(self):
@@ -395,7 +393,10 @@ class Ellipsoid(Perturbation):
     name = "ellipsoid"
 
     def __init__(self, A):
-        A = np.asarray(A, dtype=float)
+        try:
+            A = np.asarray(A, dtype=float)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"Ellipsoid A must be a finite 2-d numeric array ({exc})") from exc
         if A.ndim != 2 or not np.all(np.isfinite(A)):
             raise ValueError("Ellipsoid A must be a finite 2-d array of shape (n_features, k)")
         self.A = A
@@ -461,8 +462,12 @@ class Box(Perturbation):
     symmetric = False
 
     def __init__(self, lower, upper):
-        self.lower = np.atleast_1d(np.asarray(lower, dtype=float))
-        self.upper = np.atleast_1d(np.asarray(upper, dtype=float))
+        try:
+            self.lower = np.atleast_1d(np.asarray(lower, dtype=float))
+            self.upper = np.atleast_1d(np.asarray(upper, dtype=float))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"Box lower and upper must be finite numeric scalars or 1-d "
+                             f"arrays ({exc})") from exc
         for name, v in (("lower", self.lower), ("upper", self.upper)):
             if v.ndim != 1 or not np.all(np.isfinite(v)):
                 raise ValueError(f"Box {name} must be a finite scalar or 1-d array")

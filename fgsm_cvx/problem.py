@@ -16,8 +16,10 @@ penalty P(beta) in its place. The intercept is never perturbed and never penalis
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._validation import (
+    check_bool,
     check_sample_weight,
     check_scalar,
     check_vector,
@@ -25,7 +27,7 @@ from ._validation import (
     check_y,
     resolve,
 )
-from .families import FAMILIES, Family
+from .families import FAMILIES, Family, Poisson
 from .penalties import PENALTIES, Penalty
 from .perturbations import PERTURBATIONS, Perturbation
 
@@ -39,7 +41,7 @@ class CoefConstraints:
     scalars, arrays of length n_features, or None.
     """
 
-    def __init__(self, spec, n_features):
+    def __init__(self, spec, n_features, fit_intercept=True):
         d = n_features
         self.lower = np.full(d, -np.inf)
         self.upper = np.full(d, np.inf)
@@ -61,7 +63,12 @@ class CoefConstraints:
                 for k, bound in enumerate(item):
                     if bound is None:
                         continue
-                    v = np.broadcast_to(np.asarray(bound, dtype=float), (d,))
+                    try:
+                        v = np.broadcast_to(np.asarray(bound, dtype=float), (d,))
+                    except (ValueError, TypeError) as exc:
+                        raise ValueError(f"constraint bounds must be None, a number or an "
+                                         f"array of length n_features={d}, got "
+                                         f"{bound!r}") from exc
                     if np.any(np.isnan(v)):
                         raise ValueError("constraint bounds contain NaN")
                     if k == 0:
@@ -74,23 +81,151 @@ class CoefConstraints:
                                 "(lower, upper) tuple, or a list of these")
         if np.any(self.lower > self.upper):
             raise ValueError("constraints are infeasible: some lower bound exceeds its upper bound")
+        if self.callables:  # build them once on placeholders: a bad callable fails here
+            import cvxpy as cp
+
+            beta, intercept = cp.Variable(d), (cp.Variable() if fit_intercept else None)
+            for f in self.callables:
+                made = f(beta, intercept)
+                made = made if isinstance(made, (list, tuple)) else [made]
+                if not all(isinstance(c, cp.constraints.constraint.Constraint) for c in made):
+                    raise TypeError("a constraints callable must return a cvxpy constraint or "
+                                    "a list of them, got " + ", ".join(
+                                        sorted({type(c).__name__ for c in made})))
+
+    @property
+    def is_cone(self):
+        """True when the feasible set is a cone (only zero or infinite bounds, no callables):
+        then s * beta stays feasible for every s > 0."""
+        finite = np.concatenate([self.lower[np.isfinite(self.lower)],
+                                 self.upper[np.isfinite(self.upper)]])
+        return not self.callables and not np.any(finite)
 
     @property
     def has_bounds(self):
         return bool(np.any(np.isfinite(self.lower)) or np.any(np.isfinite(self.upper)))
 
-    def cvx(self, beta, intercept):
-        """The constraints as a list of cvxpy constraints."""
+    def cvx(self, beta, intercept, scaling=None):
+        """The constraints as a list of cvxpy constraints.
+
+        With a ``Scaling``, ``beta`` and ``intercept`` are the solver's variables of the
+        scaled problem: bounds are divided by ``scaling.coef`` and callables receive the
+        original (beta, b) as affine expressions.
+        """
         out = []
+        scale = 1.0 if scaling is None else scaling.coef
         lo, hi = np.isfinite(self.lower), np.isfinite(self.upper)
         if lo.any():
-            out.append(beta[np.flatnonzero(lo)] >= self.lower[lo])
+            out.append(beta[np.flatnonzero(lo)] >= self.lower[lo] / scale)
         if hi.any():
-            out.append(beta[np.flatnonzero(hi)] <= self.upper[hi])
+            out.append(beta[np.flatnonzero(hi)] <= self.upper[hi] / scale)
+        if scaling is not None and not scaling.identity:
+            beta = scale * beta
+            if intercept is not None:
+                intercept = scaling.eta_mult * intercept + scaling.eta_offset
         for f in self.callables:
             made = f(beta, intercept)
             out.extend(made if isinstance(made, (list, tuple)) else [made])
         return out
+
+
+def _power_of_two(factor):
+    """The power of two nearest ``factor``, or 1 when factor is in [1/16, 16] (or not finite).
+
+    Scaling by a power of two is exact in floating point.
+    """
+    if not np.isfinite(factor) or factor <= 0 or 1.0 / 16 <= factor <= 16.0:
+        return 1.0
+    return float(2.0 ** np.round(np.log2(factor)))
+
+
+class Scaling:
+    """A well-scaled problem equivalent to ``prob``, solved by the backends.
+
+    With s = ``prob.x_scale`` and a response scale r (a power of two; 1 unless y is badly
+    scaled), the backends solve for (beta'', b'') on the data s X and y'' with
+
+    .. math::
+
+        \\eta = m \\eta'' + o, \\quad \\beta = c \\beta'', \\quad b = m b'' + o,
+        \\quad c = s m, \\quad \\epsilon'' = \\epsilon c^k / m,
+
+    k the degree of homogeneity of the shift (1 for support functions and norms), and
+    the robust objective is R = a R'' + a_0:
+
+    * gaussian: y'' = y / r, m = r, o = 0, a = r^2, a_0 = 0 (the loss is quadratic);
+    * huber: the same with threshold M / r (rho_M(r u) = r^2 rho_{M/r}(u));
+    * poisson: y'' = y / r, m = 1, o = log r, a = r, a_0 = -r log(r) sum_i w_i y''_i
+      (e^{eta'' + log r} - r y'' (eta'' + log r) = r l(y'', eta'') - r y'' log r);
+    * binomial, hinge: y'' = y, m = 1, o = 0, a = 1, a_0 = 0.
+
+    The response scale r is chosen from the weighted spread of y (gaussian, huber) or its
+    weighted mean (poisson), so that the solvers' absolute tolerances are relative ones.
+    """
+
+    def __init__(self, prob):
+        from .families import Gaussian, Huber
+
+        fam, y, w = prob.family, prob.y, prob.sample_weight
+        self.x = prob.x_scale
+        self.family, self.y = fam, y
+        r = 1.0
+        if isinstance(fam, (Gaussian, Huber)):
+            spread = float(np.sqrt(w @ np.square(y - w @ y)))
+            r = _power_of_two(spread) if spread > 0 else _power_of_two(float(np.max(np.abs(y))))
+        elif isinstance(fam, Poisson):
+            r = _power_of_two(float(w @ y))
+        self.response = r
+        self.eta_mult = self.eta_offset = 0.0
+        self.objective_mult, self.objective_offset = 1.0, 0.0
+        if r != 1.0:
+            self.y = y / r
+            if isinstance(fam, Huber):
+                self.family = Huber(threshold=fam.threshold / r)
+        if isinstance(fam, Poisson):
+            self.eta_mult, self.eta_offset = 1.0, float(np.log(r))
+            self.objective_mult = r
+            self.objective_offset = -r * np.log(r) * float(w @ self.y)
+        else:
+            self.eta_mult = r
+            self.objective_mult = r * r if isinstance(fam, (Gaussian, Huber)) else 1.0
+        self.coef = self.x * self.eta_mult
+        self.eps = self.coef ** prob.shift_degree / self.eta_mult  # eps'' = eps * this
+        self.identity = self.coef == 1.0 and r == 1.0
+
+    def to_original(self, coef, intercept):
+        """(beta, b) from the scaled problem's (beta'', b'')."""
+        coef = coef if self.coef == 1.0 else coef * self.coef
+        return coef, self.eta_mult * intercept + self.eta_offset
+
+    def to_scaled(self, coef, intercept):
+        """(beta'', b'') from (beta, b)."""
+        coef = coef if self.coef == 1.0 else coef / self.coef
+        return coef, (intercept - self.eta_offset) / self.eta_mult
+
+    def objective(self, value):
+        """The original objective from the scaled problem's value (None stays None)."""
+        if value is None:
+            return None
+        return self.objective_mult * value + self.objective_offset
+
+
+def _check_weighted_response(family, y, w):
+    """The samples with positive weight must still carry what the family needs."""
+    live = w > 0
+    if family.is_classifier and np.unique(y[live]).shape[0] < 2:
+        raise ValueError(f"family '{family.name}' needs both classes among the samples with "
+                         "positive sample_weight; only one class has positive weight")
+    if isinstance(family, Poisson) and not np.any(y[live] > 0):
+        raise ValueError("family 'poisson' needs at least one positive count y among the "
+                         "samples with positive sample_weight")
+
+
+def check_problem(prob):
+    """Raise TypeError unless ``prob`` is an AdversarialProblem."""
+    if not isinstance(prob, AdversarialProblem):
+        raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
+    return prob
 
 
 def resolve_family(family):
@@ -169,9 +304,11 @@ class AdversarialProblem:
         s = self.__dict__
         s["X"], s["y"], s["classes"] = X, y_internal, classes
         s["family"], s["perturbation"], s["penalty"] = family, perturbation, penalty
-        s["fit_intercept"] = bool(fit_intercept)
+        s["fit_intercept"] = check_bool(fit_intercept, "fit_intercept")
         s["sample_weight"] = check_sample_weight(sample_weight, n)
-        s["constraints"] = None if constraints is None else CoefConstraints(constraints, d)
+        _check_weighted_response(family, y_internal, s["sample_weight"])
+        s["constraints"] = None if constraints is None else CoefConstraints(constraints, d,
+                                                                      s["fit_intercept"])
         s["eps"] = check_scalar(eps, "eps", lower=0.0)
         s["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
         s["_cache"] = {}
@@ -198,6 +335,34 @@ class AdversarialProblem:
     def symmetric(self):
         """True when the predictor interval is symmetric (one shift t suffices)."""
         return self.penalty is not None or self.perturbation.symmetric
+
+    @property
+    def x_scale(self):
+        """A power of two s with s X of order one (1 unless X is badly scaled).
+
+        1 while the root mean square of the nonzero entries of X lies in [1/16, 16].
+        """
+        scale = self._cache.get("x_scale")
+        if scale is None:
+            X = self.X
+            data = X.data if sp.issparse(X) else X
+            nnz = np.count_nonzero(data)
+            rms = float(np.sqrt(np.sum(np.square(data, dtype=np.float64)) / nnz)) if nnz else 1.0
+            scale = self._cache["x_scale"] = _power_of_two(1.0 / rms)
+        return scale
+
+    @property
+    def scaling(self):
+        """The well-scaled equivalent problem the backends solve (see ``Scaling``)."""
+        out = self._cache.get("scaling")
+        if out is None:
+            out = self._cache["scaling"] = Scaling(self)
+        return out
+
+    @property
+    def shift_degree(self):
+        """r with shift(s beta) = s^r shift(beta): 1 for support functions and norms."""
+        return float(getattr(self.penalty, "r", 1.0)) if self.penalty is not None else 1.0
 
     def with_params(self, eps=None, alpha=None):
         """A copy with new eps and/or alpha, sharing data and solver caches."""
@@ -249,7 +414,7 @@ def robust_objective(prob, coef, intercept=0.0):
     c_up = eps sigma_S(beta), c_down = eps sigma_S(-beta) (eps P(beta) for both with a
     penalty). Returns a float.
     """
-    coef, intercept = prob.check_coef(coef, intercept)
+    coef, intercept = check_problem(prob).check_coef(coef, intercept)
     eta = prob.linear_predictor(coef, intercept)
     up, down = prob.unit_shift(coef)
     adv = prob.family.worst_case(prob.y, eta, prob.eps * up, prob.eps * down)
@@ -285,6 +450,6 @@ def fgsm_objective(prob, coef, intercept=0.0):
     s_i the FGSM shift of ``fgsm_shift``. Always <= ``robust_objective``; equal for
     losses where the sign of l' picks the worst endpoint (gaussian, huber, binomial).
     """
-    coef, intercept = prob.check_coef(coef, intercept)
+    coef, intercept = check_problem(prob).check_coef(coef, intercept)
     eta, shift = fgsm_shift(prob, coef, intercept)
     return _mix(prob, eta, prob.family.loss(prob.y, eta + shift))

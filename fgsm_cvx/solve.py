@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .cvx import solve_cvxpy
+from ._validation import check_max_iter, check_tol
+from .cvx import check_solver, solve_cvxpy
 from .families import Hinge
 from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
@@ -36,7 +37,7 @@ def _auto_backend(prob):
 
 def resolve_backend(prob, backend):
     """The backend "auto" stands for on ``prob`` (other names are checked and returned)."""
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return _auto_backend(prob) if backend == "auto" else backend
 
@@ -57,18 +58,33 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         says which ran.
     solver : {"ECOS", "CLARABEL", "SCS"}
         Conic solver for the cvxpy backend (ECOS by default); ignored by the fast path.
-    tol : float
+    tol : float in (0, 1)
         Accuracy: the conic solver's tolerances, or the fast path's target relative to
         the objective scale.
-    max_iter : int or None
+    max_iter : int >= 1 or None
         Iteration limit (the backend's default when None).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad backend, solver, tol or max_iter, before anything is solved.
+    SolverError
+        When the solver fails, stops at its iteration limit, returns a non-finite point,
+        or the returned point proves that no minimiser exists (separable classes); the
+        exception carries ``status`` and ``solver`` and its message says what to try.
+    InaccurateSolutionWarning
+        (a warning) when a solver stops with an inaccurate solution that its certificate
+        does not confirm.
     warm_start : Result or (coef, intercept) or None
         Starting point for the fast path (interior-point solvers start cold).
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
+    check_solver(solver)
+    tol = check_tol(tol)
+    max_iter = check_max_iter(max_iter)
     backend = resolve_backend(prob, backend)
     if backend == "fast":
-        kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
+        kwargs = {} if max_iter is None else {"max_iter": max_iter}
         return solve_fast(prob, tol=tol, warm_start=warm_start, **kwargs)
     return solve_cvxpy(prob, solver=solver, tol=tol, max_iter=max_iter, verbose=verbose)

@@ -5,6 +5,7 @@ Each row: (case id, callable building the bad input, exception type, message fra
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import fgsm_cvx as fc
 
@@ -25,6 +26,12 @@ def P(**kw):
 def _nan_X():
     Z = X.copy()
     Z[3, 1] = np.nan
+    return Z
+
+
+def _sparse_nan():
+    Z = sp.csr_matrix(X)
+    Z.data[0] = np.nan
     return Z
 
 
@@ -111,6 +118,105 @@ CASES = [
      "coef has length 2, expected 3"),
     ("intercept_without_fit", lambda: fc.robust_objective(P(fit_intercept=False), np.ones(3), 1.0),
      ValueError, "intercept must be 0"),
+    # --- issue 8: the remaining gaps of the core API -----------------------------------
+    ("inf_X", lambda: P(X=np.where(np.arange(3) == 1, np.inf, X)), ValueError,
+     "X contains NaN or infinity"),
+    ("X_no_features", lambda: P(X=X[:, :0]), ValueError, "no features"),
+    ("X_3d", lambda: P(X=X.reshape(20, 3, 1)), ValueError, "2-d array"),
+    ("X_ragged", lambda: P(X=[[1.0, 2.0], [3.0]], y=[1.0, 2.0]), ValueError,
+     "rows of equal length"),
+    ("X_complex", lambda: P(X=X + 1j), TypeError, "X must be real"),
+    ("X_datetime", lambda: P(X=np.zeros((20, 3), dtype="datetime64[s]")), TypeError,
+     "X must be numeric"),
+    ("X_sparse_nan", lambda: P(X=_sparse_nan()), ValueError, "X contains NaN"),
+    ("X_sparse_empty", lambda: P(X=sp.csr_matrix((0, 3)), y=y_real[:0]), ValueError,
+     "no samples"),
+    ("y_nan", lambda: P(y=np.where(y_real > 1, np.nan, y_real)), ValueError, "y contains NaN"),
+    ("y_complex", lambda: P(y=y_real + 1j), TypeError, "y must be real"),
+    ("y_object_numbers", lambda: P(y=y_real.astype(object)), ValueError, "numeric response"),
+    ("y_labels_with_none", lambda: P(y=np.array(["a", None] * 10, dtype=object),
+                                     family="binomial"), ValueError, "missing values"),
+    ("y_scalar", lambda: P(y=1.0), ValueError, "y must be 1-d"),
+    ("binomial_one_class_with_weight", lambda: P(y=y_bin, family="binomial",
+                                                 sample_weight=y_bin.astype(float)),
+     ValueError, "both classes among the samples with positive sample_weight"),
+    ("poisson_positive_counts_zero_weight", lambda: P(y=np.where(y_bin == 1, y_count, 0.0),
+                                                      family="poisson",
+                                                      sample_weight=1.0 - y_bin),
+     ValueError, "positive count y among the samples with positive sample_weight"),
+    ("hinge_non_numeric_three", lambda: P(y=np.array(list("abc") * 7)[:20], family="hinge"),
+     ValueError, "exactly two classes"),
+    ("weights_2d", lambda: P(sample_weight=np.ones((4, 5))), ValueError,
+     "sample_weight must be 1-d"),
+    ("weights_strings", lambda: P(sample_weight=np.array(["1"] * 20)), TypeError,
+     "sample_weight must be numeric"),
+    ("weights_inf", lambda: P(sample_weight=np.full(20, np.inf)), ValueError,
+     "sample_weight contains NaN or infinity"),
+    ("eps_inf", lambda: P(eps=np.inf), ValueError, "eps must be finite"),
+    ("eps_bool", lambda: P(eps=True), TypeError, "eps must be a real number"),
+    ("alpha_nan", lambda: P(alpha=np.nan), ValueError, "alpha must be finite"),
+    ("with_params_eps", lambda: P().with_params(eps=-1.0), ValueError, "eps must be in [0.0"),
+    ("fit_intercept_string", lambda: P(fit_intercept="no"), TypeError,
+     "fit_intercept must be True or False"),
+    ("p_minus_inf", lambda: fc.Lp(-np.inf), ValueError, "p must be"),
+    ("p_nan", lambda: fc.Lp(np.nan), ValueError, "p must be finite"),
+    ("p_string", lambda: fc.Lp("two"), TypeError, "p must be a real number"),
+    ("group_p_below_one", lambda: fc.Group([[0, 1]], p=0.5), ValueError, "p must be in [1.0"),
+    ("q_below_one", lambda: fc.penalties.Lq(0.9), ValueError, "q must be in [1.0"),
+    ("r_zero", lambda: fc.penalties.Lr(0.0), ValueError, "r must be in (0.0"),
+    ("huber_threshold", lambda: fc.Huber(threshold=0.0), ValueError, "threshold must be in (0"),
+    ("scales_2d", lambda: fc.WeightedLinf(np.ones((3, 1))), ValueError, "scales must be 1-d"),
+    ("scales_nan", lambda: fc.WeightedLinf([1.0, np.nan, 1.0]), ValueError,
+     "scales contains NaN"),
+    ("box_strings", lambda: fc.Box(["a"], [1.0]), ValueError, "Box lower and upper must be"),
+    ("box_nan", lambda: fc.Box([-1.0, np.nan, -1.0], 1.0), ValueError,
+     "Box lower must be a finite"),
+    ("ellipsoid_1d", lambda: fc.Ellipsoid(np.ones(3)), ValueError, "Ellipsoid A must be"),
+    ("ellipsoid_strings", lambda: fc.Ellipsoid([["a"]]), ValueError, "Ellipsoid A must be"),
+    ("group_labels_float", lambda: fc.Group(np.array([0.0, 1.0, 1.0])), ValueError,
+     "integer label array"),
+    ("group_empty", lambda: fc.Group([]), ValueError, "at least one group"),
+    ("mask_float", lambda: fc.Masked("linf", np.array([0.5, 1.0])), ValueError,
+     "mask must be a boolean array"),
+    ("penalty_dims", lambda: P(penalty=fc.penalties.WeightedL1([1.0, 1.0])), ValueError,
+     "scales has length 2, but X has 3 features"),
+    ("penalty_type", lambda: P(penalty=3), TypeError, "penalty must be a Penalty"),
+    ("constraint_bounds_length", lambda: P(constraints=(np.zeros(2), None)), ValueError,
+     "array of length n_features=3"),
+    ("constraint_callable_returns_bool", lambda: P(constraints=lambda b, c: True), TypeError,
+     "must return a cvxpy constraint"),
+    ("solver_not_supported", lambda: fc.solve(P(), solver="GUROBI"), ValueError,
+     "solver must be one of ECOS, CLARABEL, SCS"),
+    ("solver_not_string", lambda: fc.solve(P(), solver=None), ValueError,
+     "solver must be one of"),
+    ("solver_name_on_fast_backend", lambda: fc.solve(P(), backend="fast", solver="ecos2"),
+     ValueError, "solver must be one of"),
+    ("backend_not_string", lambda: fc.solve(P(), backend=None), ValueError,
+     "backend must be one of"),
+    ("tol_zero", lambda: fc.solve(P(), tol=0.0), ValueError, "tol must be in (0.0, 1.0)"),
+    ("tol_nan", lambda: fc.solve(P(), tol=np.nan), ValueError, "tol must be finite"),
+    ("tol_string", lambda: fc.solve(P(), tol="1e-8"), TypeError, "tol must be a real number"),
+    ("max_iter_zero", lambda: fc.solve(P(), max_iter=0), ValueError,
+     "max_iter must be a positive integer"),
+    ("max_iter_float", lambda: fc.solve(P(), max_iter=2.5), TypeError,
+     "max_iter must be a positive integer"),
+    ("max_iter_fast_negative", lambda: fc.solve(P(), backend="fast", max_iter=-5), ValueError,
+     "max_iter must be a positive integer"),
+    ("warm_start_length", lambda: fc.solve(P(), backend="fast", warm_start=(np.ones(2), 0.0)),
+     ValueError, "warm_start coef must be a finite vector of length n_features=3"),
+    ("coef_nan", lambda: fc.robust_objective(P(), np.array([1.0, np.nan, 0.0])), ValueError,
+     "coef contains NaN"),
+    ("coef_2d", lambda: fc.fgsm_objective(P(), np.ones((3, 1))), ValueError, "coef must be 1-d"),
+    ("intercept_nan", lambda: fc.robust_objective(P(), np.ones(3), np.nan), ValueError,
+     "intercept must be finite"),
+    ("worst_case_not_problem", lambda: fc.worst_case_perturbation(X, np.ones(3)), TypeError,
+     "prob must be an AdversarialProblem"),
+    ("fgsm_perturbation_coef", lambda: fc.fgsm_perturbation(P(), np.ones(4)), ValueError,
+     "coef has length 4, expected 3"),
+    ("eps_max_not_problem", lambda: fc.eps_max({"X": X}), TypeError,
+     "prob must be an AdversarialProblem"),
+    ("robust_objective_not_problem", lambda: fc.robust_objective(None, np.ones(3)), TypeError,
+     "prob must be an AdversarialProblem"),
 ]
 
 

@@ -26,6 +26,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
+from .._diagnostics import (
+    check_finite,
+    check_minimiser_exists,
+    check_poisson_zeros,
+    explain_failure,
+)
 from ..exceptions import SolverError
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..penalties import DualNorm
@@ -62,7 +68,11 @@ def shift_set(prob):
 
 
 class _Model:
-    """F_mu and its gradient in (X beta, b, t); the products with X."""
+    """F_mu and its gradient in (X beta, b, t); the products with X.
+
+    It is the well-scaled equivalent problem ``prob.scaling`` (data s X and y''): the
+    products are with s X, formed without copying X (s = 1 unless X is badly scaled).
+    """
 
     def __init__(self, prob):
         X = prob.X
@@ -70,14 +80,18 @@ class _Model:
             X = X.astype(np.float64)
         self.X = X
         self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
-        self.family, self.y, self.w = prob.family, prob.y, prob.sample_weight
+        sc = prob.scaling
+        self.family, self.y, self.w = sc.family, sc.y, prob.sample_weight
         self.alpha = prob.alpha
+        self.scale = sc.x
 
     def matvec(self, beta):
-        return np.asarray(self.X @ beta).ravel()
+        out = np.asarray(self.X @ beta).ravel()
+        return out if self.scale == 1.0 else out * self.scale
 
     def rmatvec(self, g):
-        return np.asarray(self.XT @ g).ravel()
+        out = np.asarray(self.XT @ g).ravel()
+        return out if self.scale == 1.0 else out * self.scale
 
     def value(self, Xbeta, b, t, mu, grad=False):
         fam, y, w, a = self.family, self.y, self.w, self.alpha
@@ -207,22 +221,31 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         When the iteration budget runs out before the tolerance is met.
     """
     pert = shift_set(prob)
+    check_poisson_zeros(prob, "FISTA")
     start = time.perf_counter()
     model = _Model(prob)
-    d, eps = prob.n_features, prob.eps
+    sc = prob.scaling  # solve for (beta'', b'') of the well-scaled equivalent problem
+    d, eps = prob.n_features, prob.eps * sc.eps
+    no_intercept = -sc.eta_offset / sc.eta_mult  # b = 0 in the scaled problem
     if warm_start is None:
         beta = np.zeros(d)
-        b = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
+        b = model.family.intercept_only(model.y, prob.sample_weight) if prob.fit_intercept \
+            else no_intercept
     else:
         coef, b = (warm_start.coef, warm_start.intercept) if hasattr(warm_start, "coef") \
             else warm_start
-        beta = np.array(coef, dtype=np.float64)
-        b = float(b) if prob.fit_intercept else 0.0
+        coef = np.array(coef, dtype=np.float64)
+        if coef.shape != (d,) or not np.all(np.isfinite(coef)):
+            raise ValueError(f"warm_start coef must be a finite vector of length "
+                             f"n_features={d}, got shape {coef.shape}")
+        beta, b = sc.to_scaled(coef, float(b) if prob.fit_intercept else 0.0)
+        if not prob.fit_intercept:
+            b = no_intercept
     if not np.isfinite(b):
         b = 0.0
     t = eps * pert.support(beta)
     Xb = model.matvec(beta)
-    scale = 1.0 + abs(model.value(Xb, b, t, 0.0))
+    f_scale = 1.0 + abs(model.value(Xb, b, t, 0.0))
     # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
     # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
     # For sparse X this builds one O(nnz) temporary, once.
@@ -230,7 +253,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
     else:
         row_sq = np.einsum("ij,ij->i", model.X, model.X)
-    L = max(float(prob.sample_weight @ (row_sq + 2.0)), 1e-12)
+    L = max(float(prob.sample_weight @ (row_sq * model.scale**2 + 2.0)), 1e-12)
     # Along a path (problems made by with_params share _cache) the previous solve's
     # first-stage curvature estimate is a far better start than the bound: without it
     # each solve spends tens of iterations letting L decay by 0.9 per step.
@@ -238,10 +261,10 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     smooth = needs_smoothing(prob.family)
     # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
     # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
-    tol_grad = 100.0 * tol * scale
+    tol_grad = 100.0 * tol * f_scale
     # Continuation starts coarse from a cold start; a warm start is presumed near the
     # solution already, so its smoothing starts fine (few, cheap stages).
-    mu = (1e-2 if warm_start is None else 1e-5) * scale if smooth else 0.0
+    mu = (1e-2 if warm_start is None else 1e-5) * f_scale if smooth else 0.0
     state = (beta, b, t, Xb)
     total_iter, residual, previous = 0, np.inf, np.inf
     while True:
@@ -253,9 +276,9 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         total_iter += it
         if not converged:
             raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
-                              f"(gradient-mapping residual {residual / scale:.2e}); raise "
-                              "max_iter or use backend='cvxpy'", status="max_iter",
-                              solver="FISTA")
+                              f"(gradient-mapping residual {residual / f_scale:.2e}); raise "
+                              f"max_iter or use backend='cvxpy'.{explain_failure(prob)}",
+                              status="max_iter", solver="FISTA")
         if not smooth:
             break
         # The exact objective at the stage solution approaches F* about linearly in mu, so
@@ -271,11 +294,16 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     if smooth and prob.fit_intercept:
         b = _polish_intercept(model, Xb, b, t)
     elapsed = time.perf_counter() - start
-    objective = robust_objective(prob, beta, b if prob.fit_intercept else 0.0)
+    coef, b = sc.to_original(beta, b)
+    b = float(b) if prob.fit_intercept else 0.0
+    objective = robust_objective(prob, coef, b) if np.all(np.isfinite(coef)) \
+        and np.isfinite(b) else np.nan
+    check_finite(coef, b, objective, "optimal", "fast", "FISTA")
+    check_minimiser_exists(prob, coef, b, "fast", "FISTA")
     certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
-                              objective_numpy=objective, objective_solver=f_mu,
-                              residual=residual / scale)
-    return Result(coef=beta, intercept=float(b) if prob.fit_intercept else 0.0,
-                  objective=objective, status="optimal", backend="fast", solver="FISTA",
-                  n_iter=total_iter, solve_time=elapsed, eps=prob.eps, alpha=prob.alpha,
-                  certificate=certificate)
+                              objective_numpy=objective,
+                              objective_solver=sc.objective(f_mu),
+                              residual=residual / f_scale)
+    return Result(coef=coef, intercept=b, objective=objective, status="optimal",
+                  backend="fast", solver="FISTA", n_iter=total_iter, solve_time=elapsed,
+                  eps=prob.eps, alpha=prob.alpha, certificate=certificate)

@@ -1,0 +1,188 @@
+"""Checks shared by the backends so that a failed or meaningless solve is never reported
+as optimal: finiteness of the returned point, and problems without a minimiser.
+
+**No minimiser (separable classes).** For the binomial family the robust margin of
+sample i at theta = (beta, b) is
+
+.. math:: m_i(\\theta) = z_i \\eta_i - \\epsilon\\,\\sigma_S(-z_i \\beta),
+
+(the clean margin z_i eta_i at eps = 0 or alpha = 1), concave and positively homogeneous
+in theta when the shift is (a support function, a norm penalty). If m_i(theta) > 0 for
+every sample with positive weight, then by superadditivity m_i(theta' + s theta) >=
+m_i(theta') + s m_i(theta) > m_i(theta') for every theta' and s > 0: the objective
+decreases strictly along theta from every point, so no minimiser exists (the classes are
+separable with margin larger than eps in the dual norm). A returned point with all
+margins positive is therefore a proof, not a heuristic, that the solve is meaningless.
+Hinge, gaussian and huber losses are bounded below and piecewise linear-quadratic in eta,
+so their minimum is always attained; the robust poisson objective with eps > 0 and
+alpha < 1 is coercive in beta and attains its minimum too.
+
+When a solver fails, ``explain_failure`` solves a small conic feasibility problem for a
+direction of recession (separation for binomial; for poisson at eps = 0, a direction that
+leaves every positive count's predictor unchanged and lowers some zero count's) and says
+whether one exists.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+
+from .exceptions import SolverError
+from .families import Binomial, Poisson
+
+SEPARATION_ADVICE = ("use eps > 0 larger than the separation margin, alpha < 1, a penalty, "
+                     "or bound constraints on the coefficients")
+
+
+def _homogeneous(prob):
+    """True when the robust margins are positively homogeneous of degree 1 in theta and
+    scaling theta keeps it feasible (so the margin argument above applies)."""
+    if prob.constraints is not None and not prob.constraints.is_cone:
+        return False
+    if prob.eps == 0.0 or prob.alpha >= 1.0:
+        return True
+    return prob.shift_degree == 1.0
+
+
+def robust_margins(prob, coef, intercept):
+    """Per-sample margins z_i eta_i minus the adversarial shift (clean ones if alpha = 1)."""
+    z = prob.family.signed_label(prob.y)
+    eta = prob.linear_predictor(coef, intercept)
+    clean = z * eta
+    if prob.alpha >= 1.0 or prob.eps == 0.0:
+        return clean, clean
+    up, down = prob.unit_shift(coef)
+    # z = +1: the attacker lowers eta by eps*down; z = -1: raises it by eps*up.
+    return clean - prob.eps * np.where(z > 0, down, up), clean
+
+
+def check_minimiser_exists(prob, coef, intercept, backend, solver):
+    """Raise SolverError when (coef, intercept) proves that no minimiser exists."""
+    if not isinstance(prob.family, Binomial) or not _homogeneous(prob):
+        return
+    if not np.any(coef) and intercept == 0.0:
+        return
+    margins, clean = robust_margins(prob, coef, intercept)
+    live = prob.sample_weight > 0
+    # rounding in eta is at most a few ulps of the terms that make it up
+    slack = 1e-9 * (1.0 + float(np.max(np.abs(clean[live]))))
+    worst = float(np.min(margins[live]))
+    if worst > slack:
+        raise SolverError(
+            f"{solver} ({backend}) returned a point at which every sample has a positive "
+            f"robust margin (smallest {worst:.3g}): the classes are separable with a margin "
+            f"larger than eps = {prob.eps:g}, so the objective keeps decreasing as the "
+            f"coefficients grow and no minimiser exists; {SEPARATION_ADVICE}",
+            status="unbounded", solver=solver)
+
+
+def check_finite(coef, intercept, objective, status, backend, solver):
+    """Raise SolverError for a non-finite point or objective (never reported as optimal)."""
+    if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
+        raise SolverError(f"{solver} ({backend}) reported '{status}' but returned non-finite "
+                          "coefficients; standardise X or try another backend/solver",
+                          status=status, solver=solver)
+    if not np.isfinite(objective):
+        raise SolverError(f"{solver} ({backend}) reported '{status}' but the robust objective "
+                          f"at the returned point is {objective} (overflow of the loss, e.g. "
+                          "e^eta for poisson); standardise X or rescale y",
+                          status=status, solver=solver)
+
+
+def recession_direction(prob, max_size=2_000_000):
+    """True / False: does a direction exist along which the objective decreases forever?
+
+    Binomial: maximise sum_i w_i m_i(u, c) over the box |u|, |c| <= 1 subject to
+    m_i >= 0 (m the robust margins, linear in (u, c) up to the concave shift). Poisson
+    with eps = 0 or alpha = 1: maximise -sum_{y_i = 0} w_i eta_i(u, c) subject to
+    eta_i(u, c) = 0 where y_i > 0 and <= 0 where y_i = 0. A positive optimum is such a
+    direction. Returns None when the check does not apply or is too large to run.
+    """
+    fam = prob.family
+    n, d = prob.X.shape
+    if n * d > max_size:
+        return None
+    if prob.constraints is not None and not prob.constraints.is_cone:
+        return None
+    poisson_case = isinstance(fam, Poisson) and (prob.eps == 0.0 or prob.alpha >= 1.0)
+    if not (isinstance(fam, Binomial) and _homogeneous(prob)) and not poisson_case:
+        return None
+    s = prob.x_scale
+    X = prob.X * s
+    u = cp.Variable(d)
+    c = cp.Variable() if prob.fit_intercept else 0.0
+    eta = X @ u + c
+    w = prob.sample_weight
+    cons = [cp.abs(u) <= 1]
+    if prob.fit_intercept:
+        cons.append(cp.abs(c) <= 1)
+    if prob.constraints is not None:
+        cons += [u[np.flatnonzero(prob.constraints.lower == 0)] >= 0,
+                 u[np.flatnonzero(prob.constraints.upper == 0)] <= 0]
+    if poisson_case:
+        pos = prob.y > 0
+        cons += [eta[np.flatnonzero(pos)] == 0, eta[np.flatnonzero(~pos)] <= 0]
+        objective = -(w[~pos] @ eta[np.flatnonzero(~pos)])
+    else:
+        z = fam.signed_label(prob.y)
+        margin = cp.multiply(z, eta)
+        if prob.eps > 0 and prob.alpha < 1.0:
+            eps = prob.eps * s ** prob.shift_degree
+            shift = prob.penalty.cvx if prob.penalty is not None \
+                else prob.perturbation.support_cvx
+            up = cp.Variable(nonneg=True)
+            down = up if prob.symmetric else cp.Variable(nonneg=True)
+            cons += [eps * shift(u) <= up, eps * shift(-u) <= down]
+            margin = margin - (up * (z < 0).astype(float) + down * (z > 0).astype(float))
+        cons.append(margin >= 0)
+        objective = w @ margin
+    lp = cp.Problem(cp.Maximize(objective), cons)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lp.solve(solver="CLARABEL")
+    except cp.error.SolverError:
+        return None
+    if lp.status not in ("optimal", "optimal_inaccurate"):
+        return None
+    return bool(lp.value > 1e-6)
+
+
+def check_poisson_zeros(prob, solver):
+    """Poisson at eps = 0 (or alpha = 1) with zero counts: raise when no minimiser exists.
+
+    The only poisson problems without a minimiser (THEORY.md §1: e^eta - y eta is coercive
+    wherever y > 0, and the robust shift makes every beta != 0 costly) are these: a
+    direction that keeps every positive count's predictor and lowers some zero count's
+    drives e^eta -> 0 forever. One small linear program decides it before solving.
+    """
+    if not isinstance(prob.family, Poisson) or not (prob.eps == 0.0 or prob.alpha >= 1.0):
+        return
+    if not np.any(prob.y[prob.sample_weight > 0] == 0):
+        return
+    if recession_direction(prob):
+        raise SolverError(
+            "no minimiser exists: some zero counts can be fitted by e^eta -> 0 without "
+            "changing the predictors of the positive counts (a linear program found such a "
+            "direction, e.g. a feature that is nonzero only where y = 0); use eps > 0 with "
+            "alpha < 1, a penalty, or drop that feature", status="unbounded", solver=solver)
+
+
+def explain_failure(prob):
+    """A sentence on why no minimiser may exist, or '' when the data shows no such cause."""
+    try:
+        found = recession_direction(prob)
+    except Exception:  # the explanation must never mask the original failure
+        return ""
+    if not found:
+        return ""
+    if isinstance(prob.family, Binomial):
+        return (" The classes are separable with a margin larger than eps (checked by a "
+                "linear program), so no minimiser exists; " + SEPARATION_ADVICE + ".")
+    return (" Some zero counts can be fitted by e^eta -> 0 without changing the positive "
+            "counts' predictors (checked by a linear program), so no minimiser exists at "
+            "eps = 0; use eps > 0 with alpha < 1, a penalty, or drop the feature that "
+            "separates the zeros.")
