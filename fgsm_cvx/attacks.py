@@ -9,8 +9,11 @@ Literal FGSM picks the endpoint by sign(l'(eta_i)) instead.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.base import is_classifier
 
-from .problem import check_problem
+from ._validation import check_sample_weight, check_scalar, check_X, check_y
+from .problem import check_problem, resolve_family, resolve_perturbation
 
 
 def _moves(prob, coef):
@@ -74,15 +77,11 @@ def _fitted_linear(model):
 
 
 def _is_classifier(model):
-    from sklearn.base import is_classifier
-
     return is_classifier(model) or hasattr(model, "classes_")
 
 
 def _default_family(model, family):
     """The loss the attacker maximises: the given one, the model's own, or the usual one."""
-    from .problem import resolve_family
-
     if family is None:
         family = getattr(model, "family", None)  # this package's estimators
         if family is None:
@@ -100,11 +99,6 @@ class _Attack:
     """
 
     def __init__(self, model, X, y, eps, perturbation, family, sample_weight):
-        import scipy.sparse as sp
-
-        from ._validation import check_sample_weight, check_scalar, check_X, check_y
-        from .problem import resolve_perturbation
-
         self.coef, self.intercept = _fitted_linear(model)
         X = check_X(X)
         if X.shape[1] != self.coef.shape[0]:
@@ -267,9 +261,6 @@ def robust_scorer(eps, perturbation="linf", metric=None, family=None):
     Greater is better: it returns ``robust_score`` for accuracy and R^2 and the
     negated mean worst-case loss for ``metric="loss"`` (scikit-learn's neg_* convention).
     """
-    from ._validation import check_scalar
-    from .problem import resolve_perturbation
-
     check_scalar(eps, "eps", lower=0.0)
     resolve_perturbation(perturbation)
     if metric is not None and metric not in METRICS:
