@@ -88,6 +88,16 @@ class _AdversarialGLM(BaseEstimator):
         return validate_data(self, X, y, accept_sparse=self._sparse, dtype=self._dtypes,
                              y_numeric=not self._is_classifier)
 
+    def _encode_target(self, y, sample_weight):
+        """y as the problem takes it (classifiers: 0/1 against ``classes_``)."""
+        return y
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (dense, scipy.sparse or DataFrame) and y, with optional sample weights."""
+        X, y = self._validate_fit(X, y)
+        y = self._encode_target(y, sample_weight)
+        return self._set_solution(self._fit_problem(self._problem(X, y, sample_weight)))
+
     def _linear_predictor(self, X):
         """eta = X beta + b for new data (checked against the fitted features)."""
         check_is_fitted(self)
@@ -263,11 +273,6 @@ class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
                          backend=backend, solver=solver, tol=tol, max_iter=max_iter,
                          warm_start=warm_start)
 
-    def fit(self, X, y, sample_weight=None):
-        """Fit on X (dense, scipy.sparse or DataFrame) and y, with optional sample weights."""
-        X, y = self._validate_fit(X, y)
-        return self._set_solution(self._fit_problem(self._problem(X, y, sample_weight)))
-
     def predict(self, X):
         """The mean response: eta, or exp(eta) for poisson."""
         eta = self._linear_predictor(X)
@@ -348,11 +353,8 @@ class AdversarialClassifier(ClassifierMixin, _AdversarialGLM):
                              f"({np.asarray(present).tolist()})")
         return (y == self.classes_[1]).astype(np.float64)
 
-    def fit(self, X, y, sample_weight=None):
-        """Fit on X (dense, scipy.sparse or DataFrame) and two-class labels y."""
-        X, y = self._validate_fit(X, y)
-        y01 = self._binary(y, sample_weight)
-        return self._set_solution(self._fit_problem(self._problem(X, y01, sample_weight)))
+    def _encode_target(self, y, sample_weight):
+        return self._binary(y, sample_weight)
 
     def decision_function(self, X):
         """The linear predictor eta = X beta + b (> 0 predicts classes_[1])."""
@@ -446,6 +448,11 @@ class _CVMixin:
             model.classes_ = self.classes_
         return model
 
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate over the eps grid, then refit at ``eps_``."""
+        X, y = self._validate_fit(X, y)
+        return self._cross_validate(X, self._encode_target(y, sample_weight), sample_weight)
+
     def _cross_validate(self, X, y, sample_weight):
         from .path import adversarial_path, eps_grid
 
@@ -535,10 +542,6 @@ class AdversarialRegressorCV(_CVMixin, AdversarialRegressor):
                  backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
         self._set_params_from(locals())
 
-    def fit(self, X, y, sample_weight=None):
-        """Cross-validate over the eps grid, then refit at ``eps_``."""
-        X, y = self._validate_fit(X, y)
-        return self._cross_validate(X, y, sample_weight)
 
 
 class AdversarialClassifierCV(_CVMixin, AdversarialClassifier):
@@ -550,8 +553,3 @@ class AdversarialClassifierCV(_CVMixin, AdversarialClassifier):
                  rule="best", alpha=0.0, fit_intercept=True, penalty=None, constraints=None,
                  backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
         self._set_params_from(locals())
-
-    def fit(self, X, y, sample_weight=None):
-        """Cross-validate over the eps grid, then refit at ``eps_``."""
-        X, y = self._validate_fit(X, y)
-        return self._cross_validate(X, self._binary(y, sample_weight), sample_weight)
