@@ -139,24 +139,8 @@ def _certified(certificate, tol):
     return abs(bound) <= max(1e3 * tol, 1e-6) * (1.0 + abs(certificate.objective_numpy))
 
 
-def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
-    """Solve ``prob`` with cvxpy and a conic solver; return a certified Result.
-
-    Parameters
-    ----------
-    prob : AdversarialProblem
-    solver : {"ECOS", "CLARABEL", "SCS"}
-    tol : float
-        Passed to the solver as its absolute, relative-gap and feasibility tolerances.
-    max_iter : int or None
-        The solver's iteration limit (its default when None).
-
-    Raises
-    ------
-    SolverError
-        For any status other than optimal / optimal_inaccurate (the latter warns with
-        ``InaccurateSolutionWarning``), naming the status and what to try.
-    """
+def check_solver(solver):
+    """The solver name, upper-cased, validated and installed; raise otherwise."""
     solver = str(solver).upper()
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
@@ -164,10 +148,23 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
         raise SolverError(f"solver {solver} is not installed; pip install "
                           f"{solver.lower()} or choose one of {cp.installed_solvers()}",
                           solver=solver)
+    return solver
+
+
+def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, verbose=False,
+                      **result_fields):
+    """Solve a built formulation and return a certified Result.
+
+    Shared by every cvxpy program of the package (the adversarial problem, the
+    penalised-likelihood twin). ``form`` has ``problem`` (a cp.Problem, parameters set),
+    ``beta`` and ``intercept`` (cvxpy Variables, intercept None without one);
+    ``objective(coef, intercept)`` recomputes the objective in numpy for the certificate;
+    ``result_fields`` (eps, alpha, ...) go to the Result.
+    """
+    solver = check_solver(solver)
     opts = _TOL_OPTIONS[solver](float(tol))
     if max_iter is not None:
         opts[_MAX_ITER_OPTION[solver]] = int(max_iter)
-    form = formulation(prob)
     problem = form.problem
     start = time.perf_counter()
     try:
@@ -198,15 +195,46 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
                           f"{_ADVICE['solver_error']}", status=status, solver=solver)
     coef = np.asarray(coef, dtype=np.float64).copy()
     primal, dual, n_iter = _solver_report(solver, raw)
-    objective = robust_objective(prob, coef, intercept)
+    value = objective(coef, intercept)
     certificate = Certificate(
-        backend="cvxpy", solver=solver, status=status, objective_numpy=objective,
+        backend="cvxpy", solver=solver, status=status, objective_numpy=value,
         objective_solver=float(problem.value), primal_objective=primal,
         dual_objective=dual, gap=None if primal is None else primal - dual)
     if status != "optimal" and not _certified(certificate, tol):
         warnings.warn(f"{solver} returned '{status}' and its certificate does not confirm "
                       f"the solution ({certificate}); try solver='CLARABEL' or a looser tol",
-                      InaccurateSolutionWarning, stacklevel=3)
-    return Result(coef=coef, intercept=intercept, objective=objective, status=status,
+                      InaccurateSolutionWarning, stacklevel=4)
+    return Result(coef=coef, intercept=intercept, objective=value, status=status,
                   backend="cvxpy", solver=solver, n_iter=n_iter, solve_time=elapsed,
-                  eps=prob.eps, alpha=prob.alpha, certificate=certificate)
+                  certificate=certificate, **result_fields)
+
+
+def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
+    """Solve ``prob`` with cvxpy and a conic solver; return a certified Result.
+
+    Parameters
+    ----------
+    prob : AdversarialProblem
+    solver : {"ECOS", "CLARABEL", "SCS"}
+    tol : float
+        Passed to the solver as its absolute, relative-gap and feasibility tolerances.
+    max_iter : int or None
+        The solver's iteration limit (its default when None).
+
+    Raises
+    ------
+    ValueError
+        For a non-convex penalty (no DCP form; ``fc.solve`` uses the local linear
+        approximation for it), or an unknown solver name.
+    SolverError
+        For any status other than optimal / optimal_inaccurate (the latter warns with
+        ``InaccurateSolutionWarning``), naming the status and what to try.
+    """
+    check_solver(solver)
+    if prob.penalty is not None and not prob.penalty.convex:
+        raise ValueError(f"penalty {prob.penalty!r} is non-convex and has no DCP form; "
+                         "fc.solve solves it by the local linear approximation (fc.lla_solve)")
+    form = formulation(prob)
+    return solve_formulation(form, lambda c, b: robust_objective(prob, c, b), solver=solver,
+                             tol=tol, max_iter=max_iter, verbose=verbose, eps=prob.eps,
+                             alpha=prob.alpha)

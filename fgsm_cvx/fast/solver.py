@@ -62,16 +62,24 @@ def shift_set(prob):
 
 
 class _Model:
-    """F_mu and its gradient in (X beta, b, t); the products with X."""
+    """F_mu and its gradient in (X beta, b, t); the products with X.
 
-    def __init__(self, prob):
+    ``alpha`` overrides the problem's (1.0 gives the clean loss alone: the smooth part of
+    the penalised likelihood). A penalty with a constant ``offset`` c (the LLA
+    majoriser, shift eps (sigma(beta) + c)) enters as the shift t + eps c, the epigraph
+    variable t still bounding eps sigma(beta).
+    """
+
+    def __init__(self, prob, alpha=None):
         X = prob.X
         if X.dtype != np.float64:  # the one copy of X the fast path may make
             X = X.astype(np.float64)
         self.X = X
         self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
         self.family, self.y, self.w = prob.family, prob.y, prob.sample_weight
-        self.alpha = prob.alpha
+        self.alpha = prob.alpha if alpha is None else alpha
+        offset = getattr(prob.penalty, "offset", 0.0) if prob.penalty is not None else 0.0
+        self.offset = prob.eps * offset
 
     def matvec(self, beta):
         return np.asarray(self.X @ beta).ravel()
@@ -87,12 +95,13 @@ class _Model:
         g_t = 0.0
         with np.errstate(over="ignore", invalid="ignore"):
             if a < 1.0:
+                shift = t + self.offset
                 if grad:
-                    h, d_eta, d_t = adversarial_terms(fam, y, eta, t, mu)
+                    h, d_eta, d_t = adversarial_terms(fam, y, eta, shift, mu)
                     g_eta += (1.0 - a) * d_eta
                     g_t = (1.0 - a) * float(w @ d_t)
                 else:
-                    h = adversarial_terms(fam, y, eta, t, mu, grad=False)
+                    h = adversarial_terms(fam, y, eta, shift, mu, grad=False)
                 total = (1.0 - a) * float(w @ h)
             if a > 0.0:
                 if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
@@ -111,17 +120,25 @@ class _Model:
         return total, g_eta, g_t
 
 
-def _fista(model, pert, eps, fit_intercept, state, mu, L, tol, max_iter):
+def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
     """FISTA with backtracking and function-value restart, from ``state``.
 
-    state = (beta, b, t, Xbeta). Returns (state, f, L, iterations, residual, converged)
+    Minimises F = f_mu + h, f_mu the smooth ``model`` and h the nonsmooth part through
+    its ``prox(v_beta, v_t, L) -> (beta, t)`` (the proximal step of h / L): the epigraph
+    projection (h its indicator, ``nonsmooth`` None: h = 0 on feasible points) or the
+    prox of lam P (``nonsmooth(beta) = lam P(beta)``).
+    state = (beta, b, t, Xbeta). Returns (state, F, L, iterations, residual, converged)
     where the residual is the norm of the gradient mapping L (y - x+) at the last step.
     The tolerance is floored at the resolution of f in floating point: a step d is only
     visible in f when L |d|^2 exceeds the rounding of f, so residuals below
     10 sqrt(L eps_machine (1 + |f|)) cannot be certified and count as converged.
     """
     beta, b, t, Xb = state
-    f_x = model.value(Xb, b, t, mu)
+
+    def h(v):
+        return 0.0 if nonsmooth is None else nonsmooth(v)
+
+    f_x = model.value(Xb, b, t, mu) + h(beta)  # F = f_mu + h at the current point
     y_beta, y_b, y_t, y_Xb = beta, b, t, Xb
     theta = 1.0
     residual, converged = np.inf, False
@@ -132,16 +149,17 @@ def _fista(model, pert, eps, fit_intercept, state, mu, L, tol, max_iter):
         g_beta = model.rmatvec(g_eta)
         g_b = float(g_eta.sum()) if fit_intercept else 0.0
         while True:
-            n_beta, n_t = project_epigraph(pert, y_beta - g_beta / L, y_t - g_t / L, eps)
+            n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
             n_b = y_b - g_b / L
             n_Xb = model.matvec(n_beta)
-            f_new = model.value(n_Xb, n_b, n_t, mu)
+            f_new = model.value(n_Xb, n_b, n_t, mu)  # smooth part: the sufficient-decrease test
             d_beta, d_b, d_t = n_beta - y_beta, n_b - y_b, n_t - y_t
             sq = float(d_beta @ d_beta) + d_b * d_b + d_t * d_t
             model_value = f_y + float(g_beta @ d_beta) + g_b * d_b + g_t * d_t + 0.5 * L * sq
             if f_new <= model_value + 1e-13 * abs(f_y):
                 break
             L *= 2.0
+        f_new += h(n_beta)  # F at the new point, for the restart test
         residual = L * np.sqrt(sq)
         floor = 10.0 * np.sqrt(L * np.finfo(float).eps * (1.0 + abs(f_x)))
         converged = residual <= max(tol, floor)
@@ -183,6 +201,86 @@ def _polish_intercept(model, Xb, b, t):
     return float(res.x) if res.fun < f0 else b
 
 
+def _start(prob, warm_start):
+    """(beta, b) from a warm start, or zero and the intercept-only optimum."""
+    if warm_start is None:
+        beta = np.zeros(prob.n_features)
+        b = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
+    else:
+        coef, b = (warm_start.coef, warm_start.intercept) if hasattr(warm_start, "coef") \
+            else warm_start
+        beta = np.array(coef, dtype=np.float64)
+        b = float(b) if prob.fit_intercept else 0.0
+    if not np.isfinite(b):
+        b = 0.0
+    return beta, b
+
+
+def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
+              warm):
+    """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
+
+    Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
+    """
+    Xb = model.matvec(beta)
+
+    def h(v):
+        return 0.0 if nonsmooth is None else nonsmooth(v)
+
+    scale = 1.0 + abs(model.value(Xb, b, t, 0.0) + h(beta))
+    # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
+    # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
+    # For sparse X this builds one O(nnz) temporary, once.
+    if sp.issparse(model.X):
+        row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
+    else:
+        row_sq = np.einsum("ij,ij->i", model.X, model.X)
+    L = max(float(model.w @ (row_sq + 2.0)), 1e-12)
+    # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
+    # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
+    tol_grad = 100.0 * tol * scale
+    # Continuation starts coarse from a cold start; a warm start is presumed near the
+    # solution already, so its smoothing starts fine (few, cheap stages).
+    mu = (1e-5 if warm else 1e-2) * scale if smooth else 0.0
+    state = (beta, b, t, Xb)
+    total_iter, residual, previous = 0, np.inf, np.inf
+    while True:
+        stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
+        state, f_mu, L, it, residual, converged = _fista(
+            model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
+            max_iter - total_iter)
+        total_iter += it
+        if not converged:
+            raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
+                              f"(gradient-mapping residual {residual / scale:.2e}); raise "
+                              "max_iter or use backend='cvxpy'", status="max_iter",
+                              solver="FISTA")
+        if not smooth:
+            break
+        # The exact objective at the stage solution approaches F* about linearly in mu, so
+        # with mu divided by 10 per stage its decrease from the previous stage, Delta,
+        # over-estimates the remaining gap about ninefold. Stop when Delta is below
+        # 10 tol relative to F (and the last stage met the gradient tolerance).
+        exact = model.value(state[3], state[1], state[2], 0.0) + h(state[0])
+        if previous - exact <= 10.0 * tol * (1.0 + abs(exact)) and stage_tol <= tol_grad:
+            break
+        previous = exact
+        mu *= 0.1
+    beta, b, t, Xb = state
+    if smooth and fit_intercept:  # h does not depend on the intercept
+        b = _polish_intercept(model, Xb, b, t)
+    return beta, (float(b) if fit_intercept else 0.0), t, f_mu, residual / scale, total_iter
+
+
+def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, **fields):
+    certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
+                              objective_numpy=objective, objective_solver=f_mu,
+                              residual=residual)
+    return Result(coef=beta, intercept=b, objective=objective, status="optimal",
+                  backend="fast", solver="FISTA", n_iter=n_iter, solve_time=elapsed,
+                  certificate=certificate, **fields)
+
+
 def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     """Solve ``prob`` with the first-order path; return a Result with a residual certificate.
 
@@ -209,67 +307,61 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     pert = shift_set(prob)
     start = time.perf_counter()
     model = _Model(prob)
-    d, eps = prob.n_features, prob.eps
-    if warm_start is None:
-        beta = np.zeros(d)
-        b = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
-    else:
-        coef, b = (warm_start.coef, warm_start.intercept) if hasattr(warm_start, "coef") \
-            else warm_start
-        beta = np.array(coef, dtype=np.float64)
-        b = float(b) if prob.fit_intercept else 0.0
-    if not np.isfinite(b):
-        b = 0.0
-    t = eps * pert.support(beta)
-    Xb = model.matvec(beta)
-    scale = 1.0 + abs(model.value(Xb, b, t, 0.0))
-    # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
-    # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
-    # For sparse X this builds one O(nnz) temporary, once.
-    if sp.issparse(model.X):
-        row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
-    else:
-        row_sq = np.einsum("ij,ij->i", model.X, model.X)
-    L = max(float(prob.sample_weight @ (row_sq + 2.0)), 1e-12)
-    smooth = needs_smoothing(prob.family)
-    # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
-    # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
-    tol_grad = 100.0 * tol * scale
-    # Continuation starts coarse from a cold start; a warm start is presumed near the
-    # solution already, so its smoothing starts fine (few, cheap stages).
-    mu = (1e-2 if warm_start is None else 1e-5) * scale if smooth else 0.0
-    state = (beta, b, t, Xb)
-    total_iter, residual, previous = 0, np.inf, np.inf
-    while True:
-        stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
-        state, f_mu, L, it, residual, converged = _fista(
-            model, pert, eps, prob.fit_intercept, state, mu, L, stage_tol, max_iter - total_iter)
-        total_iter += it
-        if not converged:
-            raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
-                              f"(gradient-mapping residual {residual / scale:.2e}); raise "
-                              "max_iter or use backend='cvxpy'", status="max_iter",
-                              solver="FISTA")
-        if not smooth:
-            break
-        # The exact objective at the stage solution approaches F* about linearly in mu, so
-        # with mu divided by 10 per stage its decrease from the previous stage, Delta,
-        # over-estimates the remaining gap about ninefold. Stop when Delta is below
-        # 10 tol relative to F (and the last stage met the gradient tolerance).
-        exact = model.value(state[3], state[1], state[2], 0.0)
-        if previous - exact <= 10.0 * tol * (1.0 + abs(exact)) and stage_tol <= tol_grad:
-            break
-        previous = exact
-        mu *= 0.1
-    beta, b, t, Xb = state
-    if smooth and prob.fit_intercept:
-        b = _polish_intercept(model, Xb, b, t)
+    eps = prob.eps
+    beta, b = _start(prob, warm_start)
+
+    def prox(v_beta, v_t, L):  # the step of the indicator of K: the projection onto K
+        return project_epigraph(pert, v_beta, v_t, eps)
+
+    beta, b, _, f_mu, residual, n_iter = _minimise(
+        model, prox, None, prob.fit_intercept, beta, b, eps * pert.support(beta),
+        needs_smoothing(prob.family), tol, max_iter, warm_start is not None)
     elapsed = time.perf_counter() - start
-    objective = robust_objective(prob, beta, b if prob.fit_intercept else 0.0)
-    certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
-                              objective_numpy=objective, objective_solver=f_mu,
-                              residual=residual / scale)
-    return Result(coef=beta, intercept=float(b) if prob.fit_intercept else 0.0,
-                  objective=objective, status="optimal", backend="fast", solver="FISTA",
-                  n_iter=total_iter, solve_time=elapsed, eps=prob.eps, alpha=prob.alpha,
-                  certificate=certificate)
+    return _result(beta, b, f_mu, residual, n_iter, elapsed, robust_objective(prob, beta, b),
+                   eps=prob.eps, alpha=prob.alpha)
+
+
+def check_penalized_fast(prob, penalty):
+    """Raise NotImplementedError (naming cvxpy) unless the fast path covers the twin."""
+    if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
+        raise NotImplementedError(f"the fast backend has no smoothed form for "
+                                  f"{prob.family!r}; use backend='cvxpy'")
+    if prob.constraints is not None:
+        raise NotImplementedError("the fast backend does not take user constraints; "
+                                  "use backend='cvxpy'")
+    try:
+        penalty.prox(np.zeros(prob.n_features), 1.0)
+    except NotImplementedError as exc:
+        raise NotImplementedError(f"the fast backend needs the prox of the penalty ({exc}); "
+                                  "use backend='cvxpy'") from exc
+
+
+def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_000,
+                         warm_start=None):
+    """Penalised likelihood by accelerated proximal gradient.
+
+    .. math:: \\min_{\\beta, b}\\; \\sum_i w_i l(y_i, \\eta_i) + \\lambda P(\\beta),
+
+    the step beta+ = prox_{lam P / L}(beta - grad / L) (for a dual norm, Moreau: the
+    identity minus the projection onto the (lam / L)-ball of its dual). ``prob`` supplies
+    the data, family, weights and intercept; its eps and perturbation are not used (the
+    clean loss is the smooth part: alpha = 1, hinge smoothed with continuation).
+    ``objective(coef, intercept)`` is the numpy objective for the certificate.
+    """
+    check_penalized_fast(prob, penalty)
+    start = time.perf_counter()
+    model = _Model(prob, alpha=1.0)
+    beta, b = _start(prob, warm_start)
+
+    def prox(v_beta, v_t, L):
+        return penalty.prox(v_beta, lam / L), 0.0
+
+    def nonsmooth(v):
+        return lam * penalty.value(v)
+
+    beta, b, _, f_mu, residual, n_iter = _minimise(
+        model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
+        isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None)
+    elapsed = time.perf_counter() - start
+    return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
+                   eps=0.0, alpha=1.0, lam=lam)
