@@ -35,6 +35,9 @@ def eps_max(prob):
     constraints are not covered by the closed form; for them eps_max is located by
     bisection on the cvxpy solution (relative precision 1e-4).
     """
+    if getattr(prob.penalty, "offset", 0.0):
+        raise ValueError("eps_max is not defined for a penalty with a constant offset "
+                         "(an LLA majoriser): beta = 0 does not remove the shift")
     if prob.alpha >= 1.0:
         return np.inf
     if isinstance(prob.family, Hinge) or prob.constraints is not None:

@@ -56,12 +56,23 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     max_iter : int or None
         Iteration limit (the backend's default when None).
     warm_start : Result or (coef, intercept) or None
-        Starting point for the fast path (interior-point solvers start cold).
+        Starting point for the fast path (interior-point solvers start cold); for a
+        non-convex penalty, the starting point of the local linear approximation.
+
+    A problem with a non-convex penalty (``penalties.SCAD``, ``MCP``, ``Lr`` with r < 1)
+    is solved by ``fc.lla_solve`` with default settings (each step on ``backend``).
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
+    if prob.penalty is not None and not prob.penalty.convex:
+        # non-convex generalized FGSM: local linear approximation, each step a convex
+        # weighted-FGSM problem solved by the backend asked for
+        from .lla import lla_solve
+
+        return lla_solve(prob, backend=backend, solver=solver, tol=tol, max_iter=max_iter,
+                         init=warm_start)
     if backend == "auto":
         backend = _auto_backend(prob)
     if backend == "fast":
