@@ -204,7 +204,7 @@ class Comparison:
         """The per-coefficient table as a pandas DataFrame (needs pandas)."""
         try:
             import pandas as pd
-        except ImportError as exc:  # pragma: no cover - pandas is a test dependency
+        except ImportError as exc:
             raise ImportError("Comparison.to_frame needs pandas (pip install pandas); "
                               "to_dict() gives the same numbers without it") from exc
         return pd.DataFrame(self._columns(), index=list(self.names))
