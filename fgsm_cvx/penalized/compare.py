@@ -86,6 +86,12 @@ def predicted_difference(C, V, shift, active):
 class Comparison:
     """The report of ``compare``: FGSM and its penalised twin side by side.
 
+    .. math::
+
+        \\text{observed} = \\hat\\theta_{FGSM} - \\hat\\theta_{PL}, \\qquad
+        \\text{predicted} = -(1-\\alpha)\\,\\epsilon\\,P(\\hat\\beta)\\,
+            \\hat C^{-1}\\hat V, \\qquad \\lambda = (1-\\alpha)\\,\\epsilon\\,\\hat\\kappa.
+
     Vectors list the coefficients followed by the intercept (when fitted); differences
     are FGSM minus twin.
 

@@ -69,6 +69,9 @@ def curvature(prob, coef, intercept):
 class SignNeutrality:
     """V_hat with standard errors and the Wald test of V = 0.
 
+    .. math:: W = \\hat V^\\top \\widehat{\\mathrm{Cov}}(\\hat V)^{+} \\hat V
+              \\;\\sim\\; \\chi^2_{\\mathrm{rank}} \\text{ under } V = 0.
+
     Attributes
     ----------
     V, se : ndarray
