@@ -13,6 +13,11 @@ function-value restart minimises F_mu; continuation divides mu by 10 per stage,
 warm-started, until the exact objective stops decreasing (relative change below 10 tol)
 between stages; a final exact 1-d search polishes the intercept.
 
+The same FISTA core minimises the penalised likelihood of ``penalized_fit``
+(``solve_fast_penalized``): there the smooth part is the clean loss (no t) and the step
+is the prox of lam P instead of the projection onto K. A penalty with a constant
+``offset`` (the LLA majoriser) shifts the predictor by t + eps * offset.
+
 Cost: each iteration does one X v (at the candidate point) and one X^T w (the gradient
 at the extrapolated point; its predictor comes for free, eta being linear in theta).
 Backtracking steps cost one X v each. X is converted to float64 at most once.
