@@ -41,6 +41,11 @@ from .problem import AdversarialProblem, fgsm_objective, robust_objective
 from .result import Certificate, Path, Result
 from .solve import solve
 
+# isort: split
+# penalised-likelihood twin, comparison, sign neutrality, LLA (issue 5)
+from .lla import adaptive_fgsm, lla_solve
+from .penalized import Comparison, SignNeutrality, compare, penalized_fit, sign_neutrality
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -87,4 +92,12 @@ __all__ = [
     "robust_scorer",
     "solve",
     "worst_case_perturbation",
+    # penalised-likelihood twin, comparison, sign neutrality, LLA (issue 5)
+    "Comparison",
+    "SignNeutrality",
+    "adaptive_fgsm",
+    "compare",
+    "lla_solve",
+    "penalized_fit",
+    "sign_neutrality",
 ]

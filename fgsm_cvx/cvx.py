@@ -153,11 +153,96 @@ def _certified(certificate, tol):
 
 
 def check_solver(solver):
-    """The solver name in upper case, or ValueError listing the supported ones."""
+    """The solver name in upper case, validated and installed; raise otherwise.
+
+    Raises
+    ------
+    ValueError
+        For anything that is not one of ``SOLVERS`` (case-insensitive).
+    SolverError
+        With status "not_installed" when cvxpy cannot find the solver.
+    """
     if not isinstance(solver, str) or solver.upper() not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)} (case-insensitive), "
                          f"got {solver!r}")
-    return solver.upper()
+    solver = solver.upper()
+    if solver not in cp.installed_solvers():
+        raise SolverError(f"solver {solver} is not installed; pip install "
+                          f"{solver.lower()} or choose one of {cp.installed_solvers()}",
+                          status="not_installed", solver=solver)
+    return solver
+
+
+def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, verbose=False,
+                      prob=None, **result_fields):
+    """Solve a built formulation and return a certified Result.
+
+    Shared by every cvxpy program of the package (the adversarial problem, the
+    penalised-likelihood twin). ``form`` has ``problem`` (a cp.Problem, parameters set),
+    ``beta`` and ``intercept`` (cvxpy Variables, intercept None without one) and
+    ``scaling`` (the ``Scaling`` from the variables to the original (beta, b) and
+    objective); ``objective(coef, intercept)`` recomputes the objective in numpy
+    for the certificate; ``prob``, an AdversarialProblem, turns on its failure
+    diagnostics (separability, Poisson zeros); ``result_fields`` (eps, alpha, ...) go to
+    the Result.
+    """
+    solver = check_solver(solver)
+
+    def why():
+        return "" if prob is None else explain_failure(prob)
+
+    opts = _TOL_OPTIONS[solver](float(tol))
+    if max_iter is not None:
+        opts[_MAX_ITER_OPTION[solver]] = int(max_iter)
+    problem = form.problem
+    start = time.perf_counter()
+    try:
+        # The public get_problem_data / solve_via_data / unpack_results route is what
+        # Problem.solve does internally; taking it gives us the solver's raw output
+        # (primal and dual objectives for the certificate) for every solver alike.
+        data, chain, inverse = problem.get_problem_data(solver=solver, solver_opts=opts,
+                                                        verbose=verbose)
+        raw = chain.solve_via_data(problem, data, warm_start=False, verbose=verbose,
+                                   solver_opts=opts)
+        with warnings.catch_warnings():  # cvxpy's generic warning; we certify below
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.unpack_results(raw, chain, inverse)
+    except cp.error.SolverError as exc:
+        raise SolverError(f"{solver} failed: {str(exc).rstrip('.')}; {_ADVICE['solver_error']}."
+                          f"{why()}", status="solver_error", solver=solver) from exc
+    elapsed = time.perf_counter() - start
+    status = problem.status
+    base = status.replace("_inaccurate", "")
+    if base != "optimal":
+        advice = _ADVICE.get(base, _ADVICE["solver_error"])
+        explained = "" if base == "infeasible" else why()
+        raise SolverError(f"{solver} returned status '{status}': {advice}.{explained}",
+                          status=status, solver=solver)
+    coef = form.beta.value
+    intercept = float(form.intercept.value) if form.intercept is not None else 0.0
+    if coef is None or not np.all(np.isfinite(coef)) or not np.isfinite(intercept):
+        raise SolverError(f"{solver} reported '{status}' but returned no finite solution; "
+                          f"{_ADVICE['solver_error']}", status=status, solver=solver)
+    sc = form.scaling
+    coef, intercept = sc.to_original(np.array(coef, dtype=np.float64), intercept)
+    intercept = float(intercept) if form.intercept is not None else 0.0
+    primal, dual, n_iter = _solver_report(solver, raw)
+    primal, dual = sc.objective(primal), sc.objective(dual)  # in the original units
+    value = objective(coef, intercept)
+    if prob is not None:
+        check_finite(coef, intercept, value, status, "cvxpy", solver)
+        check_minimiser_exists(prob, coef, intercept, "cvxpy", solver)
+    certificate = Certificate(
+        backend="cvxpy", solver=solver, status=status, objective_numpy=value,
+        objective_solver=sc.objective(float(problem.value)), primal_objective=primal,
+        dual_objective=dual, gap=None if primal is None else primal - dual)
+    if status != "optimal" and not _certified(certificate, tol):
+        warnings.warn(f"{solver} returned '{status}' and its certificate does not confirm "
+                      f"the solution ({certificate}); try solver='CLARABEL' or a looser tol",
+                      InaccurateSolutionWarning, stacklevel=4)
+    return Result(coef=coef, intercept=intercept, objective=value, status=status,
+                  backend="cvxpy", solver=solver, n_iter=n_iter, solve_time=elapsed,
+                  certificate=certificate, **result_fields)
 
 
 def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
@@ -174,66 +259,19 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
 
     Raises
     ------
+    ValueError
+        For a non-convex penalty (no DCP form; ``fc.solve`` uses the local linear
+        approximation for it), or an unknown solver name.
     SolverError
         For any status other than optimal / optimal_inaccurate (the latter warns with
         ``InaccurateSolutionWarning``), naming the status and what to try.
     """
     solver = check_solver(solver)
-    if solver not in cp.installed_solvers():
-        raise SolverError(f"solver {solver} is not installed; pip install "
-                          f"{solver.lower()} or choose one of {cp.installed_solvers()}",
-                          status="not_installed", solver=solver)
+    if prob.penalty is not None and not prob.penalty.convex:
+        raise ValueError(f"penalty {prob.penalty!r} is non-convex and has no DCP form; "
+                         "fc.solve solves it by the local linear approximation (fc.lla_solve)")
     check_poisson_zeros(prob, solver)
-    opts = _TOL_OPTIONS[solver](float(tol))
-    if max_iter is not None:
-        opts[_MAX_ITER_OPTION[solver]] = int(max_iter)
     form = formulation(prob)
-    problem = form.problem
-    start = time.perf_counter()
-    try:
-        # The public get_problem_data / solve_via_data / unpack_results route is what
-        # Problem.solve does internally; taking it gives us the solver's raw output
-        # (primal and dual objectives for the certificate) for every solver alike.
-        data, chain, inverse = problem.get_problem_data(solver=solver, solver_opts=opts,
-                                                        verbose=verbose)
-        raw = chain.solve_via_data(problem, data, warm_start=False, verbose=verbose,
-                                   solver_opts=opts)
-        with warnings.catch_warnings():  # cvxpy's generic warning; we certify below
-            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.unpack_results(raw, chain, inverse)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"{solver} failed: {str(exc).rstrip('.')}; {_ADVICE['solver_error']}."
-                          f"{explain_failure(prob)}", status="solver_error",
-                          solver=solver) from exc
-    elapsed = time.perf_counter() - start
-    status = problem.status
-    base = status.replace("_inaccurate", "")
-    if base != "optimal":
-        advice = _ADVICE.get(base, _ADVICE["solver_error"])
-        why = "" if base == "infeasible" else explain_failure(prob)
-        raise SolverError(f"{solver} returned status '{status}': {advice}.{why}",
-                          status=status, solver=solver)
-    coef = form.beta.value
-    intercept = float(form.intercept.value) if form.intercept is not None else 0.0
-    if coef is None or not np.all(np.isfinite(coef)) or not np.isfinite(intercept):
-        raise SolverError(f"{solver} reported '{status}' but returned no finite solution; "
-                          f"{_ADVICE['solver_error']}", status=status, solver=solver)
-    sc = form.scaling
-    coef, intercept = sc.to_original(np.array(coef, dtype=np.float64), intercept)
-    intercept = float(intercept) if prob.fit_intercept else 0.0
-    primal, dual, n_iter = _solver_report(solver, raw)
-    primal, dual = sc.objective(primal), sc.objective(dual)  # in the original units
-    objective = robust_objective(prob, coef, intercept)
-    check_finite(coef, intercept, objective, status, "cvxpy", solver)
-    check_minimiser_exists(prob, coef, intercept, "cvxpy", solver)
-    certificate = Certificate(
-        backend="cvxpy", solver=solver, status=status, objective_numpy=objective,
-        objective_solver=sc.objective(float(problem.value)), primal_objective=primal,
-        dual_objective=dual, gap=None if primal is None else primal - dual)
-    if status != "optimal" and not _certified(certificate, tol):
-        warnings.warn(f"{solver} returned '{status}' and its certificate does not confirm "
-                      f"the solution ({certificate}); try solver='CLARABEL' or a looser tol",
-                      InaccurateSolutionWarning, stacklevel=3)
-    return Result(coef=coef, intercept=intercept, objective=objective, status=status,
-                  backend="cvxpy", solver=solver, n_iter=n_iter, solve_time=elapsed,
-                  eps=prob.eps, alpha=prob.alpha, certificate=certificate)
+    return solve_formulation(form, lambda c, b: robust_objective(prob, c, b), solver=solver,
+                             tol=tol, max_iter=max_iter, verbose=verbose, prob=prob,
+                             eps=prob.eps, alpha=prob.alpha)

@@ -41,6 +41,9 @@ def eps_max(prob):
     bisection on the cvxpy solution (relative precision 1e-4).
     """
     check_problem(prob)
+    if getattr(prob.penalty, "offset", 0.0):
+        raise ValueError("eps_max is not defined for a penalty with a constant offset "
+                         "(an LLA majoriser): beta = 0 does not remove the shift")
     if prob.alpha >= 1.0:
         return np.inf
     if isinstance(prob.family, Hinge) or prob.constraints is not None:

@@ -13,8 +13,14 @@ is a norm; used by eps_max; +inf when P is flat at 0, e.g. L_r with r > 1).
 
 The norm penalties are dual norms of perturbation sets (``DualNorm``): "l1" (Lasso,
 from the Linf box), "l2", "linf", weighted L1, group norm, ellipsoid norm. ``Lr(r)``
-is sum_j |beta_j|^r, convex for r >= 1; r < 1 is non-convex (local linear
-approximation, planned with the penalised-likelihood module).
+is sum_j |beta_j|^r, convex for r >= 1. ``SquaredL2`` ("ridge") is ||beta||^2 / 2, for
+the penalised-likelihood twin.
+
+Non-convex penalties (``Lr`` with 0 < r < 1, ``SCAD``, ``MCP``) are separable,
+P(beta) = sum_j p(|beta_j|) with p concave on [0, inf); they give the LLA weights
+p'(|beta_j|) and are solved by the local linear approximation (``fgsm_cvx.lla``).
+Every penalty with a closed-form ``prox`` is available on the fast path of
+``penalized_fit``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from .perturbations import (
     Lp,
     Perturbation,
     WeightedLinf,
+    _lp_coordinates,
     conjugate_exponent,
+    prox_support,
 )
 
 
@@ -62,6 +70,14 @@ class Penalty:
 
     def check_dim(self, d):
         """Raise ValueError if the penalty cannot act on d coefficients."""
+
+    def prox(self, v, c):
+        """prox of c P at v, argmin_z ||z - v||^2 / 2 + c P(z) (the fast path's step).
+
+        Raises NotImplementedError where there is no closed form (the fast path then
+        refuses the penalty and names the cvxpy backend).
+        """
+        raise NotImplementedError(f"penalty {self!r} has no prox")
 
     def __call__(self, beta):
         return self.value(beta)
@@ -97,6 +113,10 @@ class DualNorm(Penalty):
 
     def polar_at_zero(self, g):
         return self.perturbation.norm(g)
+
+    def prox(self, v, c):
+        # Moreau: prox of c ||.||_* = identity minus the projection onto the c-ball of ||.||
+        return prox_support(self.perturbation, np.asarray(v, dtype=float), c)
 
 
 def L1():
@@ -136,11 +156,96 @@ def EllipsoidNorm(A):
     return DualNorm(Ellipsoid(A), "ellipsoid")
 
 
-class Lr(Penalty):
+class SquaredL2(Penalty):
+    """The ridge penalty with the glmnet convention,
+
+    .. math:: P(\\beta) = \\tfrac12 \\|\\beta\\|_2^2 .
+
+    With the gaussian loss (y - eta)^2 / 2 the penalised objective
+    mean (y - eta)^2 / 2 + lam ||beta||^2 / 2 is scikit-learn's ``Ridge`` objective
+    ||y - X beta||^2 + alpha ||beta||^2 divided by 2 n with alpha = n lam. Convex and
+    differentiable; as a generalized-FGSM shift it is flat at 0.
+    """
+
+    name = "ridge"
+
+    def __repr__(self):
+        return "SquaredL2()"
+
+    def value(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        return 0.5 * float(beta @ beta)
+
+    def cvx(self, beta):
+        return 0.5 * cp.sum_squares(beta)
+
+    def noise(self, beta):
+        return 0.5 * np.asarray(beta, dtype=float)  # d^T beta = ||beta||^2 / 2
+
+    def polar_at_zero(self, g):
+        return 0.0 if not np.any(g) else np.inf  # P'(0; u) = 0
+
+    def prox(self, v, c):
+        # argmin_z ||z - v||^2 / 2 + c ||z||^2 / 2 is v / (1 + c)
+        return np.asarray(v, dtype=float) / (1.0 + c)
+
+
+class SeparablePenalty(Penalty):
+    """P(beta) = sum_j p(|beta_j|) with p(0) = 0 and p nondecreasing on [0, inf).
+
+    Subclasses give ``p(u)`` and its (right) derivative ``dp(u)`` for u >= 0. The noise
+    scheme of THEORY.md §3 is d_j = sign(beta_j) p(|beta_j|) / |beta_j| (so that
+    d^T beta = P(beta)), and ``lla_weights(beta) = p'(|beta_j|)`` are the weights of the
+    local linear approximation, a majoriser when p is concave on [0, inf):
+
+    .. math:: P(\\beta) \\le P(\\beta^k) + \\sum_j p'(|\\beta^k_j|)\\,(|\\beta_j| - |\\beta^k_j|).
+    """
+
+    def p(self, u):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def dp(self, u):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def value(self, beta):
+        return float(np.sum(self.p(np.abs(np.asarray(beta, dtype=float)))))
+
+    def lla_weights(self, beta):
+        """p'(|beta_j|), j = 1..d (+inf where p has an infinite slope at 0)."""
+        return self.dp(np.abs(np.asarray(beta, dtype=float)))
+
+    def noise(self, beta):
+        beta = np.asarray(beta, dtype=float)
+        out = np.zeros_like(beta)
+        nz = beta != 0
+        a = np.abs(beta[nz])
+        out[nz] = np.sign(beta[nz]) * self.p(a) / a
+        return out
+
+    def polar_at_zero(self, g):
+        # P'(0; u) = p'(0) ||u||_1, whose polar is ||g||_inf / p'(0)
+        slope = float(self.dp(np.zeros(1))[0])
+        if np.isinf(slope):
+            return 0.0  # P'(0; u) = +inf for u != 0: beta = 0 is always a local minimiser
+        if slope == 0.0:
+            return 0.0 if not np.any(g) else np.inf
+        return float(np.max(np.abs(g))) / slope
+
+    def cvx(self, beta):
+        raise ValueError(f"penalty {self!r} is non-convex and has no DCP form; generalized "
+                         "FGSM with it is solved by the local linear approximation "
+                         "(fc.solve dispatches to fc.lla_solve)")
+
+
+class Lr(SeparablePenalty):
     """P(beta) = sum_j |beta_j|^r, r > 0 (the seed paper's L_r penalty).
 
-    Convex for r >= 1. Noise scheme: d_j = sign(beta_j) |beta_j|^(r-1), so
-    d^T beta = sum_j |beta_j|^r.
+    .. math:: P(\\beta) = \\sum_j |\\beta_j|^r, \\qquad p'(u) = r u^{r-1}.
+
+    Convex for r >= 1 (a DCP form, and a prox for the fast path); for 0 < r < 1 it is
+    concave in |beta_j| with p'(0+) = +inf and is solved by the local linear
+    approximation: an infinite LLA weight pins that coefficient at 0 (the exact
+    majoriser, not a cap). Noise scheme: d_j = sign(beta_j) |beta_j|^(r-1).
     """
 
     def __init__(self, r):
@@ -151,29 +256,108 @@ class Lr(Penalty):
     def __repr__(self):
         return f"Lr(r={self.r})"
 
-    def value(self, beta):
-        return float(np.sum(np.abs(beta) ** self.r))
+    def p(self, u):
+        return u ** self.r
+
+    def dp(self, u):
+        u = np.asarray(u, dtype=float)
+        if self.r == 1.0:
+            return np.ones_like(u)
+        with np.errstate(divide="ignore"):  # r < 1 at u = 0: +inf, the true slope
+            return self.r * u ** (self.r - 1.0)
 
     def cvx(self, beta):
         if not self.convex:
-            raise ValueError(f"Lr(r={self.r}) is non-convex and has no DCP form")
+            return super().cvx(beta)
         if self.r == 1.0:
             return cp.norm1(beta)
         return cp.sum(cp.power(cp.abs(beta), self.r))
 
-    def noise(self, beta):
-        beta = np.asarray(beta, dtype=float)
-        out = np.zeros_like(beta)
-        nz = beta != 0
-        out[nz] = np.sign(beta[nz]) * np.abs(beta[nz]) ** (self.r - 1.0)
-        return out
-
     def polar_at_zero(self, g):
-        if self.r == 1.0:
-            return float(np.max(np.abs(g)))
         if self.r > 1.0:  # P'(0; u) = 0: beta = 0 is optimal only if g = 0
             return 0.0 if not np.any(g) else np.inf
-        return 0.0  # r < 1: P'(0; u) = +inf for u != 0, so 0 is always a local minimiser
+        return super().polar_at_zero(g)  # r = 1: ||g||_inf; r < 1: 0
+
+    def prox(self, v, c):
+        """prox of c P at v (r >= 1): coordinatewise z + c r z^(r-1) = |v_j|, z >= 0."""
+        if not self.convex:
+            raise NotImplementedError(f"{self!r} is non-convex: no prox")
+        v = np.asarray(v, dtype=float)
+        if c <= 0:
+            return v
+        if self.r == 1.0:  # soft thresholding
+            return np.sign(v) * np.maximum(np.abs(v) - c, 0.0)
+        return np.sign(v) * _lp_coordinates(np.abs(v), c, self.r)
+
+
+class SCAD(SeparablePenalty):
+    """The SCAD penalty (Fan and Li 2001), normalised to unit slope at 0.
+
+    .. math::
+
+        p(u) = \\begin{cases} u & u \\le \\lambda \\\\
+            \\frac{2a\\lambda u - u^2 - \\lambda^2}{2(a-1)\\lambda}
+                & \\lambda < u \\le a\\lambda \\\\
+            (a+1)\\lambda / 2 & u > a\\lambda \\end{cases}
+        \\qquad p'(u) = \\min\\Big(1, \\frac{(a\\lambda - u)_+}{(a-1)\\lambda}\\Big).
+
+    This is Fan and Li's p_lambda(u) divided by lambda: in generalized FGSM the overall
+    strength is eps (the shift is eps P(beta)), so ``lam`` only says where the penalty
+    bends (lam) and goes flat (a lam), in the units of the coefficients; near 0 it is
+    the Lasso. Non-convex (concave in |beta_j|): solved by LLA.
+    """
+
+    convex = False
+
+    def __init__(self, a=3.7, lam=1.0):
+        self.a = check_scalar(a, "a", lower=2.0, lower_inclusive=False)
+        self.lam = check_scalar(lam, "lam", lower=0.0, lower_inclusive=False)
+        self.name = "scad"
+
+    def __repr__(self):
+        return f"SCAD(a={self.a}, lam={self.lam})"
+
+    def p(self, u):
+        a, lam = self.a, self.lam
+        u = np.asarray(u, dtype=float)
+        mid = (2.0 * a * lam * u - u * u - lam * lam) / (2.0 * (a - 1.0) * lam)
+        return np.where(u <= lam, u, np.where(u <= a * lam, mid, 0.5 * (a + 1.0) * lam))
+
+    def dp(self, u):
+        a, lam = self.a, self.lam
+        u = np.asarray(u, dtype=float)
+        return np.minimum(1.0, np.maximum(a * lam - u, 0.0) / ((a - 1.0) * lam))
+
+
+class MCP(SeparablePenalty):
+    """The minimax concave penalty (Zhang 2010), normalised to unit slope at 0.
+
+    .. math::
+
+        p(u) = \\begin{cases} u - u^2 / (2\\gamma\\lambda) & u \\le \\gamma\\lambda \\\\
+            \\gamma\\lambda / 2 & u > \\gamma\\lambda \\end{cases}
+        \\qquad p'(u) = (1 - u / (\\gamma\\lambda))_+ .
+
+    Zhang's p_lambda(u) divided by lambda (see ``SCAD`` for why). Non-convex: LLA.
+    """
+
+    convex = False
+
+    def __init__(self, gamma=3.0, lam=1.0):
+        self.gamma = check_scalar(gamma, "gamma", lower=0.0, lower_inclusive=False)
+        self.lam = check_scalar(lam, "lam", lower=0.0, lower_inclusive=False)
+        self.name = "mcp"
+
+    def __repr__(self):
+        return f"MCP(gamma={self.gamma}, lam={self.lam})"
+
+    def p(self, u):
+        k = self.gamma * self.lam
+        u = np.asarray(u, dtype=float)
+        return np.where(u <= k, u - u * u / (2.0 * k), 0.5 * k)
+
+    def dp(self, u):
+        return np.maximum(1.0 - np.asarray(u, dtype=float) / (self.gamma * self.lam), 0.0)
 
 
 PENALTIES = {
@@ -181,4 +365,5 @@ PENALTIES = {
     "lasso": L1,
     "l2": L2,
     "linf": Linf_penalty,
+    "ridge": SquaredL2,
 }

@@ -120,6 +120,18 @@ def _lp_coordinates(a, lam, p):
     return z
 
 
+def prox_support(perturbation, v, c):
+    """prox of c * sigma_S at v, for a symmetric S with a Euclidean projection.
+
+    Moreau's decomposition: the conjugate of c sigma_S is the indicator of c S, so
+
+    .. math:: \\mathrm{prox}_{c\\,\\sigma_S}(v) = v - P_{cS}(v) = v - c\\,P_S(v / c).
+    """
+    if c <= 0:
+        return v
+    return v - c * perturbation.project(v / c)
+
+
 def project_lp_ball(v, p):
     """Euclidean projection onto the unit l_p ball, p in [1, inf].
 

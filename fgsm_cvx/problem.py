@@ -161,16 +161,20 @@ class Scaling:
 
     The response scale r is chosen from the weighted spread of y (gaussian, huber) or its
     weighted mean (poisson), so that the solvers' absolute tolerances are relative ones.
+    ``identity=True`` gives the trivial scaling (s = r = 1), for programs solved in the
+    original units (the penalised twin, whose penalty level would otherwise rescale too).
     """
 
-    def __init__(self, prob):
+    def __init__(self, prob, identity=False):
         from .families import Gaussian, Huber
 
         fam, y, w = prob.family, prob.y, prob.sample_weight
-        self.x = prob.x_scale
+        self.x = 1.0 if identity else prob.x_scale
         self.family, self.y = fam, y
         r = 1.0
-        if isinstance(fam, (Gaussian, Huber)):
+        if identity:
+            pass
+        elif isinstance(fam, (Gaussian, Huber)):
             spread = float(np.sqrt(w @ np.square(y - w @ y)))
             r = _power_of_two(spread) if spread > 0 else _power_of_two(float(np.max(np.abs(y))))
         elif isinstance(fam, Poisson):
@@ -275,7 +279,9 @@ class AdversarialProblem:
     sample_weight : array-like or None
         Nonnegative weights, normalised to sum 1.
     penalty : Penalty or str or None
-        Generalized FGSM: replaces the shift eps sigma_S(beta) by eps P(beta).
+        Generalized FGSM: replaces the shift eps sigma_S(beta) by eps P(beta). A
+        non-convex penalty (``penalties.SCAD``, ``MCP``, ``Lr`` with r < 1) is solved by
+        the local linear approximation (``fc.lla_solve``, which ``fc.solve`` calls).
     constraints : callable, str, tuple, list or None
         Constraints on the coefficients (see ``CoefConstraints``).
 
@@ -297,10 +303,9 @@ class AdversarialProblem:
         perturbation.check_dim(d)
         penalty = resolve_penalty(penalty)
         if penalty is not None:
+            # a non-convex penalty (SCAD, MCP, L_r with r < 1) is accepted: fc.solve hands
+            # the problem to the local linear approximation (fgsm_cvx.lla)
             penalty.check_dim(d)
-            if not penalty.convex:
-                raise ValueError(f"penalty {penalty!r} is non-convex; the convex formulation "
-                                 "needs a convex penalty (L_r with r >= 1 or a norm)")
         s = self.__dict__
         s["X"], s["y"], s["classes"] = X, y_internal, classes
         s["family"], s["perturbation"], s["penalty"] = family, perturbation, penalty
@@ -372,6 +377,26 @@ class AdversarialProblem:
             new.__dict__["eps"] = check_scalar(eps, "eps", lower=0.0)
         if alpha is not None:
             new.__dict__["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
+        return new
+
+    def with_penalty(self, penalty, constraints=None):
+        """A copy with another generalized-FGSM penalty (and optionally constraints).
+
+        ``constraints`` is a ``CoefConstraints`` (or None to keep the current ones). The
+        copy shares the data but not the solver caches: the formulation depends on the
+        penalty. Used by the local linear approximation for its weighted-FGSM steps.
+        """
+        penalty = resolve_penalty(penalty)
+        if penalty is not None:
+            penalty.check_dim(self.n_features)
+        if constraints is not None and not isinstance(constraints, CoefConstraints):
+            raise TypeError("constraints must be a CoefConstraints here")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__["penalty"] = penalty
+        if constraints is not None:
+            new.__dict__["constraints"] = constraints
+        new.__dict__["_cache"] = {}
         return new
 
     # ----- numpy pieces shared by objectives, attacks and backends -----------------

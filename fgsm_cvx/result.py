@@ -134,8 +134,23 @@ class Certificate:
 class Result:
     """A solution of an AdversarialProblem.
 
-    ``objective`` is always the robust objective recomputed in numpy at (coef,
-    intercept); ``certificate`` carries the solver's own evidence.
+    ``objective`` is always the problem's objective recomputed in numpy at (coef,
+    intercept): the robust objective of an AdversarialProblem, or the penalised
+    likelihood mean loss + lam P(beta) of ``penalized_fit``; ``certificate`` carries the
+    solver's own evidence.
+
+    Optional attributes (None where they do not apply):
+
+    lam : float
+        The penalty level of a penalised-likelihood fit (``penalized_fit``).
+    n_lla_steps : int
+        Number of local-linear-approximation steps (non-convex penalties, ``lla_solve``,
+        ``adaptive_fgsm``); ``certificate`` is then that of the last convex step.
+    lla_objectives : tuple of float
+        The true objective at the starting point and after each LLA step.
+    weights : ndarray
+        The weighted-L1 weights of the last LLA step / the adaptive weights (inf marks
+        a coefficient pinned at 0).
     """
 
     coef: np.ndarray
@@ -149,6 +164,10 @@ class Result:
     eps: float
     alpha: float
     certificate: Certificate = field(repr=False)
+    lam: float | None = None
+    n_lla_steps: int | None = None
+    lla_objectives: tuple | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self):
         """A JSON-safe dictionary."""
@@ -164,6 +183,12 @@ class Result:
             "eps": float(self.eps),
             "alpha": float(self.alpha),
             "certificate": self.certificate.to_dict(),
+            "lam": _json_float(self.lam),
+            "n_lla_steps": self.n_lla_steps,
+            "lla_objectives": (None if self.lla_objectives is None
+                               else [_json_float(v) for v in self.lla_objectives]),
+            "weights": (None if self.weights is None
+                        else [_json_float(v) for v in self.weights]),
         }
 
     @classmethod

@@ -35,11 +35,16 @@ def _auto_backend(prob):
     return "cvxpy"
 
 
-def resolve_backend(prob, backend):
-    """The backend "auto" stands for on ``prob`` (other names are checked and returned)."""
+def check_backend(backend):
+    """``backend`` if it is one of BACKENDS; ValueError otherwise."""
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return _auto_backend(prob) if backend == "auto" else backend
+    return backend
+
+
+def resolve_backend(prob, backend):
+    """The backend "auto" stands for on ``prob`` (other names are checked and returned)."""
+    return _auto_backend(prob) if check_backend(backend) == "auto" else backend
 
 
 def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=False,
@@ -63,6 +68,12 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         the objective scale.
     max_iter : int >= 1 or None
         Iteration limit (the backend's default when None).
+    warm_start : Result or (coef, intercept) or None
+        Starting point for the fast path (interior-point solvers start cold); for a
+        non-convex penalty, the starting point of the local linear approximation.
+
+    A problem with a non-convex penalty (``penalties.SCAD``, ``MCP``, ``Lr`` with r < 1)
+    is solved by ``fc.lla_solve`` with default settings (each step on ``backend``).
 
     Raises
     ------
@@ -75,14 +86,20 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     InaccurateSolutionWarning
         (a warning) when a solver stops with an inaccurate solution that its certificate
         does not confirm.
-    warm_start : Result or (coef, intercept) or None
-        Starting point for the fast path (interior-point solvers start cold).
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
     check_solver(solver)
     tol = check_tol(tol)
     max_iter = check_max_iter(max_iter)
+    if prob.penalty is not None and not prob.penalty.convex:
+        # non-convex generalized FGSM: local linear approximation, each step a convex
+        # weighted-FGSM problem solved by the backend asked for
+        from .lla import lla_solve
+
+        check_backend(backend)
+        return lla_solve(prob, backend=backend, solver=solver, tol=tol, max_iter=max_iter,
+                         init=warm_start)
     backend = resolve_backend(prob, backend)
     if backend == "fast":
         kwargs = {} if max_iter is None else {"max_iter": max_iter}

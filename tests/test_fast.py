@@ -27,11 +27,20 @@ N_EXAMPLES = 6 if QUICK else 50
 
 
 def _reference(prob):
-    """The cvxpy solution: Clarabel at a tight tolerance, ECOS where Clarabel gives up."""
+    """The cvxpy solution: Clarabel at a tight tolerance; where it gives up or stops at
+    'optimal_inaccurate' (on exponential cones its objective can then be ~1e-6 high),
+    the better of it and ECOS."""
     try:
-        return fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-9)
+        ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-9)
     except fc.SolverError:
         return fc.solve(prob, backend="cvxpy", solver="ECOS")
+    if ref.status == "optimal":
+        return ref
+    try:
+        other = fc.solve(prob, backend="cvxpy", solver="ECOS")
+    except fc.SolverError:
+        return ref
+    return min(ref, other, key=lambda r: r.objective)
 
 
 def _random_problem(family_id, set_id, data):

@@ -15,12 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-
-def prox_support(perturbation, v, c):
-    """prox of c * sigma_S at v (Moreau: v minus the projection of v onto c S)."""
-    if c <= 0:
-        return v
-    return v - c * perturbation.project(v / c)
+from ..perturbations import prox_support  # noqa: F401  (re-exported: it lived here first)
 
 
 def project_epigraph(perturbation, beta0, t0, eps):

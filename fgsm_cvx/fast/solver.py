@@ -13,6 +13,11 @@ function-value restart minimises F_mu; continuation divides mu by 10 per stage,
 warm-started, until the exact objective stops decreasing (relative change below 10 tol)
 between stages; a final exact 1-d search polishes the intercept.
 
+The same FISTA core minimises the penalised likelihood of ``penalized_fit``
+(``solve_fast_penalized``): there the smooth part is the clean loss (no t) and the step
+is the prox of lam P instead of the projection onto K. A penalty with a constant
+``offset`` (the LLA majoriser) shifts the predictor by t + eps * offset.
+
 Cost: each iteration does one X v (at the candidate point) and one X^T w (the gradient
 at the extrapolated point; its predictor comes for free, eta being linear in theta).
 Backtracking steps cost one X v each. X is converted to float64 at most once.
@@ -35,7 +40,7 @@ from .._diagnostics import (
 from ..exceptions import SolverError
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..penalties import DualNorm
-from ..problem import robust_objective
+from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
 from .epigraph import project_epigraph
 from .objective import adversarial_terms, needs_smoothing
@@ -70,20 +75,29 @@ def shift_set(prob):
 class _Model:
     """F_mu and its gradient in (X beta, b, t); the products with X.
 
-    It is the well-scaled equivalent problem ``prob.scaling`` (data s X and y''): the
-    products are with s X, formed without copying X (s = 1 unless X is badly scaled).
+    It is the equivalent problem of ``scaling`` (data s X and y'', ``prob.scaling`` for the
+    adversarial problem): the products are with s X, formed without copying X (s = 1
+    unless X is badly scaled).
+
+    ``alpha`` overrides the problem's (1.0 gives the clean loss alone: the smooth part of
+    the penalised likelihood). A penalty with a constant ``offset`` c (the LLA
+    majoriser, shift eps (sigma(beta) + c)) enters as the shift t + eps c, the epigraph
+    variable t still bounding eps sigma(beta).
     """
 
-    def __init__(self, prob):
+    def __init__(self, prob, scaling, alpha=None):
         X = prob.X
         if X.dtype != np.float64:  # the one copy of X the fast path may make
             X = X.astype(np.float64)
         self.X = X
         self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
-        sc = prob.scaling
-        self.family, self.y, self.w = sc.family, sc.y, prob.sample_weight
-        self.alpha = prob.alpha
-        self.scale = sc.x
+        self.family, self.y, self.w = scaling.family, scaling.y, prob.sample_weight
+        self.alpha = prob.alpha if alpha is None else alpha
+        self.scale = scaling.x
+        offset = getattr(prob.penalty, "offset", 0.0) if prob.penalty is not None else 0.0
+        # eps (sigma(beta) + c) in eta-units is eps'' sigma(beta'') + eps c / m in the
+        # scaled problem's (eta = m eta'' + o)
+        self.offset = prob.eps * offset / scaling.eta_mult
 
     def matvec(self, beta):
         out = np.asarray(self.X @ beta).ravel()
@@ -101,12 +115,13 @@ class _Model:
         g_t = 0.0
         with np.errstate(over="ignore", invalid="ignore"):
             if a < 1.0:
+                shift = t + self.offset
                 if grad:
-                    h, d_eta, d_t = adversarial_terms(fam, y, eta, t, mu)
+                    h, d_eta, d_t = adversarial_terms(fam, y, eta, shift, mu)
                     g_eta += (1.0 - a) * d_eta
                     g_t = (1.0 - a) * float(w @ d_t)
                 else:
-                    h = adversarial_terms(fam, y, eta, t, mu, grad=False)
+                    h = adversarial_terms(fam, y, eta, shift, mu, grad=False)
                 total = (1.0 - a) * float(w @ h)
             if a > 0.0:
                 if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
@@ -125,17 +140,25 @@ class _Model:
         return total, g_eta, g_t
 
 
-def _fista(model, pert, eps, fit_intercept, state, mu, L, tol, max_iter):
+def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
     """FISTA with backtracking and function-value restart, from ``state``.
 
-    state = (beta, b, t, Xbeta). Returns (state, f, L, iterations, residual, converged)
+    Minimises F = f_mu + h, f_mu the smooth ``model`` and h the nonsmooth part through
+    its ``prox(v_beta, v_t, L) -> (beta, t)`` (the proximal step of h / L): the epigraph
+    projection (h its indicator, ``nonsmooth`` None: h = 0 on feasible points) or the
+    prox of lam P (``nonsmooth(beta) = lam P(beta)``).
+    state = (beta, b, t, Xbeta). Returns (state, F, L, iterations, residual, converged)
     where the residual is the norm of the gradient mapping L (y - x+) at the last step.
     The tolerance is floored at the resolution of f in floating point: a step d is only
     visible in f when L |d|^2 exceeds the rounding of f, so residuals below
     10 sqrt(L eps_machine (1 + |f|)) cannot be certified and count as converged.
     """
     beta, b, t, Xb = state
-    f_x = model.value(Xb, b, t, mu)
+
+    def h(v):
+        return 0.0 if nonsmooth is None else nonsmooth(v)
+
+    f_x = model.value(Xb, b, t, mu) + h(beta)  # F = f_mu + h at the current point
     y_beta, y_b, y_t, y_Xb = beta, b, t, Xb
     theta = 1.0
     residual, converged = np.inf, False
@@ -146,16 +169,17 @@ def _fista(model, pert, eps, fit_intercept, state, mu, L, tol, max_iter):
         g_beta = model.rmatvec(g_eta)
         g_b = float(g_eta.sum()) if fit_intercept else 0.0
         while True:
-            n_beta, n_t = project_epigraph(pert, y_beta - g_beta / L, y_t - g_t / L, eps)
+            n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
             n_b = y_b - g_b / L
             n_Xb = model.matvec(n_beta)
-            f_new = model.value(n_Xb, n_b, n_t, mu)
+            f_new = model.value(n_Xb, n_b, n_t, mu)  # smooth part: the sufficient-decrease test
             d_beta, d_b, d_t = n_beta - y_beta, n_b - y_b, n_t - y_t
             sq = float(d_beta @ d_beta) + d_b * d_b + d_t * d_t
             model_value = f_y + float(g_beta @ d_beta) + g_b * d_b + g_t * d_t + 0.5 * L * sq
             if f_new <= model_value + 1e-13 * abs(f_y):
                 break
             L *= 2.0
+        f_new += h(n_beta)  # F at the new point, for the restart test
         residual = L * np.sqrt(sq)
         floor = 10.0 * np.sqrt(L * np.finfo(float).eps * (1.0 + abs(f_x)))
         converged = residual <= max(tol, floor)
@@ -197,6 +221,105 @@ def _polish_intercept(model, Xb, b, t):
     return float(res.x) if res.fun < f0 else b
 
 
+def _start(prob, scaling, warm_start):
+    """(beta'', b'') of the scaled problem from a warm start, or zero and the intercept-only
+    optimum (b = 0, i.e. b'' = -o / m, without an intercept)."""
+    d = prob.n_features
+    no_intercept = -scaling.eta_offset / scaling.eta_mult  # b = 0 in the scaled problem
+    if warm_start is None:
+        beta = np.zeros(d)
+        b = scaling.family.intercept_only(scaling.y, prob.sample_weight) \
+            if prob.fit_intercept else no_intercept
+    else:
+        coef, b = (warm_start.coef, warm_start.intercept) if hasattr(warm_start, "coef") \
+            else warm_start
+        coef = np.array(coef, dtype=np.float64)
+        if coef.shape != (d,) or not np.all(np.isfinite(coef)):
+            raise ValueError(f"warm_start coef must be a finite vector of length "
+                             f"n_features={d}, got shape {coef.shape}")
+        beta, b = scaling.to_scaled(coef, float(b) if prob.fit_intercept else 0.0)
+        if not prob.fit_intercept:
+            b = no_intercept
+    if not np.isfinite(b):
+        b = 0.0
+    return beta, b
+
+
+def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
+              warm, cache=None, explain=str):
+    """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
+
+    ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
+    curvature estimate for the next solve; ``explain()`` adds the diagnosis to the
+    error raised when the iteration budget runs out.
+    Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
+    """
+    Xb = model.matvec(beta)
+
+    def h(v):
+        return 0.0 if nonsmooth is None else nonsmooth(v)
+
+    scale = 1.0 + abs(model.value(Xb, b, t, 0.0) + h(beta))
+    # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
+    # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
+    # For sparse X this builds one O(nnz) temporary, once.
+    if sp.issparse(model.X):
+        row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
+    else:
+        row_sq = np.einsum("ij,ij->i", model.X, model.X)
+    L = max(float(model.w @ (row_sq * model.scale**2 + 2.0)), 1e-12)
+    # Along a path (problems made by with_params share _cache) the previous solve's
+    # first-stage curvature estimate is a far better start than the bound: without it
+    # each solve spends tens of iterations letting L decay by 0.9 per step.
+    if cache is not None:
+        L = cache.get("fast_first_stage_L", L)
+    # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
+    # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
+    tol_grad = 100.0 * tol * scale
+    # Continuation starts coarse from a cold start; a warm start is presumed near the
+    # solution already, so its smoothing starts fine (few, cheap stages).
+    mu = (1e-5 if warm else 1e-2) * scale if smooth else 0.0
+    state = (beta, b, t, Xb)
+    total_iter, residual, previous = 0, np.inf, np.inf
+    while True:
+        stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
+        state, f_mu, L, it, residual, converged = _fista(
+            model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
+            max_iter - total_iter)
+        if total_iter == 0 and cache is not None:
+            cache["fast_first_stage_L"] = L
+        total_iter += it
+        if not converged:
+            raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
+                              f"(gradient-mapping residual {residual / scale:.2e}); raise "
+                              f"max_iter or use backend='cvxpy'.{explain()}",
+                              status="max_iter", solver="FISTA")
+        if not smooth:
+            break
+        # The exact objective at the stage solution approaches F* about linearly in mu, so
+        # with mu divided by 10 per stage its decrease from the previous stage, Delta,
+        # over-estimates the remaining gap about ninefold. Stop when Delta is below
+        # 10 tol relative to F (and the last stage met the gradient tolerance).
+        exact = model.value(state[3], state[1], state[2], 0.0) + h(state[0])
+        if previous - exact <= 10.0 * tol * (1.0 + abs(exact)) and stage_tol <= tol_grad:
+            break
+        previous = exact
+        mu *= 0.1
+    beta, b, t, Xb = state
+    if smooth and fit_intercept:  # h does not depend on the intercept
+        b = _polish_intercept(model, Xb, b, t)
+    return beta, float(b), t, f_mu, residual / scale, total_iter
+
+
+def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, **fields):
+    certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
+                              objective_numpy=objective, objective_solver=f_mu,
+                              residual=residual)
+    return Result(coef=beta, intercept=b, objective=objective, status="optimal",
+                  backend="fast", solver="FISTA", n_iter=n_iter, solve_time=elapsed,
+                  certificate=certificate, **fields)
+
+
 def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     """Solve ``prob`` with the first-order path; return a Result with a residual certificate.
 
@@ -223,76 +346,18 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     pert = shift_set(prob)
     check_poisson_zeros(prob, "FISTA")
     start = time.perf_counter()
-    model = _Model(prob)
     sc = prob.scaling  # solve for (beta'', b'') of the well-scaled equivalent problem
-    d, eps = prob.n_features, prob.eps * sc.eps
-    no_intercept = -sc.eta_offset / sc.eta_mult  # b = 0 in the scaled problem
-    if warm_start is None:
-        beta = np.zeros(d)
-        b = model.family.intercept_only(model.y, prob.sample_weight) if prob.fit_intercept \
-            else no_intercept
-    else:
-        coef, b = (warm_start.coef, warm_start.intercept) if hasattr(warm_start, "coef") \
-            else warm_start
-        coef = np.array(coef, dtype=np.float64)
-        if coef.shape != (d,) or not np.all(np.isfinite(coef)):
-            raise ValueError(f"warm_start coef must be a finite vector of length "
-                             f"n_features={d}, got shape {coef.shape}")
-        beta, b = sc.to_scaled(coef, float(b) if prob.fit_intercept else 0.0)
-        if not prob.fit_intercept:
-            b = no_intercept
-    if not np.isfinite(b):
-        b = 0.0
-    t = eps * pert.support(beta)
-    Xb = model.matvec(beta)
-    f_scale = 1.0 + abs(model.value(Xb, b, t, 0.0))
-    # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
-    # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
-    # For sparse X this builds one O(nnz) temporary, once.
-    if sp.issparse(model.X):
-        row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
-    else:
-        row_sq = np.einsum("ij,ij->i", model.X, model.X)
-    L = max(float(prob.sample_weight @ (row_sq * model.scale**2 + 2.0)), 1e-12)
-    # Along a path (problems made by with_params share _cache) the previous solve's
-    # first-stage curvature estimate is a far better start than the bound: without it
-    # each solve spends tens of iterations letting L decay by 0.9 per step.
-    L = prob._cache.get("fast_first_stage_L", L)
-    smooth = needs_smoothing(prob.family)
-    # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
-    # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
-    tol_grad = 100.0 * tol * f_scale
-    # Continuation starts coarse from a cold start; a warm start is presumed near the
-    # solution already, so its smoothing starts fine (few, cheap stages).
-    mu = (1e-2 if warm_start is None else 1e-5) * f_scale if smooth else 0.0
-    state = (beta, b, t, Xb)
-    total_iter, residual, previous = 0, np.inf, np.inf
-    while True:
-        stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
-        state, f_mu, L, it, residual, converged = _fista(
-            model, pert, eps, prob.fit_intercept, state, mu, L, stage_tol, max_iter - total_iter)
-        if total_iter == 0:
-            prob._cache["fast_first_stage_L"] = L
-        total_iter += it
-        if not converged:
-            raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
-                              f"(gradient-mapping residual {residual / f_scale:.2e}); raise "
-                              f"max_iter or use backend='cvxpy'.{explain_failure(prob)}",
-                              status="max_iter", solver="FISTA")
-        if not smooth:
-            break
-        # The exact objective at the stage solution approaches F* about linearly in mu, so
-        # with mu divided by 10 per stage its decrease from the previous stage, Delta,
-        # over-estimates the remaining gap about ninefold. Stop when Delta is below
-        # 10 tol relative to F (and the last stage met the gradient tolerance).
-        exact = model.value(state[3], state[1], state[2], 0.0)
-        if previous - exact <= 10.0 * tol * (1.0 + abs(exact)) and stage_tol <= tol_grad:
-            break
-        previous = exact
-        mu *= 0.1
-    beta, b, t, Xb = state
-    if smooth and prob.fit_intercept:
-        b = _polish_intercept(model, Xb, b, t)
+    model = _Model(prob, sc)
+    eps = prob.eps * sc.eps
+    beta, b = _start(prob, sc, warm_start)
+
+    def prox(v_beta, v_t, L):  # the step of the indicator of K: the projection onto K
+        return project_epigraph(pert, v_beta, v_t, eps)
+
+    beta, b, _, f_mu, residual, n_iter = _minimise(
+        model, prox, None, prob.fit_intercept, beta, b, eps * pert.support(beta),
+        needs_smoothing(prob.family), tol, max_iter, warm_start is not None,
+        cache=prob._cache, explain=lambda: explain_failure(prob))
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
     b = float(b) if prob.fit_intercept else 0.0
@@ -300,10 +365,54 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         and np.isfinite(b) else np.nan
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
     check_minimiser_exists(prob, coef, b, "fast", "FISTA")
-    certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
-                              objective_numpy=objective,
-                              objective_solver=sc.objective(f_mu),
-                              residual=residual / f_scale)
-    return Result(coef=coef, intercept=b, objective=objective, status="optimal",
-                  backend="fast", solver="FISTA", n_iter=total_iter, solve_time=elapsed,
-                  eps=prob.eps, alpha=prob.alpha, certificate=certificate)
+    return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
+                   eps=prob.eps, alpha=prob.alpha)
+
+
+def check_penalized_fast(prob, penalty):
+    """Raise NotImplementedError (naming cvxpy) unless the fast path covers the twin."""
+    if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
+        raise NotImplementedError(f"the fast backend has no smoothed form for "
+                                  f"{prob.family!r}; use backend='cvxpy'")
+    if prob.constraints is not None:
+        raise NotImplementedError("the fast backend does not take user constraints; "
+                                  "use backend='cvxpy'")
+    try:
+        penalty.prox(np.zeros(prob.n_features), 1.0)
+    except NotImplementedError as exc:
+        raise NotImplementedError(f"the fast backend needs the prox of the penalty ({exc}); "
+                                  "use backend='cvxpy'") from exc
+
+
+def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_000,
+                         warm_start=None):
+    """Penalised likelihood by accelerated proximal gradient.
+
+    .. math:: \\min_{\\beta, b}\\; \\sum_i w_i l(y_i, \\eta_i) + \\lambda P(\\beta),
+
+    the step beta+ = prox_{lam P / L}(beta - grad / L) (for a dual norm, Moreau: the
+    identity minus the projection onto the (lam / L)-ball of its dual). ``prob`` supplies
+    the data, family, weights and intercept; its eps and perturbation are not used (the
+    clean loss is the smooth part: alpha = 1, hinge smoothed with continuation).
+    ``objective(coef, intercept)`` is the numpy objective for the certificate.
+    """
+    check_penalized_fast(prob, penalty)
+    start = time.perf_counter()
+    sc = Scaling(prob, identity=True)  # lam P is not invariant under the scaling
+    model = _Model(prob, sc, alpha=1.0)
+    beta, b = _start(prob, sc, warm_start)
+
+    def prox(v_beta, v_t, L):
+        return penalty.prox(v_beta, lam / L), 0.0
+
+    def nonsmooth(v):
+        return lam * penalty.value(v)
+
+    beta, b, _, f_mu, residual, n_iter = _minimise(
+        model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
+        isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None,
+        cache=prob._cache)
+    b = b if prob.fit_intercept else 0.0
+    elapsed = time.perf_counter() - start
+    return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
+                   eps=0.0, alpha=1.0, lam=lam)
