@@ -152,8 +152,11 @@ def _certified(certificate, tol):
     return abs(bound) <= max(1e3 * tol, 1e-6) * (1.0 + abs(certificate.objective_numpy))
 
 
-def check_solver(solver):
-    """The solver name in upper case, validated and installed; raise otherwise.
+def check_solver(solver, installed=True):
+    """The solver name in upper case, validated (and installed); raise otherwise.
+
+    ``installed=False`` checks the name only: the fast path validates its ``solver``
+    argument without paying for cvxpy's installed-solver scan (a few ms per call).
 
     Raises
     ------
@@ -166,7 +169,7 @@ def check_solver(solver):
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)} (case-insensitive), "
                          f"got {solver!r}")
     solver = solver.upper()
-    if solver not in cp.installed_solvers():
+    if installed and solver not in cp.installed_solvers():
         raise SolverError(f"solver {solver} is not installed; pip install "
                           f"{solver.lower()} or choose one of {cp.installed_solvers()}",
                           status="not_installed", solver=solver)
@@ -266,11 +269,10 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
         For any status other than optimal / optimal_inaccurate (the latter warns with
         ``InaccurateSolutionWarning``), naming the status and what to try.
     """
-    solver = check_solver(solver)
     if prob.penalty is not None and not prob.penalty.convex:
         raise ValueError(f"penalty {prob.penalty!r} is non-convex and has no DCP form; "
                          "fc.solve solves it by the local linear approximation (fc.lla_solve)")
-    check_poisson_zeros(prob, solver)
+    check_poisson_zeros(prob, check_solver(solver, installed=False))
     form = formulation(prob)
     return solve_formulation(form, lambda c, b: robust_objective(prob, c, b), solver=solver,
                              tol=tol, max_iter=max_iter, verbose=verbose, prob=prob,

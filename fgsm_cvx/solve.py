@@ -89,7 +89,7 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")
-    check_solver(solver)
+    check_solver(solver, installed=False)  # the cvxpy backend checks it is installed
     tol = check_tol(tol)
     max_iter = check_max_iter(max_iter)
     if prob.penalty is not None and not prob.penalty.convex:

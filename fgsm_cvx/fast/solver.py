@@ -276,17 +276,27 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
     # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
     tol_grad = 100.0 * tol * scale
-    # Continuation starts coarse from a cold start; a warm start is presumed near the
-    # solution already, so its smoothing starts fine (few, cheap stages).
-    mu = (1e-5 if warm else 1e-2) * scale if smooth else 0.0
     state = (beta, b, t, Xb)
     total_iter, residual, previous = 0, np.inf, np.inf
+    # Continuation starts coarse from a cold start. A warm start is probed with one step at
+    # a fine mu: if that step already meets the stage tolerance, the start is (near) the
+    # solution and the continuation goes on from there, a step or two in all; otherwise
+    # it starts at 3e-3, a little finer than cold (measured best along eps paths,
+    # benchmarks/bench_path.py; starting at the fine mu far from the solution costs
+    # 1.5-3x more iterations, that problem being ill-conditioned).
+    mu = 1e-2 * scale if smooth else 0.0
+    if smooth and warm:
+        fine = 1e-5 * scale
+        probe = _fista(model, prox, nonsmooth, fit_intercept, state, fine, L,
+                       max(tol_grad, 1e-3 * fine), 1)
+        state, total_iter = probe[0], 1  # a proximal-gradient step: never worse
+        mu = fine if probe[5] else 3e-3 * scale
     while True:
         stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
         state, f_mu, L, it, residual, converged = _fista(
             model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
             max_iter - total_iter)
-        if total_iter == 0 and cache is not None:
+        if total_iter <= 1 and cache is not None:
             cache["fast_first_stage_L"] = L
         total_iter += it
         if not converged:

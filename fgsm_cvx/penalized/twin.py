@@ -123,6 +123,7 @@ def solve_penalized(pp, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
     ``AUTO_FAST_SIZE`` entries of X that it covers (not hinge), cvxpy otherwise.
     """
     check_backend(backend)
+    check_solver(solver, installed=False)  # before any solver runs; cvxpy checks installed
     if backend == "auto":
         large = pp.base.n_samples * pp.base.n_features >= AUTO_FAST_SIZE
         use_fast = large and not isinstance(pp.base.family, Hinge) and fast_supported(pp)
@@ -131,7 +132,6 @@ def solve_penalized(pp, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
         kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
         return solve_fast_penalized(pp.base, pp.penalty, pp.lam, pp.objective, tol=tol,
                                     warm_start=warm_start, **kwargs)
-    check_solver(solver)
     return solve_formulation(_formulation(pp), pp.objective, solver=solver, tol=tol,
                              max_iter=max_iter, verbose=verbose, eps=0.0, alpha=1.0,
                              lam=pp.lam)
