@@ -162,14 +162,15 @@ class Scaling:
     The response scale r is chosen from the weighted spread of y (gaussian, huber) or its
     weighted mean (poisson), so that the solvers' absolute tolerances are relative ones.
     ``identity=True`` gives the trivial scaling (s = r = 1), for programs solved in the
-    original units (the penalised twin, whose penalty level would otherwise rescale too).
+    original units (the penalised twin, whose penalty level would otherwise rescale too);
+    ``x_scale`` replaces s (the fast path takes it from the centred columns).
     """
 
-    def __init__(self, prob, identity=False):
+    def __init__(self, prob, identity=False, x_scale=None):
         from .families import Gaussian, Huber
 
         fam, y, w = prob.family, prob.y, prob.sample_weight
-        self.x = 1.0 if identity else prob.x_scale
+        self.x = 1.0 if identity else (prob.x_scale if x_scale is None else float(x_scale))
         self.family, self.y = fam, y
         r = 1.0
         if identity:
