@@ -13,6 +13,9 @@ m_i(theta') + s m_i(theta) > m_i(theta') for every theta' and s > 0: the objecti
 decreases strictly along theta from every point, so no minimiser exists (the classes are
 separable with margin larger than eps in the dual norm). A returned point with all
 margins positive is therefore a proof, not a heuristic, that the solve is meaningless.
+Quasi-complete separation (margins >= 0 along a direction, some zero) leaves only some
+margins positive, but huge; such a point triggers the linear program below, whose
+positive optimum is the proof.
 Hinge, gaussian and huber losses are bounded below and piecewise linear-quadratic in eta,
 so their minimum is always attained; the robust poisson objective with eps > 0 and
 alpha < 1 is coercive in beta and attains its minimum too.
@@ -32,6 +35,10 @@ import numpy as np
 
 from .exceptions import SolverError
 from .families import Binomial, Poisson
+
+#: A robust margin z_i eta_i - shift above this (logistic loss below e^-25 ~ 1e-11) is
+#: the symptom of quasi-complete separation that triggers the linear-program check.
+SATURATION = 25.0
 
 SEPARATION_ADVICE = ("use eps > 0 larger than the separation margin, alpha < 1, a penalty, "
                      "or bound constraints on the coefficients")
@@ -76,6 +83,19 @@ def check_minimiser_exists(prob, coef, intercept, backend, solver):
             f"robust margin (smallest {worst:.3g}): the classes are separable with a margin "
             f"larger than eps = {prob.eps:g}, so the objective keeps decreasing as the "
             f"coefficients grow and no minimiser exists; {SEPARATION_ADVICE}",
+            status="unbounded", solver=solver)
+    # Quasi-complete separation: a direction theta with m_i(theta) >= 0 for every sample
+    # and > 0 for some has no minimiser either (the loss of each sample is nonincreasing
+    # along theta, strictly for the positive ones), but the returned point then has only
+    # some margins positive, and huge (the solver stops where their loss underflows its
+    # tolerance). A margin beyond SATURATION is the symptom; the linear program decides.
+    if float(np.max(margins[live])) > SATURATION and recession_direction(prob):
+        raise SolverError(
+            f"{solver} ({backend}) returned robust margins up to "
+            f"{float(np.max(margins[live])):.3g}: the classes are quasi-separable (a "
+            "direction exists along which no sample's robust margin decreases and some "
+            "increase; checked by a linear program), so the objective keeps decreasing as "
+            f"the coefficients grow and no minimiser exists; {SEPARATION_ADVICE}",
             status="unbounded", solver=solver)
 
 

@@ -34,6 +34,7 @@ _SEPARABLE_CHECKS = [
     "check_estimators_fit_returns_self", "check_estimators_nan_inf",
     "check_estimators_overwrite_params", "check_estimators_pickle",
     "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_predict1d",
+    "check_n_features_in_after_fitting",  # the CV path's small eps: quasi-separable folds
     "check_methods_sample_order_invariance", "check_methods_subset_invariance",
     "check_non_transformer_estimators_n_iter", "check_pipeline_consistency",
     "check_positive_only_tag_during_fit", "check_readonly_memmap_input",

@@ -146,6 +146,65 @@ def test_separable_classes_raise(eps, alpha, solver):
     assert "eps" in str(info.value) and "penalty" in str(info.value)
 
 
+def _quasi_separable(n=200, seed=0):
+    """y = 1 exactly where x_0 > 0, both classes where x_0 = 0 (20 samples): along
+    u = e_0 every margin z_i x_i0 is >= 0 and most are > 0, so no MLE exists, yet the
+    tied samples keep every point's smallest margin at 0 or below."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 2))
+    X[:20, 0] = 0.0
+    y = (X[:, 0] > 0).astype(float)
+    y[:10] = 1.0
+    return X, y
+
+
+@pytest.mark.parametrize("solver", ["ECOS", "CLARABEL", "FISTA"])
+def test_quasi_separable_classes_raise(solver):
+    """Quasi-complete separation: solvers return huge coefficients with status optimal
+    (beta_0 ~ 466 before this check); the saturated margins trigger the linear program."""
+    X, y = _quasi_separable()
+    prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.0)
+    backend = "fast" if solver == "FISTA" else "cvxpy"
+    kwargs = {} if solver == "FISTA" else {"solver": solver}
+    with pytest.raises(fc.SolverError, match="quasi-separable") as info:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fc.InaccurateSolutionWarning)
+            fc.solve(prob, backend=backend, **kwargs)
+    assert info.value.status == "unbounded"
+
+
+def test_quasi_separable_classes_with_eps_solve():
+    """With eps > 0 the tied samples' robust margins are -eps |beta_0| < 0 along e_0: a
+    minimiser exists and the backends agree."""
+    X, y = _quasi_separable()
+    prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.1)
+    _close(fc.solve(prob, backend="fast").objective, _reference(prob).objective, 1e-7)
+
+
+def test_large_margins_without_separation_are_not_refused():
+    """A steep but overlapping logistic model has margins above the saturation threshold
+    (the check's trigger); the linear program finds no separating direction and the fit
+    equals the maximum-likelihood estimate found by scipy's BFGS on the mean log-loss."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 2))
+    y = (rng.random(500) < 1 / (1 + np.exp(-20 * X[:, 0]))).astype(float)
+    A, z = np.c_[X, np.ones(500)], 2 * y - 1
+
+    def nll(theta):  # mean log(1 + e^{-z eta}) and its gradient
+        m = z * (A @ theta)
+        return np.mean(np.logaddexp(0, -m)), -A.T @ (z / (1 + np.exp(m))) / 500
+
+    mle = minimize(nll, np.zeros(3), jac=True, method="BFGS", options={"gtol": 1e-12}).x
+    for backend in ("cvxpy", "fast"):
+        res = fc.solve(fc.AdversarialProblem(X, y, family="binomial", eps=0.0), backend=backend)
+        assert np.max(z * (X @ res.coef + res.intercept)) > 25  # the trigger fired
+        # the likelihood is flat along the steep direction: the objective is the sharp test
+        _close(res.objective, nll(mle)[0], 1e-7)
+        np.testing.assert_allclose(np.r_[res.coef, res.intercept], mle, rtol=5e-3, atol=1e-3)
+
+
 def test_separable_classes_with_large_eps_solve():
     """With eps = 5 (far above the separation margin) a minimiser exists; the backends agree."""
     X, y = _separable()
