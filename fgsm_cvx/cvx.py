@@ -81,6 +81,14 @@ class CvxFormulation:
             terms.append(self.alpha * (w @ fam.loss_cvx(y, eta)))
         if adversarial:
             shift = prob.penalty.cvx if prob.penalty is not None else prob.perturbation.support_cvx
+            offset = getattr(prob.penalty, "offset", 0.0)
+            if offset:
+                # the LLA majoriser sigma(beta) + c: in the scaled variables beta = k beta''
+                # (k = sc.coef) eps (sigma(beta) + c) / m = eps'' (sigma(beta'') + c / k)
+                support = prob.penalty.perturbation.support_cvx
+
+                def shift(beta, support=support, c=offset / sc.coef):
+                    return support(beta) + c
             self.t_up = cp.Variable(nonneg=True, name="t_up")
             # max over eps*S of delta^T beta = eps * sigma_S(beta) <= t_up
             constraints.append(self.eps * shift(self.beta) <= self.t_up)

@@ -49,6 +49,10 @@ class Penalty:
 
     name = "penalty"
     convex = True
+    #: Degree of homogeneity k, P(s beta) = s^k P(beta) for s > 0 (1 for norms, 2 for the
+    #: ridge, r for L_r), or None when P is not homogeneous (SCAD, MCP). The backends'
+    #: exact rescaling of X and y (``problem.Scaling``) multiplies eps by c^k / m.
+    degree = 1.0
 
     def value(self, beta):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -168,6 +172,7 @@ class SquaredL2(Penalty):
     """
 
     name = "ridge"
+    degree = 2.0
 
     def __repr__(self):
         return "SquaredL2()"
@@ -250,6 +255,7 @@ class Lr(SeparablePenalty):
 
     def __init__(self, r):
         self.r = check_scalar(r, "r", lower=0.0, lower_inclusive=False)
+        self.degree = self.r  # sum_j |s beta_j|^r = s^r P(beta)
         self.convex = self.r >= 1.0
         self.name = f"L{self.r:g}"
 
@@ -307,6 +313,8 @@ class SCAD(SeparablePenalty):
     the Lasso. Non-convex (concave in |beta_j|): solved by LLA.
     """
 
+    degree = None  # not homogeneous: solved by LLA steps, each a weighted L1 shift
+
     convex = False
 
     def __init__(self, a=3.7, lam=1.0):
@@ -340,6 +348,8 @@ class MCP(SeparablePenalty):
 
     Zhang's p_lambda(u) divided by lambda (see ``SCAD`` for why). Non-convex: LLA.
     """
+
+    degree = None  # not homogeneous: solved by LLA steps, each a weighted L1 shift
 
     convex = False
 

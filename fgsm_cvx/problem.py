@@ -362,13 +362,15 @@ class AdversarialProblem:
         """The well-scaled equivalent problem the backends solve (see ``Scaling``)."""
         out = self._cache.get("scaling")
         if out is None:
-            out = self._cache["scaling"] = Scaling(self)
+            # a shift that is not homogeneous does not rescale: solve in original units
+            out = self._cache["scaling"] = Scaling(self, identity=self.shift_degree is None)
         return out
 
     @property
     def shift_degree(self):
-        """r with shift(s beta) = s^r shift(beta): 1 for support functions and norms."""
-        return float(getattr(self.penalty, "r", 1.0)) if self.penalty is not None else 1.0
+        """k with shift(s beta) = s^k shift(beta): 1 for support functions and norms, the
+        penalty's ``degree`` otherwise (None for a penalty that is not homogeneous)."""
+        return 1.0 if self.penalty is None else self.penalty.degree
 
     def with_params(self, eps=None, alpha=None):
         """A copy with new eps and/or alpha, sharing data and solver caches."""

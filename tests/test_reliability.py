@@ -336,6 +336,38 @@ def test_feature_scale(family_id, backend, pert, c):
     _close(res.objective, ref.objective, 1e-6)
 
 
+def _penalty_cases():
+    from fgsm_cvx.lla import LinearMajorizer
+    from fgsm_cvx.penalties import Lr, SquaredL2
+
+    def majoriser(c):  # eps (sum_j v_j |beta_j| + c0): c0 is in units of beta
+        return LinearMajorizer(np.linspace(0.5, 2, 4), 0.3 / c)
+
+    return [("ridge", lambda c: SquaredL2(), 2.0, "cvxpy"),
+            ("L1.5", lambda c: Lr(1.5), 1.5, "cvxpy"),
+            ("lla-majoriser", majoriser, 1.0, "cvxpy"),
+            ("lla-majoriser", majoriser, 1.0, "fast")]
+
+
+@pytest.mark.parametrize("c", [1e-3, 1e4])
+@pytest.mark.parametrize("name,make,degree,backend", _penalty_cases(),
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_feature_scale_with_penalties(name, make, degree, backend, c):
+    """Generalized-FGSM penalties under X -> c X: P(beta / c) = c^-k P(beta) for a penalty
+    homogeneous of degree k, so eps -> c^k eps gives beta -> beta / c; the LLA majoriser's
+    constant offset is in units of beta (P(beta) - sum_j v_j |beta_j|), so it goes to
+    offset / c. The backends rescale X internally by a power of two: ridge was solved with
+    the degree taken as 1, and the offset multiplied by that scale, before."""
+    X, y = _data("gaussian", n=150)
+    X = X[:, :4]
+    ref = _reference(fc.AdversarialProblem(X, y, family="gaussian", eps=0.2, penalty=make(1.0)))
+    prob = fc.AdversarialProblem(X * c, y, family="gaussian", eps=0.2 * c**degree,
+                                 penalty=make(c))
+    res = fc.solve(prob, backend=backend)
+    _close(res.objective, ref.objective, 1e-6)
+    _close(res.coef * c, ref.coef, 1e-4)
+
+
 RESPONSE_CASES = [(f, b) for f in ("gaussian", "huber", "poisson") for b in BACKENDS]
 
 
