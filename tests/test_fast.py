@@ -139,11 +139,13 @@ def test_unsupported_problems_name_the_cvxpy_backend():
     X, y = _data()
     cube = fc.CustomSet(lambda delta: [cp.abs(delta) <= 1], symmetric=True)
     for kwargs in ({"perturbation": fc.Box(-1, 1)}, {"perturbation": cube},
-                   {"constraints": "nonnegative"}, {"penalty": fc.penalties.Lr(2)}):
+                   {"constraints": "nonnegative"}, {"penalty": fc.penalties.Lr(0.5)},
+                   {"penalty": fc.penalties.SCAD()}):
         prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.1, **kwargs)
         with pytest.raises(NotImplementedError, match="backend='cvxpy'"):
             solve_fast(prob)
-        assert fc.solve(prob, backend="auto").backend == "cvxpy"
+        if "penalty" not in kwargs:  # non-convex penalties go to LLA, not to a backend
+            assert fc.solve(prob, backend="auto").backend == "cvxpy"
 
 
 def test_auto_picks_fast_for_large_problems():
@@ -201,3 +203,39 @@ def test_uncentred_features_are_solved_as_well_as_centred(family_id):
         assert fast.intercept == pytest.approx(ref.intercept, abs=1e-4 * (1 + abs(ref.intercept)))
         iters.append(fast.n_iter)
     assert iters[1] <= 3 * iters[0]
+
+
+PENALTIES = {"ridge": lambda: fc.penalties.SquaredL2(), "L1.5": lambda: fc.penalties.Lr(1.5),
+             "L3": lambda: fc.penalties.Lr(3)}
+
+
+@pytest.mark.parametrize("pen_id", list(PENALTIES))
+def test_epigraph_projection_with_a_penalty(pen_id):
+    """{eps P(beta) <= t} for convex penalties with a prox: against cvxpy's projection."""
+    import cvxpy as cp
+
+    d, pen = 6, PENALTIES[pen_id]()
+    rng = np.random.default_rng(2)
+    for t0 in (-1.0, 0.1, 0.5):
+        beta0 = 2 * rng.standard_normal(d)
+        beta, t = project_epigraph(pen, beta0, t0, 0.7)
+        assert 0.7 * pen.value(beta) <= t + 1e-10
+        b, tt = cp.Variable(d), cp.Variable()
+        dist = cp.Problem(cp.Minimize(cp.sum_squares(b - beta0) + cp.square(tt - t0)),
+                          [0.7 * pen.cvx(b) <= tt])
+        dist.solve(solver="CLARABEL")
+        assert float(np.sum((beta - beta0) ** 2) + (t - t0) ** 2) <= dist.value + 1e-9
+        np.testing.assert_allclose(beta, b.value, atol=1e-4)
+
+
+@pytest.mark.parametrize("pen_id", list(PENALTIES))
+def test_fast_generalized_penalties_agree_with_cvxpy(family_id, pen_id):
+    """Generalized FGSM with the ridge and L_r (r > 1) shifts on the fast path."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1500, 5))
+    y = make_y(family_id, X @ (0.4 * rng.standard_normal(5)), rng)
+    prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](), eps=0.3,
+                                 penalty=PENALTIES[pen_id]())
+    res = fc.solve(prob, backend="fast")
+    assert res.backend == "fast"
+    assert res.objective == pytest.approx(_reference(prob).objective, rel=1e-6)

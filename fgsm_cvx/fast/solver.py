@@ -42,25 +42,34 @@ from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..penalties import DualNorm
 from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
-from .epigraph import project_epigraph
+from .epigraph import SupportShift, project_epigraph
 from .objective import adversarial_terms, needs_smoothing
 
 
 def shift_set(prob):
-    """The symmetric set whose support function is the shift, or raise (naming cvxpy)."""
+    """The shift function h of the epigraph {eps h(beta) <= t}, or raise (naming cvxpy).
+
+    h is the support function of the symmetric perturbation set (``SupportShift``; for a
+    dual-norm penalty, of the set it is dual to, the LLA majoriser's constant offset being
+    handled by the model), or a convex penalty with a prox (ridge, L_r with r >= 1).
+    """
     if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
         raise NotImplementedError(f"the fast backend has no smoothed form for "
                                   f"{prob.family!r}; use backend='cvxpy'")
     if prob.constraints is not None:
         raise NotImplementedError("the fast backend does not take user constraints; "
                                   "use backend='cvxpy'")
-    if prob.penalty is not None:
-        if not isinstance(prob.penalty, DualNorm):
+    penalty = prob.penalty
+    if penalty is not None and not isinstance(penalty, DualNorm):
+        try:
+            if not penalty.convex:
+                raise NotImplementedError("it is non-convex (fc.solve uses LLA for it)")
+            penalty.prox(np.zeros(prob.n_features), 1.0)
+        except NotImplementedError as exc:
             raise NotImplementedError(f"the fast backend has no prox for penalty "
-                                      f"{prob.penalty!r}; use backend='cvxpy'")
-        pert = prob.penalty.perturbation
-    else:
-        pert = prob.perturbation
+                                      f"{penalty!r} ({exc}); use backend='cvxpy'") from exc
+        return penalty
+    pert = penalty.perturbation if penalty is not None else prob.perturbation
     if not pert.symmetric:
         raise NotImplementedError(f"the fast backend handles symmetric sets only, not "
                                   f"{pert!r}; use backend='cvxpy'")
@@ -69,7 +78,7 @@ def shift_set(prob):
     except NotImplementedError as exc:
         raise NotImplementedError(f"{exc}; the fast backend needs it, use backend='cvxpy'") \
             from exc
-    return pert
+    return SupportShift(pert)
 
 
 def _centring(prob):
@@ -415,7 +424,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     SolverError
         When the iteration budget runs out before the tolerance is met.
     """
-    pert = shift_set(prob)
+    shift = shift_set(prob)
     check_poisson_zeros(prob, "FISTA")
     start = time.perf_counter()
     sc = fast_scaling(prob)  # solve for (beta'', b'') of the well-scaled equivalent problem
@@ -424,11 +433,11 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     beta, b = _start(prob, sc, warm_start)
 
     def prox(v_beta, v_t, L):  # the step of the indicator of K: the projection onto K
-        return project_epigraph(pert, v_beta, v_t, eps)
+        return project_epigraph(shift, v_beta, v_t, eps)
 
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, model.to_centred(beta, b),
-        eps * pert.support(beta), needs_smoothing(prob.family), tol, max_iter,
+        eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob))
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, model.from_centred(beta, b))
