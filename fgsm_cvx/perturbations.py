@@ -100,24 +100,40 @@ def project_l1_ball(v, radius=1.0):
 
 
 def _lp_coordinates(a, lam, p):
-    """z >= 0 with z + lam p z^(p-1) = a, elementwise (p > 1; the left side increases).
+    """z >= 0 with z + lam p z^(p-1) = a, elementwise (p > 1, a >= 0, lam >= 0).
 
-    Safeguarded Newton: the root lies in [0, a] and the bracket shrinks every step.
+    Newton's method on a convex increasing function from an upper bound of the root,
+    which converges monotonically and quadratically: for p >= 2 in z itself
+    (z^(p-1) is convex), for 1 < p < 2 in w = z^(p-1) (then z = w^(1/(p-1)) is convex),
+    starting from the smaller of the two bounds the equation gives (z <= a and
+    lam p z^(p-1) <= a).
     """
-    lo, hi = np.zeros_like(a), a.copy()
-    z = a / (1.0 + lam * p)  # exact for p = 2
-    for _ in range(100):
-        zp = np.maximum(z, 1e-300)
-        f = z + lam * p * zp ** (p - 1.0) - a
-        lo, hi = np.where(f < 0, z, lo), np.where(f > 0, z, hi)
-        step = f / (1.0 + lam * p * (p - 1.0) * zp ** (p - 2.0))
-        z_new = z - step
-        outside = (z_new <= lo) | (z_new >= hi)
-        z_new = np.where(outside, 0.5 * (lo + hi), z_new)
-        if np.max(np.abs(z_new - z), initial=0.0) <= 1e-15 * max(1.0, float(a.max())):
-            return z_new
-        z = z_new
-    return z
+    a = np.asarray(a, dtype=float)
+    if np.isscalar(lam) and lam <= 0:
+        return a.copy()
+    k = lam * p
+    scale = max(1.0, float(np.max(a, initial=0.0)))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        if p >= 2.0:
+            # f(z) = z + k z^(p-1) - a, f'(z) = 1 + k (p-1) z^(p-2)
+            z = np.minimum(a, (a / k) ** (1.0 / (p - 1.0)))
+            for _ in range(100):
+                step = (z + k * z ** (p - 1.0) - a) / (1.0 + k * (p - 1.0) * z ** (p - 2.0))
+                step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
+                z = z - step
+                if np.max(step, initial=0.0) <= 4e-16 * scale:
+                    break
+            return np.maximum(z, 0.0)
+        # f(w) = w^r + k w - a with r = 1 / (p - 1) > 1, f'(w) = r w^(r-1) + k
+        r = 1.0 / (p - 1.0)
+        w = np.minimum(a / k, a ** (p - 1.0))
+        for _ in range(100):
+            step = (w ** r + k * w - a) / (r * w ** (r - 1.0) + k)
+            step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
+            w = w - step
+            if np.max(step, initial=0.0) <= 4e-16 * max(1.0, float(np.max(w, initial=0.0))):
+                break
+        return np.maximum(w, 0.0) ** r
 
 
 def prox_support(perturbation, v, c):
