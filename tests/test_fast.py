@@ -239,3 +239,21 @@ def test_fast_generalized_penalties_agree_with_cvxpy(family_id, pen_id):
     res = fc.solve(prob, backend="fast")
     assert res.backend == "fast"
     assert res.objective == pytest.approx(_reference(prob).objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("p", [1.05, 1.5, 2.0, 3.0, 10.0])
+def test_lp_coordinate_equation_against_brent(p):
+    """z + lam p z^(p-1) = a (the l_p ball projection's coordinates) over twelve orders
+    of magnitude of a and lam, against scipy's brentq one coordinate at a time."""
+    from scipy.optimize import brentq
+
+    from fgsm_cvx.perturbations import _lp_coordinates
+
+    rng = np.random.default_rng(0)
+    for lam in (1e-8, 1e-2, 1.0, 1e4):
+        a = np.abs(rng.standard_normal(20)) * 10 ** rng.uniform(-6, 6, 20)
+        a[0] = 0.0
+        z = _lp_coordinates(a, lam, p)
+        ref = [0.0 if x == 0 else brentq(lambda t, x=x, k=lam * p: t + k * t ** (p - 1) - x, 0, x,
+                                         xtol=1e-300, rtol=1e-14, maxiter=1000) for x in a]
+        np.testing.assert_allclose(z, ref, rtol=1e-9, atol=0)
