@@ -257,3 +257,29 @@ def test_lp_coordinate_equation_against_brent(p):
         ref = [0.0 if x == 0 else brentq(lambda t, x=x, k=lam * p: t + k * t ** (p - 1) - x, 0, x,
                                          xtol=1e-300, rtol=1e-14, maxiter=1000) for x in a]
         np.testing.assert_allclose(z, ref, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("p", [1.5, 3.0])
+def test_group_general_p_epigraph_projection(p):
+    """Group with general p (one search over the dual-ball radius, all groups' multipliers
+    at once), features in no group included, against cvxpy's projection; a point in the
+    polar cone projects to beta_g = 0, t = 0."""
+    import cvxpy as cp
+
+    d = 11
+    labels = np.arange(d) // 3
+    labels[-2:] = -1  # two free features
+    pert = fc.Group(labels, p=p)
+    rng = np.random.default_rng(5)
+    for t0 in (-100.0, -0.5, 0.1, 0.8):
+        beta0 = 2 * rng.standard_normal(d)
+        beta0[:3] *= 1e-3  # one group well inside the dual ball
+        beta, t = project_epigraph(pert, beta0, t0, 0.7)
+        b, tt = cp.Variable(d), cp.Variable()
+        dist = cp.Problem(cp.Minimize(cp.sum_squares(b - beta0) + cp.square(tt - t0)),
+                          [0.7 * pert.support_cvx(b) <= tt])
+        dist.solve(solver="CLARABEL")
+        assert 0.7 * pert.support(beta) <= t + 1e-10
+        assert float(np.sum((beta - beta0) ** 2) + (t - t0) ** 2) <= dist.value + 1e-9
+        np.testing.assert_allclose(beta, b.value, atol=1e-4)
+        np.testing.assert_array_equal(beta[-2:], beta0[-2:])
