@@ -29,6 +29,8 @@ __all__ = ["build_parser", "main"]
 PROG = "fgsm-cvx"
 SUBCOMMANDS = {"demo": demo, "fit": fit, "path": path, "compare": compare,
                "attack": attack, "simulate": simulate}
+DESCRIPTION = ("Exact adversarial (FGSM) training of generalized linear models, as convex\n"
+               "programs with certificates. 'fgsm-cvx SUBCOMMAND --help' for each.")
 EPILOG = """examples:
   fgsm-cvx demo                                   # the main job, figures in fgsm_cvx_demo/
   fgsm-cvx fit data.csv --target y --family logistic --perturbation linf --eps 0.1
@@ -52,7 +54,7 @@ def build_parser():
     """
     from .. import __version__
 
-    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog=PROG, description=DESCRIPTION,
                             epilog=EPILOG, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND",

@@ -161,8 +161,11 @@ def format_table(rows, score):
     lines = [f"{'eps':>8}  {'model':<10} {'lam':>9} {'clean ' + score:>14} "
              f"{'robust ' + score:>15} {'nonzeros':>9} {'rel. gap':>9}"]
     for row in rows:
-        eps = f"{row['eps']:8.4g}" if row["model"] == "FGSM" else " " * 8
-        lines.append(f"{eps}  {row['model']:<10} {row['lam']:9.4g} {row['clean']:14.3f} "
+        # eps on the FGSM row, the twin's matched level lam on the twin's row
+        fgsm = row["model"] == "FGSM"
+        eps = f"{row['eps']:8.4g}" if fgsm else " " * 8
+        lam = " " * 9 if fgsm else f"{row['lam']:9.4g}"
+        lines.append(f"{eps}  {row['model']:<10} {lam} {row['clean']:14.3f} "
                      f"{row['robust']:15.3f} {row['nonzeros']:>5d}/{row['n_features']:<3d} "
                      f"{row['rel_gap']:9.1e}")
     return "\n".join(lines)
