@@ -9,12 +9,15 @@ folds, three models are fitted on the training part:
 
 and scored on the held-out part by clean accuracy and by exact robust accuracy at the
 training radius (``fc.robust_score``: the worst case over the whole ball, not a sample
-of attacks). Run: ``python examples/robust_breast_cancer.py [--quick]``; writes
-``robust_breast_cancer.png`` next to where it is run.
+of attacks). Run: ``python examples/robust_breast_cancer.py [--quick] [--out-dir DIR]``;
+writes ``robust_breast_cancer.png`` into DIR (default: the current folder). Full mode
+(4 radii, 5 folds) takes about half a minute; ``--quick`` (one radius, 3 folds) a few
+seconds.
 """
 
 import argparse
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer
@@ -54,33 +57,34 @@ def evaluate(eps_values, n_splits=5, seed=0):
     return rows
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one radius, 3 folds")
-    parser.add_argument("--output", default="robust_breast_cancer.png")
-    args = parser.parse_args()
+    parser.add_argument("--out-dir", default=".", help="folder for the figure")
+    args = parser.parse_args(argv)
     eps_values = [0.2] if args.quick else [0.05, 0.1, 0.2, 0.3]
     rows = evaluate(eps_values, n_splits=3 if args.quick else 5)
     print(f"{'eps':>5} {'model':>6} {'clean acc':>10} {'robust acc':>11}")
     for eps, name, clean, robust in rows:
         print(f"{eps:5.2f} {name:>6} {clean:10.3f} {robust:11.3f}")
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name in ("FGSM", "plain", "L1-CV"):
         pts = [(e, r) for e, n, _, r in rows if n == name]
         ax.plot(*zip(*pts, strict=True), marker="o", label=name)
     ax.set_xlabel("attack radius eps (Linf, standardised features)")
     ax.set_ylabel("robust held-out accuracy")
+    ax.set_title("Breast cancer: robust accuracy at the training radius", fontsize=10)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
-    print(f"wrote {args.output}")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "robust_breast_cancer.png", dpi=100)
+    print(f"wrote {out / 'robust_breast_cancer.png'}")
 
 
 if __name__ == "__main__":

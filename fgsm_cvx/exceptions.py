@@ -6,6 +6,24 @@ class SolverError(RuntimeError):
 
     The message names the solver status and what to try next. fgsm_cvx never
     returns a silent zero vector in place of a failed solve.
+
+    Attributes
+    ----------
+    status : str or None
+        The solver's status ("unbounded", "infeasible", "user_limit", ...).
+    solver : str or None
+
+    Examples
+    --------
+    Two separable points: the logistic loss has no minimiser at eps = 0.
+
+    >>> import fgsm_cvx as fc
+    >>> prob = fc.AdversarialProblem([[-1.0], [1.0]], [0, 1], family="logistic", eps=0.0)
+    >>> try:
+    ...     fc.solve(prob)
+    ... except fc.SolverError as exc:
+    ...     print(exc.status)
+    unbounded
     """
 
     def __init__(self, message, status=None, solver=None):
@@ -15,4 +33,20 @@ class SolverError(RuntimeError):
 
 
 class InaccurateSolutionWarning(UserWarning):
-    """The solver stopped with a usable but inaccurate solution (see its certificate)."""
+    """The solver stopped with a usable but inaccurate solution (see its certificate).
+
+    Raised only when the package's own certificate does not confirm the point (its
+    suboptimality bound is above ``max(1000 tol, 1e-6)`` relative).
+
+    Examples
+    --------
+    Turn the warning into an error where an inaccurate answer is not acceptable:
+
+    >>> import warnings, fgsm_cvx as fc
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", fc.InaccurateSolutionWarning)
+    ...     res = fc.solve(fc.AdversarialProblem([[0.0], [1.0], [2.0]], [0.0, 1.0, 1.5],
+    ...                                          eps=0.1))
+    >>> res.status
+    'optimal'
+    """

@@ -28,7 +28,30 @@ from ._validation import check_real_y, check_scalar
 
 
 class Family:
-    """Base class of a GLM family (a loss convex in the linear predictor)."""
+    """Base class of a GLM family (a loss convex in the linear predictor).
+
+    A family is a per-sample loss l(y, eta), convex in eta = x^T beta + b, with its
+    derivatives ``grad`` = l' and ``hess`` = l'' in eta, its y domain (``encode_y``),
+    a cvxpy form ``loss_cvx`` valid for affine eta, and the exact worst case over a
+    shift of the predictor, attained at an endpoint because l is convex in eta:
+
+    .. math::
+
+        \\max_{-c_{down} \\le s \\le c_{up}} l(y, \\eta + s)
+        = \\max\\big(l(y, \\eta + c_{up}),\\; l(y, \\eta - c_{down})\\big).
+
+    Subclasses: ``Gaussian``, ``Binomial``, ``Poisson``, ``Hinge``, ``Huber``; the
+    registry ``FAMILIES`` maps names to them.
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> fam = fc.Gaussian()
+    >>> fam.loss(np.array([1.0]), np.array([3.0]))          # (y - eta)^2 / 2
+    array([2.])
+    >>> fam.worst_case(np.array([1.0]), np.array([3.0]), 0.5, 0.5)
+    array([3.125])
+    """
 
     name = "family"
     #: True for classification families (labels are mapped, ``classes`` is returned).

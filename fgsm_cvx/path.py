@@ -198,6 +198,18 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     solutions (``_predict``), with a shorter smoothing continuation. The cvxpy
     backend re-solves one canonicalised program with a new eps parameter value
     (DPP), so its per-radius cost is the conic solve alone.
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 3))
+    >>> y = X @ [1.0, 0.0, -2.0] + 0.5 * rng.standard_normal(100)
+    >>> path = fc.adversarial_path(fc.AdversarialProblem(X, y), n_eps=5)
+    >>> path.eps.round(3).tolist()                # from eps_max down to 1e-3 eps_max
+    [1.05, 0.187, 0.033, 0.006, 0.001]
+    >>> path.coefs[-1].round(2)                   # near eps = 0: close to least squares
+    array([ 0.99, -0.07, -2.08])
     """
     from tqdm.auto import tqdm
 

@@ -178,7 +178,31 @@ def project_lp_ball(v, p):
 
 
 class Perturbation:
-    """Base class of a perturbation set S (radius 1; the attacker uses eps * S)."""
+    """Base class of a perturbation set S (radius 1; the attacker uses eps * S).
+
+    A set is described by its support function, which turns the attacker's inner
+    maximisation into a shift of the linear predictor:
+
+    .. math::
+
+        \\sigma_S(\\beta) = \\sup_{\\delta \\in S} \\delta^\\top\\beta, \\qquad
+        \\{(x + \\delta)^\\top\\beta : \\delta \\in \\epsilon S\\}
+        = [x^\\top\\beta - \\epsilon\\sigma_S(-\\beta),\\;
+           x^\\top\\beta + \\epsilon\\sigma_S(\\beta)].
+
+    For a norm ball sigma_S is the dual norm. Subclasses provide ``support`` (numpy),
+    ``support_cvx`` (cvxpy), ``unit_argmax`` (the attacker's move), ``norm`` (the gauge
+    of S) and, where it has a closed form, ``project`` (for the fast backend).
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> beta = np.array([3.0, -4.0])
+    >>> fc.Linf().support(beta), fc.L2().support(beta), fc.L1().support(beta)
+    (7.0, 5.0, 4.0)
+    >>> fc.Linf().argmax_delta(beta, eps=0.1)               # eps * sign(beta)
+    array([ 0.1, -0.1])
+    """
 
     name = "perturbation"
     #: True when S = -S: then sigma_S(-beta) = sigma_S(beta) and one shift suffices.
@@ -268,7 +292,19 @@ class Linf(Lp):
 
 
 class L2(Lp):
-    """The Euclidean ball (fast gradient method, FGM); support ||beta||_2."""
+    """The Euclidean ball (fast gradient method, FGM); support ||beta||_2.
+
+    .. math::
+
+        S = \\{\\delta : \\|\\delta\\|_2 \\le 1\\}, \\qquad \\sigma_S(\\beta) = \\|\\beta\\|_2,
+        \\qquad \\arg\\max_{\\delta \\in S} \\delta^\\top\\beta = \\beta / \\|\\beta\\|_2.
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> fc.L2().argmax_delta(np.array([3.0, -4.0]), eps=0.5)
+    array([ 0.3, -0.4])
+    """
 
     name = "l2"
 

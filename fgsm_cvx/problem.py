@@ -331,10 +331,12 @@ class AdversarialProblem:
 
     @property
     def n_samples(self):
+        """Number of rows of X."""
         return self.X.shape[0]
 
     @property
     def n_features(self):
+        """Number of columns of X (the length of beta)."""
         return self.X.shape[1]
 
     @property
@@ -404,6 +406,7 @@ class AdversarialProblem:
 
     # ----- numpy pieces shared by objectives, attacks and backends -----------------
     def check_coef(self, coef, intercept):
+        """Validate (coef, intercept) for this problem; return them as (ndarray, float)."""
         coef = check_vector(coef, "coef", length=self.n_features)
         intercept = check_scalar(intercept, "intercept")
         if not self.fit_intercept and intercept != 0.0:

@@ -44,6 +44,19 @@ def _check_keys(d, required, name):
 class Certificate:
     """Evidence of optimality (THEORY.md §6).
 
+    For the cvxpy backend the solver's primal and dual objectives bound the optimum
+    F* from both sides, and the objective recomputed in numpy at the returned point
+    checks the solver's own evaluation:
+
+    .. math::
+
+        \\text{gap} = p - d, \\qquad
+        F(\\hat\\beta, \\hat b) - F^\\star \\le
+        \\underbrace{(F_{numpy} - F_{solver}) + \\text{gap}}_{\\text{suboptimality\\_bound}}.
+
+    For the fast backend ``residual`` is the norm of the projected-gradient mapping,
+    zero exactly at a minimiser.
+
     Attributes
     ----------
     primal_objective, dual_objective : float or None
@@ -94,11 +107,13 @@ class Certificate:
 
     @property
     def relative_gap(self):
+        """|gap| / max(1, |objective_numpy|): the gap on the scale of the objective."""
         if self.gap is None:
             return None
         return abs(self.gap) / max(1.0, abs(self.objective_numpy))
 
     def to_dict(self):
+        """A JSON-safe dictionary: the fields and the derived bounds (inf as "inf")."""
         out = {k: (_json_float(v) if not isinstance(v, str) else v)
                for k, v in asdict(self).items()}
         out["discrepancy"] = _json_float(self.discrepancy)
@@ -151,6 +166,20 @@ class Result:
     weights : ndarray
         The weighted-L1 weights of the last LLA step / the adaptive weights (inf marks
         a coefficient pinned at 0).
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 3))
+    >>> y = X @ [1.0, 0.0, -2.0] + 0.5 * rng.standard_normal(100)
+    >>> res = fc.solve(fc.AdversarialProblem(X, y, eps=0.05))
+    >>> res.coef.round(2), res.status, res.backend
+    (array([ 0.97, -0.05, -2.06]), 'optimal', 'cvxpy')
+    >>> bool(res.certificate.suboptimality_bound < 1e-6)
+    True
+    >>> fc.Result.from_dict(res.to_dict()).objective == res.objective
+    True
     """
 
     coef: np.ndarray
@@ -230,6 +259,18 @@ class Path:
         The full Results, each with its certificate.
     eps_max : float
         The smallest radius at which the coefficients vanish (``fc.eps_max``).
+
+    Examples
+    --------
+    >>> import numpy as np, fgsm_cvx as fc
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 3))
+    >>> y = X @ [1.0, 0.0, -2.0] + 0.5 * rng.standard_normal(100)
+    >>> path = fc.adversarial_path(fc.AdversarialProblem(X, y), n_eps=5)
+    >>> len(path), path.n_nonzero.tolist()        # all zero at eps_max, then growing
+    (5, [0, 2, 3, 3, 3])
+    >>> bool(path.eps[0] == path.eps_max)
+    True
     """
 
     eps: np.ndarray
@@ -244,6 +285,7 @@ class Path:
 
     @property
     def certificates(self):
+        """The Certificate of each radius, in the order of ``eps``."""
         return [r.certificate for r in self.results]
 
     @property

@@ -72,8 +72,10 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         Starting point for the fast path (interior-point solvers start cold); for a
         non-convex penalty, the starting point of the local linear approximation.
 
-    A problem with a non-convex penalty (``penalties.SCAD``, ``MCP``, ``Lr`` with r < 1)
-    is solved by ``fc.lla_solve`` with default settings (each step on ``backend``).
+    Returns
+    -------
+    Result
+        The solution with its certificate.
 
     Raises
     ------
@@ -86,6 +88,11 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     InaccurateSolutionWarning
         (a warning) when a solver stops with an inaccurate solution that its certificate
         does not confirm.
+
+    Notes
+    -----
+    A problem with a non-convex penalty (``penalties.SCAD``, ``MCP``, ``Lr`` with r < 1)
+    is solved by ``fc.lla_solve`` with default settings (each step on ``backend``).
     """
     if not isinstance(prob, AdversarialProblem):
         raise TypeError(f"prob must be an AdversarialProblem, got {type(prob).__name__}")

@@ -133,30 +133,37 @@ class Comparison:
 
     @property
     def coef_fgsm(self):
+        """FGSM coefficients, then the intercept (when fitted)."""
         return stacked(self.fgsm, self.fit_intercept)
 
     @property
     def coef_penalized(self):
+        """The twin's coefficients, then the intercept (when fitted)."""
         return stacked(self.penalized, self.fit_intercept)
 
     @property
     def V(self):
+        """The sign-neutrality vector V_hat = sum_i w_i sign(l'_i) l''_i x~_i."""
         return self.sign.V
 
     @property
     def V_se(self):
+        """Standard errors of the entries of V_hat."""
         return self.sign.se
 
     @property
     def supports_agree(self):
+        """Whether FGSM and the twin select the same coefficients."""
         return bool(np.array_equal(self.support_fgsm, self.support_penalized))
 
     @property
     def max_difference(self):
+        """max_j |observed_difference_j|."""
         return float(np.max(np.abs(self.observed_difference)))
 
     @property
     def l2_difference(self):
+        """||observed_difference||_2."""
         return float(np.linalg.norm(self.observed_difference))
 
     @property
@@ -166,6 +173,7 @@ class Comparison:
 
     @property
     def certificates(self):
+        """{'fgsm': Certificate, 'penalized': Certificate}."""
         return {"fgsm": self.fgsm.certificate, "penalized": self.penalized.certificate}
 
     def to_dict(self):
