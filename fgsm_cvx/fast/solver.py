@@ -25,10 +25,10 @@ Backtracking steps cost one X v each. X is converted to float64 at most once.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
 from .._diagnostics import (
@@ -73,11 +73,16 @@ def shift_set(prob):
 
 
 class _Model:
-    """F_mu and its gradient in (X beta, b, t); the products with X.
+    """F_mu and its gradient in (X beta, b, t); the products with X, through the engine.
 
     It is the equivalent problem of ``scaling`` (data s X and y'', ``prob.scaling`` for the
     adversarial problem): the products are with s X, formed without copying X (s = 1
-    unless X is badly scaled).
+    unless X is badly scaled; s is a power of two, so s (X beta) = X (s beta) exactly).
+
+    X, the predictors X beta and the per-sample vectors y'', w live on the problem's
+    engine (``fgsm_cvx.engine``: numpy / scipy.sparse, dask, or an array API array);
+    beta, b, t and every value handed back (objective, X^T g, dF/db, dF/dt) are numpy
+    arrays and floats on the host.
 
     ``alpha`` overrides the problem's (1.0 gives the clean loss alone: the smooth part of
     the penalised likelihood). A penalty with a constant ``offset`` c (the LLA
@@ -86,12 +91,11 @@ class _Model:
     """
 
     def __init__(self, prob, scaling, alpha=None):
-        X = prob.X
-        if X.dtype != np.float64:  # the one copy of X the fast path may make
-            X = X.astype(np.float64)
-        self.X = X
-        self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
-        self.family, self.y, self.w = scaling.family, scaling.y, prob.sample_weight
+        self.engine = engine = prob.engine
+        self.xp = engine.xp
+        self.family = scaling.family
+        self.y, self.w = engine.put(scaling.y), engine.put(prob.sample_weight)
+        self.w_host = prob.sample_weight
         self.alpha = prob.alpha if alpha is None else alpha
         self.scale = scaling.x
         offset = getattr(prob.penalty, "offset", 0.0) if prob.penalty is not None else 0.0
@@ -100,44 +104,78 @@ class _Model:
         self.offset = prob.eps * offset / scaling.eta_mult
 
     def matvec(self, beta):
-        out = np.asarray(self.X @ beta).ravel()
-        return out if self.scale == 1.0 else out * self.scale
+        """s X beta (on the engine)."""
+        return self.engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
 
-    def rmatvec(self, g):
-        out = np.asarray(self.XT @ g).ravel()
-        return out if self.scale == 1.0 else out * self.scale
-
-    def value(self, Xbeta, b, t, mu, grad=False):
-        fam, y, w, a = self.family, self.y, self.w, self.alpha
+    def _terms(self, Xbeta, b, t, mu, grad):
+        """F_mu (a scalar on the engine) and, with ``grad``, (dF/deta, dF/dt) per sample
+        weighted by w, and dF/dt summed (still on the engine: nothing is fetched)."""
+        fam, y, w, a, xp = self.family, self.y, self.w, self.alpha, self.xp
+        dot = self.engine.dot
+        # Python floats: a numpy scalar would pull an engine array into numpy
+        b, t, mu = float(b), float(t), float(mu)
         eta = Xbeta + b
-        total = 0.0
-        g_eta = np.zeros_like(eta) if grad else None
-        g_t = 0.0
-        with np.errstate(over="ignore", invalid="ignore"):
-            if a < 1.0:
-                shift = t + self.offset
-                if grad:
-                    h, d_eta, d_t = adversarial_terms(fam, y, eta, shift, mu)
-                    g_eta += (1.0 - a) * d_eta
-                    g_t = (1.0 - a) * float(w @ d_t)
-                else:
-                    h = adversarial_terms(fam, y, eta, shift, mu, grad=False)
-                total = (1.0 - a) * float(w @ h)
-            if a > 0.0:
-                if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
-                    out = adversarial_terms(fam, y, eta, 0.0, mu, grad=grad)
-                    clean, d_clean = out[:2] if grad else (out, None)
-                else:
-                    clean, d_clean = fam.loss(y, eta), (fam.grad(y, eta) if grad else None)
-                total += a * float(w @ clean)
-                if grad:
-                    g_eta += a * d_clean
-        if not np.isfinite(total):
-            total = np.inf
+        total, g_eta, g_t = 0.0, None, 0.0
+        if a < 1.0:
+            shift = t + self.offset
+            if grad:
+                h, d_eta, d_t = adversarial_terms(fam, y, eta, shift, mu, xp=xp)
+                g_eta = (1.0 - a) * d_eta
+                g_t = (1.0 - a) * dot(w, d_t)
+            else:
+                h = adversarial_terms(fam, y, eta, shift, mu, grad=False, xp=xp)
+            total = (1.0 - a) * dot(w, h)
+        if a > 0.0:
+            if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
+                out = adversarial_terms(fam, y, eta, 0.0, mu, grad=grad, xp=xp)
+                clean, d_clean = out[:2] if grad else (out, None)
+            else:
+                clean = fam.loss(y, eta, xp)
+                d_clean = fam.grad(y, eta, xp) if grad else None
+            total = total + a * dot(w, clean)
+            if grad:
+                g_eta = a * d_clean if g_eta is None else g_eta + a * d_clean
         if not grad:
             return total
-        g_eta *= w
+        g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
         return total, g_eta, g_t
+
+    @staticmethod
+    def _finite(total):
+        return total if np.isfinite(total) else np.inf
+
+    def value(self, Xbeta, b, t, mu):
+        """F_mu at (X beta, b, t) as a float (inf where it overflows): one reduction."""
+        with self.engine.errstate():
+            total = self._terms(Xbeta, b, t, mu, grad=False)
+        return self._finite(self.engine.fetch(total)[0])
+
+    def gradient(self, Xbeta, b, t, mu, fit_intercept):
+        """(F_mu, dF/dbeta, dF/db, dF/dt) on the host, in one pass over X.
+
+        dF/dbeta = s X^T (dF/deta) by the chain rule through eta = s X beta + b, and
+        dF/db = sum_i dF/deta_i.
+        """
+        engine = self.engine
+        with engine.errstate():
+            total, g_eta, g_t = self._terms(Xbeta, b, t, mu, grad=True)
+            g_b = self.xp.sum(g_eta) if fit_intercept else 0.0
+            total, g_beta, g_b, g_t = engine.fetch(total, engine.rmatvec(g_eta), g_b, g_t)
+        if self.scale != 1.0:
+            g_beta = g_beta * self.scale
+        return self._finite(total), g_beta, g_b, g_t
+
+    def evaluate(self, beta, b, t, mu):
+        """(s X beta kept on the engine, F_mu there): one pass over X."""
+        Xbeta = self.matvec(beta)
+        with self.engine.errstate():
+            Xbeta, total = self.engine.keep(Xbeta, self._terms(Xbeta, b, t, mu, grad=False))
+        return Xbeta, self._finite(total)
+
+    def curvature_bound(self):
+        """The weighted mean of ||(s x_i, 1, 1)||^2 = s^2 sum_i w_i ||x_i||^2 + 2 (sum w = 1):
+        an upper bound on the Lipschitz constant for a loss with l'' <= 1."""
+        return self.engine.weighted_row_norms(self.w_host) * self.scale**2 + 2.0
 
 
 def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
@@ -165,14 +203,14 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
     it = 0
     while it < max_iter:
         it += 1
-        f_y, g_eta, g_t = model.value(y_Xb, y_b, y_t, mu, grad=True)
-        g_beta = model.rmatvec(g_eta)
-        g_b = float(g_eta.sum()) if fit_intercept else 0.0
+        # one pass over X: X^T g at the extrapolated point (its predictor is y_Xb)
+        f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept)
         while True:
             n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
             n_b = y_b - g_b / L
-            n_Xb = model.matvec(n_beta)
-            f_new = model.value(n_Xb, n_b, n_t, mu)  # smooth part: the sufficient-decrease test
+            # one pass over X: X beta at the candidate (kept), with the smooth part there
+            # for the sufficient-decrease test
+            n_Xb, f_new = model.evaluate(n_beta, n_b, n_t, mu)
             d_beta, d_b, d_t = n_beta - y_beta, n_b - y_b, n_t - y_t
             sq = float(d_beta @ d_beta) + d_b * d_b + d_t * d_t
             model_value = f_y + float(g_beta @ d_beta) + g_b * d_b + g_t * d_t + 0.5 * L * sq
@@ -192,8 +230,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
             if converged:
                 break
             continue
-        theta_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * theta * theta))
-        mom = (theta - 1.0) / theta_next
+        theta_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * theta * theta))
+        mom = (theta - 1.0) / theta_next  # a Python float: engine arrays take it as it is
         y_beta = n_beta + mom * (n_beta - beta)
         y_b = n_b + mom * (n_b - b)
         y_t = n_t + mom * (n_t - t)
@@ -254,25 +292,19 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     error raised when the iteration budget runs out.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
-    Xb = model.matvec(beta)
-
     def h(v):
         return 0.0 if nonsmooth is None else nonsmooth(v)
 
-    scale = 1.0 + abs(model.value(Xb, b, t, 0.0) + h(beta))
+    Xb, f_start = model.evaluate(beta, b, t, 0.0)
+    scale = 1.0 + abs(f_start + h(beta))
     # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
     # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
-    # For sparse X this builds one O(nnz) temporary, once.
-    if sp.issparse(model.X):
-        row_sq = np.asarray(model.X.multiply(model.X).sum(axis=1)).ravel()
-    else:
-        row_sq = np.einsum("ij,ij->i", model.X, model.X)
-    L = max(float(model.w @ (row_sq * model.scale**2 + 2.0)), 1e-12)
     # Along a path (problems made by with_params share _cache) the previous solve's
     # first-stage curvature estimate is a far better start than the bound: without it
     # each solve spends tens of iterations letting L decay by 0.9 per step.
-    if cache is not None:
-        L = cache.get("fast_first_stage_L", L)
+    L = None if cache is None else cache.get("fast_first_stage_L")
+    if L is None:  # the bound costs a pass over X
+        L = max(model.curvature_bound(), 1e-12)
     # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
     # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
     tol_grad = 100.0 * tol * scale
@@ -311,13 +343,13 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     return beta, float(b), t, f_mu, residual / scale, total_iter
 
 
-def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, **fields):
+def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, **fields):
     certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
                               objective_numpy=objective, objective_solver=f_mu,
-                              residual=residual)
+                              residual=residual, engine=engine)
     return Result(coef=beta, intercept=b, objective=objective, status="optimal",
                   backend="fast", solver="FISTA", n_iter=n_iter, solve_time=elapsed,
-                  certificate=certificate, **fields)
+                  certificate=certificate, engine=engine, **fields)
 
 
 def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
@@ -366,7 +398,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
     check_minimiser_exists(prob, coef, b, "fast", "FISTA")
     return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
-                   eps=prob.eps, alpha=prob.alpha)
+                   model.engine.name, eps=prob.eps, alpha=prob.alpha)
 
 
 def check_penalized_fast(prob, penalty):
@@ -415,4 +447,4 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
     b = b if prob.fit_intercept else 0.0
     elapsed = time.perf_counter() - start
     return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
-                   eps=0.0, alpha=1.0, lam=lam)
+                   model.engine.name, eps=0.0, alpha=1.0, lam=lam)
