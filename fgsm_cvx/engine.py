@@ -16,19 +16,30 @@ array:
   ``array_api_strict``), the per-sample maps written once with the array's namespace
   ``xp = array_api_compat.array_namespace(X)``;
 * ``DaskEngine``: dask arrays chunked by rows (local threads, processes or a
-  ``dask.distributed`` cluster). Expressions stay lazy; ``fetch`` runs one
-  ``dask.compute`` per evaluation (a product with X and the maps on its output fuse into
-  one pass over X) and ``keep`` persists the predictor vectors that are reused. Only
-  O(d) partial sums X_k^T g_k and scalars leave the workers.
+  ``dask.distributed`` cluster). The solver's per-sample work runs block by block
+  (``map_reduce``: each row block k returns its partial sums and X_k^T g_k, d + a few
+  numbers, summed over the blocks), one ``dask.compute`` per evaluation; the predictors
+  X beta that are reused are persisted (``matvec_reduce``). Each evaluation is one pass
+  over X, and only O(d) numbers per block leave the workers.
 
-``fetch`` is the only way back to the host: it returns Python floats for scalars and
-numpy arrays of length d for the products X^T g, never a vector of length n.
+The solver sees two operations, the same on every engine:
+
+* ``map_reduce(fn, eta, *vectors, n_sums, rmatvec)``: fn(xp, eta, *vectors) on the
+  samples (on each block for dask) returns ``n_sums`` sums over the samples and, with
+  ``rmatvec``, a per-sample vector g; the engine returns the sums as floats and X^T g
+  as a numpy array;
+* ``matvec_reduce(beta, fn, *vectors, n_sums)``: eta = X beta, kept on the engine, and
+  the sums of fn at eta, in one pass.
+
+``fetch`` is the only other way back to the host: it returns Python floats for scalars
+and numpy arrays of length d, never a vector of length n.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+from collections import OrderedDict
 
 import array_api_compat as aac
 import numpy as np
@@ -133,9 +144,21 @@ class HostEngine:
         """The values on the host: floats for scalars, numpy arrays for the d-vectors."""
         return tuple(_host(v) for v in values)
 
-    def keep(self, eta, *scalars):
-        """(eta, *scalars) with eta kept for reuse on the engine and the scalars fetched."""
-        return (eta, *self.fetch(*scalars))
+    def map_reduce(self, fn, eta, *vectors, n_sums, rmatvec=False):
+        """(the n_sums sums of fn(xp, eta, *vectors) as floats, X^T g or None).
+
+        fn returns (sums, g): a sequence of ``n_sums`` sums over the samples (scalars of
+        the namespace, or floats) and the per-sample vector g (None unless ``rmatvec``).
+        """
+        with self.errstate():
+            sums, g = fn(self.xp, eta, *vectors)
+            out = self.fetch(*sums, *((self.rmatvec(g),) if rmatvec else ()))
+        return list(out[:n_sums]), (out[n_sums] if rmatvec else None)
+
+    def matvec_reduce(self, beta, fn, *vectors, n_sums):
+        """(eta = X beta kept on the engine, the n_sums sums of fn at eta)."""
+        eta = self.matvec(beta)
+        return eta, self.map_reduce(fn, eta, *vectors, n_sums=n_sums)[0]
 
     def weighted_row_norms(self, w):
         """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary)."""
@@ -198,10 +221,13 @@ class DaskEngine(HostEngine):
     """A dask array chunked by rows; everything of length n stays lazy or on the workers.
 
     Per FISTA iteration the solver asks for two evaluations, each one ``dask.compute``
-    (or ``dask.persist``) over X: the gradient (X^T g with g built from the persisted
-    predictors) and the candidate point (X beta, persisted, fused with the objective
-    there). What crosses between the workers and the client is beta (in the task graph)
-    and the per-chunk partial sums of X^T g and of the objective.
+    (or ``dask.persist``) and one pass over X: the gradient (``map_reduce``: per row
+    block, the per-sample maps at the block's predictors and X_k^T g_k) and the
+    candidate point (``matvec_reduce``: X_k beta, persisted, and the objective's partial
+    sums there). Between the workers and the client travel beta (in the task graph) and
+    d + 3 numbers per block. The per-sample maps run on each block with the block's own
+    namespace (numpy, or CuPy for a dask array of CuPy chunks), in a single task per
+    block: no graph of elementwise operations is built per iteration.
     """
 
     def __init__(self, X):
@@ -221,8 +247,8 @@ class DaskEngine(HostEngine):
 
     @contextlib.contextmanager
     def errstate(self):
-        # the maps run in the scheduler's threads (np.errstate does not reach them): e^eta
-        # = inf is the honest value, tested by the callers
+        # elementwise dask expressions run in the scheduler's threads, which np.errstate
+        # does not reach: e^eta = inf is the honest value, tested by the callers
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
                                     RuntimeWarning)
@@ -234,10 +260,11 @@ class DaskEngine(HostEngine):
             np.asarray(v), chunks=(self.X.chunks[0],)).persist())
 
     def matvec(self, beta):
-        return self.X @ beta
+        return self.X.map_blocks(_block_matvec, beta=np.asarray(beta), drop_axis=1,
+                                 dtype=np.float64, meta=self.X._meta.sum(axis=1))
 
     def rmatvec(self, g):
-        # (X^T g)_j = sum over row chunks k of (X_k^T g_k)_j: a tree of d-vectors
+        # (X^T g)_j = sum over row blocks k of (X_k^T g_k)_j: a tree of d-vectors
         return self.X.T @ g
 
     @staticmethod
@@ -251,26 +278,72 @@ class DaskEngine(HostEngine):
             out = dask.compute(*values)
         return tuple(_host(v) for v in out)
 
-    def keep(self, eta, *scalars):
+    def _partial_sums(self, fn, eta, vectors, n_sums, rmatvec):
+        """The lazy vector (sums, X^T g): one task per row block, then a sum over blocks."""
+        X = self.X
+        width = n_sums + (X.shape[1] if rmatvec else 0)
+        columns = [v[:, None] for v in (eta, *vectors)]  # blocks aligned with X's rows
+        parts = self._da.map_blocks(
+            _block_sums, *((X,) if rmatvec else ()), *columns, fn=fn, n_sums=n_sums,
+            rmatvec=rmatvec, chunks=((1,) * X.numblocks[0], (width,)), dtype=np.float64,
+            meta=X._meta)
+        return parts.sum(axis=0)
+
+    def map_reduce(self, fn, eta, *vectors, n_sums, rmatvec=False):
+        (out,) = self.fetch(self._partial_sums(fn, eta, vectors, n_sums, rmatvec))
+        return [float(v) for v in out[:n_sums]], (out[n_sums:] if rmatvec else None)
+
+    def matvec_reduce(self, beta, fn, *vectors, n_sums):
         import dask
 
-        with self.errstate():
-            eta, *scalars = dask.persist(eta, *scalars)  # one pass: X beta shared
-        return (eta, *self.fetch(*scalars))
+        eta = self.matvec(beta)
+        # one pass: the blocks of X beta are computed once, kept, and summed over
+        eta, sums = dask.persist(eta, self._partial_sums(fn, eta, vectors, n_sums, False))
+        (out,) = self.fetch(sums)
+        return eta, [float(v) for v in out]
 
     def weighted_row_norms(self, w):
         X = self.X
         return self.fetch(self.dot(self.put(w), (X * X).sum(axis=1)))[0]
 
 
-def _placed(engine, v, make):
-    """``make()`` (v placed on the engine), made once per host array v and cached."""
-    cache = engine.__dict__.setdefault("_placed", {})
+def namespace(x):
+    """numpy itself for a numpy array (its functions are the fastest), else the array
+    API namespace of x (through array-api-compat)."""
+    return np if isinstance(x, np.ndarray) else aac.array_namespace(x)
+
+
+def _block_matvec(X_k, beta):
+    """X_k beta for one row block (beta moved to the block's namespace / device)."""
+    return X_k @ (beta if isinstance(X_k, np.ndarray) else namespace(X_k).asarray(beta))
+
+
+def _block_sums(*blocks, fn, n_sums, rmatvec):
+    """[sums of fn on this block, X_k^T g_k] as a (1, n_sums (+ d)) array."""
+    X_k = blocks[0] if rmatvec else None
+    eta, *vectors = (b[:, 0] for b in blocks[1 if rmatvec else 0:])
+    xp = namespace(eta)
+    with np.errstate(over="ignore", invalid="ignore"):  # here in the worker's thread
+        sums, g = fn(xp, eta, *vectors)
+        parts = [xp.reshape(xp.asarray(s, dtype=xp.float64), (1,)) for s in sums]
+        if rmatvec:
+            parts.append(g @ X_k)  # (X_k^T g_k)_j = sum_i g_i x_ij
+    concat = np.concatenate if xp is np else xp.concat
+    return xp.reshape(concat(parts), (1, -1))
+
+
+def _placed(engine, v, make, size=4):
+    """``make()`` (v placed on the engine), cached for the ``size`` host arrays placed last
+    (y, the weights and the scaled y are placed again and again; masks once)."""
+    cache = engine.__dict__.setdefault("_placed", OrderedDict())
     hit = cache.get(id(v))
     if hit is not None and hit[0] is v:
+        cache.move_to_end(id(v))
         return hit[1]
     out = make()
     cache[id(v)] = (v, out)  # holding v keeps its id from being reused
+    while len(cache) > size:
+        cache.popitem(last=False)
     return out
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -72,6 +73,45 @@ def shift_set(prob):
     return pert
 
 
+def _finite(total):
+    return total if np.isfinite(total) else np.inf
+
+
+def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_intercept):
+    """The per-sample part of F_mu on (a block of) the samples, in the namespace xp.
+
+    Returns ((F_mu,), None), or with ``grad`` ((F_mu, dF/db, dF/dt), dF/deta): the sums
+    over the samples given (a dask block's partial sums) and the per-sample derivative,
+    with F_mu = sum_i w_i [alpha l(y_i, eta_i) + (1 - alpha) h_mu(eta_i, shift)] and
+    eta = X beta + b.
+    """
+    a = alpha
+    eta = Xbeta + b
+    total, g_eta, g_t = 0.0, None, 0.0
+    if a < 1.0:
+        if grad:
+            h, d_eta, d_t = adversarial_terms(family, y, eta, shift, mu, xp=xp)
+            g_eta = (1.0 - a) * d_eta
+            g_t = (1.0 - a) * (w @ d_t)
+        else:
+            h = adversarial_terms(family, y, eta, shift, mu, grad=False, xp=xp)
+        total = (1.0 - a) * (w @ h)
+    if a > 0.0:
+        if isinstance(family, Hinge):  # the clean hinge has a kink too: the t = 0 term
+            out = adversarial_terms(family, y, eta, 0.0, mu, grad=grad, xp=xp)
+            clean, d_clean = out[:2] if grad else (out, None)
+        else:
+            clean = family.loss(y, eta, xp)
+            d_clean = family.grad(y, eta, xp) if grad else None
+        total = total + a * (w @ clean)
+        if grad:
+            g_eta = a * d_clean if g_eta is None else g_eta + a * d_clean
+    if not grad:
+        return (total,), None
+    g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
+    return (total, xp.sum(g_eta) if fit_intercept else 0.0, g_t), g_eta
+
+
 class _Model:
     """F_mu and its gradient in (X beta, b, t); the products with X, through the engine.
 
@@ -92,7 +132,6 @@ class _Model:
 
     def __init__(self, prob, scaling, alpha=None):
         self.engine = engine = prob.engine
-        self.xp = engine.xp
         self.family = scaling.family
         self.y, self.w = engine.put(scaling.y), engine.put(prob.sample_weight)
         self.w_host = prob.sample_weight
@@ -103,52 +142,19 @@ class _Model:
         # scaled problem's (eta = m eta'' + o)
         self.offset = prob.eps * offset / scaling.eta_mult
 
-    def matvec(self, beta):
-        """s X beta (on the engine)."""
-        return self.engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
-
-    def _terms(self, Xbeta, b, t, mu, grad):
-        """F_mu (a scalar on the engine) and, with ``grad``, (dF/deta, dF/dt) per sample
-        weighted by w, and dF/dt summed (still on the engine: nothing is fetched)."""
-        fam, y, w, a, xp = self.family, self.y, self.w, self.alpha, self.xp
-        dot = self.engine.dot
+    def _fn(self, b, t, mu, grad, fit_intercept=False):
+        """The per-sample work at (b, t, mu), for the engine's map_reduce (picklable: it
+        travels to dask workers with the family and four numbers)."""
         # Python floats: a numpy scalar would pull an engine array into numpy
-        b, t, mu = float(b), float(t), float(mu)
-        eta = Xbeta + b
-        total, g_eta, g_t = 0.0, None, 0.0
-        if a < 1.0:
-            shift = t + self.offset
-            if grad:
-                h, d_eta, d_t = adversarial_terms(fam, y, eta, shift, mu, xp=xp)
-                g_eta = (1.0 - a) * d_eta
-                g_t = (1.0 - a) * dot(w, d_t)
-            else:
-                h = adversarial_terms(fam, y, eta, shift, mu, grad=False, xp=xp)
-            total = (1.0 - a) * dot(w, h)
-        if a > 0.0:
-            if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
-                out = adversarial_terms(fam, y, eta, 0.0, mu, grad=grad, xp=xp)
-                clean, d_clean = out[:2] if grad else (out, None)
-            else:
-                clean = fam.loss(y, eta, xp)
-                d_clean = fam.grad(y, eta, xp) if grad else None
-            total = total + a * dot(w, clean)
-            if grad:
-                g_eta = a * d_clean if g_eta is None else g_eta + a * d_clean
-        if not grad:
-            return total
-        g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
-        return total, g_eta, g_t
-
-    @staticmethod
-    def _finite(total):
-        return total if np.isfinite(total) else np.inf
+        return partial(_per_sample, family=self.family, alpha=self.alpha,
+                       shift=float(t) + self.offset, b=float(b), mu=float(mu), grad=grad,
+                       fit_intercept=fit_intercept)
 
     def value(self, Xbeta, b, t, mu):
         """F_mu at (X beta, b, t) as a float (inf where it overflows): one reduction."""
-        with self.engine.errstate():
-            total = self._terms(Xbeta, b, t, mu, grad=False)
-        return self._finite(self.engine.fetch(total)[0])
+        (total,), _ = self.engine.map_reduce(self._fn(b, t, mu, False), Xbeta, self.y,
+                                             self.w, n_sums=1)
+        return _finite(total)
 
     def gradient(self, Xbeta, b, t, mu, fit_intercept):
         """(F_mu, dF/dbeta, dF/db, dF/dt) on the host, in one pass over X.
@@ -156,21 +162,19 @@ class _Model:
         dF/dbeta = s X^T (dF/deta) by the chain rule through eta = s X beta + b, and
         dF/db = sum_i dF/deta_i.
         """
-        engine = self.engine
-        with engine.errstate():
-            total, g_eta, g_t = self._terms(Xbeta, b, t, mu, grad=True)
-            g_b = self.xp.sum(g_eta) if fit_intercept else 0.0
-            total, g_beta, g_b, g_t = engine.fetch(total, engine.rmatvec(g_eta), g_b, g_t)
+        (total, g_b, g_t), g_beta = self.engine.map_reduce(
+            self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w, n_sums=3,
+            rmatvec=True)
         if self.scale != 1.0:
             g_beta = g_beta * self.scale
-        return self._finite(total), g_beta, g_b, g_t
+        return _finite(total), g_beta, g_b, g_t
 
     def evaluate(self, beta, b, t, mu):
         """(s X beta kept on the engine, F_mu there): one pass over X."""
-        Xbeta = self.matvec(beta)
-        with self.engine.errstate():
-            Xbeta, total = self.engine.keep(Xbeta, self._terms(Xbeta, b, t, mu, grad=False))
-        return Xbeta, self._finite(total)
+        Xbeta, (total,) = self.engine.matvec_reduce(
+            beta if self.scale == 1.0 else beta * self.scale, self._fn(b, t, mu, False),
+            self.y, self.w, n_sums=1)
+        return Xbeta, _finite(total)
 
     def curvature_bound(self):
         """The weighted mean of ||(s x_i, 1, 1)||^2 = s^2 sum_i w_i ||x_i||^2 + 2 (sum w = 1):
