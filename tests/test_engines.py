@@ -205,12 +205,13 @@ def test_penalized_twin_on_dask():
 
 
 def test_dask_distributed_cluster_gives_the_same_solution():
-    """Two worker processes: X's chunks and the persisted predictors live on the workers,
-    only beta, the d-sized partial sums of X^T g and scalars travel."""
+    """Two workers (in this process, to keep the test quick; the functions that travel to
+    worker processes pickle, see below): X's chunks and the persisted predictors live on
+    the workers, only beta, the d-sized partial sums of X^T g and scalars travel."""
     distributed = pytest.importorskip("dask.distributed")
     X, y = _data("binomial")
     ref = fc.solve(_problem(X, y, "binomial"), backend="fast")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster):
         Xd = _dask(X).persist()  # the chunks are scattered to the workers
@@ -218,6 +219,21 @@ def test_dask_distributed_cluster_gives_the_same_solution():
     assert res.engine == "dask"
     assert res.objective == pytest.approx(ref.objective, rel=1e-8)
     np.testing.assert_allclose(res.coef, ref.coef, atol=1e-8)
+
+
+def test_per_sample_work_travels_to_workers():
+    """What a dask task carries to a worker pickles: the per-sample function (the family
+    and four numbers) and the block functions, not the problem or X."""
+    import pickle
+
+    from fgsm_cvx.fast.solver import _Model
+
+    X, y = _data("huber")
+    prob = _problem(_dask(X), y, "huber", alpha=0.2)
+    fn = _Model(prob, prob.scaling)._fn(0.1, 0.2, 1e-3, True, True)
+    assert len(pickle.dumps(fn)) < 2000
+    sums, g = pickle.loads(pickle.dumps(fn))(np, X[:10] @ np.ones(D), y[:10], np.ones(10))
+    assert len(sums) == 3 and g.shape == (10,)
 
 
 def test_engine_names():
