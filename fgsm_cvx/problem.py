@@ -422,8 +422,9 @@ class AdversarialProblem:
         """A copy with another generalized-FGSM penalty (and optionally constraints).
 
         ``constraints`` is a ``CoefConstraints`` (or None to keep the current ones). The
-        copy shares the data but not the solver caches: the formulation depends on the
-        penalty. Used by the local linear approximation for its weighted-FGSM steps.
+        copy shares the data (and its engine) but not the solver caches: the formulation
+        depends on the penalty. Used by the local linear approximation for its
+        weighted-FGSM steps.
         """
         penalty = resolve_penalty(penalty)
         if penalty is not None:
@@ -435,7 +436,9 @@ class AdversarialProblem:
         new.__dict__["penalty"] = penalty
         if constraints is not None:
             new.__dict__["constraints"] = constraints
-        new.__dict__["_cache"] = {}
+        # the data's own entries stay: X's statistics and engine (y and w placed there)
+        new.__dict__["_cache"] = {k: v for k, v in self._cache.items()
+                                  if k in ("x_stats", "x_scale", "engine")}
         return new
 
     # ----- numpy pieces shared by objectives, attacks and backends -----------------

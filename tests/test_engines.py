@@ -104,6 +104,18 @@ def test_dask_options_weights_alpha_penalty_no_intercept():
     assert res.intercept == 0.0
 
 
+def test_non_convex_penalty_by_lla_on_dask():
+    """SCAD through the local linear approximation: each step a weighted-FGSM problem on
+    the same engine (auto picks the fast path for the dask steps)."""
+    from fgsm_cvx.penalties import SCAD
+
+    X, y = _data("gaussian")
+    ref = fc.solve(_problem(X, y, "gaussian", penalty=SCAD()), backend="fast")
+    res = fc.solve(_problem(_dask(X), y, "gaussian", penalty=SCAD()))
+    assert res.engine == "dask" and res.n_lla_steps == ref.n_lla_steps
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
 def test_badly_scaled_float32_dask_matches_numpy():
     """x_scale comes from the validation's reduction; float32 chunks are converted as read."""
     X, y = _data("binomial")
