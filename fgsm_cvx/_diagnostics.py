@@ -55,15 +55,16 @@ def _homogeneous(prob):
 
 
 def robust_margins(prob, coef, intercept):
-    """Per-sample margins z_i eta_i minus the adversarial shift (clean ones if alpha = 1)."""
-    z = prob.family.signed_label(prob.y)
+    """Per-sample margins z_i eta_i minus the adversarial shift (clean ones if alpha = 1),
+    as arrays of X's engine (numpy for numpy / scipy.sparse X)."""
+    xp, z, _ = prob.per_sample(prob.family.signed_label(prob.y))
     eta = prob.linear_predictor(coef, intercept)
     clean = z * eta
     if prob.alpha >= 1.0 or prob.eps == 0.0:
         return clean, clean
-    up, down = prob.unit_shift(coef)
+    up, down = (float(v) for v in prob.unit_shift(coef))
     # z = +1: the attacker lowers eta by eps*down; z = -1: raises it by eps*up.
-    return clean - prob.eps * np.where(z > 0, down, up), clean
+    return clean - prob.eps * xp.where(z > 0, down, xp.full_like(z, up)), clean
 
 
 def check_minimiser_exists(prob, coef, intercept, backend, solver):
@@ -73,10 +74,16 @@ def check_minimiser_exists(prob, coef, intercept, backend, solver):
     if not np.any(coef) and intercept == 0.0:
         return
     margins, clean = robust_margins(prob, coef, intercept)
-    live = prob.sample_weight > 0
+    if prob.on_host:
+        live = prob.sample_weight > 0
+        largest, worst = float(np.max(np.abs(clean[live]))), float(np.min(margins[live]))
+    else:  # both extremes over the samples with positive weight in one reduction
+        xp, live, _ = prob.per_sample(prob.sample_weight > 0)
+        eng = prob.engine
+        largest, worst = eng.fetch(xp.max(xp.where(live, xp.abs(clean), 0.0)),
+                                   xp.min(xp.where(live, margins, np.inf)))
     # rounding in eta is at most a few ulps of the terms that make it up
-    slack = 1e-9 * (1.0 + float(np.max(np.abs(clean[live]))))
-    worst = float(np.min(margins[live]))
+    slack = 1e-9 * (1.0 + largest)
     if worst > slack:
         raise SolverError(
             f"{solver} ({backend}) returned a point at which every sample has a positive "
@@ -123,7 +130,7 @@ def recession_direction(prob, max_size=2_000_000):
     """
     fam = prob.family
     n, d = prob.X.shape
-    if n * d > max_size:
+    if n * d > max_size or not prob.on_host:  # the program would need X in memory
         return None
     if prob.constraints is not None and not prob.constraints.is_cone:
         return None

@@ -38,12 +38,20 @@ def _check_numeric_dtype(arr, name):
         raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
 
 
-def check_X(X):
+def check_X(X, stats=None):
     """Validate a design matrix: 2-d, numeric, finite, at least one row and column.
 
     Dense input becomes a C- or F-ordered float64/float32 ndarray (copied only when the
-    dtype must change); scipy.sparse input becomes CSR or CSC (never densified).
+    dtype must change); scipy.sparse input becomes CSR or CSC (never densified). A dask
+    array or an array of the array API standard (CuPy, torch, ...) stays where it is
+    (``fgsm_cvx.engine``): its entries are checked in one reduction over X (one
+    ``dask.compute``), which also yields their count of nonzeros and sum of squares,
+    stored in the dict ``stats`` when one is given (for ``AdversarialProblem.x_scale``).
     """
+    from .engine import is_engine_array
+
+    if is_engine_array(X):
+        return _check_engine_X(X, stats)
     if sp.issparse(X):
         if X.format not in ("csr", "csc"):
             X = X.tocsr()
@@ -76,8 +84,47 @@ def check_X(X):
     return X
 
 
+def _check_engine_X(X, stats):
+    """check_X for a dask / array API array: no conversion, one reduction over X."""
+    from array_api_compat import array_namespace
+
+    from .engine import engine_name, summarise
+
+    name = engine_name(X)
+    if len(X.shape) != 2:
+        raise ValueError(f"X must be a 2-d array of shape (n_samples, n_features), "
+                         f"got {len(X.shape)}-d array of shape {tuple(X.shape)}")
+    if any(s is None or s != s for s in X.shape):  # dask: unknown chunk sizes are NaN
+        raise ValueError(f"X ({name}) has unknown dimensions {tuple(X.shape)}; call "
+                         "X.compute_chunk_sizes() first")
+    xp = array_namespace(X)
+    if xp.isdtype(X.dtype, "complex floating"):
+        raise TypeError(f"X must be real, got complex dtype {X.dtype}")
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"X must be numeric, got dtype {X.dtype}")
+    n, d = X.shape
+    if n < 1:
+        raise ValueError("X has no samples (0 rows)")
+    if d < 1:
+        raise ValueError("X has no features (0 columns)")
+    finite, nnz, sum_sq = summarise(X)
+    if not finite:
+        raise ValueError("X contains NaN or infinity")
+    if stats is not None:
+        stats.update(nnz=nnz, sum_sq=sum_sq)
+    return X
+
+
+def _to_host(v):
+    """A dask / GPU / array API vector as numpy (y and weights are kept on the host)."""
+    from .engine import is_engine_array, to_numpy
+
+    return to_numpy(v) if is_engine_array(v) else v
+
+
 def check_y(y, n_samples):
     """Validate a response vector of length ``n_samples`` (labels may be non-numeric)."""
+    y = _to_host(y)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     try:
@@ -116,7 +163,7 @@ def check_sample_weight(sample_weight, n_samples):
     """Return weights normalised to sum 1 (None -> uniform 1/n)."""
     if sample_weight is None:
         return np.full(n_samples, 1.0 / n_samples)
-    w = np.asarray(sample_weight)
+    w = np.asarray(_to_host(sample_weight))
     _check_numeric_dtype(w, "sample_weight")
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]

@@ -30,6 +30,7 @@ from ._diagnostics import (
     check_poisson_zeros,
     explain_failure,
 )
+from .engine import engine_name, require_host
 from .exceptions import InaccurateSolutionWarning, SolverError
 from .problem import robust_objective
 from .result import Certificate, Result
@@ -246,7 +247,8 @@ def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, v
     certificate = Certificate(
         backend="cvxpy", solver=solver, status=status, objective_numpy=value,
         objective_solver=sc.objective(float(problem.value)), primal_objective=primal,
-        dual_objective=dual, gap=None if primal is None else primal - dual)
+        dual_objective=dual, gap=None if primal is None else primal - dual,
+        engine=result_fields.get("engine"))
     if status != "optimal" and not _certified(certificate, tol):
         warnings.warn(f"{solver} returned '{status}' and its certificate does not confirm "
                       f"the solution ({certificate}); try solver='CLARABEL' or a looser tol",
@@ -270,6 +272,9 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
 
     Raises
     ------
+    TypeError
+        For X that is not a numpy array or a scipy.sparse matrix (a dask, CuPy, torch
+        ... array): the message names the fast backend, which takes them.
     ValueError
         For a non-convex penalty (no DCP form; ``fc.solve`` uses the local linear
         approximation for it), or an unknown solver name.
@@ -277,6 +282,7 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
         For any status other than optimal / optimal_inaccurate (the latter warns with
         ``InaccurateSolutionWarning``), naming the status and what to try.
     """
+    require_host(prob.X, "cvxpy")
     if prob.penalty is not None and not prob.penalty.convex:
         raise ValueError(f"penalty {prob.penalty!r} is non-convex and has no DCP form; "
                          "fc.solve solves it by the local linear approximation (fc.lla_solve)")
@@ -284,4 +290,4 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
     form = formulation(prob)
     return solve_formulation(form, lambda c, b: robust_objective(prob, c, b), solver=solver,
                              tol=tol, max_iter=max_iter, verbose=verbose, prob=prob,
-                             eps=prob.eps, alpha=prob.alpha)
+                             eps=prob.eps, alpha=prob.alpha, engine=engine_name(prob.X))

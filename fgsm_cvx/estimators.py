@@ -22,7 +22,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._spec import decode_value, encode_value
-from ._validation import check_sample_weight
+from ._validation import check_sample_weight, check_y
+from .engine import is_engine_array, make_engine, to_numpy
 from .families import Binomial, Poisson
 from .problem import AdversarialProblem, resolve_family
 from .result import Result
@@ -85,15 +86,33 @@ class _AdversarialGLM(BaseEstimator):
     _dtypes = (np.float64, np.float32)
 
     def _validate_fit(self, X, y):
+        if is_engine_array(X):
+            return self._validate_engine_fit(X, y)
         return validate_data(self, X, y, accept_sparse=self._sparse, dtype=self._dtypes,
                              y_numeric=not self._is_classifier)
+
+    def _validate_engine_fit(self, X, y):
+        """A dask / GPU / array API X stays where it is (scikit-learn's validation would
+        gather it into numpy): ``AdversarialProblem`` checks it in one reduction. y comes
+        to the host (n numbers)."""
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-d, got shape {tuple(X.shape)}")
+        self.n_features_in_ = int(X.shape[1])
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        y = check_y(y, X.shape[0])
+        if not self._is_classifier and y.dtype == object:
+            y = y.astype(np.float64)
+        return X, y
 
     def _encode_target(self, y, sample_weight):
         """y as the problem takes it (classifiers: 0/1 against ``classes_``)."""
         return y
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on X (dense, scipy.sparse or DataFrame) and y, with optional sample weights."""
+        """Fit on X (dense, scipy.sparse, DataFrame, or a dask / GPU / array API array,
+        kept where it is and fitted by the fast path) and y, with optional sample weights.
+        """
         X, y = self._validate_fit(X, y)
         y = self._encode_target(y, sample_weight)
         return self._set_solution(self._fit_problem(self._problem(X, y, sample_weight)))
@@ -101,6 +120,11 @@ class _AdversarialGLM(BaseEstimator):
     def _linear_predictor(self, X):
         """eta = X beta + b for new data (checked against the fitted features)."""
         check_is_fitted(self)
+        if is_engine_array(X):  # computed where X lives; n numbers come back to numpy
+            if len(X.shape) != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has shape {tuple(X.shape)}, but {type(self).__name__} "
+                                 f"is expecting {self.n_features_in_} features as input")
+            return to_numpy(make_engine(X).matvec(self.coef_)) + self.intercept_
         X = validate_data(self, X, accept_sparse=self._sparse, dtype=self._dtypes, reset=False)
         return np.asarray(X @ self.coef_).ravel() + self.intercept_
 

@@ -13,6 +13,10 @@ the numpy loss and its first two derivatives in ``eta``, each family gives
   writes both endpoints; margin losses phi(z eta) and symmetric losses rho(y - eta)
   override it with a cheaper exact form.
 
+The numpy methods ``loss``, ``grad`` and ``worst_case`` take the array namespace ``xp``
+(numpy by default): the fast path evaluates the same formulas on dask, CuPy, torch or any
+array API arrays (``fgsm_cvx.engine``) with ``xp = array_api_compat.array_namespace(eta)``.
+
 Internal response coding: gaussian / huber / poisson use y as given; binomial uses
 y in {0, 1}; hinge uses y in {-1, +1}. ``encode_y`` maps user labels to that coding.
 """
@@ -25,6 +29,18 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from ._validation import check_real_y, check_scalar
+
+
+def sigmoid(x, xp=np):
+    """The logistic function 1 / (1 + e^{-x}), without overflow, in the namespace ``xp``.
+
+    numpy uses scipy's ``expit``; elsewhere, with e = e^{-|x|} <= 1,
+    sigma(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0.
+    """
+    if xp is np:
+        return expit(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
 class Family:
@@ -62,23 +78,23 @@ class Family:
         """Validate ``y`` for this family and return ``(y_internal, classes)``."""
         return check_real_y(np.asarray(y), self.name), None
 
-    # ----- numpy ------------------------------------------------------------------
-    def loss(self, y, eta):  # pragma: no cover - abstract
+    # ----- numpy (or any array namespace xp) --------------------------------------
+    def loss(self, y, eta, xp=np):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def grad(self, y, eta):  # pragma: no cover - abstract
+    def grad(self, y, eta, xp=np):  # pragma: no cover - abstract
         """Derivative l'(y, eta) in eta (a subgradient where l is not differentiable)."""
         raise NotImplementedError
 
     def hess(self, y, eta):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def worst_case(self, y, eta, c_up, c_down):
+    def worst_case(self, y, eta, c_up, c_down, xp=np):
         """Exact worst-case loss over the interval ``[eta - c_down, eta + c_up]``.
 
         A convex function of one variable is maximal over an interval at an endpoint.
         """
-        return np.maximum(self.loss(y, eta + c_up), self.loss(y, eta - c_down))
+        return xp.maximum(self.loss(y, eta + c_up, xp), self.loss(y, eta - c_down, xp))
 
     def intercept_only(self, y, w):  # pragma: no cover - abstract
         """Minimiser b0 of sum_i w_i l(y_i, b) over the constant b."""
@@ -133,10 +149,10 @@ class Gaussian(_SymmetricFamily):
 
     name = "gaussian"
 
-    def loss(self, y, eta):
+    def loss(self, y, eta, xp=np):
         return 0.5 * (y - eta) ** 2
 
-    def grad(self, y, eta):
+    def grad(self, y, eta, xp=np):
         return eta - y
 
     def hess(self, y, eta):
@@ -168,13 +184,13 @@ class Huber(_SymmetricFamily):
     def __repr__(self):
         return f"Huber(threshold={self.threshold})"
 
-    def loss(self, y, eta):
-        r = np.abs(y - eta)
+    def loss(self, y, eta, xp=np):
+        r = xp.abs(y - eta)
         m = self.threshold
-        return np.where(r <= m, 0.5 * r**2, m * r - 0.5 * m**2)
+        return xp.where(r <= m, 0.5 * r**2, m * r - 0.5 * m**2)
 
-    def grad(self, y, eta):
-        return np.clip(eta - y, -self.threshold, self.threshold)
+    def grad(self, y, eta, xp=np):
+        return xp.clip(eta - y, -self.threshold, self.threshold)
 
     def hess(self, y, eta):
         return (np.abs(y - eta) <= self.threshold).astype(float)
@@ -252,11 +268,11 @@ class Binomial(_MarginFamily):
     def signed_label(y):
         return 2.0 * y - 1.0
 
-    def loss(self, y, eta):
-        return np.logaddexp(0.0, eta) - y * eta  # log(1 + e^eta) without overflow
+    def loss(self, y, eta, xp=np):
+        return xp.logaddexp(0.0, eta) - y * eta  # log(1 + e^eta) without overflow
 
-    def grad(self, y, eta):
-        return expit(eta) - y
+    def grad(self, y, eta, xp=np):
+        return sigmoid(eta, xp) - y
 
     def hess(self, y, eta):
         s = expit(eta)
@@ -288,11 +304,11 @@ class Hinge(_MarginFamily):
     def signed_label(y):
         return y
 
-    def loss(self, y, eta):
-        return np.maximum(0.0, 1.0 - y * eta)
+    def loss(self, y, eta, xp=np):
+        return xp.maximum(0.0, 1.0 - y * eta)
 
-    def grad(self, y, eta):
-        return np.where(1.0 - y * eta > 0, -y, 0.0)
+    def grad(self, y, eta, xp=np):
+        return xp.where(1.0 - y * eta > 0, -y, 0.0)
 
     def hess(self, y, eta):
         return np.zeros_like(np.asarray(eta, dtype=float))
@@ -328,15 +344,15 @@ class Poisson(Family):
         return y, None
 
     @staticmethod
-    def _exp(eta):
+    def _exp(eta, xp=np):
         with np.errstate(over="ignore"):  # e^eta = inf past ~709 is the honest value
-            return np.exp(eta)
+            return xp.exp(eta)
 
-    def loss(self, y, eta):
-        return self._exp(eta) - y * eta
+    def loss(self, y, eta, xp=np):
+        return self._exp(eta, xp) - y * eta
 
-    def grad(self, y, eta):
-        return self._exp(eta) - y
+    def grad(self, y, eta, xp=np):
+        return self._exp(eta, xp) - y
 
     def hess(self, y, eta):
         return self._exp(eta)

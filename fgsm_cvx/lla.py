@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from ._validation import check_scalar
+from .engine import engine_name
 from .penalties import DualNorm, SeparablePenalty
 from .perturbations import WeightedLinf
 from .problem import AdversarialProblem, robust_objective
@@ -141,7 +142,7 @@ def _intercept_only(prob, offset):
     return Result(coef=zero, intercept=b, objective=value, status="optimal",
                   backend="closed_form", solver="brent", n_iter=None,
                   solve_time=time.perf_counter() - start, eps=prob.eps, alpha=prob.alpha,
-                  certificate=cert)
+                  certificate=cert, engine=engine_name(prob.X))
 
 
 def _initial_point(prob, init, backend, solver, tol, max_iter):
@@ -243,7 +244,7 @@ def lla_solve(prob, init=None, max_steps=50, rtol=1e-9, backend="auto", solver="
                   backend=res.backend, solver=res.solver, n_iter=n_iter,
                   solve_time=time.perf_counter() - start, eps=prob.eps, alpha=prob.alpha,
                   certificate=res.certificate, n_lla_steps=len(objectives) - 1,
-                  lla_objectives=tuple(objectives), weights=v)
+                  lla_objectives=tuple(objectives), weights=v, engine=res.engine)
 
 
 def adaptive_fgsm(prob, init="mle", gamma=1.0, backend="auto", solver="ECOS", tol=1e-8,

@@ -51,7 +51,11 @@ def eps_max(prob):
     fam, y, w = prob.family, prob.y, prob.sample_weight
     b0 = fam.intercept_only(y, w) if prob.fit_intercept else 0.0
     score = fam.grad(y, np.full(prob.n_samples, b0))
-    g = np.asarray(prob.X.T @ (w * score)).ravel()  # sum_i w_i l'_i x_i
+    if prob.on_host:
+        g = np.asarray(prob.X.T @ (w * score)).ravel()  # sum_i w_i l'_i x_i
+    else:  # the same product where X lives: one pass, d numbers back
+        eng = prob.engine
+        g = eng.fetch(eng.rmatvec(eng.put(w * score)))[0]
     scale = 1.0 - prob.alpha
     if prob.penalty is not None:
         k = float(w @ np.abs(score))

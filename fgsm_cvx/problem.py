@@ -27,6 +27,7 @@ from ._validation import (
     check_y,
     resolve,
 )
+from .engine import HOST_ENGINES, engine_name, make_engine
 from .families import FAMILIES, Family, Poisson
 from .penalties import PENALTIES, Penalty
 from .perturbations import PERTURBATIONS, Perturbation
@@ -295,7 +296,8 @@ class AdversarialProblem:
 
     def __init__(self, X, y, family="gaussian", perturbation="linf", eps=0.1, alpha=0.0,
                  fit_intercept=True, sample_weight=None, penalty=None, constraints=None):
-        X = check_X(X)
+        x_stats = {}  # filled by the one reduction over a dask / array API X
+        X = check_X(X, x_stats)
         n, d = X.shape
         y = check_y(y, n)
         family = resolve_family(family)
@@ -317,7 +319,7 @@ class AdversarialProblem:
                                                                       s["fit_intercept"])
         s["eps"] = check_scalar(eps, "eps", lower=0.0)
         s["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
-        s["_cache"] = {}
+        s["_cache"] = {"x_stats": x_stats} if x_stats else {}
 
     def __setattr__(self, name, value):
         raise AttributeError("AdversarialProblem is immutable; use with_params(eps=, alpha=)")
@@ -348,16 +350,53 @@ class AdversarialProblem:
     def x_scale(self):
         """A power of two s with s X of order one (1 unless X is badly scaled).
 
-        1 while the root mean square of the nonzero entries of X lies in [1/16, 16].
+        1 while the root mean square of the nonzero entries of X lies in [1/16, 16]. For a
+        dask / array API X the count and the sum of squares come from the validation's
+        reduction over X (no second pass).
         """
         scale = self._cache.get("x_scale")
         if scale is None:
-            X = self.X
-            data = X.data if sp.issparse(X) else X
-            nnz = np.count_nonzero(data)
-            rms = float(np.sqrt(np.sum(np.square(data, dtype=np.float64)) / nnz)) if nnz else 1.0
+            stats = self._cache.get("x_stats")
+            if stats is not None:
+                nnz, sum_sq = stats["nnz"], stats["sum_sq"]
+            else:
+                X = self.X
+                data = X.data if sp.issparse(X) else X
+                nnz = np.count_nonzero(data)
+                sum_sq = np.sum(np.square(data, dtype=np.float64))
+            rms = float(np.sqrt(sum_sq / nnz)) if nnz else 1.0
             scale = self._cache["x_scale"] = _power_of_two(1.0 / rms)
         return scale
+
+    @property
+    def engine(self):
+        """Where the products with X run (``fgsm_cvx.engine``): numpy / scipy.sparse,
+        dask, or the array API namespace of X. Made once, shared by ``with_params``."""
+        out = self._cache.get("engine")
+        if out is None:
+            out = self._cache["engine"] = make_engine(self.X)
+        return out
+
+    @property
+    def on_host(self):
+        """True when X is a numpy array or a scipy.sparse matrix."""
+        return engine_name(self.X) in HOST_ENGINES
+
+    def per_sample(self, v):
+        """(xp, v on X's engine, weighted mean): for evaluating per-sample maps where X is.
+
+        ``v`` is a host vector of length n (y, a mask ...); the weighted mean
+        sum_i w_i u_i of an engine vector u is returned as a float (one reduction).
+        """
+        if self.on_host:
+            return np, v, lambda u: float(self.sample_weight @ u)
+        eng = self.engine
+
+        def mean(u):
+            with eng.errstate():
+                return eng.fetch(eng.dot(eng.put(self.sample_weight), u))[0]
+
+        return eng.xp, eng.put(v), mean
 
     @property
     def scaling(self):
@@ -388,8 +427,9 @@ class AdversarialProblem:
         """A copy with another generalized-FGSM penalty (and optionally constraints).
 
         ``constraints`` is a ``CoefConstraints`` (or None to keep the current ones). The
-        copy shares the data but not the solver caches: the formulation depends on the
-        penalty. Used by the local linear approximation for its weighted-FGSM steps.
+        copy shares the data (and its engine) but not the solver caches: the formulation
+        depends on the penalty. Used by the local linear approximation for its
+        weighted-FGSM steps.
         """
         penalty = resolve_penalty(penalty)
         if penalty is not None:
@@ -401,7 +441,9 @@ class AdversarialProblem:
         new.__dict__["penalty"] = penalty
         if constraints is not None:
             new.__dict__["constraints"] = constraints
-        new.__dict__["_cache"] = {}
+        # the data's own entries stay: X's statistics and engine (y and w placed there)
+        new.__dict__["_cache"] = {k: v for k, v in self._cache.items()
+                                  if k in ("x_stats", "x_scale", "engine")}
         return new
 
     # ----- numpy pieces shared by objectives, attacks and backends -----------------
@@ -414,7 +456,9 @@ class AdversarialProblem:
         return coef, intercept
 
     def linear_predictor(self, coef, intercept=0.0):
-        """eta = X beta + b."""
+        """eta = X beta + b (a numpy array, or an array of X's engine: lazy for dask)."""
+        if not self.on_host:
+            return self.engine.matvec(coef) + intercept
         return np.asarray(self.X @ coef).ravel() + intercept
 
     def unit_shift(self, coef):
@@ -448,16 +492,18 @@ def robust_objective(prob, coef, intercept=0.0):
     coef, intercept = check_problem(prob).check_coef(coef, intercept)
     eta = prob.linear_predictor(coef, intercept)
     up, down = prob.unit_shift(coef)
-    adv = prob.family.worst_case(prob.y, eta, prob.eps * up, prob.eps * down)
+    xp, y, _ = prob.per_sample(prob.y)
+    adv = prob.family.worst_case(y, eta, float(prob.eps * up), float(prob.eps * down), xp)
     return _mix(prob, eta, adv)
 
 
 def _mix(prob, eta, adv):
     """sum_i w_i [alpha l(y_i, eta_i) + (1 - alpha) adv_i], skipping a zero-weight term."""
+    xp, y, mean = prob.per_sample(prob.y)
     total = (1.0 - prob.alpha) * adv if prob.alpha < 1 else 0.0
     if prob.alpha > 0:  # skipped at alpha = 0 so that 0 * inf never makes a NaN
-        total = total + prob.alpha * prob.family.loss(prob.y, eta)
-    return float(prob.sample_weight @ total)
+        total = total + prob.alpha * prob.family.loss(y, eta, xp)
+    return mean(total)
 
 
 def fgsm_shift(prob, coef, intercept=0.0):
@@ -468,9 +514,10 @@ def fgsm_shift(prob, coef, intercept=0.0):
     down by eps sigma_S(-beta) when l' < 0, and not at all when l' = 0.
     """
     eta = prob.linear_predictor(coef, intercept)
-    s = np.sign(prob.family.grad(prob.y, eta))
-    up, down = prob.unit_shift(coef)
-    return eta, prob.eps * np.where(s > 0, up, np.where(s < 0, -down, 0.0))
+    xp, y, _ = prob.per_sample(prob.y)
+    s = xp.sign(prob.family.grad(y, eta, xp))
+    up, down = (float(v) for v in prob.unit_shift(coef))
+    return eta, prob.eps * xp.where(s > 0, up, xp.where(s < 0, -down, xp.zeros_like(s)))
 
 
 def fgsm_objective(prob, coef, intercept=0.0):
@@ -483,4 +530,5 @@ def fgsm_objective(prob, coef, intercept=0.0):
     """
     coef, intercept = check_problem(prob).check_coef(coef, intercept)
     eta, shift = fgsm_shift(prob, coef, intercept)
-    return _mix(prob, eta, prob.family.loss(prob.y, eta + shift))
+    xp, y, _ = prob.per_sample(prob.y)
+    return _mix(prob, eta, prob.family.loss(y, eta + shift, xp))

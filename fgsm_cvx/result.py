@@ -72,6 +72,9 @@ class Certificate:
         The robust objective recomputed independently in numpy from (coef, intercept).
     residual : float or None
         First-order optimality residual (fast backend).
+    engine : str or None
+        Where the products with X ran ("numpy", "scipy.sparse", "dask", "cupy", "torch",
+        "array_api_strict", ...; ``fgsm_cvx.engine``), None where not recorded.
     """
 
     backend: str
@@ -83,6 +86,7 @@ class Certificate:
     dual_objective: float | None = None
     gap: float | None = None
     residual: float | None = None
+    engine: str | None = None
 
     @property
     def discrepancy(self):
@@ -126,14 +130,18 @@ class Certificate:
         """Rebuild from ``to_dict`` output (derived entries are recomputed, not read)."""
         _check_keys(d, ("backend", "solver", "status", "objective_numpy"), "certificate")
         floats = ("objective_solver", "primal_objective", "dual_objective", "gap", "residual")
+        engine = d.get("engine")  # absent in dictionaries written before engines existed
         return cls(backend=_read_str(d["backend"], "backend"),
                    solver=_read_str(d["solver"], "solver"),
                    status=_read_str(d["status"], "status"),
                    objective_numpy=_read_float(d["objective_numpy"], "objective_numpy", False),
+                   engine=None if engine is None else _read_str(engine, "engine"),
                    **{k: _read_float(d.get(k), k) for k in floats})
 
     def __str__(self):
-        parts = [f"{self.backend}/{self.solver}: {self.status}",
+        # numpy is the default engine: named only when the products ran elsewhere
+        on = "" if self.engine in (None, "numpy") else f" on {self.engine}"
+        parts = [f"{self.backend}/{self.solver}{on}: {self.status}",
                  f"objective {self.objective_numpy:.10g} (numpy)"]
         if self.objective_solver is not None:
             parts.append(f"{self.objective_solver:.10g} (solver), discrepancy "
@@ -166,6 +174,9 @@ class Result:
     weights : ndarray
         The weighted-L1 weights of the last LLA step / the adaptive weights (inf marks
         a coefficient pinned at 0).
+    engine : str
+        Where the products with X ran: "numpy", "scipy.sparse", "dask", "cupy", "torch",
+        or another array API namespace such as "array_api_strict" (``fgsm_cvx.engine``).
 
     Examples
     --------
@@ -197,6 +208,7 @@ class Result:
     n_lla_steps: int | None = None
     lla_objectives: tuple | None = field(default=None, repr=False)
     weights: np.ndarray | None = field(default=None, repr=False)
+    engine: str = "numpy"
 
     def to_dict(self):
         """A JSON-safe dictionary."""
@@ -218,6 +230,7 @@ class Result:
                                else [_json_float(v) for v in self.lla_objectives]),
             "weights": (None if self.weights is None
                         else [_json_float(v) for v in self.weights]),
+            "engine": self.engine,
         }
 
     @classmethod
@@ -241,7 +254,9 @@ class Result:
                    solve_time=_read_float(d["solve_time"], "solve_time", False),
                    eps=_read_float(d["eps"], "eps", False),
                    alpha=_read_float(d["alpha"], "alpha", False),
-                   certificate=Certificate.from_dict(d["certificate"]))
+                   certificate=Certificate.from_dict(d["certificate"]),
+                   # absent in dictionaries written before engines existed
+                   engine=_read_str(d.get("engine", "numpy"), "engine"))
 
 
 @dataclass(frozen=True)

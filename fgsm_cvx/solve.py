@@ -27,8 +27,12 @@ def _auto_backend(prob):
     """The fast path for large problems it covers, cvxpy otherwise.
 
     The hinge loss is excluded: its smoothing continuation converges slowly at large n
-    (docs/performance.md), so "auto" keeps it on the interior-point solver.
+    (docs/performance.md), so "auto" keeps it on the interior-point solver. X on another
+    engine than numpy / scipy.sparse (dask, CuPy, torch ...) always goes to the fast path,
+    the only one that runs there (cvxpy then refuses it, naming the fast backend).
     """
+    if not prob.on_host:
+        return "fast" if fast_supported(prob) else "cvxpy"
     large = prob.n_samples * prob.n_features >= AUTO_FAST_SIZE
     if large and not isinstance(prob.family, Hinge) and fast_supported(prob):
         return "fast"
@@ -59,8 +63,10 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         "fast": the first-order path for large n (accelerated projected gradient on the
         epigraph form; symmetric sets with a projection, no user constraints).
         "auto": the fast path when it covers the problem, the family is not hinge, and
-        X has at least ``AUTO_FAST_SIZE`` entries; cvxpy otherwise. ``Result.backend``
-        says which ran.
+        X has at least ``AUTO_FAST_SIZE`` entries, or X is a dask / GPU / array API
+        array (any family); cvxpy otherwise. ``Result.backend`` says which ran, and
+        ``Result.engine`` where the products with X ran ("numpy", "scipy.sparse",
+        "dask", "cupy", "torch", ...: the type of X decides).
     solver : {"ECOS", "CLARABEL", "SCS"}
         Conic solver for the cvxpy backend (ECOS by default); ignored by the fast path.
     tol : float in (0, 1)

@@ -20,6 +20,10 @@ the band are perturbed and continuation on mu ends at the exact solution:
   argument (a - b)/(2t) = e^eta sinh(t)/t - y -> l'(eta) as t -> 0 is in gradient units,
   so the smoothing band is set by the derivative, not by t (at t = 0, h = l(eta)). This
   smoothing is not guaranteed convex; the exact objective is checked at every stage.
+
+Every map takes the array namespace ``xp`` of the predictors (numpy by default; the
+namespace of a dask, CuPy, torch or array API engine otherwise): one formula per family,
+whatever the engine. The shift t is a host float.
 """
 
 from __future__ import annotations
@@ -34,52 +38,57 @@ def needs_smoothing(family):
     return not isinstance(family, Binomial)
 
 
-def huber_abs(x, mu):
+def huber_abs(x, mu, xp=np):
     """(|x|_mu, d|x|_mu/dx); mu = 0 gives |x| and sign(x)."""
-    ax = np.abs(x)
+    ax = xp.abs(x)
     if mu == 0.0:
-        return ax, np.sign(x)
+        return ax, xp.sign(x)
     inside = ax <= mu
-    value = np.where(inside, 0.5 * x * x / mu + 0.5 * mu, ax)
-    return value, np.where(inside, x / mu, np.sign(x))
+    value = xp.where(inside, 0.5 * x * x / mu + 0.5 * mu, ax)
+    return value, xp.where(inside, x / mu, xp.sign(x))
 
 
-def adversarial_terms(family, y, eta, t, mu, grad=True):
-    """h_i, and with ``grad`` its derivatives dh/deta_i and dh/dt, for the shift t >= 0."""
+def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
+    """h_i, and with ``grad`` its derivatives dh/deta_i and dh/dt, for the shift t >= 0.
+
+    ``y`` and ``eta`` are arrays of the namespace ``xp`` (the family's internal coding of
+    y); the derivatives in t are per sample (the caller takes their weighted sum).
+    """
     if isinstance(family, Binomial):
         z = family.signed_label(y)
         m = z * eta - t
-        e = np.exp(-np.abs(m))  # one exponential serves the value and the derivative
-        value = np.maximum(-m, 0.0) + np.log1p(e)  # log(1 + e^{-m})
+        e = xp.exp(-xp.abs(m))  # one exponential serves the value and the derivative
+        value = xp.maximum(-m, 0.0) + xp.log1p(e)  # log(1 + e^{-m})
         if not grad:
             return value
-        dphi = -np.where(m > 0, e, 1.0) / (1.0 + e)  # -sigma(-m)
+        dphi = -xp.where(m > 0, e, 1.0) / (1.0 + e)  # -sigma(-m)
         return value, z * dphi, -dphi  # dm/deta = z, dm/dt = -1
     if isinstance(family, Hinge):
         z = family.signed_label(y)
         u = 1.0 - z * eta + t
-        au, dau = huber_abs(u, mu)
+        au, dau = huber_abs(u, mu, xp)
         value = 0.5 * (u + au)  # pos(u) = (u + |u|) / 2
         if not grad:
             return value
         dpos = 0.5 * (1.0 + dau)
         return value, -z * dpos, dpos  # du/deta = -z, du/dt = 1
     if isinstance(family, _SymmetricFamily):
-        ar, dar = huber_abs(y - eta, mu)
+        ar, dar = huber_abs(y - eta, mu, xp)
         u = ar + t
-        value = family.loss(u, 0.0)  # rho(u) = l(u, 0)
+        value = family.loss(u, 0.0, xp)  # rho(u) = l(u, 0)
         if not grad:
             return value
-        drho = -family.grad(u, 0.0)  # rho'(u) = -l'(u, 0)
+        drho = -family.grad(u, 0.0, xp)  # rho'(u) = -l'(u, 0)
         return value, -drho * dar, drho
     if isinstance(family, Poisson):
         # a, b = e^{eta +- t} - y (eta +- t): (a + b)/2 = e^eta cosh t - y eta and
         # x = (a - b)/(2t) = e^eta sinh(t)/t - y, written without the cancellation of a - b.
-        e = np.exp(eta)
-        ch, sh = np.cosh(t), np.sinh(t)
+        e = xp.exp(eta)
+        with np.errstate(over="ignore"):  # host floats: cosh t = inf is the honest value
+            ch, sh = float(np.cosh(t)), float(np.sinh(t))
         sinhc = sh / t if t > 1e-4 else 1.0 + t * t / 6.0
         x = e * sinhc - y
-        ax, dax = huber_abs(x, mu)
+        ax, dax = huber_abs(x, mu, xp)
         value = e * ch - y * eta + t * ax
         if not grad:
             return value

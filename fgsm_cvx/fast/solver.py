@@ -25,10 +25,11 @@ Backtracking steps cost one X v each. X is converted to float64 at most once.
 
 from __future__ import annotations
 
+import math
 import time
+from functools import partial
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
 from .._diagnostics import (
@@ -86,20 +87,17 @@ def _centring(prob):
     squared row norm of the centred data, from two passes over X, cached along a path.
 
     c = sum_i w_i x_i (weights sum to one) with an intercept, None (no centring) without;
-    sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 - ||c||^2 for that c. For sparse X this
-    builds one O(nnz) temporary.
+    sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 - ||c||^2 for that c. Computed by the
+    problem's engine (``weighted_row_norms`` and one X^T w).
     """
     out = prob._cache.get("fast_centring")
     if out is None:
-        X, w = prob.X, prob.sample_weight
-        if sp.issparse(X):
-            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-        else:
-            row_sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-        total = float(w @ row_sq)
+        engine, w = prob.engine, prob.sample_weight
+        total = engine.weighted_row_norms(w)
         centre = None
         if prob.fit_intercept:
-            centre = np.asarray(X.T @ w, dtype=np.float64).ravel()
+            (centre,) = engine.fetch(engine.rmatvec(engine.put(w)))  # X^T w, d numbers
+            centre = np.asarray(centre, dtype=np.float64).ravel()
             total = max(total - float(centre @ centre), 0.0)
         out = prob._cache["fast_centring"] = (centre, total)
     return out
@@ -124,12 +122,56 @@ def fast_scaling(prob):
     return out
 
 
+def _finite(total):
+    return total if np.isfinite(total) else np.inf
+
+
+def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_intercept):
+    """The per-sample part of F_mu on (a block of) the samples, in the namespace xp.
+
+    Returns ((F_mu,), None), or with ``grad`` ((F_mu, dF/db, dF/dt), dF/deta): the sums
+    over the samples given (a dask block's partial sums) and the per-sample derivative,
+    with F_mu = sum_i w_i [alpha l(y_i, eta_i) + (1 - alpha) h_mu(eta_i, shift)] and
+    eta = X beta + b.
+    """
+    a = alpha
+    eta = Xbeta + b
+    total, g_eta, g_t = 0.0, None, 0.0
+    if a < 1.0:
+        if grad:
+            h, d_eta, d_t = adversarial_terms(family, y, eta, shift, mu, xp=xp)
+            g_eta = (1.0 - a) * d_eta
+            g_t = (1.0 - a) * (w @ d_t)
+        else:
+            h = adversarial_terms(family, y, eta, shift, mu, grad=False, xp=xp)
+        total = (1.0 - a) * (w @ h)
+    if a > 0.0:
+        if isinstance(family, Hinge):  # the clean hinge has a kink too: the t = 0 term
+            out = adversarial_terms(family, y, eta, 0.0, mu, grad=grad, xp=xp)
+            clean, d_clean = out[:2] if grad else (out, None)
+        else:
+            clean = family.loss(y, eta, xp)
+            d_clean = family.grad(y, eta, xp) if grad else None
+        total = total + a * (w @ clean)
+        if grad:
+            g_eta = a * d_clean if g_eta is None else g_eta + a * d_clean
+    if not grad:
+        return (total,), None
+    g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
+    return (total, xp.sum(g_eta) if fit_intercept else 0.0, g_t), g_eta
+
+
 class _Model:
-    """F_mu and its gradient in (X beta, b, t); the products with X.
+    """F_mu and its gradient in (X beta, b, t); the products with X, through the engine.
 
     It is the equivalent problem of ``scaling`` (data s X and y'', ``prob.scaling`` for the
     adversarial problem): the products are with s X, formed without copying X (s = 1
-    unless X is badly scaled).
+    unless X is badly scaled; s is a power of two, so s (X beta) = X (s beta) exactly).
+
+    X, the predictors X beta and the per-sample vectors y'', w live on the problem's
+    engine (``fgsm_cvx.engine``: numpy / scipy.sparse, dask, or an array API array);
+    beta, b, t and every value handed back (objective, X^T g, dF/db, dF/dt) are numpy
+    arrays and floats on the host.
 
     ``alpha`` overrides the problem's (1.0 gives the clean loss alone: the smooth part of
     the penalised likelihood). A penalty with a constant ``offset`` c (the LLA
@@ -138,82 +180,72 @@ class _Model:
     """
 
     def __init__(self, prob, scaling, alpha=None):
-        X = prob.X
-        if X.dtype != np.float64:  # the one copy of X the fast path may make
-            X = X.astype(np.float64)
-        self.X = X
-        self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
-        self.family, self.y, self.w = scaling.family, scaling.y, prob.sample_weight
+        self.engine = engine = prob.engine
+        self.family = scaling.family
+        self.y, self.w = engine.put(scaling.y), engine.put(prob.sample_weight)
+        self.w_host = prob.sample_weight
         self.alpha = prob.alpha if alpha is None else alpha
         self.scale = scaling.x
         offset = getattr(prob.penalty, "offset", 0.0) if prob.penalty is not None else 0.0
         # eps (sigma(beta) + c) in eta-units is eps'' sigma(beta'') + eps c / m in the
         # scaled problem's (eta = m eta'' + o)
         self.offset = prob.eps * offset / scaling.eta_mult
-        # With an intercept, x_i^T beta + b = (x_i - c)^T beta + (b + c^T beta) for any c,
-        # and the shift depends on beta alone: the products use the centred columns
-        # (c = sum_i w_i x_i, the weighted column means; weights sum to one), which
-        # decouples the intercept from the features. Uncentred data (|c| >> sd) otherwise
-        # cost ~100x the iterations and lose accuracy. X itself is not modified.
-        self.centre, self._mean_row_sq = _centring(prob)
+        # With an intercept, x_i^T beta + b = (x_i - c)^T beta + b_c, b_c = b + c^T beta, for
+        # any c, and the shift depends on beta alone: FISTA steps in (beta, b_c) with c the
+        # weighted column means (sum_i w_i x_i; weights sum to one), which decouples the
+        # intercept from the features; uncentred data (|c| >> sd) otherwise cost ~100x the
+        # iterations and lose accuracy. X is not modified: the engine keeps s X beta, the
+        # state keeps b, and the gradient in beta is the centred one (``gradient``).
+        centre, self._mean_row_sq = _centring(prob)
+        self.centre = None if centre is None else self.scale * centre  # s c
 
-    def matvec(self, beta):
-        """s (X - 1 c^T) beta."""
-        out = np.asarray(self.X @ beta).ravel()
-        if self.centre is not None:
-            out -= self.centre @ beta
-        return out if self.scale == 1.0 else out * self.scale
+    def _fn(self, b, t, mu, grad, fit_intercept=False):
+        """The per-sample work at (b, t, mu), for the engine's map_reduce (picklable: it
+        travels to dask workers with the family and four numbers)."""
+        # Python floats: a numpy scalar would pull an engine array into numpy
+        return partial(_per_sample, family=self.family, alpha=self.alpha,
+                       shift=float(t) + self.offset, b=float(b), mu=float(mu), grad=grad,
+                       fit_intercept=fit_intercept)
 
-    def rmatvec(self, g):
-        """s (X - 1 c^T)^T g."""
-        out = np.asarray(self.XT @ g).ravel()
-        if self.centre is not None:
-            out -= self.centre * g.sum()
-        return out if self.scale == 1.0 else out * self.scale
+    def value(self, Xbeta, b, t, mu):
+        """F_mu at (X beta, b, t) as a float (inf where it overflows): one reduction."""
+        (total,), _ = self.engine.map_reduce(self._fn(b, t, mu, False), Xbeta, self.y,
+                                             self.w, n_sums=1)
+        return _finite(total)
 
-    def mean_row_sq(self):
-        """sum_i w_i ||s (x_i - c)||^2 (see ``_centring``)."""
-        return self._mean_row_sq * self.scale**2
+    def gradient(self, Xbeta, b, t, mu, fit_intercept):
+        """(F_mu, dF/dbeta, dF/db, dF/dt) on the host, in one pass over X.
 
-    def to_centred(self, beta, b):
-        """The intercept of the centred parametrisation: b + s c^T beta."""
-        return b if self.centre is None else b + self.scale * float(self.centre @ beta)
+        dF/dbeta = s X^T (dF/deta) by the chain rule through eta = s X beta + b, and
+        dF/db = sum_i dF/deta_i.
+        """
+        (total, g_b, g_t), g_beta = self.engine.map_reduce(
+            self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w, n_sums=3,
+            rmatvec=True)
+        if self.scale != 1.0:
+            g_beta = g_beta * self.scale
+        if self.centre is not None:  # (X - 1 c^T)^T g = X^T g - c sum_i g_i
+            g_beta = g_beta - self.centre * g_b
+        return _finite(total), g_beta, g_b, g_t
 
-    def from_centred(self, beta, b):
-        """The intercept b from the centred one: b_c - s c^T beta."""
-        return b if self.centre is None else b - self.scale * float(self.centre @ beta)
+    def evaluate(self, beta, b, t, mu):
+        """(s X beta kept on the engine, F_mu there): one pass over X."""
+        Xbeta, (total,) = self.engine.matvec_reduce(
+            beta if self.scale == 1.0 else beta * self.scale, self._fn(b, t, mu, False),
+            self.y, self.w, n_sums=1)
+        return Xbeta, _finite(total)
 
-    def value(self, Xbeta, b, t, mu, grad=False):
-        fam, y, w, a = self.family, self.y, self.w, self.alpha
-        eta = Xbeta + b
-        total = 0.0
-        g_eta = np.zeros_like(eta) if grad else None
-        g_t = 0.0
-        with np.errstate(over="ignore", invalid="ignore"):
-            if a < 1.0:
-                shift = t + self.offset
-                if grad:
-                    h, d_eta, d_t = adversarial_terms(fam, y, eta, shift, mu)
-                    g_eta += (1.0 - a) * d_eta
-                    g_t = (1.0 - a) * float(w @ d_t)
-                else:
-                    h = adversarial_terms(fam, y, eta, shift, mu, grad=False)
-                total = (1.0 - a) * float(w @ h)
-            if a > 0.0:
-                if isinstance(fam, Hinge):  # the clean hinge has a kink too: the t = 0 term
-                    out = adversarial_terms(fam, y, eta, 0.0, mu, grad=grad)
-                    clean, d_clean = out[:2] if grad else (out, None)
-                else:
-                    clean, d_clean = fam.loss(y, eta), (fam.grad(y, eta) if grad else None)
-                total += a * float(w @ clean)
-                if grad:
-                    g_eta += a * d_clean
-        if not np.isfinite(total):
-            total = np.inf
-        if not grad:
-            return total
-        g_eta *= w
-        return total, g_eta, g_t
+    def curvature_bound(self):
+        """The weighted mean of ||(s (x_i - c), 1, 1)||^2 = s^2 sum_i w_i ||x_i - c||^2 + 2
+        (sum w = 1; c = 0 without centring): an upper bound on the Lipschitz constant for
+        a loss with l'' <= 1 (``_centring`` computed the sum)."""
+        return self._mean_row_sq * self.scale**2 + 2.0
+
+    def centred_step(self, y_beta, n_beta):
+        """s c^T (y_beta - n_beta): with the intercept b = b_c - s c^T beta of the centred
+        parametrisation, the change of b when b_c takes no step and beta moves from
+        y_beta to n_beta (0 without centring)."""
+        return 0.0 if self.centre is None else float(self.centre @ (y_beta - n_beta))
 
 
 def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
@@ -241,15 +273,18 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
     it = 0
     while it < max_iter:
         it += 1
-        f_y, g_eta, g_t = model.value(y_Xb, y_b, y_t, mu, grad=True)
-        g_beta = model.rmatvec(g_eta)
-        g_b = float(g_eta.sum()) if fit_intercept else 0.0
+        # one pass over X: X^T g at the extrapolated point (its predictor is y_Xb)
+        f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept)
         while True:
             n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
-            n_b = y_b - g_b / L
-            n_Xb = model.matvec(n_beta)
-            f_new = model.value(n_Xb, n_b, n_t, mu)  # smooth part: the sufficient-decrease test
-            d_beta, d_b, d_t = n_beta - y_beta, n_b - y_b, n_t - y_t
+            # the step is taken in (beta, b_c) (see _Model: b_c = b + s c^T beta); the
+            # state keeps b, which moves by the step of b_c minus s c^T (n_beta - y_beta)
+            d_b = -g_b / L
+            n_b = y_b + d_b + model.centred_step(y_beta, n_beta)
+            # one pass over X: X beta at the candidate (kept), with the smooth part there
+            # for the sufficient-decrease test
+            n_Xb, f_new = model.evaluate(n_beta, n_b, n_t, mu)
+            d_beta, d_t = n_beta - y_beta, n_t - y_t
             sq = float(d_beta @ d_beta) + d_b * d_b + d_t * d_t
             model_value = f_y + float(g_beta @ d_beta) + g_b * d_b + g_t * d_t + 0.5 * L * sq
             if f_new <= model_value + 1e-13 * abs(f_y):
@@ -268,8 +303,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
             if converged:
                 break
             continue
-        theta_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * theta * theta))
-        mom = (theta - 1.0) / theta_next
+        theta_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * theta * theta))
+        mom = (theta - 1.0) / theta_next  # a Python float: engine arrays take it as it is
         y_beta = n_beta + mom * (n_beta - beta)
         y_b = n_b + mom * (n_b - b)
         y_t = n_t + mom * (n_t - t)
@@ -330,20 +365,19 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     error raised when the iteration budget runs out.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
-    Xb = model.matvec(beta)
-
     def h(v):
         return 0.0 if nonsmooth is None else nonsmooth(v)
 
-    scale = 1.0 + abs(model.value(Xb, b, t, 0.0) + h(beta))
+    Xb, f_start = model.evaluate(beta, b, t, 0.0)
+    scale = 1.0 + abs(f_start + h(beta))
     # Initial curvature guess: the weighted mean of ||(x_i, 1, 1)||^2, an upper bound on the
     # Lipschitz constant for a loss with l'' <= 1 (backtracking corrects it either way).
-    L = max(model.mean_row_sq() + 2.0, 1e-12)
     # Along a path (problems made by with_params share _cache) the previous solve's
     # first-stage curvature estimate is a far better start than the bound: without it
     # each solve spends tens of iterations letting L decay by 0.9 per step.
-    if cache is not None:
-        L = cache.get("fast_first_stage_L", L)
+    L = None if cache is None else cache.get("fast_first_stage_L")
+    if L is None:  # the bound costs a pass over X
+        L = max(model.curvature_bound(), 1e-12)
     # Gradient-mapping tolerance: F - F* is about G^2 / (2 m) for curvature m, so G of
     # 100 tol relative to the objective scale leaves the objective accurate to far below tol.
     tol_grad = 100.0 * tol * scale
@@ -392,13 +426,13 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     return beta, float(b), t, f_mu, residual / scale, total_iter
 
 
-def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, **fields):
+def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, **fields):
     certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
                               objective_numpy=objective, objective_solver=f_mu,
-                              residual=residual)
+                              residual=residual, engine=engine)
     return Result(coef=beta, intercept=b, objective=objective, status="optimal",
                   backend="fast", solver="FISTA", n_iter=n_iter, solve_time=elapsed,
-                  certificate=certificate, **fields)
+                  certificate=certificate, engine=engine, **fields)
 
 
 def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
@@ -436,18 +470,18 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         return project_epigraph(shift, v_beta, v_t, eps)
 
     beta, b, _, f_mu, residual, n_iter = _minimise(
-        model, prox, None, prob.fit_intercept, beta, model.to_centred(beta, b),
+        model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob))
     elapsed = time.perf_counter() - start
-    coef, b = sc.to_original(beta, model.from_centred(beta, b))
+    coef, b = sc.to_original(beta, b)
     b = float(b) if prob.fit_intercept else 0.0
     objective = robust_objective(prob, coef, b) if np.all(np.isfinite(coef)) \
         and np.isfinite(b) else np.nan
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
     check_minimiser_exists(prob, coef, b, "fast", "FISTA")
     return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
-                   eps=prob.eps, alpha=prob.alpha)
+                   model.engine.name, eps=prob.eps, alpha=prob.alpha)
 
 
 def check_penalized_fast(prob, penalty):
@@ -490,10 +524,10 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
         return lam * penalty.value(v)
 
     beta, b, _, f_mu, residual, n_iter = _minimise(
-        model, prox, nonsmooth, prob.fit_intercept, beta, model.to_centred(beta, b), 0.0,
+        model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
         isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None,
         cache=prob._cache)
-    b = model.from_centred(beta, b) if prob.fit_intercept else 0.0
+    b = b if prob.fit_intercept else 0.0
     elapsed = time.perf_counter() - start
     return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
-                   eps=0.0, alpha=1.0, lam=lam)
+                   model.engine.name, eps=0.0, alpha=1.0, lam=lam)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._validation import check_scalar
 from ..cvx import check_solver, solve_formulation
+from ..engine import engine_name, require_host
 from ..families import Hinge
 from ..fast.solver import check_penalized_fast, solve_fast_penalized
 from ..problem import AdversarialProblem, Scaling, resolve_penalty, robust_objective
@@ -126,15 +127,17 @@ def solve_penalized(pp, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
     check_solver(solver, installed=False)  # before any solver runs; cvxpy checks installed
     if backend == "auto":
         large = pp.base.n_samples * pp.base.n_features >= AUTO_FAST_SIZE
-        use_fast = large and not isinstance(pp.base.family, Hinge) and fast_supported(pp)
+        use_fast = (not pp.base.on_host and fast_supported(pp)) or (
+            large and not isinstance(pp.base.family, Hinge) and fast_supported(pp))
         backend = "fast" if use_fast else "cvxpy"
     if backend == "fast":
         kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
         return solve_fast_penalized(pp.base, pp.penalty, pp.lam, pp.objective, tol=tol,
                                     warm_start=warm_start, **kwargs)
+    require_host(pp.base.X, "cvxpy")
     return solve_formulation(_formulation(pp), pp.objective, solver=solver, tol=tol,
                              max_iter=max_iter, verbose=verbose, eps=0.0, alpha=1.0,
-                             lam=pp.lam)
+                             lam=pp.lam, engine=engine_name(pp.base.X))
 
 
 def penalized_fit(X, y, family, penalty, lam, fit_intercept=True, sample_weight=None,

@@ -1,0 +1,392 @@
+"""Engines: where the n-sized work of the fast path runs.
+
+The first-order solver only ever touches the design matrix X through two products and a
+handful of per-sample maps,
+
+.. math:: \\eta = X\\beta, \\qquad g_\\beta = X^\\top g_\\eta, \\qquad
+    F = \\sum_i w_i\\, f(y_i, \\eta_i),
+
+so an *engine* holds X and keeps everything of length n (predictors, per-sample
+derivatives, y and w) where X lives, while everything of length d (beta, the epigraph
+projection, the FISTA momentum) stays a numpy array on the host. One class per kind of
+array:
+
+* ``HostEngine``: numpy and scipy.sparse (the historical code path, unchanged);
+* ``ArrayAPIEngine``: any array of the Python array API standard (CuPy and torch on a GPU,
+  ``array_api_strict``), the per-sample maps written once with the array's namespace
+  ``xp = array_api_compat.array_namespace(X)``;
+* ``DaskEngine``: dask arrays chunked by rows (local threads, processes or a
+  ``dask.distributed`` cluster). The solver's per-sample work runs block by block
+  (``map_reduce``: each row block k returns its partial sums and X_k^T g_k, d + a few
+  numbers, summed over the blocks), one ``dask.compute`` per evaluation; the predictors
+  X beta that are reused are persisted (``matvec_reduce``). Each evaluation is one pass
+  over X, and only O(d) numbers per block leave the workers.
+
+The solver sees two operations, the same on every engine:
+
+* ``map_reduce(fn, eta, *vectors, n_sums, rmatvec)``: fn(xp, eta, *vectors) on the
+  samples (on each block for dask) returns ``n_sums`` sums over the samples and, with
+  ``rmatvec``, a per-sample vector g; the engine returns the sums as floats and X^T g
+  as a numpy array;
+* ``matvec_reduce(beta, fn, *vectors, n_sums)``: eta = X beta, kept on the engine, and
+  the sums of fn at eta, in one pass.
+
+``fetch`` is the only other way back to the host: it returns Python floats for scalars
+and numpy arrays of length d, never a vector of length n.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections import OrderedDict
+
+import array_api_compat as aac
+import numpy as np
+import scipy.sparse as sp
+
+#: The engines whose arrays the cvxpy backend (and the numpy diagnostics) can take.
+HOST_ENGINES = ("numpy", "scipy.sparse")
+
+
+def engine_name(X):
+    """The engine that an array belongs to, or None for what numpy must convert first.
+
+    "numpy", "scipy.sparse", "dask", "cupy", "torch", or the array namespace's module
+    name for another array of the array API standard (e.g. "array_api_strict"); None
+    for lists, DataFrames and other array-likes.
+    """
+    if sp.issparse(X):
+        return "scipy.sparse"
+    if isinstance(X, np.ndarray):
+        return "numpy"
+    if aac.is_dask_array(X):
+        return "dask"
+    if aac.is_cupy_array(X):
+        return "cupy"
+    if aac.is_torch_array(X):
+        return "torch"
+    if aac.is_array_api_obj(X):
+        return aac.array_namespace(X).__name__.split(".")[0]
+    return None
+
+
+def is_engine_array(X):
+    """True for an array that is kept where it is (dask, GPU, array API), not converted."""
+    return engine_name(X) not in (None, *HOST_ENGINES)
+
+
+def to_numpy(v):
+    """A host numpy copy of an array of any engine (computing a dask array)."""
+    name = engine_name(v)
+    if name in (None, "numpy"):
+        return np.asarray(v)
+    if name == "scipy.sparse":
+        raise TypeError("expected a dense array, got a scipy.sparse matrix")
+    if name == "dask":
+        return np.asarray(v.compute())
+    if name == "cupy":
+        return v.get()
+    if name == "torch":
+        return v.detach().cpu().numpy()
+    try:
+        return np.asarray(v)
+    except (TypeError, ValueError, RuntimeError):  # a device array without __array__
+        return np.from_dlpack(aac.to_device(v, "cpu"))
+
+
+def require_host(X, backend):
+    """Raise TypeError unless X is numpy or scipy.sparse, naming the fast backend."""
+    name = engine_name(X)
+    if name not in (None, *HOST_ENGINES):
+        raise TypeError(f"the {backend} backend needs X as a numpy array or a scipy.sparse "
+                        f"matrix, got a {name} array; use backend='fast' (or 'auto'), which "
+                        f"runs on {name} arrays without gathering X (for the problems it "
+                        f"covers: symmetric perturbation sets or norm penalties, no "
+                        f"constraints), or convert X to numpy")
+
+
+class HostEngine:
+    """numpy or scipy.sparse X: the products and maps run in numpy on this process."""
+
+    xp = np
+
+    def __init__(self, X):
+        if X.dtype != np.float64:  # the one copy of X the fast path may make
+            X = X.astype(np.float64)
+        self.name = engine_name(X)
+        self.X = X
+        self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
+        self.shape = X.shape
+
+    def errstate(self):
+        """Silence overflow in e^eta (inf is the honest value, tested by the callers)."""
+        return np.errstate(over="ignore", invalid="ignore")
+
+    def put(self, v):
+        """A host vector of length n on the engine (here: itself)."""
+        return v
+
+    def matvec(self, beta):
+        """X beta (length n, on the engine)."""
+        return np.asarray(self.X @ beta).ravel()
+
+    def rmatvec(self, g):
+        """X^T g (length d; ``fetch`` brings it to the host)."""
+        return np.asarray(self.XT @ g).ravel()
+
+    @staticmethod
+    def dot(w, v):
+        """sum_i w_i v_i (a scalar on the engine)."""
+        return w @ v
+
+    def fetch(self, *values):
+        """The values on the host: floats for scalars, numpy arrays for the d-vectors."""
+        return tuple(_host(v) for v in values)
+
+    def map_reduce(self, fn, eta, *vectors, n_sums, rmatvec=False):
+        """(the n_sums sums of fn(xp, eta, *vectors) as floats, X^T g or None).
+
+        fn returns (sums, g): a sequence of ``n_sums`` sums over the samples (scalars of
+        the namespace, or floats) and the per-sample vector g (None unless ``rmatvec``).
+        """
+        with self.errstate():
+            sums, g = fn(self.xp, eta, *vectors)
+            out = self.fetch(*sums, *((self.rmatvec(g),) if rmatvec else ()))
+        return list(out[:n_sums]), (out[n_sums] if rmatvec else None)
+
+    def matvec_reduce(self, beta, fn, *vectors, n_sums):
+        """(eta = X beta kept on the engine, the n_sums sums of fn at eta)."""
+        eta = self.matvec(beta)
+        return eta, self.map_reduce(fn, eta, *vectors, n_sums=n_sums)[0]
+
+    def weighted_row_norms(self, w):
+        """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary)."""
+        if sp.issparse(self.X):
+            row_sq = np.asarray(self.X.multiply(self.X).sum(axis=1)).ravel()
+        else:
+            row_sq = np.einsum("ij,ij->i", self.X, self.X)
+        return float(w @ row_sq)
+
+
+def _host(v):
+    """A fetched value as a float (0-d) or a numpy array."""
+    if isinstance(v, (float, int, np.generic)):
+        return float(v)
+    v = v if isinstance(v, np.ndarray) else to_numpy(v)
+    return float(v) if v.ndim == 0 else v
+
+
+class ArrayAPIEngine(HostEngine):
+    """X of the array API standard (CuPy, torch, array_api_strict): it stays on its device.
+
+    beta travels to the device and X^T g back (d numbers each) per product; the maps use
+    ``xp``, the array's own namespace (through array-api-compat).
+    """
+
+    def __init__(self, X):
+        self.name = engine_name(X)
+        self.xp = xp = aac.array_namespace(X)
+        if X.dtype != xp.float64:  # the one copy of X the fast path may make
+            X = xp.astype(X, xp.float64)
+        self.X = X
+        self.device = aac.device(X)
+        self.shape = tuple(X.shape)
+
+    def errstate(self):
+        return contextlib.nullcontext()
+
+    def put(self, v):
+        """A host vector on X's device (copied once per host vector of length n)."""
+        return _placed(self, v, lambda: self.xp.asarray(np.ascontiguousarray(v),
+                                                        device=self.device))
+
+    def matvec(self, beta):
+        return self.X @ self.xp.asarray(beta, device=self.device)
+
+    def rmatvec(self, g):
+        # (X^T g)_j = sum_i x_ij g_i, as the matrix-vector product g^T X
+        return g @ self.X
+
+    def dot(self, w, v):
+        return w @ v  # 1-d @ 1-d is the inner product in the array API
+
+    def weighted_row_norms(self, w):
+        w, xp = self.put(w), self.xp
+        return sum(float(w[rows] @ xp.sum(block * block, axis=1))
+                   for rows, block in _row_blocks(self.X))
+
+
+class DaskEngine(HostEngine):
+    """A dask array chunked by rows; everything of length n stays lazy or on the workers.
+
+    Per FISTA iteration the solver asks for two evaluations, each one ``dask.compute``
+    (or ``dask.persist``) and one pass over X: the gradient (``map_reduce``: per row
+    block, the per-sample maps at the block's predictors and X_k^T g_k) and the
+    candidate point (``matvec_reduce``: X_k beta, persisted, and the objective's partial
+    sums there). Between the workers and the client travel beta (in the task graph) and
+    d + 3 numbers per block. The per-sample maps run on each block with the block's own
+    namespace (numpy, or CuPy for a dask array of CuPy chunks), in a single task per
+    block: no graph of elementwise operations is built per iteration.
+    """
+
+    def __init__(self, X):
+        import dask.array as da
+
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-d, got {X.ndim}-d")
+        if len(X.chunks[1]) > 1:  # whole rows per chunk: the products then stay per block
+            X = X.rechunk({1: -1})
+        if X.dtype != np.float64:  # converted per chunk as it is read: no copy of X
+            X = X.astype(np.float64)
+        self.name = "dask"
+        self.xp = aac.array_namespace(X)
+        self.X = X
+        self.shape = X.shape
+        self._da = da
+
+    @contextlib.contextmanager
+    def errstate(self):
+        # elementwise dask expressions run in the scheduler's threads, which np.errstate
+        # does not reach: e^eta = inf is the honest value, tested by the callers
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
+                                    RuntimeWarning)
+            yield
+
+    def put(self, v):
+        """v as a dask array chunked like X's rows, persisted once per host vector."""
+        return _placed(self, v, lambda: self._da.from_array(
+            np.asarray(v), chunks=(self.X.chunks[0],)).persist())
+
+    def matvec(self, beta):
+        return self.X.map_blocks(_block_matvec, beta=np.asarray(beta), drop_axis=1,
+                                 dtype=np.float64, meta=self.X._meta.sum(axis=1))
+
+    def rmatvec(self, g):
+        # (X^T g)_j = sum over row blocks k of (X_k^T g_k)_j: a tree of d-vectors
+        return self.X.T @ g
+
+    @staticmethod
+    def dot(w, v):
+        return (w * v).sum()
+
+    def fetch(self, *values):
+        import dask
+
+        with self.errstate():
+            out = dask.compute(*values)
+        return tuple(_host(v) for v in out)
+
+    def _partial_sums(self, fn, eta, vectors, n_sums, rmatvec):
+        """The lazy vector (sums, X^T g): one task per row block, then a sum over blocks."""
+        X = self.X
+        width = n_sums + (X.shape[1] if rmatvec else 0)
+        columns = [v[:, None] for v in (eta, *vectors)]  # blocks aligned with X's rows
+        parts = self._da.map_blocks(
+            _block_sums, *((X,) if rmatvec else ()), *columns, fn=fn, n_sums=n_sums,
+            rmatvec=rmatvec, chunks=((1,) * X.numblocks[0], (width,)), dtype=np.float64,
+            meta=X._meta)
+        return parts.sum(axis=0)
+
+    def map_reduce(self, fn, eta, *vectors, n_sums, rmatvec=False):
+        (out,) = self.fetch(self._partial_sums(fn, eta, vectors, n_sums, rmatvec))
+        return [float(v) for v in out[:n_sums]], (out[n_sums:] if rmatvec else None)
+
+    def matvec_reduce(self, beta, fn, *vectors, n_sums):
+        import dask
+
+        eta = self.matvec(beta)
+        # one pass: the blocks of X beta are computed once, kept, and summed over
+        eta, sums = dask.persist(eta, self._partial_sums(fn, eta, vectors, n_sums, False))
+        (out,) = self.fetch(sums)
+        return eta, [float(v) for v in out]
+
+    def weighted_row_norms(self, w):
+        X = self.X
+        return self.fetch(self.dot(self.put(w), (X * X).sum(axis=1)))[0]
+
+
+def namespace(x):
+    """numpy itself for a numpy array (its functions are the fastest), else the array
+    API namespace of x (through array-api-compat)."""
+    return np if isinstance(x, np.ndarray) else aac.array_namespace(x)
+
+
+def _block_matvec(X_k, beta):
+    """X_k beta for one row block (beta moved to the block's namespace / device)."""
+    return X_k @ (beta if isinstance(X_k, np.ndarray) else namespace(X_k).asarray(beta))
+
+
+def _block_sums(*blocks, fn, n_sums, rmatvec):
+    """[sums of fn on this block, X_k^T g_k] as a (1, n_sums (+ d)) array."""
+    X_k = blocks[0] if rmatvec else None
+    eta, *vectors = (b[:, 0] for b in blocks[1 if rmatvec else 0:])
+    xp = namespace(eta)
+    with np.errstate(over="ignore", invalid="ignore"):  # here in the worker's thread
+        sums, g = fn(xp, eta, *vectors)
+        parts = [xp.reshape(xp.asarray(s, dtype=xp.float64), (1,)) for s in sums]
+        if rmatvec:
+            parts.append(g @ X_k)  # (X_k^T g_k)_j = sum_i g_i x_ij
+    concat = np.concatenate if xp is np else xp.concat
+    return xp.reshape(concat(parts), (1, -1))
+
+
+def _placed(engine, v, make, size=4):
+    """``make()`` (v placed on the engine), cached for the ``size`` host arrays placed last
+    (y, the weights and the scaled y are placed again and again; masks once)."""
+    cache = engine.__dict__.setdefault("_placed", OrderedDict())
+    hit = cache.get(id(v))
+    if hit is not None and hit[0] is v:
+        cache.move_to_end(id(v))
+        return hit[1]
+    out = make()
+    cache[id(v)] = (v, out)  # holding v keeps its id from being reused
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return out
+
+
+def _row_blocks(X, size=2**22):
+    """(row slice, X[rows]) in blocks of about ``size`` entries (no n x d temporaries)."""
+    n, d = X.shape
+    step = max(1, size // max(d, 1))
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        yield rows, X[rows, :]
+
+
+def make_engine(X):
+    """The engine for X (numpy, scipy.sparse, dask, or an array API array)."""
+    name = engine_name(X)
+    if name in HOST_ENGINES:
+        return HostEngine(X)
+    if name == "dask":
+        return DaskEngine(X)
+    if name is not None:
+        return ArrayAPIEngine(X)
+    raise TypeError(f"X must be a numpy array, scipy.sparse matrix, dask array or an array "
+                    f"of the array API standard, got {type(X).__name__}")
+
+
+def summarise(X):
+    """(all entries finite, number of nonzeros, sum of squares) of an engine array, in one
+    pass over X (one dask reduction for a dask array)."""
+    name = engine_name(X)
+    if name == "dask":
+        import dask
+        import dask.array as da
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+            finite, nnz, sum_sq = dask.compute(da.isfinite(X).all(), da.count_nonzero(X),
+                                               da.sum(da.square(X.astype(np.float64))))
+        return bool(finite), int(nnz), float(sum_sq)
+    xp = aac.array_namespace(X)
+    finite, nnz, sum_sq = True, 0, 0.0
+    for _, block in _row_blocks(X):
+        block = xp.astype(block, xp.float64)
+        finite = finite and bool(xp.all(xp.isfinite(block)))
+        nnz += int(xp.count_nonzero(block))
+        sum_sq += float(xp.sum(block * block))
+    return finite, nnz, sum_sq

@@ -1,0 +1,257 @@
+"""The fast path on other engines: dask (threads and a distributed cluster), the array API
+reference implementation (array_api_strict, which proves the code namespace-generic), and
+CuPy / torch on a GPU when one is present.
+
+The reference for every engine is the same problem solved on numpy (the same algorithm:
+the objectives agree to rounding, asserted at 1e-8 relative) and, on the small data, the
+cvxpy backend (an independent solver: 1e-6 relative, as in test_fast.py).
+"""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import FAMILY_CASES, make_y
+
+import fgsm_cvx as fc
+from fgsm_cvx.engine import engine_name
+
+da = pytest.importorskip("dask.array")
+xps = pytest.importorskip("array_api_strict")
+
+N, D, CHUNK = 600, 5, 150  # four row chunks
+
+
+def _data(family_id, n=N, d=D, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = make_y(family_id, X @ np.array([0.8, -0.5, 0.0, 0.3, 0.0][:d]), rng)
+    return X, y
+
+
+def _dask(X, chunk=CHUNK):
+    return da.from_array(X, chunks=(chunk, X.shape[1]))
+
+
+def _gpu_arrays():
+    """(name, to_device) for every GPU library importable here with a device present."""
+    out = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out.append(("torch", lambda X: torch.asarray(X, device="cuda")))
+    except ImportError:
+        pass
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            out.append(("cupy", cupy.asarray))
+    except Exception:  # ImportError, or CUDA without a device / driver
+        pass
+    return out
+
+
+ENGINES = {
+    "dask": _dask,
+    "array_api_strict": xps.asarray,
+}
+GPU = dict(_gpu_arrays())
+
+
+def _problem(X, y, family_id, **kwargs):
+    kwargs.setdefault("eps", 0.05)
+    return fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](), **kwargs)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_engines_give_the_numpy_solution(family_id, engine):
+    """Same objective as numpy to 1e-8 relative, and both within 1e-6 of cvxpy."""
+    X, y = _data(family_id)
+    ref = fc.solve(_problem(X, y, family_id), backend="fast")
+    res = fc.solve(_problem(ENGINES[engine](X), y, family_id), backend="fast")
+    assert res.engine == engine and res.certificate.engine == engine
+    assert ref.engine == "numpy"
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-6 * (1 + np.abs(ref.coef).max()))
+    exact = fc.solve(_problem(X, y, family_id), backend="cvxpy", solver="CLARABEL", tol=1e-9)
+    assert res.objective == pytest.approx(exact.objective, rel=1e-6, abs=1e-10)
+
+
+@pytest.mark.parametrize("engine", list(GPU) or ["none"])
+def test_gpu_engines_give_the_numpy_solution(engine):
+    """CuPy / torch on a GPU (skipped without one): same objective to 1e-8 relative."""
+    if engine == "none":
+        pytest.skip("no GPU array library with a device (torch with CUDA, or cupy)")
+    for family_id in ("binomial", "gaussian", "poisson"):
+        X, y = _data(family_id)
+        ref = fc.solve(_problem(X, y, family_id), backend="fast")
+        res = fc.solve(_problem(GPU[engine](X), y, family_id), backend="auto")
+        assert res.backend == "fast" and res.engine == engine
+        assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_dask_options_weights_alpha_penalty_no_intercept():
+    """Weights, the clean mix, a norm penalty (an L2 set) and no intercept on dask."""
+    X, y = _data("huber")
+    w = np.random.default_rng(1).uniform(0.2, 2.0, N)
+    kwargs = {"sample_weight": w, "alpha": 0.3, "fit_intercept": False,
+              "perturbation": "l2"}
+    ref = fc.solve(_problem(X, y, "huber", **kwargs), backend="fast")
+    res = fc.solve(_problem(_dask(X), y, "huber", **kwargs), backend="fast")
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+    assert res.intercept == 0.0
+
+
+def test_non_convex_penalty_by_lla_on_dask():
+    """SCAD through the local linear approximation: each step a weighted-FGSM problem on
+    the same engine (auto picks the fast path for the dask steps)."""
+    from fgsm_cvx.penalties import SCAD
+
+    X, y = _data("gaussian")
+    ref = fc.solve(_problem(X, y, "gaussian", penalty=SCAD()), backend="fast")
+    res = fc.solve(_problem(_dask(X), y, "gaussian", penalty=SCAD()))
+    assert res.engine == "dask" and res.n_lla_steps == ref.n_lla_steps
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_badly_scaled_float32_dask_matches_numpy():
+    """x_scale comes from the validation's reduction; float32 chunks are converted as read."""
+    X, y = _data("binomial")
+    X = (X * 1e4).astype(np.float32)
+    ref_prob = _problem(X, y, "binomial", eps=5e-6)
+    prob = _problem(_dask(X), y, "binomial", eps=5e-6)
+    assert prob.x_scale == ref_prob.x_scale != 1.0
+    ref, res = fc.solve(ref_prob, backend="fast"), fc.solve(prob, backend="fast")
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_objectives_and_eps_max_are_evaluated_on_the_engine():
+    X, y = _data("poisson")
+    ref, prob = _problem(X, y, "poisson", alpha=0.2), _problem(_dask(X), y, "poisson", alpha=0.2)
+    coef = np.array([0.1, -0.2, 0.0, 0.3, 0.05])
+    assert fc.robust_objective(prob, coef, 0.1) == pytest.approx(
+        fc.robust_objective(ref, coef, 0.1), rel=1e-12)
+    assert fc.fgsm_objective(prob, coef, 0.1) == pytest.approx(
+        fc.fgsm_objective(ref, coef, 0.1), rel=1e-12)
+    assert fc.eps_max(prob) == pytest.approx(fc.eps_max(ref), rel=1e-12)
+
+
+def test_result_records_the_engine_and_round_trips():
+    X, y = _data("gaussian")
+    res = fc.solve(_problem(_dask(X), y, "gaussian"), backend="fast")
+    assert "on dask" in str(res.certificate)
+    back = fc.Result.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert back.engine == "dask" and back.certificate.engine == "dask"
+    old = res.to_dict()  # a dictionary written before engines existed
+    del old["engine"], old["certificate"]["engine"]
+    assert fc.Result.from_dict(old).engine == "numpy"
+    assert fc.solve(_problem(X, y, "gaussian"), backend="cvxpy").engine == "numpy"
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_cvxpy_refuses_engine_arrays_and_auto_picks_fast(engine):
+    """The DCP program would gather X: cvxpy refuses, naming the fast backend; "auto"
+    sends such X to the fast path even when it is small (n d < AUTO_FAST_SIZE)."""
+    X, y = _data("gaussian")
+    prob = _problem(ENGINES[engine](X), y, "gaussian")
+    with pytest.raises(TypeError, match=r"cvxpy backend needs X as a numpy.*backend='fast'"):
+        fc.solve(prob, backend="cvxpy")
+    assert fc.solve(prob, backend="auto").backend == "fast"
+
+
+def test_validation_of_dask_input():
+    X, y = _data("gaussian")
+    bad = X.copy()
+    bad[N - 1, 0] = np.nan  # in the last chunk: found by the one reduction over X
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        _problem(_dask(bad), y, "gaussian")
+    with pytest.raises(TypeError, match="real"):
+        _problem(_dask(X.astype(np.complex128)), y, "gaussian")
+    with pytest.raises(ValueError, match="2-d"):
+        _problem(da.from_array(X[:, 0]), y, "gaussian")
+    with pytest.raises(ValueError, match="entries but X has"):
+        _problem(_dask(X), y[:-1], "gaussian")
+    # y given as a dask array is computed to the host (n numbers)
+    res = fc.solve(_problem(_dask(X), da.from_array(y, chunks=CHUNK), "gaussian"),
+                   backend="fast")
+    assert res.engine == "dask"
+
+
+def test_separable_classes_are_detected_on_dask():
+    """The no-minimiser proof (every robust margin positive) runs as one reduction."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((N, 2))
+    y = (X[:, 0] > 0).astype(float)
+    X[:, 0] += np.where(y > 0, 1.0, -1.0)  # a gap of 2 in the first feature
+    with pytest.raises(fc.SolverError, match="separable"):
+        fc.solve(fc.AdversarialProblem(_dask(X), y, family="binomial", eps=0.01),
+                 backend="fast", max_iter=500)
+
+
+def test_estimators_fit_and_predict_on_dask():
+    X, y = _data("binomial")
+    ref = fc.AdversarialClassifier(eps=0.05, backend="fast").fit(X, y)
+    clf = fc.AdversarialClassifier(eps=0.05).fit(_dask(X), y)  # auto: fast on dask
+    assert clf.result_.engine == "dask" and clf.n_features_in_ == D
+    assert clf.result_.objective == pytest.approx(ref.result_.objective, rel=1e-8)
+    np.testing.assert_array_equal(clf.predict(_dask(X)), ref.predict(X))
+    assert clf.score(_dask(X), y) == pytest.approx(ref.score(X, y))
+    Xr, yr = _data("poisson")
+    reg = fc.AdversarialRegressor(family="poisson", eps=0.05).fit(_dask(Xr), yr)
+    ref = fc.AdversarialRegressor(family="poisson", eps=0.05, backend="fast").fit(Xr, yr)
+    assert reg.result_.objective == pytest.approx(ref.result_.objective, rel=1e-8)
+    np.testing.assert_allclose(reg.predict(_dask(Xr)), ref.predict(Xr), rtol=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(_dask(Xr[:, :3]))
+
+
+def test_penalized_twin_on_dask():
+    """The penalised likelihood shares the FISTA core: it runs on dask too."""
+    X, y = _data("binomial")
+    ref = fc.penalized_fit(X, y, family="binomial", penalty="l1", lam=0.02, backend="fast")
+    res = fc.penalized_fit(_dask(X), y, family="binomial", penalty="l1", lam=0.02)
+    assert res.backend == "fast" and res.engine == "dask"
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_dask_distributed_cluster_gives_the_same_solution():
+    """Two workers (in this process, to keep the test quick; the functions that travel to
+    worker processes pickle, see below): X's chunks and the persisted predictors live on
+    the workers, only beta, the d-sized partial sums of X^T g and scalars travel."""
+    distributed = pytest.importorskip("dask.distributed")
+    X, y = _data("binomial")
+    ref = fc.solve(_problem(X, y, "binomial"), backend="fast")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        Xd = _dask(X).persist()  # the chunks are scattered to the workers
+        res = fc.solve(_problem(Xd, y, "binomial"), backend="fast")
+    assert res.engine == "dask"
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-8)
+
+
+def test_per_sample_work_travels_to_workers():
+    """What a dask task carries to a worker pickles: the per-sample function (the family
+    and four numbers) and the block functions, not the problem or X."""
+    import pickle
+
+    from fgsm_cvx.fast.solver import _Model
+
+    X, y = _data("huber")
+    prob = _problem(_dask(X), y, "huber", alpha=0.2)
+    fn = _Model(prob, prob.scaling)._fn(0.1, 0.2, 1e-3, True, True)
+    assert len(pickle.dumps(fn)) < 2000
+    sums, g = pickle.loads(pickle.dumps(fn))(np, X[:10] @ np.ones(D), y[:10], np.ones(10))
+    assert len(sums) == 3 and g.shape == (10,)
+
+
+def test_engine_names():
+    import scipy.sparse as sp
+
+    X = np.ones((2, 2))
+    assert [engine_name(v) for v in (X, sp.csr_matrix(X), _dask(X), xps.asarray(X))] == \
+        ["numpy", "scipy.sparse", "dask", "array_api_strict"]
+    assert engine_name([[1.0]]) is None
