@@ -46,6 +46,10 @@ from .solve import solve
 from .lla import adaptive_fgsm, lla_solve
 from .penalized import Comparison, SignNeutrality, compare, penalized_fit, sign_neutrality
 
+# isort: split
+# asymptotic theory and simulation (issue 6)
+from . import theory
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -100,4 +104,6 @@ __all__ = [
     "lla_solve",
     "penalized_fit",
     "sign_neutrality",
+    # asymptotic theory and simulation (issue 6)
+    "theory",
 ]
