@@ -87,6 +87,9 @@ class TrainingResult:
     fgsm_history : ndarray, shape (epochs + 1,)
         The literal FGSM objective (``fc.fgsm_objective``, what the training loop
         sees) at the same points; equal to ``history`` when ``fgsm_is_exact``.
+    coef_history : ndarray, shape (epochs + 1, n_features)
+    intercept_history : ndarray, shape (epochs + 1,)
+        The iterates at the same points.
     steps : int
         Number of gradient steps taken.
     lr, schedule, t0, batch_size, epochs, seed
@@ -103,6 +106,8 @@ class TrainingResult:
     objective: float
     history: np.ndarray = field(repr=False)
     fgsm_history: np.ndarray = field(repr=False)
+    coef_history: np.ndarray = field(repr=False)
+    intercept_history: np.ndarray = field(repr=False)
     steps: int
     lr: float
     schedule: str
@@ -251,6 +256,7 @@ def fgsm_train(prob, lr=0.5, epochs=100, batch_size=None, seed=0, schedule="sqrt
     start = time.perf_counter()
     history = [robust_objective(prob, coef, b)]
     fgsm_history = [fgsm_objective(prob, coef, b)]
+    coefs, intercepts = [coef.copy()], [float(b)]
     t = 0
     for _ in range(epochs):
         order = rng.permutation(n) if batch_size < n else np.arange(n)
@@ -270,8 +276,11 @@ def fgsm_train(prob, lr=0.5, epochs=100, batch_size=None, seed=0, schedule="sqrt
                                      f"schedule='inverse'")
         history.append(robust_objective(prob, coef, b))
         fgsm_history.append(fgsm_objective(prob, coef, b))
+        coefs.append(coef.copy())
+        intercepts.append(float(b))
     return TrainingResult(coef=coef, intercept=float(b), objective=history[-1],
                           history=np.array(history), fgsm_history=np.array(fgsm_history),
+                          coef_history=np.array(coefs), intercept_history=np.array(intercepts),
                           steps=t, lr=lr, schedule=schedule, t0=t0, batch_size=batch_size,
                           epochs=epochs, seed=seed, fgsm_is_exact=fgsm_exact(prob),
                           train_time=time.perf_counter() - start)
