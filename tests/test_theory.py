@@ -423,3 +423,18 @@ def test_root_n_rmse_is_flat_and_fixed_eps_is_not(family):
         fixed = total(simulate(design, ns, 0.1, reps, estimators=("fgsm",), eps_rate=0.0,
                                seed=4, n_jobs=2, progress=False))
         assert np.all(np.diff(fixed) > 0) and fixed[-1] > 2 * fixed[0], fixed
+
+
+def test_adaptive_and_scad_select_more_zeros_than_fgsm():
+    """THEORY.md §4 item 2: the weighted / LLA versions drop true zeros more often."""
+    design = GLMDesign("gaussian", [1.0, -0.5, 0.0, 0.0])
+    frame = simulate(design, [400], 0.5, 40, estimators=("fgsm", "adaptive", "scad"), seed=2,
+                     progress=False)
+    p = frame[frame.coordinate.isin(["x2", "x3"])].groupby("estimator").p_zero.mean()
+    assert p["adaptive"] > 0.9 > p["fgsm"] > 0.1
+    fast = simulate(design, [400], 0.5, 40, estimators=("scad",), eps_rate=0.25, seed=2,
+                    progress=False)
+    assert fast[fast.coordinate.isin(["x2", "x3"])].p_zero.mean() > 0.75  # ~0.95 (limit: 1)
+    # SCAD leaves the large true coefficients unpenalised: no sqrt(n)-scaled shrinkage bias
+    bias = frame.set_index(["estimator", "coordinate"]).bias
+    assert abs(bias["scad", "x0"]) < 0.5 * abs(bias["fgsm", "x0"])
