@@ -10,8 +10,15 @@
 """
 
 from .designs import NOISES, GLMDesign
-from .limits import LimitQuantities, directional_derivative, limit_quantities, sample_limit_law
+from .limits import (
+    DirectionalDerivative,
+    LimitQuantities,
+    directional_derivative,
+    limit_quantities,
+    sample_limit_law,
+)
 from .simulate import ESTIMATORS, simulate, summarize, zero_threshold
 
-__all__ = ["ESTIMATORS", "NOISES", "GLMDesign", "LimitQuantities", "directional_derivative",
+__all__ = ["ESTIMATORS", "NOISES", "DirectionalDerivative", "GLMDesign", "LimitQuantities",
+           "directional_derivative",
            "limit_quantities", "sample_limit_law", "simulate", "summarize", "zero_threshold"]

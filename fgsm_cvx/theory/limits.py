@@ -40,8 +40,8 @@ from ..perturbations import Lp, Perturbation, WeightedLinf
 from ..problem import resolve_penalty
 from .designs import GLMDesign
 
-__all__ = ["LimitQuantities", "directional_derivative", "limit_quantities",
-           "resolve_limit_penalty", "sample_limit_law"]
+__all__ = ["DirectionalDerivative", "LimitQuantities", "directional_derivative",
+           "limit_quantities", "resolve_limit_penalty", "sample_limit_law"]
 
 METHODS = ("auto", "exact", "mc")
 ESTIMATORS = ("fgsm", "penalized")
@@ -199,8 +199,6 @@ def _exact(design, fit_intercept):
 # ---------------------------------------------------------------------------------
 def _monte_carlo(design, fit_intercept, n_mc, seed, chunk=50_000):
     rng = np.random.default_rng(seed)
-    d = design.n_features
-    k = d + 1 if fit_intercept else d
     sums = {key: 0.0 for key in ("C", "S", "kappa", "V")}
     squares = dict(sums)
     done = 0
@@ -223,7 +221,6 @@ def _monte_carlo(design, fit_intercept, n_mc, seed, chunk=50_000):
           for key in sums}
     C = 0.5 * (mean["C"] + mean["C"].T)
     S = 0.5 * (mean["S"] + mean["S"].T)
-    assert C.shape == (k, k)
     return C, S, float(mean["kappa"]), mean["V"], se
 
 
@@ -299,7 +296,18 @@ def resolve_limit_penalty(penalty):
     return penalty
 
 
-class directional_derivative:  # noqa: N801 - a function of (u), built once per beta0
+def directional_derivative(penalty, beta0):
+    """The map u -> P'(beta0; u), the directional derivative of P at beta0.
+
+    .. math:: P'(\\beta_0; u) = \\lim_{t \\to 0^+} \\frac{P(\\beta_0 + t u) - P(\\beta_0)}{t}.
+
+    ``penalty`` as in ``sample_limit_law`` (None is "l1"); returns a
+    ``DirectionalDerivative`` (see there for the closed forms and the supported penalties).
+    """
+    return DirectionalDerivative(penalty, beta0)
+
+
+class DirectionalDerivative:
     """u -> P'(beta0; u) = lim_{t -> 0+} (P(beta0 + t u) - P(beta0)) / t.
 
     Closed forms, with s = sign(beta0) and Z = {j : beta0_j = 0}:
