@@ -20,5 +20,5 @@ from .limits import (
 from .simulate import ESTIMATORS, simulate, summarize, zero_threshold
 
 __all__ = ["ESTIMATORS", "NOISES", "DirectionalDerivative", "GLMDesign", "LimitQuantities",
-           "directional_derivative",
-           "limit_quantities", "sample_limit_law", "simulate", "summarize", "zero_threshold"]
+           "directional_derivative", "limit_quantities", "sample_limit_law", "simulate",
+           "summarize", "zero_threshold"]
