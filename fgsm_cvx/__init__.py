@@ -46,6 +46,11 @@ from .solve import solve
 from .lla import adaptive_fgsm, lla_solve
 from .penalized import Comparison, SignNeutrality, compare, penalized_fit, sign_neutrality
 
+# isort: split
+# asymptotic theory and simulation; FGSM training as practitioners run it (issue 6)
+from . import theory
+from .training import TrainingResult, fgsm_train
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -100,4 +105,8 @@ __all__ = [
     "lla_solve",
     "penalized_fit",
     "sign_neutrality",
+    # asymptotic theory and simulation; FGSM training (issue 6)
+    "TrainingResult",
+    "fgsm_train",
+    "theory",
 ]

@@ -234,7 +234,9 @@ BAD = {
                            "family 'poisson' needs counts y >= 0"),
     "not a model": (["attack", "{reg}", "{reg}", "-e", "0.1"], "is not JSON"),
     "no subcommand": ([], "choose a subcommand"),
-    "simulate without theory": (["simulate"], None),
+    "simulate bad estimator": (["simulate", "--estimators", "fgsm,bogus"],
+                               "unknown estimator(s) bogus"),
+    "simulate bad beta0": (["simulate", "--beta0", "1,x"], "write comma-separated numbers"),
 }
 
 
@@ -246,13 +248,6 @@ def test_bad_input_in_process(case, tables, capsys):
     argv, expected = BAD[case]
     argv = [a.format(folder=folder, reg=tables["reg"], cls=tables["cls"],
                      text=folder / "text.csv", nan=folder / "nan.csv") for a in argv]
-    if case == "simulate without theory":
-        try:
-            import fgsm_cvx.theory  # noqa: F401
-        except ImportError:
-            expected = "fgsm_cvx.theory is not available in this installation"
-        else:
-            pytest.skip("fgsm_cvx.theory is installed: simulate runs")
     status, out, err = in_process(capsys, *argv)
     assert status == 2, (out, err)
     lines = err.splitlines()
@@ -289,3 +284,24 @@ def test_module_entry_points_agree(capsys):
     assert status == 0 and all(name in out for name in SUBCOMMANDS)
     assert demo_main(["--help"]) == 0
     assert "usage: fgsm-cvx demo" in capsys.readouterr().out
+
+
+def test_simulate_writes_the_theory_table(tmp_path, capsys):
+    """simulate --mode quick: the CSV is fc.theory.simulate's summary for the same design,
+    lam, sample sizes, replications and seed (the CLI only wires the arguments)."""
+    import pandas as pd
+
+    from fgsm_cvx.cli.simulate import MODES
+
+    out = tmp_path / "sim.csv"
+    status, stdout, err = in_process(capsys, "simulate", "--mode", "quick", "--lam", "0.8",
+                                     "--beta0", "1,0", "--seed", "3", "--out", out, "--quiet")
+    assert status == 0, err
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["n", "estimator", "coordinate", "bias", "sd", "rmse",
+                                 "p_zero"]
+    ref = fc.theory.simulate(fc.theory.GLMDesign("gaussian", [1.0, 0.0]), ns=MODES["quick"]["ns"],
+                             lam=0.8, reps=MODES["quick"]["reps"], seed=3, progress=False)
+    np.testing.assert_allclose(got[["bias", "sd", "rmse"]].to_numpy(),
+                               ref[["bias", "sd", "rmse"]].to_numpy(), rtol=1e-9)
+    assert f"wrote {out}" in stdout

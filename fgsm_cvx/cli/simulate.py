@@ -6,19 +6,20 @@ With eps_n = lam / sqrt(n), sqrt(n) (beta_hat - beta0) converges in law to the m
 
 W ~ N(0, Sigma_W). The experiments (fgsm_cvx.theory.simulate) fit FGSM and the matched
 penalised-likelihood twin on data drawn from a GLM design at growing n, and write one row
-per (n, replicate, estimator) to --out (CSV): sqrt(n)-scaled errors, selected supports,
-and the limit-law quantities. --mode quick is a smoke run (seconds), --mode full the
-figures' run (minutes).
+per (n, estimator, coordinate) to --out (CSV): bias, sd and rmse of the sqrt(n)-scaled
+error, and p_zero, the fraction of replications with that coefficient at zero. --mode
+quick is a smoke run (seconds), --mode full the figures' run (minutes).
 
 Examples
 --------
   fgsm-cvx simulate --mode quick --out sim.csv
-  fgsm-cvx simulate --family logistic --lam 1.0 --mode full --out sim.csv --seed 1
+  fgsm-cvx simulate --family logistic --lam 1.0 --mode full --n-jobs 2 --out sim.csv
+  fgsm-cvx simulate --estimators fgsm,adaptive --beta0 1,0,0 --json
 """
 
 from __future__ import annotations
 
-from ._args import add_output_arguments
+from ._args import add_output_arguments, progress
 from ._io import UsageError, parse_family, positive_float, print_json
 
 HELP = "the theory experiments (Monte Carlo vs the limit law), quick or full"
@@ -29,18 +30,38 @@ MODES = {
     "full": {"ns": (250, 1000, 4000, 16000), "reps": 500},
 }
 NOT_AVAILABLE = "fgsm_cvx.theory is not available in this installation"
+ESTIMATORS = ("fgsm", "penalized", "adaptive", "scad")
+#: Two true signals and two true zeros: selection (p_zero) and bias are both visible.
+DEFAULT_BETA0 = "1,-0.5,0,0"
 
 
 def add_arguments(parser):
     parser.add_argument("--mode", choices=tuple(MODES), default="quick",
                         help="quick: a smoke run in seconds; full: the figures' run")
     parser.add_argument("--family", "-f", default="gaussian", metavar="F",
-                        help="family of the simulated GLM")
+                        help="family of the simulated GLM: gaussian, logistic, poisson")
+    parser.add_argument("--beta0", default=DEFAULT_BETA0, metavar="B",
+                        help=f"true coefficients, comma-separated (default {DEFAULT_BETA0})")
     parser.add_argument("--lam", default="1.0", metavar="L",
                         help="eps_n = lam / sqrt(n)")
+    parser.add_argument("--estimators", default="fgsm,penalized", metavar="E",
+                        help=f"comma-separated, from {', '.join(ESTIMATORS)}")
+    parser.add_argument("--n-jobs", type=int, default=1, metavar="J",
+                        help="worker processes for the replications (joblib)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", "-o", metavar="CSV", help="write the results table here")
     add_output_arguments(parser)
+
+
+def _beta0(text):
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--beta0 {text!r}: write comma-separated numbers, e.g. "
+                         f"{DEFAULT_BETA0}") from None
+    if not values:
+        raise UsageError("--beta0 needs at least one coefficient")
+    return values
 
 
 def run(args):
@@ -50,14 +71,18 @@ def run(args):
         raise UsageError(NOT_AVAILABLE) from None
     family = parse_family(args.family)
     lam = positive_float(args.lam, "--lam")
+    estimators = tuple(e.strip().lower() for e in args.estimators.split(",") if e.strip())
+    unknown = sorted(set(estimators) - set(ESTIMATORS))
+    if unknown or not estimators:
+        raise UsageError(f"unknown estimator(s) {', '.join(unknown) or '(none)'}; valid: "
+                         f"{', '.join(ESTIMATORS)}")
+    if args.n_jobs < 1:
+        raise UsageError("--n-jobs must be >= 1")
     mode = MODES[args.mode]
-    try:
-        design = theory.GLMDesign(family=family.name)
-        simulate = theory.simulate
-    except AttributeError as exc:
-        raise UsageError(f"{NOT_AVAILABLE} ({exc})") from None
-    frame = simulate(design, ns=mode["ns"], lam=lam, reps=mode["reps"],
-                     estimators=("fgsm", "penalized"), seed=args.seed)
+    design = theory.GLMDesign(family.name, _beta0(args.beta0))
+    frame = theory.simulate(design, ns=mode["ns"], lam=lam, reps=mode["reps"],
+                            estimators=estimators, seed=args.seed, n_jobs=args.n_jobs,
+                            progress=progress(args) is not False)
     if args.out:
         frame.to_csv(args.out, index=False)
     if args.json:
