@@ -20,7 +20,7 @@ from .estimators import (
     AdversarialRegressorCV,
     model_from_dict,
 )
-from .exceptions import InaccurateSolutionWarning, SolverError
+from .exceptions import InaccurateSolutionWarning, SolverError, SolverFallbackWarning
 from .families import FAMILIES, Binomial, Family, Gaussian, Hinge, Huber, Poisson
 from .path import adversarial_path, eps_grid, eps_max
 from .perturbations import (
@@ -71,6 +71,7 @@ __all__ = [
     "Hinge",
     "Huber",
     "InaccurateSolutionWarning",
+    "SolverFallbackWarning",
     "L1",
     "L2",
     "Linf",

@@ -31,11 +31,13 @@ from ._diagnostics import (
     explain_failure,
 )
 from .engine import engine_name, require_host
-from .exceptions import InaccurateSolutionWarning, SolverError
+from .exceptions import InaccurateSolutionWarning, SolverError, SolverFallbackWarning
 from .problem import robust_objective
 from .result import Certificate, Result
 
 SOLVERS = ("ECOS", "CLARABEL", "SCS")
+#: The order in which the cvxpy backend tries other solvers after a numerical failure.
+FALLBACK_ORDER = ("ECOS", "CLARABEL", "SCS")
 
 # Map one tolerance to each solver's own options (absolute, relative gap, feasibility).
 _TOL_OPTIONS = {
@@ -286,8 +288,34 @@ def solve_cvxpy(prob, solver="ECOS", tol=1e-8, max_iter=None, verbose=False):
     if prob.penalty is not None and not prob.penalty.convex:
         raise ValueError(f"penalty {prob.penalty!r} is non-convex and has no DCP form; "
                          "fc.solve solves it by the local linear approximation (fc.lla_solve)")
-    check_poisson_zeros(prob, check_solver(solver, installed=False))
+    solver = check_solver(solver, installed=False)
+    check_poisson_zeros(prob, solver)
     form = formulation(prob)
-    return solve_formulation(form, lambda c, b: robust_objective(prob, c, b), solver=solver,
-                             tol=tol, max_iter=max_iter, verbose=verbose, prob=prob,
-                             eps=prob.eps, alpha=prob.alpha, engine=engine_name(prob.X))
+
+    def attempt(name):
+        return solve_formulation(form, lambda c, b: robust_objective(prob, c, b),
+                                 solver=name, tol=tol, max_iter=max_iter, verbose=verbose,
+                                 prob=prob, eps=prob.eps, alpha=prob.alpha,
+                                 engine=engine_name(prob.X))
+
+    try:
+        return attempt(solver)
+    except SolverError as exc:
+        if exc.status != "solver_error":  # a verdict (infeasible, unbounded, limit): keep
+            raise
+        first = exc
+    # A numerical failure of one interior-point method on a well-posed problem (seen with
+    # ECOS and Clarabel together on exponential cones) is not a verdict on the problem:
+    # try the other installed solvers, say so, and raise the first failure if all fail.
+    for other in FALLBACK_ORDER:
+        if other == solver or other not in cp.installed_solvers():
+            continue
+        try:
+            result = attempt(other)
+        except SolverError:
+            continue
+        warnings.warn(f"{solver} failed numerically ({first}); the problem was solved with "
+                      f"{other} instead (its certificate is in the Result)",
+                      SolverFallbackWarning, stacklevel=3)
+        return result
+    raise first

@@ -50,3 +50,26 @@ class InaccurateSolutionWarning(UserWarning):
     >>> res.status
     'optimal'
     """
+
+
+class SolverFallbackWarning(UserWarning):
+    """The requested conic solver failed numerically and another one solved the problem.
+
+    Interior-point solvers on exponential cones (Poisson, logistic) occasionally stop
+    with a numerical error on well-posed problems. The cvxpy backend then tries the
+    other installed solvers in the order ECOS, CLARABEL, SCS (at the same tolerance);
+    the Result and its certificate name the solver that succeeded. When every solver
+    fails, the first failure is raised as a ``SolverError``.
+
+    Examples
+    --------
+    Refuse the fallback where only the requested solver is acceptable:
+
+    >>> import warnings, fgsm_cvx as fc
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", fc.SolverFallbackWarning)
+    ...     res = fc.solve(fc.AdversarialProblem([[0.0], [1.0], [2.0]], [0.0, 1.0, 1.5],
+    ...                                          eps=0.1), solver="ECOS")
+    >>> res.solver
+    'ECOS'
+    """

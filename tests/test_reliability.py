@@ -281,6 +281,44 @@ def test_solver_crash_is_a_solver_error(monkeypatch):
     assert info.value.status == "solver_error" and "CLARABEL" in str(info.value)
 
 
+def test_numerical_failure_falls_back_to_another_solver(monkeypatch):
+    """ECOS crashes: Clarabel solves, the Result names it, and a SolverFallbackWarning
+    says so; the objective equals Clarabel's own solve."""
+    from cvxpy.reductions.solvers.solving_chain import SolvingChain
+
+    real = SolvingChain.solve_via_data
+
+    def ecos_crashes(self, *args, **kwargs):
+        if self.solver.name() == "ECOS":
+            raise cp.error.SolverError("simulated ECOS crash")
+        return real(self, *args, **kwargs)
+
+    X, y = _data("binomial")
+    ref = fc.solve(fc.AdversarialProblem(X, y, family="binomial"), solver="CLARABEL")
+    monkeypatch.setattr(SolvingChain, "solve_via_data", ecos_crashes)
+    with pytest.warns(fc.SolverFallbackWarning, match="simulated ECOS crash"):
+        res = fc.solve(fc.AdversarialProblem(X, y, family="binomial"), solver="ECOS")
+    assert res.solver == "CLARABEL" and res.certificate.solver == "CLARABEL"
+    _close(res.objective, ref.objective, 1e-12)
+
+
+def test_poisson_problem_where_ecos_and_clarabel_fail():
+    """A well-posed poisson problem (no intercept, L2 ball at 0.7 eps_max) on which ECOS
+    and Clarabel stop with a numerical error (cvxpy 1.9): the fallback reaches SCS, whose
+    solution matches the fast path's to 1e-9."""
+    rng = np.random.default_rng(50000)
+    X = 3.0 * rng.standard_normal((466, 5))
+    y = make_y("poisson", X @ (rng.standard_normal(5) / 3.0), rng)
+    prob = fc.AdversarialProblem(X, y, family="poisson", perturbation="l2", eps=0.0,
+                                 fit_intercept=False)
+    prob = prob.with_params(eps=0.7 * fc.eps_max(prob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fc.SolverFallbackWarning)
+        res = fc.solve(prob, backend="cvxpy")
+    _close(res.objective, fc.solve(prob, backend="fast", tol=1e-12, max_iter=100_000).objective,
+           1e-9)
+
+
 @pytest.mark.parametrize("backend,solver", [("cvxpy", "ECOS"), ("cvxpy", "CLARABEL"),
                                             ("fast", "FISTA")])
 def test_iteration_limit(backend, solver):
