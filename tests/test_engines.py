@@ -255,3 +255,16 @@ def test_engine_names():
     assert [engine_name(v) for v in (X, sp.csr_matrix(X), _dask(X), xps.asarray(X))] == \
         ["numpy", "scipy.sparse", "dask", "array_api_strict"]
     assert engine_name([[1.0]]) is None
+
+
+def test_cv_estimator_on_dask_matches_numpy():
+    """K-fold CV over the warm-started path on a dask X (folds are row subsets of the
+    dask array) picks the same eps_ and refits the same coefficients as on numpy with the
+    fast backend."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 4))
+    y = (X @ [1.0, -1.0, 0.0, 0.5] + rng.logistic(size=600) > 0).astype(int)
+    on_dask = fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(_dask(X), y)
+    on_numpy = fc.AdversarialClassifierCV(n_eps=4, cv=3, backend="fast").fit(X, y)
+    assert on_dask.eps_ == pytest.approx(on_numpy.eps_, rel=1e-12)
+    np.testing.assert_allclose(on_dask.coef_, on_numpy.coef_, rtol=1e-8, atol=1e-10)
