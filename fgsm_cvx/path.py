@@ -122,12 +122,14 @@ def eps_grid(prob, n_eps=50, eps_min_ratio=1e-3):
     return np.geomspace(top, top * ratio, n_eps)
 
 
-def _zero_if_better(prob, res):
-    """Return (0, b0) instead of ``res`` when its robust objective is no larger.
+def zero_if_better(prob, res, objective=None):
+    """Return (0, b0) instead of ``res`` when its objective is no larger.
 
-    For eps >= eps_max, beta = 0 with the intercept-only optimum b0 is optimal; there the
-    problem is degenerate and an interior-point solver approaches it only to about
-    sqrt(tol). The solver's dual bound still certifies the (better) zero point.
+    For eps >= eps_max (or a penalty level lam >= lam_max), beta = 0 with the
+    intercept-only optimum b0 is optimal; there the problem is degenerate and an
+    interior-point solver approaches it only to about sqrt(tol). The solver's dual bound
+    still certifies the (better) zero point. ``objective(coef, intercept)`` defaults to
+    the robust objective of ``prob``.
     """
     from .problem import robust_objective
 
@@ -135,8 +137,8 @@ def _zero_if_better(prob, res):
         return res
     b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
     zero = np.zeros(prob.n_features)
-    obj = robust_objective(prob, zero, b0)
-    if obj > res.objective:
+    obj = objective(zero, b0) if objective is not None else robust_objective(prob, zero, b0)
+    if not obj <= res.objective:
         return res
     cert = dataclasses.replace(res.certificate, objective_numpy=obj)
     return dataclasses.replace(res, coef=zero, intercept=b0, objective=obj, certificate=cert)
@@ -239,7 +241,7 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
         result = solve(prob.with_params(eps=e), backend=backend, solver=solver, tol=tol,
                        max_iter=max_iter, warm_start=start)
         if e >= top:
-            result = _zero_if_better(prob.with_params(eps=e), result)
+            result = zero_if_better(prob.with_params(eps=e), result)
         results.append(result)
     return Path(eps=grid, coefs=np.array([r.coef for r in results]),
                 intercepts=np.array([r.intercept for r in results]),

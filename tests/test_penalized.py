@@ -239,3 +239,19 @@ def test_twin_on_sparse_X_matches_dense():
     sparse = fc.penalized_fit(sp.csr_matrix(X), y, "binomial", "l1", 0.01, backend="fast",
                               tol=1e-10)
     np.testing.assert_allclose(dense.coef, sparse.coef, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+def test_exact_zero_at_and_above_lam_max(backend):
+    """lam_max = ||X^T (mean(y) - y)||_inf / n for logistic L1 (the KKT condition of
+    beta = 0 at the intercept-only fit): just above it every coefficient is exactly 0
+    (the solvers alone stop ~1e-6 away), just below it some is not."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5))
+    y = (X @ [1.0, -0.5, 0.0, 0.0, 0.3] + rng.logistic(size=300) > 0).astype(float)
+    lam_max = np.abs(X.T @ (y.mean() - y)).max() / 300
+    above = fc.penalized_fit(X, y, "binomial", "l1", 1.001 * lam_max, backend=backend)
+    assert np.all(above.coef == 0.0)
+    assert above.intercept == pytest.approx(np.log(y.mean() / (1 - y.mean())), abs=1e-12)
+    below = fc.penalized_fit(X, y, "binomial", "l1", 0.9 * lam_max, backend=backend)
+    assert np.abs(below.coef).max() > 1e-4

@@ -21,6 +21,7 @@ from ..cvx import check_solver, solve_formulation
 from ..engine import engine_name, require_host
 from ..families import Hinge
 from ..fast.solver import check_penalized_fast, solve_fast_penalized
+from ..path import zero_if_better
 from ..problem import AdversarialProblem, Scaling, resolve_penalty, robust_objective
 from ..solve import AUTO_FAST_SIZE, check_backend
 
@@ -132,12 +133,15 @@ def solve_penalized(pp, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
         backend = "fast" if use_fast else "cvxpy"
     if backend == "fast":
         kwargs = {} if max_iter is None else {"max_iter": int(max_iter)}
-        return solve_fast_penalized(pp.base, pp.penalty, pp.lam, pp.objective, tol=tol,
-                                    warm_start=warm_start, **kwargs)
-    require_host(pp.base.X, "cvxpy")
-    return solve_formulation(_formulation(pp), pp.objective, solver=solver, tol=tol,
-                             max_iter=max_iter, verbose=verbose, eps=0.0, alpha=1.0,
-                             lam=pp.lam, engine=engine_name(pp.base.X))
+        res = solve_fast_penalized(pp.base, pp.penalty, pp.lam, pp.objective, tol=tol,
+                                   warm_start=warm_start, **kwargs)
+    else:
+        require_host(pp.base.X, "cvxpy")
+        res = solve_formulation(_formulation(pp), pp.objective, solver=solver, tol=tol,
+                                max_iter=max_iter, verbose=verbose, eps=0.0, alpha=1.0,
+                                lam=pp.lam, engine=engine_name(pp.base.X))
+    # at lam >= lam_max the exact zero is optimal, which the solvers reach only to ~1e-6
+    return zero_if_better(pp.base, res, pp.objective) if pp.lam > 0 else res
 
 
 def penalized_fit(X, y, family, penalty, lam, fit_intercept=True, sample_weight=None,
