@@ -47,6 +47,28 @@ from .epigraph import SupportShift, project_epigraph
 from .objective import adversarial_terms, needs_smoothing
 
 
+def _check_data_covered(prob):
+    """Raise NotImplementedError (naming cvxpy) for a family or constraints the fast path
+    does not take."""
+    if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
+        raise NotImplementedError(f"the fast backend has no smoothed form for "
+                                  f"{prob.family!r}; use backend='cvxpy'")
+    if prob.constraints is not None:
+        raise NotImplementedError("the fast backend does not take user constraints; "
+                                  "use backend='cvxpy'")
+
+
+def _check_prox(penalty, d):
+    """Raise NotImplementedError (naming cvxpy) unless ``penalty`` is convex with a prox."""
+    try:
+        if not penalty.convex:
+            raise NotImplementedError("it is non-convex (fc.solve uses LLA for it)")
+        penalty.prox(np.zeros(d), 1.0)
+    except NotImplementedError as exc:
+        raise NotImplementedError(f"the fast backend needs the prox of penalty {penalty!r} "
+                                  f"({exc}); use backend='cvxpy'") from exc
+
+
 def shift_set(prob):
     """The shift function h of the epigraph {eps h(beta) <= t}, or raise (naming cvxpy).
 
@@ -54,21 +76,10 @@ def shift_set(prob):
     dual-norm penalty, of the set it is dual to, the LLA majoriser's constant offset being
     handled by the model), or a convex penalty with a prox (ridge, L_r with r >= 1).
     """
-    if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
-        raise NotImplementedError(f"the fast backend has no smoothed form for "
-                                  f"{prob.family!r}; use backend='cvxpy'")
-    if prob.constraints is not None:
-        raise NotImplementedError("the fast backend does not take user constraints; "
-                                  "use backend='cvxpy'")
+    _check_data_covered(prob)
     penalty = prob.penalty
     if penalty is not None and not isinstance(penalty, DualNorm):
-        try:
-            if not penalty.convex:
-                raise NotImplementedError("it is non-convex (fc.solve uses LLA for it)")
-            penalty.prox(np.zeros(prob.n_features), 1.0)
-        except NotImplementedError as exc:
-            raise NotImplementedError(f"the fast backend has no prox for penalty "
-                                      f"{penalty!r} ({exc}); use backend='cvxpy'") from exc
+        _check_prox(penalty, prob.n_features)
         return penalty
     pert = penalty.perturbation if penalty is not None else prob.perturbation
     if not pert.symmetric:
@@ -492,17 +503,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
 
 def check_penalized_fast(prob, penalty):
     """Raise NotImplementedError (naming cvxpy) unless the fast path covers the twin."""
-    if not isinstance(prob.family, (Binomial, Hinge, Poisson, Gaussian, Huber)):
-        raise NotImplementedError(f"the fast backend has no smoothed form for "
-                                  f"{prob.family!r}; use backend='cvxpy'")
-    if prob.constraints is not None:
-        raise NotImplementedError("the fast backend does not take user constraints; "
-                                  "use backend='cvxpy'")
-    try:
-        penalty.prox(np.zeros(prob.n_features), 1.0)
-    except NotImplementedError as exc:
-        raise NotImplementedError(f"the fast backend needs the prox of the penalty ({exc}); "
-                                  "use backend='cvxpy'") from exc
+    _check_data_covered(prob)
+    _check_prox(penalty, prob.n_features)
 
 
 def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_000,
