@@ -19,7 +19,6 @@ iterates (coefficients and intercept) to the exact solution. Run::
 writes ``theory_fgsm_training.png`` in DIR (default examples/figures/).
 """
 
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _figures import run, save_figure  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 import fgsm_cvx as fc  # noqa: E402
@@ -93,18 +93,9 @@ def main(quick=False, out_dir=DEFAULT_OUT):
         ax.legend(fontsize=8)
     fig.suptitle("FGSM training, batch 100, lr / (1 + t/t0), eps = 0.3", fontsize=10)
     fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "theory_fgsm_training.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+    save_figure(fig, out_dir, "theory_fgsm_training.png")
     return gaps, dists
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few seconds, few epochs")
-    parser.add_argument("--out-dir", default=str(DEFAULT_OUT), help="folder for the PNG")
-    args = parser.parse_args()
-    main(quick=args.quick, out_dir=args.out_dir)
+    run(main, __doc__, DEFAULT_OUT, quick_help="a few seconds, few epochs")

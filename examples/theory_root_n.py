@@ -15,7 +15,6 @@ vector (coefficients and intercept). Run::
 writes ``theory_root_n.png`` in DIR (default examples/figures/).
 """
 
-import argparse
 import os
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _figures import run, save_figure  # noqa: E402
 
 from fgsm_cvx.theory import GLMDesign, sample_limit_law, simulate  # noqa: E402
 
@@ -82,18 +82,9 @@ def main(quick=False, out_dir=DEFAULT_OUT):
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "theory_root_n.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+    save_figure(fig, out_dir, "theory_root_n.png")
     return rows
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few seconds, small n and reps")
-    parser.add_argument("--out-dir", default=str(DEFAULT_OUT), help="folder for the PNG")
-    args = parser.parse_args()
-    main(quick=args.quick, out_dir=args.out_dir)
+    run(main, __doc__, DEFAULT_OUT)

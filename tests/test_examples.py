@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
+# every script of examples/; modules named _*.py are their shared plumbing, not examples
+EXAMPLES = sorted(p for p in (Path(__file__).parents[1] / "examples").glob("*.py")
+                  if not p.name.startswith("_"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
