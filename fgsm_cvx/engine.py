@@ -160,6 +160,31 @@ class HostEngine:
         eta = self.matvec(beta)
         return eta, self.map_reduce(fn, eta, *vectors, n_sums=n_sums)[0]
 
+    def second_order(self, fn, beta, *vectors, cols, n_sums):
+        """(X beta, sums, X^T G, X_W^T diag(D) X_W) for the Newton step: one pass over X.
+
+        fn(xp, eta, *vectors) returns (sums, G, D): ``n_sums`` sums over the samples, a
+        list of ``SECOND_ORDER_VECTORS`` per-sample vectors G and per-sample weights
+        D >= 0; W = ``cols`` (an index array, or None for all columns). Returns the
+        predictors X beta (on the engine), the sums as floats, X^T G as a host (d, k)
+        array and the weighted Gram matrix of the columns W as a host (|W|, |W|) array.
+        Each block of rows is read once and used while in cache: X_k beta, the maps,
+        X_k^T G_k and the Gram update (blocks of 2^17 entries: measured fastest at
+        d = 50, about 1.4 X^T (X v) passes for all 50 columns).
+        """
+        xp = self.xp
+        beta_x = xp.asarray(beta, device=self.device) if self.xp is not np else beta
+        etas, total = [], 0
+        for rows, block in _row_blocks(self.X, size=2**17):
+            eta = block @ beta_x
+            eta = np.asarray(eta).ravel() if sp.issparse(block) else eta
+            etas.append(eta)
+            total = total + _block_second_order(block, eta, *(v[rows] for v in vectors),
+                                                fn=fn, cols=cols, n_sums=n_sums)
+        concat = np.concatenate if xp is np else xp.concat
+        return (concat(etas), *_split_second_order(_host(total), n_sums, self.shape[1],
+                                                   cols))
+
     def weighted_row_norms(self, w):
         """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary)."""
         if sp.issparse(self.X):
@@ -306,6 +331,23 @@ class DaskEngine(HostEngine):
         X = self.X
         return self.fetch(self.dot(self.put(w), (X * X).sum(axis=1)))[0]
 
+    def second_order(self, fn, beta, *vectors, cols, n_sums):
+        """As ``HostEngine.second_order``: X beta persisted, then one task per row block."""
+        import dask
+
+        X = self.X
+        eta = dask.persist(self.matvec(beta))[0]
+        d = X.shape[1]
+        m = d if cols is None else len(cols)
+        width = n_sums + d * SECOND_ORDER_VECTORS + m * m
+        parts = self._da.map_blocks(
+            _block_second_order_row, X, *(v[:, None] for v in (eta, *vectors)), fn=fn,
+            cols=cols, n_sums=n_sums, chunks=((1,) * X.numblocks[0], (width,)),
+            dtype=np.float64, meta=X._meta)
+        (flat,) = self.fetch(parts.sum(axis=0))
+        return (eta, *_split_second_order(flat, n_sums, d, cols))
+
+
 
 def namespace(x):
     """numpy itself for a numpy array (its functions are the fastest), else the array
@@ -330,6 +372,53 @@ def _block_sums(*blocks, fn, n_sums, rmatvec):
             parts.append(g @ X_k)  # (X_k^T g_k)_j = sum_i g_i x_ij
     concat = np.concatenate if xp is np else xp.concat
     return xp.reshape(concat(parts), (1, -1))
+
+
+# the number of per-sample vectors G of the Newton step's pass (``second_order``)
+SECOND_ORDER_VECTORS = 3
+
+
+def _block_second_order(X_k, eta, *vectors, fn, cols, n_sums):
+    """[sums, X_k^T G (d x k, row-major), X_kW^T diag(D) X_kW] of one row block, flat.
+
+    The Gram matrix is (sqrt(D) X_kW)^T (sqrt(D) X_kW) (D >= 0): one symmetric rank-k
+    update; sparse blocks stay sparse until the small |W| x |W| product.
+    """
+    xp = namespace(eta)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums, G, D = fn(xp, eta, *vectors)
+    root = xp.sqrt(D)
+    if sp.issparse(X_k):
+        XtG = np.asarray(X_k.T @ np.stack(G, axis=1))
+        XW = (X_k if cols is None else X_k[:, cols]).multiply(root[:, None]).tocsr()
+        gram = np.asarray((XW.T @ XW).todense())
+    else:
+        XtG = (xp.stack(G, axis=0) @ X_k).T  # (G^T X_k)^T: one product with X_k
+        if cols is not None:
+            X_k = X_k[:, cols] if xp is np else \
+                xp.take(X_k, xp.asarray(cols, device=aac.device(X_k)), axis=1)
+        XW = X_k * root[:, None]
+        gram = XW.T @ XW  # numpy: A^T A of one buffer is a symmetric rank-k update
+    parts = [xp.reshape(xp.asarray(s_, dtype=xp.float64), (1,)) for s_ in sums]
+    concat = np.concatenate if xp is np else xp.concat
+    return concat(parts + [xp.reshape(xp.asarray(XtG), (-1,)), xp.reshape(gram, (-1,))])
+
+
+def _block_second_order_row(X_k, *columns, fn, cols, n_sums):
+    """``_block_second_order`` of a dask block (its vectors arrive as (n_k, 1) columns)."""
+    out = _block_second_order(X_k, *(c[:, 0] for c in columns), fn=fn, cols=cols,
+                              n_sums=n_sums)
+    return namespace(out).reshape(out, (1, -1))
+
+
+def _split_second_order(flat, n_sums, d, cols):
+    """(sums, X^T G (d, k), Gram (m, m)) from the flat vector of ``_block_second_order``."""
+    flat = np.asarray(flat, dtype=np.float64)
+    m = d if cols is None else len(cols)
+    k = (flat.shape[0] - n_sums - m * m) // d
+    sums = [float(v) for v in flat[:n_sums]]
+    XtG = flat[n_sums:n_sums + d * k].reshape(d, k)
+    return sums, XtG, flat[n_sums + d * k:].reshape(m, m)
 
 
 def _placed(engine, v, make, size=4):

@@ -96,3 +96,72 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
         return value, e * ch - y + dax * e * sh, e * sh + ax + t * dax * e * dsinhc
     raise NotImplementedError(f"the fast backend has no smoothed form for {family!r}; "
                               "use backend='cvxpy'")
+
+
+def has_second_order(family):
+    """True for the families whose (smoothed) terms ``second_order_terms`` differentiates
+    twice: logistic and the symmetric losses (gaussian, Huber).
+
+    Not hinge: its smoothed term is linear outside the band, so the Hessian comes from the
+    few samples inside it and is (nearly) singular; Newton measured slower than FISTA.
+    Not Poisson (yet): its two-sided worst case has no second-order form here."""
+    return isinstance(family, (Binomial, _SymmetricFamily))
+
+
+def _rho_curvature(family, u, xp):
+    """rho''(u) of a symmetric loss rho(u) = l(u, 0): 1 (gaussian), 1{|u| <= M} (Huber)."""
+    threshold = getattr(family, "threshold", None)
+    if threshold is None:
+        return xp.ones_like(u)
+    return xp.astype(xp.abs(u) <= threshold, u.dtype)
+
+
+def second_order_terms(family, y, eta, t, mu, alpha, xp=np):
+    """The per-sample term H = alpha l(eta) + (1 - alpha) h_mu(eta, t) and its first and
+    second derivatives in (eta, t): (H, H_e, H_t, H_ee, H_et, H_tt).
+
+    Used by the Newton step (``newton.py``), whose Hessian in (beta, b, t) is the sum over
+    samples of J_i^T [[H_ee, H_et], [H_et, H_tt]] J_i with J_i the Jacobian of
+    (eta_i, t). By the chain rule, for a term f(u) with u = u(eta, t):
+    f_ee = f'' u_e^2 + f' u_ee, f_et = f'' u_e u_t, f_tt = f'' u_t^2 (u_et = u_tt = 0 here).
+
+    * logistic: phi(m), m = z eta - t, phi'' = sigma(m) sigma(-m); the clean term phi(z eta);
+    * symmetric: rho(a + t), a = |y - eta|_mu: H_ee = rho'' a'^2 + rho' a'', H_et = -rho'' a',
+      H_tt = rho'', with a' = d|r|_mu/dr and a'' = 1{|r| <= mu} / mu; the clean term rho(|r|)
+      has curvature rho''(|r|).
+    """
+    a = alpha
+    if isinstance(family, Binomial):
+        z = family.signed_label(y)
+
+        def margin(m):  # phi(m), phi'(m), phi''(m) for phi(m) = log(1 + e^{-m})
+            e = xp.exp(-xp.abs(m))
+            value = xp.maximum(-m, 0.0) + xp.log1p(e)
+            s_neg = xp.where(m > 0, e, 1.0) / (1.0 + e)  # sigma(-m)
+            return value, -s_neg, s_neg * (1.0 - s_neg)
+
+        v, d1, d2 = margin(z * eta - t)
+        H, H_e, H_t, H_ee, H_et, H_tt = (1 - a) * v, (1 - a) * z * d1, -(1 - a) * d1, \
+            (1 - a) * d2, -(1 - a) * z * d2, (1 - a) * d2
+        if a > 0.0:
+            cv, c1, c2 = margin(z * eta)
+            H, H_e, H_ee = H + a * cv, H_e + a * z * c1, H_ee + a * c2
+        return H, H_e, H_t, H_ee, H_et, H_tt
+    if isinstance(family, _SymmetricFamily):
+        r = y - eta
+        ar, dar = huber_abs(r, mu, xp)
+        u = ar + t
+        rho1 = -family.grad(u, 0.0, xp)  # rho'(u) = -l'(u, 0)
+        rho2 = _rho_curvature(family, u, xp)
+        inside = xp.astype(xp.abs(r) <= mu, r.dtype) / mu if mu > 0 else 0.0 * r
+        H = (1 - a) * family.loss(u, 0.0, xp)
+        H_e, H_t = -(1 - a) * rho1 * dar, (1 - a) * rho1  # dr/deta = -1
+        H_ee = (1 - a) * (rho2 * dar * dar + rho1 * inside)
+        H_et, H_tt = (1 - a) * rho2 * dar, (1 - a) * rho2  # d(a)/deta = -dar
+        H_et = -H_et
+        if a > 0.0:
+            H = H + a * family.loss(y, eta, xp)
+            H_e = H_e + a * family.grad(y, eta, xp)
+            H_ee = H_ee + a * _rho_curvature(family, xp.abs(r), xp)
+        return H, H_e, H_t, H_ee, H_et, H_tt
+    raise NotImplementedError(f"no second-order terms for {family!r}")

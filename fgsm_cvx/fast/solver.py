@@ -44,7 +44,13 @@ from ..penalties import DualNorm
 from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
 from .epigraph import SupportShift, project_epigraph
-from .objective import adversarial_terms, needs_smoothing
+from .newton import manifold_of, newton
+from .objective import (
+    adversarial_terms,
+    has_second_order,
+    needs_smoothing,
+    second_order_terms,
+)
 
 
 def _check_data_covered(prob):
@@ -172,6 +178,21 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
     return (total, xp.sum(g_eta) if fit_intercept else 0.0, g_t), g_eta
 
 
+def _per_sample_second(xp, Xbeta, y, w, *, family, alpha, shift, b, mu):
+    """The per-sample part of the Newton step's pass (``newton.py``), in namespace xp.
+
+    Returns (sums, G, D): the sums (F_mu, sum w H_e, sum w H_t, sum w H_ee, sum w H_et,
+    sum w H_tt), the vectors G = (w H_e, w H_et, w H_ee) whose products X^T G the step
+    needs, and the Gram weights D = w H_ee >= 0 (``objective.second_order_terms``).
+    """
+    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, Xbeta + b, shift, mu,
+                                                       alpha, xp)
+    wH_e, wH_et = w * H_e, w * H_et
+    wH_ee = w * xp.maximum(H_ee, 0.0)  # >= 0 for a convex term; clip rounding
+    sums = (w @ H, xp.sum(wH_e), w @ H_t, xp.sum(wH_ee), xp.sum(wH_et), w @ H_tt)
+    return sums, [wH_e, wH_et, wH_ee], wH_ee
+
+
 class _Model:
     """F_mu and its gradient in (X beta, b, t); the products with X, through the engine.
 
@@ -245,6 +266,30 @@ class _Model:
             beta if self.scale == 1.0 else beta * self.scale, self._fn(b, t, mu, False),
             self.y, self.w, n_sums=1)
         return Xbeta, _finite(total)
+
+    def second_order(self, beta, b, t, mu, cols):
+        """The Newton step's pass (``newton.py``) in the centred coordinates (beta, b_c).
+
+        Returns (s X beta on the engine, F_mu, XtG, Gram, (dF/db, T, S_ee, S_et, S_tt))
+        with XtG the (d, 3) array
+        X_c^T (w H_e, w H_et, w H_ee) and Gram = X_cW^T diag(w H_ee) X_cW for the columns
+        ``cols`` (None: all), X_c = s (X - 1 c^T). From the engine's uncentred products:
+        X_c^T u = s X^T u - s c sum_i u_i and, with v = s X^T D,
+        X_c^T D X_c = s^2 X^T D X - v (s c)^T - (s c) v^T + (sum D) (s c)(s c)^T.
+        """
+        fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
+                     shift=float(t) + self.offset, b=float(b), mu=float(mu))
+        Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
+            fn, beta if self.scale == 1.0 else beta * self.scale, self.y, self.w,
+            cols=cols, n_sums=6)
+        XtG, gram = XtG * self.scale, gram * self.scale**2
+        if self.centre is not None:
+            c = self.centre
+            v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
+            c_W = c if cols is None else c[cols]
+            gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
+            XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
+        return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
     def curvature_bound(self):
         """The weighted mean of ||(s (x_i - c), 1, 1)||^2 = s^2 sum_i w_i ||x_i - c||^2 + 2
@@ -373,13 +418,21 @@ def _start(prob, scaling, warm_start):
     return beta, b
 
 
+# FISTA iterations before the Newton step takes over the first stage, by warm start (the
+# later stages start from the last one's solution, on its manifold)
+_IDENTIFY = {False: 10, True: 2}
+
+
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
-              warm, cache=None, explain=str):
+              warm, cache=None, explain=str, newton_step=None):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
     curvature estimate for the next solve; ``explain()`` adds the diagnosis to the
-    error raised when the iteration budget runs out.
+    error raised when the iteration budget runs out. ``newton_step(state, mu, L, tol)``
+    (``newton.newton``), when given, takes over each stage after a few FISTA iterations
+    have identified the manifold; FISTA finishes any stage it does not (its passes
+    count as iterations).
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
     def h(v):
@@ -413,14 +466,31 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                        max(tol_grad, 1e-3 * fine), 1)
         state, total_iter = probe[0], 1  # a proximal-gradient step: never worse
         mu = fine if probe[5] else 3e-3 * scale
+    first = True
     while True:
         stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
-        state, f_mu, L, it, residual, converged = _fista(
-            model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
-            max_iter - total_iter)
-        if total_iter <= 1 and cache is not None:
+        converged = False
+        if newton_step is not None:
+            # FISTA identifies the support and signs, then Newton
+            if first:
+                state, f_mu, L, it, residual, converged = _fista(
+                    model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
+                    min(max_iter - total_iter, _IDENTIFY[warm]))
+                total_iter += it
+            if not converged and max_iter > total_iter:
+                state, f_mu, residual, it, converged = newton_step(
+                    state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter))
+                total_iter += it
+                if not converged:  # the finer stages would be harder still: FISTA alone
+                    newton_step = None
+        if not converged:
+            state, f_mu, L, it, residual, converged = _fista(
+                model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
+                max_iter - total_iter)
+            total_iter += it
+        if first and cache is not None:
             cache["fast_first_stage_L"] = L
-        total_iter += it
+        first = False
         if not converged:
             raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
                               f"(gradient-mapping residual {residual / scale:.2e}); raise "
@@ -450,6 +520,19 @@ def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, **field
     return Result(coef=beta, intercept=b, objective=objective, status="optimal",
                   backend="fast", solver="FISTA", n_iter=n_iter, solve_time=elapsed,
                   certificate=certificate, engine=engine, **fields)
+
+
+def _newton_stage(model, manifold, prox, fit_intercept, state, mu, L, tol, *, eps,
+                  max_passes):
+    return newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol,
+                  max_passes=max_passes)
+
+
+# The Newton step is used from this many samples on. Below, passes over X are cheap and
+# the smoothed kinks of few samples make its quadratic model poor (measured: Newton
+# stalls at the finer smoothing stages for n in the hundreds, gaussian and Huber);
+# the kinks average out as n grows.
+NEWTON_MIN_SAMPLES = 5000
 
 
 def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
@@ -486,10 +569,15 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     def prox(v_beta, v_t, L):  # the step of the indicator of K: the projection onto K
         return project_epigraph(shift, v_beta, v_t, eps)
 
+    manifold = manifold_of(shift, prob.n_features) if has_second_order(prob.family) \
+        and prob.n_samples >= NEWTON_MIN_SAMPLES else None
+    newton_step = None if manifold is None else partial(
+        _newton_stage, model, manifold, prox, prob.fit_intercept, eps=eps)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
-        warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob))
+        warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
+        newton_step=newton_step)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
     b = float(b) if prob.fit_intercept else 0.0

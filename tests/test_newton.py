@@ -1,0 +1,272 @@
+"""The fast path's Newton step (fgsm_cvx/fast/newton.py) and its one-pass products.
+
+Checked against independent computations: finite differences of the per-sample terms,
+explicit numpy products with the (centred) design, and cvxpy's solution of the same
+problem; and the Newton step is shown to be what finishes the solves it covers.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fgsm_cvx as fc
+import fgsm_cvx.fast.solver as fast_solver
+from fgsm_cvx.engine import make_engine
+from fgsm_cvx.families import Binomial, Gaussian, Huber
+from fgsm_cvx.fast.newton import manifold_of
+from fgsm_cvx.fast.objective import adversarial_terms, second_order_terms
+from fgsm_cvx.fast.solver import _Model, _per_sample_second, fast_scaling, shift_set
+from fgsm_cvx.penalties import SquaredL2
+
+FAMILIES = {"binomial": Binomial(), "gaussian": Gaussian(), "huber": Huber(0.8)}
+
+
+def _labels(family, rng, n):
+    if isinstance(family, Binomial):
+        return (rng.random(n) < 0.5).astype(float)
+    return rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_second_order_terms_match_finite_differences(name, alpha):
+    """H, its gradient and Hessian in (eta, t) against central differences of the value,
+    which is checked against the first-order module's own formula."""
+    family = FAMILIES[name]
+    rng = np.random.default_rng(1)
+    n = 400
+    y = _labels(family, rng, n)
+    eta = rng.standard_normal(n) * 2
+    t = 0.3
+    mu = 0.0 if name == "binomial" else 0.05
+    # away from the kinks of the smoothing band and of Huber's threshold, where the
+    # second derivatives jump and differences straddle them
+    if name != "binomial":
+        r = np.abs(y - eta)
+        keep = np.abs(r - mu) > 1e-3
+        if name == "huber":
+            keep &= (np.abs(r + t - family.threshold) > 1e-3) \
+                & (np.abs(r - family.threshold) > 1e-3)
+        y, eta = y[keep], eta[keep]
+    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, eta, t, mu, alpha)
+    expected = (1 - alpha) * adversarial_terms(family, y, eta, t, mu, grad=False) \
+        + alpha * family.loss(y, eta)
+    np.testing.assert_allclose(H, expected, rtol=1e-12, atol=1e-12)
+    h = 1e-6
+
+    def value(e, s):
+        return second_order_terms(family, y, e, s, mu, alpha)
+
+    np.testing.assert_allclose(H_e, (value(eta + h, t)[0] - value(eta - h, t)[0]) / (2 * h),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(H_t, (value(eta, t + h)[0] - value(eta, t - h)[0]) / (2 * h),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(H_ee, (value(eta + h, t)[1] - value(eta - h, t)[1]) / (2 * h),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(H_et, (value(eta, t + h)[1] - value(eta, t - h)[1]) / (2 * h),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(H_tt, (value(eta, t + h)[2] - value(eta, t - h)[2]) / (2 * h),
+                               rtol=1e-5, atol=1e-6)
+
+
+def _engines(X):
+    out = [("numpy", X), ("csr", sp.csr_matrix(X)), ("csc", sp.csc_matrix(X))]
+    da = pytest.importorskip("dask.array")
+    out.append(("dask", da.from_array(X, chunks=(70, X.shape[1]))))
+    try:
+        import array_api_strict as xps
+
+        out.append(("array_api_strict", xps.asarray(X)))
+    except ImportError:  # pragma: no cover - the test extra has it
+        pass
+    return out
+
+
+@pytest.mark.parametrize("cols", [None, np.array([0, 3, 4])])
+def test_engine_second_order_matches_numpy(cols):
+    """X beta, the sums, X^T G and the weighted Gram matrix, on every engine."""
+    rng = np.random.default_rng(2)
+    n, d = 300, 6
+    X = rng.standard_normal((n, d))
+    X[rng.random((n, d)) < 0.3] = 0.0
+    y = (rng.random(n) < 0.5).astype(float)
+    w = rng.random(n)
+    w /= w.sum()
+    beta = rng.standard_normal(d) * 0.4
+    family = Binomial()
+    eta = X @ beta + 0.1
+    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, eta, 0.2, 0.0, 0.3)
+    W = np.arange(d) if cols is None else cols
+    want_gram = X[:, W].T @ ((w * H_ee)[:, None] * X[:, W])
+    want_XtG = X.T @ np.column_stack([w * H_e, w * H_et, w * H_ee])
+    want_sums = [w @ H, np.sum(w * H_e), w @ H_t, np.sum(w * H_ee), np.sum(w * H_et),
+                 w @ H_tt]
+    from functools import partial
+
+    fn = partial(_per_sample_second, family=family, alpha=0.3, shift=0.2, b=0.1, mu=0.0)
+    for name, Xe in _engines(X):
+        engine = make_engine(Xe)
+        Xb, sums, XtG, gram = engine.second_order(fn, beta, engine.put(y), engine.put(w),
+                                                  cols=cols, n_sums=6)
+        np.testing.assert_allclose(engine.fetch(engine.dot(engine.put(np.ones(n)), Xb))[0],
+                                   np.sum(X @ beta), rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(sums, want_sums, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(XtG, want_XtG, rtol=1e-10, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(gram, want_gram, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_model_second_order_is_centred():
+    """The model's Gram matrix and products are those of the centred, scaled design
+    s (X - 1 c^T), formed explicitly here, for uncentred columns (offsets of 50 sd)."""
+    rng = np.random.default_rng(3)
+    n, d = 500, 5
+    X = rng.standard_normal((n, d)) * 3e-3 + 50 * 3e-3 * rng.standard_normal(d)
+    y = rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation="linf", eps=0.1)
+    sc = fast_scaling(prob)
+    model = _Model(prob, sc)
+    w = prob.sample_weight
+    c = w @ X
+    Xc = sc.x * (X - c)
+    beta = rng.standard_normal(d)
+    b, t, mu = 0.3, 0.05, 0.01
+    _, f, XtG, gram, sums = model.second_order(beta, b, t, mu, np.array([1, 2, 4]))
+    eta = sc.x * (X @ beta) + b
+    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(sc.family, sc.y, eta, t, mu, 0.0)
+    W = np.array([1, 2, 4])
+    np.testing.assert_allclose(f, w @ H, rtol=1e-12)
+    np.testing.assert_allclose(XtG, Xc.T @ np.column_stack([w * H_e, w * H_et, w * H_ee]),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(gram, Xc[:, W].T @ ((w * H_ee)[:, None] * Xc[:, W]),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(sums, [np.sum(w * H_e), w @ H_t, np.sum(w * H_ee),
+                                      np.sum(w * H_et), w @ H_tt], rtol=1e-12)
+
+
+SETS = {
+    "linf": lambda d: fc.Linf(),
+    "l2": lambda d: fc.L2(),
+    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 2.0, d)),
+    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
+    "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
+}
+
+
+@pytest.fixture
+def newton_calls(monkeypatch):
+    """Record what each Newton stage returned (converged or not), with Newton used from
+    1000 samples on (the default threshold keeps these tests slow)."""
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
+    calls = []
+    original = fast_solver.newton
+
+    def recorded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((out[4], out[3]))  # (converged, passes)
+        return out
+
+    monkeypatch.setattr(fast_solver, "newton", recorded)
+    return calls
+
+
+def _problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw):
+    X = rng.standard_normal((n, d)) + offset
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.6)
+    eta = (X - offset) @ beta
+    if family == "binomial":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = eta + rng.standard_normal(n)
+    w = rng.random(n) + 0.5 if weights else None
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_name](d),
+                                 eps=1.0, sample_weight=w, **kw)
+    top = fc.eps_max(prob)
+    if not np.isfinite(top):  # a masked set: the free coordinates never all vanish
+        top = fc.eps_max(fc.AdversarialProblem(X, y, family=family, eps=1.0,
+                                               sample_weight=w, **kw))
+    return prob.with_params(eps=0.3 * top)
+
+
+@pytest.mark.parametrize("family", ["binomial", "gaussian", "huber"])
+@pytest.mark.parametrize("set_name", list(SETS))
+def test_newton_finishes_the_solve_at_the_cvxpy_optimum(family, set_name, newton_calls):
+    rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}".encode()))
+    prob = _problem(family, set_name, rng, weights=set_name == "masked",
+                    offset=20.0 if set_name == "linf" else 0.0)
+    assert manifold_of(shift_set(prob), prob.n_features) is not None
+    fast = fc.solve(prob, backend="fast")
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    # Huber's curvature jumps at its threshold, so at the finest smoothing FISTA may be
+    # left to finish; every family converges by Newton in some stage
+    assert any(converged for converged, _ in newton_calls), newton_calls
+    gap = (fast.objective - ref.objective) / abs(ref.objective)
+    assert gap <= 1e-7
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=2e-4 * (1 + np.abs(ref.coef).max()))
+
+
+@pytest.mark.parametrize("set_name", ["linf", "weighted_linf"])
+def test_newton_repairs_a_wrong_support(set_name, newton_calls):
+    """From a start with the wrong support and signs, coordinates leave and enter the
+    working set until the optimality conditions of the whole problem hold."""
+    rng = np.random.default_rng(5)
+    prob = _problem("binomial", set_name, rng, n=2000, d=12)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    start = ref.coef.copy()
+    zero, nonzero = np.flatnonzero(np.abs(start) < 1e-7), np.flatnonzero(np.abs(start) > 1e-4)
+    start[zero] = 0.0
+    assert zero.size and nonzero.size
+    start[zero] = 0.2 * rng.choice([-1, 1], zero.size)  # wrong: not in the support
+    start[nonzero[:2]] = 0.0  # wrong: missing from it
+    start[nonzero[2:4]] *= -1  # wrong signs
+    fast = fc.solve(prob, backend="fast", warm_start=(start, ref.intercept))
+    assert newton_calls[-1][0]
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7
+    np.testing.assert_array_equal(np.sign(np.round(fast.coef, 5)),
+                                  np.sign(np.round(ref.coef, 5)))
+
+
+def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
+    """Hinge, Poisson, L1 sets, penalty shifts and small n go through FISTA alone."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((1200, 4))
+    y = (rng.random(1200) < 0.5).astype(float)
+    fc.solve(fc.AdversarialProblem(X[:900], y[:900], eps=0.05), backend="fast")
+    for kw in ({"family": "hinge"}, {"family": "binomial", "perturbation": "l1"},
+               {"family": "binomial", "penalty": SquaredL2()},
+               {"family": "poisson", "y": rng.poisson(1.0, 1200).astype(float)}):
+        kw = {"y": y, "perturbation": "linf", **kw}
+        fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")
+    assert newton_calls == []
+
+
+@pytest.mark.parametrize("set_name", ["linf", "l2", "ellipsoid"])
+def test_newton_converges_quadratically(set_name):
+    """From a point near the solution (a loose FISTA solve), Newton meets a residual 1e6
+    times smaller within a few passes: the Hessian (the sigma term included) is right."""
+    rng = np.random.default_rng(zlib.crc32(set_name.encode()))
+    prob = _problem("binomial", set_name, rng, n=3000, d=10)
+    shift = shift_set(prob)
+    sc = fast_scaling(prob)
+    model = _Model(prob, sc)
+    eps = prob.eps * sc.eps
+    loose = fc.solve(prob, backend="fast", tol=1e-4)
+    beta, b = sc.to_scaled(loose.coef, loose.intercept)
+    t = eps * shift.value(beta)
+    Xb, _ = model.evaluate(beta, b, t, 0.0)
+
+    def prox(v_beta, v_t, L):
+        return fast_solver.project_epigraph(shift, v_beta, v_t, eps)
+
+    L = model.curvature_bound()
+    args = (model, manifold_of(shift, prob.n_features), prox, True, (beta, b, t, Xb), 0.0,
+            eps, L)
+    start = fast_solver.newton(*args, np.inf)[2]  # the residual at the start
+    state, f, residual, passes, converged = fast_solver.newton(*args, 1e-6 * start)
+    assert converged and passes <= 6, (residual, passes)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    coef, _ = sc.to_original(state[0], state[1])
+    np.testing.assert_allclose(coef, ref.coef, atol=1e-4)
