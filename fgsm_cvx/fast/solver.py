@@ -420,7 +420,7 @@ def _start(prob, scaling, warm_start):
 
 # FISTA iterations before the Newton step takes over the first stage, by warm start (the
 # later stages start from the last one's solution, on its manifold)
-_IDENTIFY = {False: 10, True: 2}
+_IDENTIFY = {False: 10, True: 0}
 
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
@@ -460,7 +460,9 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     # benchmarks/bench_path.py; starting at the fine mu far from the solution costs
     # 1.5-3x more iterations, that problem being ill-conditioned).
     mu = 1e-2 * scale if smooth else 0.0
-    if smooth and warm:
+    if smooth and warm and newton_step is not None:
+        mu = 3e-3 * scale  # Newton's first pass tests the start: no probe needed
+    elif smooth and warm:
         fine = 1e-5 * scale
         probe = _fista(model, prox, nonsmooth, fit_intercept, state, fine, L,
                        max(tol_grad, 1e-3 * fine), 1)
