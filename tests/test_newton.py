@@ -270,3 +270,22 @@ def test_newton_converges_quadratically(set_name):
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
     coef, _ = sc.to_original(state[0], state[1])
     np.testing.assert_allclose(coef, ref.coef, atol=1e-4)
+
+
+def test_gram_norm_estimates_the_top_eigenvalue_from_below():
+    """The power-iteration estimate behind FISTA's first step size, against eigvalsh of
+    the explicit centred, scaled, weighted Gram matrix (uncentred columns, weights)."""
+    rng = np.random.default_rng(7)
+    n, d = 800, 12
+    X = rng.standard_normal((n, d)) * np.linspace(0.5, 3.0, d) + 5.0
+    w = rng.random(n) + 0.2
+    prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
+                                 sample_weight=w)
+    sc = fast_scaling(prob)
+    model = _Model(prob, sc)
+    wn = prob.sample_weight
+    Xc = sc.x * (X - wn @ X)
+    top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+    estimate = model.gram_norm()
+    assert 0.9 * top <= estimate <= top * (1 + 1e-12)
+    assert model.initial_curvature() == pytest.approx(2.0 * max(estimate, 1.0))
