@@ -172,18 +172,19 @@ def project_box_epigraph(shift, beta0, t0, eps):
     g, l1, z, active = G(l2)
     if g > tiny:
         lo_b, hi_b = 0.0, g  # G(0) > 0 >= G(G(0)) since the slope of G is at most -1
+        hi_open = True  # G(hi_b) not evaluated yet: hi_b itself may be the root
         for _ in range(_MAX_STEPS):
             j11, j12, j22 = 1.0 + AA @ active, AC @ active, 1.0 + CC @ active
             slope = j22 - j12 * j12 / j11 if l1 > 0 else j22  # -dG/dl2 on this piece
             new = l2 + g / slope
-            if not lo_b < new < hi_b:  # Newton left the bracket: bisect
-                new = 0.5 * (lo_b + hi_b)
+            if not (lo_b < new < hi_b or (hi_open and new == hi_b)):
+                new = 0.5 * (lo_b + hi_b)  # Newton left the bracket: bisect
             l2 = new
             g, l1, z, active = G(l2)
             if g > 0:
                 lo_b = l2
             else:
-                hi_b = l2
+                hi_b, hi_open = l2, False
             if abs(g) <= tiny or hi_b - lo_b <= 4.0 * np.finfo(float).eps * hi_b:
                 break
     beta = np.array(beta0, dtype=float)
