@@ -29,6 +29,9 @@ SETS = {
     "group": lambda d: fc.Group(np.arange(d) // 5, p=2),
     "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.2 * np.diag(np.ones(d - 1), 1)),
     "masked": lambda d: fc.Masked("linf", np.arange(d) % 4 != 0),
+    # asymmetric: two shifts (t_up, t_dn) on the fast path
+    "box": lambda d: fc.Box(-0.5, 1.0),
+    "masked_box": lambda d: fc.Masked(fc.Box(-0.5, 1.0), np.arange(d) % 4 != 0),
 }
 
 

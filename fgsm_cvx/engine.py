@@ -102,8 +102,8 @@ def require_host(X, backend):
         raise TypeError(f"the {backend} backend needs X as a numpy array or a scipy.sparse "
                         f"matrix, got a {name} array; use backend='fast' (or 'auto'), which "
                         f"runs on {name} arrays without gathering X (for the problems it "
-                        f"covers: symmetric perturbation sets or norm penalties, no "
-                        f"constraints), or convert X to numpy")
+                        f"covers: symmetric perturbation sets, boxes or norm "
+                        f"penalties, no constraints), or convert X to numpy")
 
 
 class HostEngine:

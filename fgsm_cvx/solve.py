@@ -61,7 +61,7 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     backend : {"auto", "cvxpy", "fast"}
         "cvxpy": the disciplined convex program (exact, interior point).
         "fast": the first-order path for large n (accelerated projected gradient on the
-        epigraph form; symmetric sets with a projection, no user constraints).
+        epigraph form; symmetric sets with a projection and boxes, no user constraints).
         "auto": the fast path when it covers the problem, the family is not hinge, and
         X has at least ``AUTO_FAST_SIZE`` entries, or X is a dask / GPU / array API
         array (any family); cvxpy otherwise. ``Result.backend`` says which ran, and

@@ -138,7 +138,10 @@ def test_unsupported_problems_name_the_cvxpy_backend():
 
     X, y = _data()
     cube = fc.CustomSet(lambda delta: [cp.abs(delta) <= 1], symmetric=True)
-    for kwargs in ({"perturbation": fc.Box(-1, 1)}, {"perturbation": cube},
+    # an asymmetric set without a closed-form projection, alone or masked (boxes are taken)
+    lopsided = fc.CustomSet(lambda delta: [delta >= -1, delta <= 2])
+    for kwargs in ({"perturbation": lopsided}, {"perturbation": fc.Masked(lopsided, [0, 2])},
+                   {"perturbation": cube},
                    {"constraints": "nonnegative"}, {"penalty": fc.penalties.Lr(0.5)},
                    {"penalty": fc.penalties.SCAD()}):
         prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.1, **kwargs)

@@ -10,6 +10,9 @@ beta = prox_{lam eps sigma_S}(beta0), t = t0 + lam with lam >= 0 the root of the
 decreasing function phi(lam) = eps sigma_S(beta(lam)) - t0 - lam. The same holds with
 sigma_S replaced by any convex h >= 0 with a prox (the ridge and L_r penalties of
 generalized FGSM): beta = prox_{lam eps h}(beta0).
+
+An asymmetric box has two shifts, {eps sigma_S(beta) <= t_up, eps sigma_S(-beta) <= t_dn},
+projected onto by ``box.project_box_epigraph`` (two multipliers).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..perturbations import Group, Lp, Perturbation, _lp_coordinates, lp_norm, prox_support
+from .box import BoxShift, project_box_epigraph
 
 
 class SupportShift:
@@ -44,8 +48,17 @@ def project_epigraph(shift, beta0, t0, eps):
 
     ``shift`` is h: a ``SupportShift`` (or a symmetric ``Perturbation``, wrapped into
     one) or any convex h >= 0 with ``value`` and ``prox`` (a convex ``Penalty``). The KKT
-    conditions in the module docstring hold for any such h.
+    conditions in the module docstring hold for any such h. A ``BoxShift`` (or an
+    asymmetric ``Box`` / ``Masked`` box) takes t0 = (t0_up, t0_dn) and returns t as a pair
+    (``box.project_box_epigraph``).
     """
+    if isinstance(shift, Perturbation) and not shift.symmetric:
+        box = BoxShift.from_perturbation(shift, np.shape(beta0)[0])
+        if box is None:
+            raise NotImplementedError(f"no closed-form epigraph projection for {shift!r}")
+        shift = box
+    if isinstance(shift, BoxShift):
+        return project_box_epigraph(shift, beta0, t0, eps)
     if isinstance(shift, Perturbation):
         shift = SupportShift(shift)
     if eps == 0.0:

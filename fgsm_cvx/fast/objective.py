@@ -24,6 +24,9 @@ the band are perturbed and continuation on mu ends at the exact solution:
 Every map takes the array namespace ``xp`` of the predictors (numpy by default; the
 namespace of a dask, CuPy, torch or array API engine otherwise): one formula per family,
 whatever the engine. The shift t is a host float.
+
+An asymmetric set (a box) has two shifts, h = max(l(eta + t_up), l(eta - t_dn));
+``interval_terms`` evaluates it as the symmetric term at the interval's midpoint.
 """
 
 from __future__ import annotations
@@ -165,3 +168,53 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np):
             H_ee = H_ee + a * _rho_curvature(family, xp.abs(r), xp)
         return H, H_e, H_t, H_ee, H_et, H_tt
     raise NotImplementedError(f"no second-order terms for {family!r}")
+
+
+def interval_terms(family, y, eta, t_up, t_dn, mu, grad=True, xp=np):
+    """The worst case over an asymmetric interval, h = max(l(eta + t_up), l(eta - t_dn)),
+    smoothed, and with ``grad`` its derivatives dh/deta, dh/dt_up, dh/dt_dn per sample.
+
+    The interval [eta - t_dn, eta + t_up] is the symmetric interval of half-width
+    T = (t_up + t_dn)/2 around its midpoint c = eta + (t_up - t_dn)/2, so
+
+    .. math:: h(\\eta, t_{up}, t_{dn}) = h_{sym}(c, T),
+
+    h_sym the single-shift term of ``adversarial_terms`` (same smoothing: exact outside
+    its band of width mu, convex where it was, since c and T are affine). Per family:
+
+    * logistic, hinge: the margin z c - T = z eta - t_z with t_z = t_dn for z = +1 and
+      t_up for z = -1 (the shift that lowers the margin), formed up to rounding at the
+      scale of max(|eta|, t_up, t_dn);
+    * symmetric losses: rho(|y - c|_mu + T) = rho(|r + (t_dn - t_up)/2|_mu + (t_up + t_dn)/2),
+      r = y - eta, since max over delta in [-t_dn, t_up] of |r - delta| is
+      max(r + t_dn, t_up - r) = |r + (t_dn - t_up)/2| + (t_up + t_dn)/2;
+    * Poisson: the perspective form of ``adversarial_terms`` at (c, T), i.e. the
+      endpoint values a, b = l(c +- T) combined as (a + b)/2 + |a - b|/2 without forming
+      a - b.
+
+    By the chain rule (dc/deta = 1, dc/dt_up = -dc/dt_dn = 1/2, dT/dt_up = dT/dt_dn = 1/2),
+
+    .. math::
+
+        \\partial_\\eta h = \\partial_c h_{sym}, \\quad
+        \\partial_{t_{up}} h = (\\partial_c h_{sym} + \\partial_T h_{sym}) / 2, \\quad
+        \\partial_{t_{dn}} h = (\\partial_T h_{sym} - \\partial_c h_{sym}) / 2
+
+    (for the margin families these are exactly 0 on the shift that does not lower the
+    margin). ``t_up`` and ``t_dn`` are host floats.
+    """
+    half = 0.5 * (t_up - t_dn)  # c = eta + half
+    width = 0.5 * (t_up + t_dn)  # T
+    out = adversarial_terms(family, y, eta + half, width, mu, grad=grad, xp=xp)
+    if not grad:
+        return out
+    value, d_c, d_T = out
+    return value, d_c, 0.5 * (d_c + d_T), 0.5 * (d_T - d_c)
+
+
+def worst_case_terms(family, y, eta, shift, mu, grad=True, xp=np):
+    """``adversarial_terms`` for a single shift t (a float), ``interval_terms`` for a pair
+    (t_up, t_dn): (h, dh/deta, dh/dt) or (h, dh/deta, dh/dt_up, dh/dt_dn) with ``grad``."""
+    if isinstance(shift, tuple):
+        return interval_terms(family, y, eta, *shift, mu, grad=grad, xp=xp)
+    return adversarial_terms(family, y, eta, shift, mu, grad=grad, xp=xp)

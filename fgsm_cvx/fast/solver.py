@@ -2,7 +2,9 @@
 
 Variables theta = (beta, b, t) with the single shift t of a symmetric set (or norm
 penalty); the feasible set is K = {eps sigma_S(beta) <= t} x R (intercept free), onto
-which ``epigraph.project_epigraph`` projects exactly. The objective
+which ``epigraph.project_epigraph`` projects exactly. An asymmetric box has the pair
+t = (t_up, t_dn) instead (``box.py``: K = {eps sigma_S(beta) <= t_up, eps sigma_S(-beta)
+<= t_dn}; the worst-case term is ``objective.interval_terms``). The objective
 
 .. math:: F_\\mu(\\theta) = \\sum_i w_i [\\alpha l(y_i, \\eta_i) + (1-\\alpha) h_\\mu(\\eta_i, t)]
 
@@ -43,6 +45,7 @@ from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..penalties import DualNorm
 from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
+from .box import BoxShift
 from .epigraph import SupportShift, project_epigraph
 from .newton import manifold_of, newton
 from .objective import (
@@ -50,6 +53,7 @@ from .objective import (
     has_second_order,
     needs_smoothing,
     second_order_terms,
+    worst_case_terms,
 )
 
 
@@ -80,7 +84,9 @@ def shift_set(prob):
 
     h is the support function of the symmetric perturbation set (``SupportShift``; for a
     dual-norm penalty, of the set it is dual to, the LLA majoriser's constant offset being
-    handled by the model), or a convex penalty with a prox (ridge, L_r with r >= 1).
+    handled by the model), or a convex penalty with a prox (ridge, L_r with r >= 1). An
+    asymmetric box (``Box``, ``Masked`` box) gives the pair (sigma_S(beta),
+    sigma_S(-beta)) of ``box.BoxShift``: two shifts t = (t_up, t_dn).
     """
     _check_data_covered(prob)
     penalty = prob.penalty
@@ -89,8 +95,11 @@ def shift_set(prob):
         return penalty
     pert = penalty.perturbation if penalty is not None else prob.perturbation
     if not pert.symmetric:
-        raise NotImplementedError(f"the fast backend handles symmetric sets only, not "
-                                  f"{pert!r}; use backend='cvxpy'")
+        box = BoxShift.from_perturbation(pert, prob.n_features)
+        if box is None:
+            raise NotImplementedError(f"the fast backend handles symmetric sets and boxes "
+                                      f"only, not {pert!r}; use backend='cvxpy'")
+        return box
     try:
         pert.project(np.zeros(prob.n_features))
     except NotImplementedError as exc:
@@ -149,18 +158,19 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
     Returns ((F_mu,), None), or with ``grad`` ((F_mu, dF/db, dF/dt), dF/deta): the sums
     over the samples given (a dask block's partial sums) and the per-sample derivative,
     with F_mu = sum_i w_i [alpha l(y_i, eta_i) + (1 - alpha) h_mu(eta_i, shift)] and
-    eta = X beta + b.
+    eta = X beta + b. A pair ``shift`` = (t_up, t_dn) (a box) gives the interval term and
+    the two sums dF/dt_up, dF/dt_dn in place of dF/dt.
     """
     a = alpha
     eta = Xbeta + b
-    total, g_eta, g_t = 0.0, None, 0.0
+    total, g_eta, g_t = 0.0, None, (0.0, 0.0) if isinstance(shift, tuple) else (0.0,)
     if a < 1.0:
         if grad:
-            h, d_eta, d_t = adversarial_terms(family, y, eta, shift, mu, xp=xp)
+            h, d_eta, *d_t = worst_case_terms(family, y, eta, shift, mu, xp=xp)
             g_eta = (1.0 - a) * d_eta
-            g_t = (1.0 - a) * (w @ d_t)
+            g_t = tuple((1.0 - a) * (w @ d) for d in d_t)  # dF/dt, or dF/dt_up, dF/dt_dn
         else:
-            h = adversarial_terms(family, y, eta, shift, mu, grad=False, xp=xp)
+            h = worst_case_terms(family, y, eta, shift, mu, grad=False, xp=xp)
         total = (1.0 - a) * (w @ h)
     if a > 0.0:
         if isinstance(family, Hinge):  # the clean hinge has a kink too: the t = 0 term
@@ -175,7 +185,7 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
     if not grad:
         return (total,), None
     g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
-    return (total, xp.sum(g_eta) if fit_intercept else 0.0, g_t), g_eta
+    return (total, xp.sum(g_eta) if fit_intercept else 0.0, *g_t), g_eta
 
 
 def _per_sample_second(xp, Xbeta, y, w, *, family, alpha, shift, b, mu):
@@ -234,10 +244,13 @@ class _Model:
 
     def _fn(self, b, t, mu, grad, fit_intercept=False):
         """The per-sample work at (b, t, mu), for the engine's map_reduce (picklable: it
-        travels to dask workers with the family and four numbers)."""
+        travels to dask workers with the family and four numbers; a box's t is the pair
+        (t_up, t_dn), passed as a tuple of floats)."""
         # Python floats: a numpy scalar would pull an engine array into numpy
+        shift = tuple(float(v) + self.offset for v in t) if np.ndim(t) else \
+            float(t) + self.offset
         return partial(_per_sample, family=self.family, alpha=self.alpha,
-                       shift=float(t) + self.offset, b=float(b), mu=float(mu), grad=grad,
+                       shift=shift, b=float(b), mu=float(mu), grad=grad,
                        fit_intercept=fit_intercept)
 
     def value(self, Xbeta, b, t, mu):
@@ -250,11 +263,13 @@ class _Model:
         """(F_mu, dF/dbeta, dF/db, dF/dt) on the host, in one pass over X.
 
         dF/dbeta = s X^T (dF/deta) by the chain rule through eta = s X beta + b, and
-        dF/db = sum_i dF/deta_i.
+        dF/db = sum_i dF/deta_i. For a box dF/dt is the array (dF/dt_up, dF/dt_dn).
         """
-        (total, g_b, g_t), g_beta = self.engine.map_reduce(
-            self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w, n_sums=3,
-            rmatvec=True)
+        pair = np.ndim(t) > 0
+        (total, g_b, *g_t), g_beta = self.engine.map_reduce(
+            self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w,
+            n_sums=4 if pair else 3, rmatvec=True)
+        g_t = np.array(g_t) if pair else g_t[0]
         if self.scale != 1.0:
             g_beta = g_beta * self.scale
         if self.centre is not None:  # (X - 1 c^T)^T g = X^T g - c sum_i g_i
@@ -390,8 +405,10 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
             # for the sufficient-decrease test
             n_Xb, f_new = model.evaluate(n_beta, n_b, n_t, mu)
             d_beta, d_t = n_beta - y_beta, n_t - y_t
-            sq = float(d_beta @ d_beta) + d_b * d_b + d_t * d_t
-            model_value = f_y + float(g_beta @ d_beta) + g_b * d_b + g_t * d_t + 0.5 * L * sq
+            # np.dot: t is a float, or the pair (t_up, t_dn) of a box
+            sq = float(d_beta @ d_beta) + d_b * d_b + float(np.dot(d_t, d_t))
+            model_value = (f_y + float(g_beta @ d_beta) + g_b * d_b + float(np.dot(g_t, d_t))
+                           + 0.5 * L * sq)
             if f_new <= model_value + 1e-13 * abs(f_y):
                 break
             L *= 2.0
