@@ -161,6 +161,8 @@ def newton_calls(monkeypatch):
     """Record what each Newton stage returned (converged or not), with Newton used from
     1000 samples on (the default threshold keeps these tests slow)."""
     monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
+    # the machinery, whatever the cost model would choose (tested on its own below)
+    monkeypatch.setattr(fast_solver._Identification, "newton_pays", lambda *args: True)
     calls = []
     original = fast_solver.newton
 
@@ -291,3 +293,21 @@ def test_gram_norm_estimates_the_top_eigenvalue_from_below():
     assert 0.9 * top <= estimate <= top * (1 + 1e-12)
     assert model.initial_curvature() == pytest.approx(
         min(2.0 * max(estimate, 1.0), model.curvature_bound()))
+
+
+def test_the_switch_to_newton_weighs_passes():
+    """FISTA contracting fast keeps the stage unless Newton's passes are cheap; a slow
+    or stalled FISTA, or too short a run to tell, goes to Newton."""
+    def run(rate, steps=8, start=1.0):
+        watch = fast_solver._Identification()
+        for k in range(steps):
+            watch(np.ones(3), start * rate**k)
+        return watch
+
+    fast, slow = run(0.5), run(0.97)
+    tol = 1e-8  # fast: 1e-8 is ~20 iterations (32 passes) away
+    assert not fast.newton_pays(tol, newton_pass_cost=6.0)  # 36 passes of Newton
+    assert fast.newton_pays(tol, newton_pass_cost=1.5)  # 9 passes
+    assert slow.newton_pays(tol, newton_pass_cost=6.0)
+    assert run(1.2).newton_pays(tol, newton_pass_cost=6.0)  # not contracting
+    assert run(0.5, steps=2).newton_pays(tol, newton_pass_cost=6.0)

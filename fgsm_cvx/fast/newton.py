@@ -170,6 +170,17 @@ def manifold_of(shift, d):
     return _WeightedL1(full)
 
 
+def pass_cost(manifold, beta):
+    """The cost of one Newton pass at beta in X^T (X v) passes, about 1.3 + 0.07 |W|^2 / d:
+    the products and second-order maps (1.3), and the Gram matrix, n |W|^2 flops against
+    the 4 n d of a pass at BLAS-3 speed (0.07 d / |W|^2 per column pair, measured at
+    n = 1e5, d = 50 on the project's 2-core machine; docs/performance.md)."""
+    W = manifold.working(beta, {})[0]
+    if W is None:
+        return np.inf
+    return 1.3 + 0.07 * W.shape[0] ** 2 / max(beta.shape[0], 1)
+
+
 def _solve(H, g):
     """-H^{-1} g by Cholesky, with a small ridge when H is (numerically) singular."""
     scale = max(float(np.max(np.abs(np.diag(H)))), 1e-300)

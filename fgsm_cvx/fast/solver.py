@@ -47,7 +47,7 @@ from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
 from .box import BoxShift
 from .epigraph import SupportShift, project_epigraph
-from .newton import manifold_of, newton
+from .newton import manifold_of, newton, pass_cost
 from .objective import (
     adversarial_terms,
     has_second_order,
@@ -368,14 +368,17 @@ class _Model:
         return 0.0 if self.centre is None else float(self.centre @ (y_beta - n_beta))
 
 
-def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
+def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
+           settled=None):
     """FISTA with backtracking and function-value restart, from ``state``.
 
     Minimises F = f_mu + h, f_mu the smooth ``model`` and h the nonsmooth part through
     its ``prox(v_beta, v_t, L) -> (beta, t)`` (the proximal step of h / L): the epigraph
     projection (h its indicator, ``nonsmooth`` None: h = 0 on feasible points) or the
     prox of lam P (``nonsmooth(beta) = lam P(beta)``).
-    state = (beta, b, t, Xbeta). Returns (state, F, L, iterations, residual, converged)
+    state = (beta, b, t, Xbeta). ``settled(beta, residual)``, when given, is asked after
+    each step and ends the run early when it returns True (not converged).
+    Returns (state, F, L, iterations, residual, converged)
     where the residual is the norm of the gradient mapping L (y - x+) at the last step.
     The tolerance is floored at the resolution of f in floating point: a step d is only
     visible in f when L |d|^2 exceeds the rounding of f, so residuals below
@@ -434,7 +437,7 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter):
         beta, b, t, Xb, f_x = n_beta, n_b, n_t, n_Xb, f_new
         theta = theta_next
         L *= 0.9  # let the step grow back where the curvature is lower
-        if converged:
+        if converged or (settled is not None and settled(beta, residual)):
             break
     return (beta, b, t, Xb), f_x, L, it, residual, converged
 
@@ -485,8 +488,48 @@ def _start(prob, scaling, warm_start):
 
 
 # FISTA iterations before the Newton step takes over the first stage, by warm start (the
-# later stages start from the last one's solution, on its manifold)
+# later stages start from the last one's solution, on its manifold): at most this many,
+# fewer once the sign pattern has held for ``_SETTLED`` steps
 _IDENTIFY = {False: 10, True: 0}
+_SETTLED = 3
+
+
+# Cost model of the switch to Newton, in X^T (X v) passes: a FISTA iteration costs
+# about 1.6 (its two products and the per-sample maps), Newton about 6 steps of
+# ``newton.pass_cost`` each (measured on the benchmark problems of docs/performance.md)
+_FISTA_ITERATION_COST = 1.6
+_NEWTON_STEPS = 6
+
+
+class _Identification:
+    """The identification run of FISTA before Newton: stops it once sign(beta) has been
+    the same for ``_SETTLED`` consecutive steps (the support and signs, hence the
+    manifold, identified) and records the residuals, from which ``newton_pays`` decides
+    whether Newton is worth its passes."""
+
+    def __init__(self):
+        self.last, self.count, self.residuals = None, 0, []
+
+    def __call__(self, beta, residual):
+        self.residuals.append(residual)
+        signs = np.sign(beta)
+        same = self.last is not None and np.array_equal(signs, self.last)
+        self.last, self.count = signs, self.count + 1 if same else 1
+        return self.count >= _SETTLED
+
+    def newton_pays(self, tol, newton_pass_cost):
+        """Whether ``_NEWTON_STEPS`` Newton passes cost less than the FISTA iterations
+        still needed at the rate q observed, log(tol / r) / log(q) from residual r
+        (FISTA's rate is linear at best on these problems; a run too short to tell, or
+        not contracting, goes to Newton)."""
+        r = [v for v in self.residuals if np.isfinite(v) and v > 0]
+        if len(r) < 3:
+            return True
+        q = (r[-1] / r[0]) ** (1.0 / (len(r) - 1))
+        if q >= 0.98:
+            return True
+        remaining = np.log(tol / r[-1]) / np.log(q) if r[-1] > tol else 0.0
+        return _NEWTON_STEPS * newton_pass_cost <= _FISTA_ITERATION_COST * remaining
 
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
@@ -539,11 +582,14 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         if newton_step is not None:
             # FISTA identifies the support and signs, then Newton
             if first:
+                watch = _Identification()
                 state, f_mu, L, it, residual, converged = _fista(
                     model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
-                    min(max_iter - total_iter, _IDENTIFY[warm]))
+                    min(max_iter - total_iter, _IDENTIFY[warm]), settled=watch)
                 total_iter += it
-            if not converged and max_iter > total_iter:
+                if not watch.newton_pays(stage_tol, newton_step.pass_cost(state[0])):
+                    newton_step = None  # FISTA converges fast enough on its own
+            if newton_step is not None and not converged and max_iter > total_iter:
                 state, f_mu, residual, it, converged = newton_step(
                     state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter))
                 total_iter += it
@@ -588,10 +634,18 @@ def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, **field
                   certificate=certificate, engine=engine, **fields)
 
 
-def _newton_stage(model, manifold, prox, fit_intercept, state, mu, L, tol, *, eps,
-                  max_passes):
-    return newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol,
-                  max_passes=max_passes)
+class _NewtonStage:
+    """``newton.newton`` on one problem: called with (state, mu, L, tol, max_passes)."""
+
+    def __init__(self, model, manifold, prox, fit_intercept, eps):
+        self.args = (model, manifold, prox, fit_intercept)
+        self.manifold, self.eps = manifold, eps
+
+    def __call__(self, state, mu, L, tol, max_passes):
+        return newton(*self.args, state, mu, self.eps, L, tol, max_passes=max_passes)
+
+    def pass_cost(self, beta):
+        return pass_cost(self.manifold, beta)
 
 
 # The Newton step is used from this many samples on. Below, passes over X are cheap and
@@ -637,8 +691,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
 
     manifold = manifold_of(shift, prob.n_features) if has_second_order(prob.family) \
         and prob.n_samples >= NEWTON_MIN_SAMPLES else None
-    newton_step = None if manifold is None else partial(
-        _newton_stage, model, manifold, prox, prob.fit_intercept, eps=eps)
+    newton_step = None if manifold is None else _NewtonStage(
+        model, manifold, prox, prob.fit_intercept, eps)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
