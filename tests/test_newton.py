@@ -197,7 +197,7 @@ def _problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw
 @pytest.mark.parametrize("set_name", list(SETS))
 def test_newton_finishes_the_solve_at_the_cvxpy_optimum(family, set_name, newton_calls):
     rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}".encode()))
-    prob = _problem(family, set_name, rng, weights=set_name == "masked",
+    prob = _problem(family, set_name, rng, n=5000, weights=set_name == "masked",
                     offset=20.0 if set_name == "linf" else 0.0)
     assert manifold_of(shift_set(prob), prob.n_features) is not None
     fast = fc.solve(prob, backend="fast")

@@ -41,7 +41,7 @@ from .._diagnostics import (
     explain_failure,
 )
 from ..exceptions import SolverError
-from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
+from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFamily
 from ..penalties import DualNorm
 from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
@@ -533,7 +533,7 @@ class _Identification:
 
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
-              warm, cache=None, explain=str, newton_step=None):
+              warm, cache=None, explain=str, newton_step=None, first_mu=1e-2):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -560,15 +560,19 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     tol_grad = 100.0 * tol * scale
     state = (beta, b, t, Xb)
     total_iter, residual, previous = 0, np.inf, np.inf
-    # Continuation starts coarse from a cold start. A warm start is probed with one step at
-    # a fine mu: if that step already meets the stage tolerance, the start is (near) the
-    # solution and the continuation goes on from there, a step or two in all; otherwise
-    # it starts at 3e-3, a little finer than cold (measured best along eps paths,
-    # benchmarks/bench_path.py; starting at the fine mu far from the solution costs
-    # 1.5-3x more iterations, that problem being ill-conditioned).
-    mu = 1e-2 * scale if smooth else 0.0
+    # Continuation starts coarse from a cold start, at ``first_mu`` of the objective scale:
+    # 3e-3 for the symmetric losses (with the power-iteration step size one continuation
+    # stage fewer than 1e-2 at n = 1e5, ~48 passes instead of ~57,
+    # benchmarks/bench_fast.py), 1e-2 for hinge and Poisson (whose finer first stages
+    # converge far more slowly). A warm start is probed with one step at a fine mu: if
+    # that step already meets the stage tolerance, the start is (near) the solution and
+    # the continuation goes on from there, a step or two in all; otherwise it starts at
+    # 3e-3 (measured best along eps paths, benchmarks/bench_path.py; starting at the fine
+    # mu far from the solution costs 1.5-3x more iterations, that problem being
+    # ill-conditioned). With Newton, its first pass tests the start: no probe.
+    mu = (first_mu if smooth else 0.0) * scale
     if smooth and warm and newton_step is not None:
-        mu = 3e-3 * scale  # Newton's first pass tests the start: no probe needed
+        mu = 3e-3 * scale
     elif smooth and warm:
         fine = 1e-5 * scale
         probe = _fista(model, prox, nonsmooth, fit_intercept, state, fine, L,
@@ -697,7 +701,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
-        newton_step=newton_step)
+        newton_step=newton_step,
+        first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
     b = float(b) if prob.fit_intercept else 0.0
