@@ -43,13 +43,18 @@ def _reference(prob):
     return min(ref, other, key=lambda r: r.objective)
 
 
-def _random_problem(family_id, set_id, data):
+def _random_problem(family_id, set_id, data, sets=FAST_SETS, alphas=(0.0, 0.0, 0.3),
+                    fractions=(0.3, 0.05, 0.7, 1.2, 0.0), n_max=500):
     """A hypothesis-drawn problem: shape, feature scale, eps (0 to beyond eps_max),
-    alpha, intercept and weights."""
+    alpha, intercept and weights, with the perturbation ``sets[set_id](d)``.
+
+    The first of ``fractions`` (eps / eps_max) is the one a minimal example draws: an
+    interior radius, where the shifts matter (at eps = 0 a broken shift derivative
+    passes unseen)."""
     # n >= 200: the fast path is for large n; with very few samples the few that sit at a
     # kink of the worst-case loss carry a large weight and the smoothing converges slowly
     # (auto picks cvxpy there).
-    n = data.draw(st.integers(200, 500), label="n")
+    n = data.draw(st.integers(200, n_max), label="n")
     d = data.draw(st.integers(2, 6), label="d")
     seed = data.draw(st.integers(0, 2**20), label="seed")
     rng = np.random.default_rng(seed)
@@ -58,13 +63,13 @@ def _random_problem(family_id, set_id, data):
     y = make_y(family_id, X @ (rng.standard_normal(d) / scale), rng)
     w = rng.uniform(0.1, 2.0, n) if data.draw(st.booleans(), label="weights") else None
     prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](),
-                                 perturbation=FAST_SETS[set_id](d), eps=0.0,
-                                 alpha=data.draw(st.sampled_from([0.0, 0.0, 0.3]), label="alpha"),
+                                 perturbation=sets[set_id](d), eps=0.0,
+                                 alpha=data.draw(st.sampled_from(list(alphas)), label="alpha"),
                                  fit_intercept=data.draw(st.booleans(), label="intercept"),
                                  sample_weight=w)
     top = fc.eps_max(prob)
     top = 1.0 if not np.isfinite(top) else top
-    frac = data.draw(st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.2]), label="eps/eps_max")
+    frac = data.draw(st.sampled_from(list(fractions)), label="eps/eps_max")
     return prob.with_params(eps=frac * top)
 
 

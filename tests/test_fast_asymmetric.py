@@ -9,6 +9,7 @@ from conftest import FAMILY_CASES, QUICK, make_y
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fast import SETTINGS, _reference
+from test_fast import _random_problem as _drawn_problem
 
 import fgsm_cvx as fc
 from fgsm_cvx.fast.box import BoxShift
@@ -118,22 +119,9 @@ def test_eps_zero_projection_keeps_beta():
 
 
 def _random_problem(family_id, set_id, data):
-    n = data.draw(st.integers(200, 400), label="n")
-    d = data.draw(st.integers(2, 6), label="d")
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**20), label="seed"))
-    X = rng.standard_normal((n, d))
-    y = make_y(family_id, X @ rng.standard_normal(d), rng)
-    w = rng.uniform(0.1, 2.0, n) if data.draw(st.booleans(), label="weights") else None
-    prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](),
-                                 perturbation=BOX_SETS[set_id](d), eps=0.0,
-                                 alpha=data.draw(st.sampled_from([0.0, 0.5]), label="alpha"),
-                                 fit_intercept=data.draw(st.booleans(), label="intercept"),
-                                 sample_weight=w)
-    top = fc.eps_max(prob)
-    top = 1.0 if not np.isfinite(top) else top
-    # the first value is the one a minimal example draws: an interior radius
-    frac = data.draw(st.sampled_from([0.3, 0.05, 0.7, 1.5, 0.0]), label="eps/eps_max")
-    return prob.with_params(eps=frac * top)
+    """test_fast's problem drawer with a box; eps up to 1.5 eps_max, alpha 0 or 1/2."""
+    return _drawn_problem(family_id, set_id, data, sets=BOX_SETS, alphas=(0.0, 0.5),
+                          fractions=(0.3, 0.05, 0.7, 1.5, 0.0), n_max=400)
 
 
 # Coefficient tolerance (times 1 + max |beta|) where the minimiser is unique. Huber's linear
