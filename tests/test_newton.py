@@ -159,8 +159,9 @@ SETS = {
 @pytest.fixture
 def newton_calls(monkeypatch):
     """Record what each Newton stage returned (converged or not), with Newton used from
-    1000 samples on (the default threshold keeps these tests slow)."""
+    1000 samples on, whatever the size of X (the defaults would make these tests slow)."""
     monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_ENTRIES", 0)
     # the machinery, whatever the cost model would choose (tested on its own below)
     monkeypatch.setattr(fast_solver._Identification, "newton_pays", lambda *args: True)
     calls = []
