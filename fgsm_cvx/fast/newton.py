@@ -182,7 +182,10 @@ def pass_cost(manifold, beta):
 
 
 def _solve(H, g):
-    """-H^{-1} g by Cholesky, with a small ridge when H is (numerically) singular."""
+    """-H^{-1} g by Cholesky, with a small ridge when H is (numerically) singular; None
+    when no step is possible (an empty working set without intercept)."""
+    if H.size == 0:
+        return None
     scale = max(float(np.max(np.abs(np.diag(H)))), 1e-300)
     for ridge in (0.0, 1e-12, 1e-9, 1e-6):
         try:
