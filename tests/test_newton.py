@@ -312,3 +312,18 @@ def test_the_switch_to_newton_weighs_passes():
     assert slow.newton_pays(tol, newton_pass_cost=6.0)
     assert run(1.2).newton_pays(tol, newton_pass_cost=6.0)  # not contracting
     assert run(0.5, steps=2).newton_pays(tol, newton_pass_cost=6.0)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_newton_at_the_zero_solution(fit_intercept, newton_calls):
+    """Beyond eps_max (beta = 0, an empty working set) the step is either a converged
+    no-op or hands over to FISTA: exact zeros, cvxpy's objective."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((2000, 6))
+    y = (rng.random(2000) < 1 / (1 + np.exp(-X[:, 0]))).astype(float)
+    prob = fc.AdversarialProblem(X, y, eps=1.0, fit_intercept=fit_intercept)
+    prob = prob.with_params(eps=1.5 * fc.eps_max(prob))
+    fast = fc.solve(prob, backend="fast")
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    assert np.all(fast.coef == 0.0)
+    assert fast.objective == pytest.approx(ref.objective, rel=1e-8)

@@ -249,10 +249,17 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
         sq = float((p_beta - beta) @ (p_beta - beta)) + (p_t - t) ** 2 \
             + ((g_b / L) ** 2 if fit_intercept else 0.0)
         residual = L * np.sqrt(sq)
+        bind = manifold.binding(beta, g_loss, eps * T, np.sqrt(sq) + 1e-300)
         if residual <= tol:
+            # the coordinates a proximal step would set to zero are zero in FISTA's
+            # answer too (|beta_j| <= the step length; X beta keeps them: an error of
+            # that size, far below the tolerance)
+            if bind.size:
+                beta = beta.copy()
+                beta[bind] = 0.0
+                t = eps * manifold.value(beta)
             return (beta, b, t, point.Xb), f, residual, passes, True
         entering = manifold.entering(beta, g_loss, eps * T, 1e-3 * tol)
-        bind = manifold.binding(beta, g_loss, eps * T, np.sqrt(sq) + 1e-300)
         start = beta
         if bind.size:
             beta = beta.copy()
