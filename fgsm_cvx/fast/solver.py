@@ -591,7 +591,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         converged = False
         if newton_step is not None:
             # FISTA identifies the support and signs, then Newton
-            if first:
+            if first and _IDENTIFY[warm] > 0:  # (a warm start goes straight to Newton)
                 watch = _Identification()
                 state, f_mu, L, it, residual, converged = _fista(
                     model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
