@@ -119,10 +119,16 @@ def main(argv=None):
                                              eps=0.0)
                 top = fc.eps_max(prob)
                 eps = args.eps_fraction * (top if np.isfinite(top) else 1)
-                fast, t_fast, peak = fast_solve(
-                    lambda X=X, y=y, family=family, set_id=set_id, eps=eps: fc.AdversarialProblem(
-                        X, y, family=family, perturbation=SETS[set_id](args.d), eps=eps),
-                    args.repeat)
+                try:
+                    fast, t_fast, peak = fast_solve(
+                        lambda X=X, y=y, family=family, set_id=set_id, eps=eps:
+                        fc.AdversarialProblem(X, y, family=family,
+                                              perturbation=SETS[set_id](args.d), eps=eps),
+                        args.repeat)
+                except fc.SolverError as exc:  # e.g. separable classes when n <= d
+                    print(f"{family:9s} {set_id:13s} {n:8d} {args.d:5d}  no solution: "
+                          f"{exc.status}", flush=True)
+                    continue
                 prob = prob.with_params(eps=eps)
                 unit = pass_time(X)  # after the solves: the same state of the machine
                 row = (f"{family:9s} {set_id:13s} {n:8d} {args.d:5d} {t_fast:8.3f} "

@@ -54,11 +54,12 @@ def _homogeneous(prob):
     return prob.shift_degree == 1.0
 
 
-def robust_margins(prob, coef, intercept):
+def robust_margins(prob, coef, intercept, eta=None):
     """Per-sample margins z_i eta_i minus the adversarial shift (clean ones if alpha = 1),
-    as arrays of X's engine (numpy for numpy / scipy.sparse X)."""
+    as arrays of X's engine (numpy for numpy / scipy.sparse X). ``eta``: the linear
+    predictor X coef + intercept when already computed."""
     xp, z, _ = prob.per_sample(prob.family.signed_label(prob.y))
-    eta = prob.linear_predictor(coef, intercept)
+    eta = prob.linear_predictor(coef, intercept) if eta is None else eta
     clean = z * eta
     if prob.alpha >= 1.0 or prob.eps == 0.0:
         return clean, clean
@@ -67,13 +68,14 @@ def robust_margins(prob, coef, intercept):
     return clean - prob.eps * xp.where(z > 0, down, xp.full_like(z, up)), clean
 
 
-def check_minimiser_exists(prob, coef, intercept, backend, solver):
-    """Raise SolverError when (coef, intercept) proves that no minimiser exists."""
+def check_minimiser_exists(prob, coef, intercept, backend, solver, eta=None):
+    """Raise SolverError when (coef, intercept) proves that no minimiser exists (``eta``:
+    its linear predictor, when already computed)."""
     if not isinstance(prob.family, Binomial) or not _homogeneous(prob):
         return
     if not np.any(coef) and intercept == 0.0:
         return
-    margins, clean = robust_margins(prob, coef, intercept)
+    margins, clean = robust_margins(prob, coef, intercept, eta)
     if prob.on_host:
         live = prob.sample_weight > 0
         largest, worst = float(np.max(np.abs(clean[live]))), float(np.min(margins[live]))

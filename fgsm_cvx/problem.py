@@ -478,7 +478,7 @@ class AdversarialProblem:
         return self.perturbation.unit_argmax(direction * coef)
 
 
-def robust_objective(prob, coef, intercept=0.0):
+def robust_objective(prob, coef, intercept=0.0, eta=None):
     """The exact adversarial objective R(beta, b) of THEORY.md §2 (numpy).
 
     .. math::
@@ -487,10 +487,11 @@ def robust_objective(prob, coef, intercept=0.0):
             \\max(l(y_i, \\eta_i + c_{up}), l(y_i, \\eta_i - c_{down}))],
 
     c_up = eps sigma_S(beta), c_down = eps sigma_S(-beta) (eps P(beta) for both with a
-    penalty). Returns a float.
+    penalty). ``eta``: the linear predictor X beta + b when already computed (it is not
+    checked). Returns a float.
     """
     coef, intercept = check_problem(prob).check_coef(coef, intercept)
-    eta = prob.linear_predictor(coef, intercept)
+    eta = prob.linear_predictor(coef, intercept) if eta is None else eta
     up, down = prob.unit_shift(coef)
     xp, y, _ = prob.per_sample(prob.y)
     adv = prob.family.worst_case(y, eta, float(prob.eps * up), float(prob.eps * down), xp)

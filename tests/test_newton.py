@@ -327,3 +327,50 @@ def test_newton_at_the_zero_solution(fit_intercept, newton_calls):
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
     assert np.all(fast.coef == 0.0)
     assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("mu", [0.0, 0.05])
+def test_gradient_pass_agrees_with_the_newton_pass(name, mu):
+    """The gradient-only pass (first-order per-sample terms, ``objective.worst_case_terms``)
+    and the Newton pass (``second_order_terms``) give the same F_mu, dF/dbeta, dF/db and
+    dF/dt: two computations of the stopping test's inputs."""
+    from fgsm_cvx.fast.newton import _GradientPoint, _Point
+
+    rng = np.random.default_rng(zlib.crc32(f"grad-{name}".encode()))
+    n, d = 400, 6
+    X = rng.standard_normal((n, d)) + 3.0  # centring matters
+    prob = fc.AdversarialProblem(X, _labels(FAMILIES[name], rng, n), family=FAMILIES[name],
+                                 eps=0.2, alpha=0.3, sample_weight=rng.random(n) + 0.5)
+    model = _Model(prob, fast_scaling(prob))
+    beta, b, t = 0.3 * rng.standard_normal(d), 0.2, 0.4
+    full = _Point(model, beta, b, t, mu, np.arange(d))
+    light = _GradientPoint(model, beta, b, t, mu, True)
+    assert light.f == pytest.approx(full.f, rel=1e-12)
+    np.testing.assert_allclose(light.g_loss, full.g_loss, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(light.sums, full.sums[:2], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(light.Xb), np.asarray(full.Xb), rtol=1e-14)
+
+
+def test_a_newton_path_verifies_by_gradient_passes(newton_calls, monkeypatch):
+    """Along an eps path the observed quadratic rate predicts when a full step converges;
+    those points are checked by gradient-only passes (counted), and every radius still
+    ends at the cvxpy optimum."""
+    from fgsm_cvx.fast import newton as newton_module
+
+    built = []
+    original = newton_module._GradientPoint.__init__
+
+    def counted(self, *args):
+        built.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(newton_module._GradientPoint, "__init__", counted)
+    rng = np.random.default_rng(9)
+    prob = _problem("binomial", "linf", rng, n=3000, d=8)
+    grid = fc.eps_grid(prob, 12, eps_min_ratio=0.05)[1:]
+    path = fc.adversarial_path(prob, eps=grid, backend="fast", verbose=False)
+    assert len(built) >= 3, newton_calls
+    for e, objective in zip(grid[::4], path.objectives[::4], strict=True):
+        ref = fc.solve(prob.with_params(eps=e), backend="cvxpy", solver="CLARABEL")
+        assert (objective - ref.objective) / abs(ref.objective) <= 1e-7

@@ -209,6 +209,7 @@ class _Point:
         self.beta, self.b, self.t = beta, b, t
         (self.Xb, self.f, self.XtG, self._gram, self.sums) = model.second_order(
             beta, b, t, mu, self.cols)
+        self.g_loss = self.XtG[:, 0]  # X_c^T (w H_e): dF/dbeta at fixed t
 
     def gram(self, W):
         """The Gram matrix on the columns W, or None if this pass did not form it."""
@@ -220,7 +221,45 @@ class _Point:
         return self._gram[np.ix_(pos, pos)]
 
 
-def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_passes=16):
+class _GradientPoint:
+    """A gradient-only pass at (beta, b): F_mu and its gradient, all the stopping test
+    needs (X beta, then X^T of one per-sample vector: FISTA's two products, about a
+    quarter of a Newton pass at |W| = d = 50). ``sums`` holds (dF/db, dF/dt) only."""
+
+    def __init__(self, model, beta, b, t, mu, fit_intercept):
+        self.beta, self.b, self.t = beta, b, t
+        self.Xb, self.f, self.g_loss, g_b, T = model.gradient_pass(beta, b, t, mu,
+                                                                    fit_intercept)
+        self.sums = (g_b, T)
+
+
+class _Rates:
+    """Newton's observed quadratic rate C = r_{k+1} / r_k^2 (r the residual), by decade of
+    the smoothing mu (C grows like 1 / mu^2 where the smoothed kinks dominate the third
+    derivative), kept along an eps path in the problem's cache. It predicts whether a
+    full step from residual r meets the tolerance, C r^2 <= tol / 2: then the next point
+    is evaluated by a gradient-only pass, not a full Newton pass (whose Gram matrix and
+    second-order maps would go unused). A wrong prediction costs that gradient pass and
+    records the larger rate observed."""
+
+    def __init__(self, store):
+        self.store = store
+
+    @staticmethod
+    def _key(mu):
+        return None if mu <= 0.0 else int(np.floor(np.log10(mu)))
+
+    def predicts_convergence(self, mu, residual, tol):
+        rate = self.store.get(self._key(mu))
+        return rate is not None and rate * residual * residual <= 0.5 * tol
+
+    def observe(self, mu, before, after):
+        if np.isfinite(before) and before > 0.0 and np.isfinite(after):
+            self.store[self._key(mu)] = after / (before * before)
+
+
+def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_passes=16,
+           rates=None):
     """Damped Newton on the manifold of ``state`` = (beta, b, t, X beta), at smoothing mu.
 
     ``prox(v_beta, v_t, L)`` is FISTA's projection onto K, L its curvature estimate and
@@ -230,25 +269,29 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
     FISTA is left to finish), converged is True when the residual met ``tol``.
 
     A trial step of length 1 after a step of length 1 is evaluated by a full Newton pass
-    (near the solution it is accepted, and that pass serves the next step); otherwise,
-    and for the halvings, by the objective alone.
+    (near the solution it is accepted, and that pass serves the next step), or by a
+    gradient-only pass when the quadratic rate observed so far (``rates``, a dict kept
+    along an eps path; ``_Rates``) predicts that the trial point meets the tolerance;
+    otherwise, and for the halvings, by the objective alone.
     """
     beta = np.array(state[0], dtype=np.float64)
     W, signs = manifold.working(beta, {})
     if W is None or W.shape[0] > MAX_WORKING_SET:
         return state, np.inf, np.inf, 0, False
     point = _Point(model, beta, state[1], eps * manifold.value(beta), mu, W)
+    rates = _Rates({} if rates is None else rates)
     passes, residual, optimistic = 1, np.inf, True
+    previous = np.inf  # the residual before the last full step (np.inf: none)
     while passes < max_passes:
         beta, b, t = point.beta, point.b, point.t
-        f, XtG = point.f, point.XtG
-        g_b, T, S_ee, S_et, S_tt = point.sums
-        g_loss = XtG[:, 0]  # X_c^T (w H_e): dF/dbeta at fixed t
+        f, g_loss = point.f, point.g_loss
+        g_b, T = point.sums[:2]
         # FISTA's test at this point: the gradient mapping of F(beta, b_c, t) over K
         p_beta, p_t = prox(beta - g_loss / L, t - T / L, L)
         sq = float((p_beta - beta) @ (p_beta - beta)) + (p_t - t) ** 2 \
             + ((g_b / L) ** 2 if fit_intercept else 0.0)
         residual = L * np.sqrt(sq)
+        rates.observe(mu, previous, residual)
         bind = manifold.binding(beta, g_loss, eps * T, np.sqrt(sq) + 1e-300)
         if residual <= tol:
             # the coordinates a proximal step would set to zero are zero in FISTA's
@@ -259,6 +302,11 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
                 beta[bind] = 0.0
                 t = eps * manifold.value(beta)
             return (beta, b, t, point.Xb), f, residual, passes, True
+        if isinstance(point, _GradientPoint):  # predicted wrongly: the full pass here
+            point = _Point(model, beta, b, t, mu, manifold.working(beta, {})[0])
+            passes, previous = passes + 1, np.inf
+            continue
+        XtG = point.XtG
         entering = manifold.entering(beta, g_loss, eps * T, 1e-3 * tol)
         start = beta
         if bind.size:
@@ -291,7 +339,9 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
                 n_W = manifold.working(n_beta, {})[0]
                 if n_W is None or n_W.shape[0] > MAX_WORKING_SET:
                     break
-                trial = _Point(model, n_beta, n_b, n_t, mu, n_W)
+                trial = _GradientPoint(model, n_beta, n_b, n_t, mu, fit_intercept) \
+                    if rates.predicts_convergence(mu, residual, tol) \
+                    else _Point(model, n_beta, n_b, n_t, mu, n_W)
                 f_new = trial.f
             else:
                 trial = None
@@ -309,6 +359,8 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
         if not accepted:
             break
         optimistic = alpha == 1.0
+        # a full step's residual ratio is the quadratic rate (damped steps' is not)
+        previous = residual if optimistic else np.inf
         if trial is None:
             n_W = manifold.working(n_beta, {})[0]
             if n_W is None or n_W.shape[0] > MAX_WORKING_SET:

@@ -282,6 +282,12 @@ class _Model:
             g_beta = g_beta - self.centre * g_b
         return _finite(total), g_beta, g_b, g_t
 
+    def gradient_pass(self, beta, b, t, mu, fit_intercept):
+        """(s X beta on the engine, F_mu, dF/dbeta, dF/db, dF/dt) at (beta, b, t): one
+        X v and one X^T g (``gradient`` at the predictors of beta)."""
+        Xbeta = self.engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
+        return (Xbeta, *self.gradient(Xbeta, b, t, mu, fit_intercept))
+
     def evaluate(self, beta, b, t, mu):
         """(s X beta kept on the engine, F_mu there): one pass over X."""
         Xbeta, (total,) = self.engine.matvec_reduce(
@@ -448,22 +454,41 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
     return (beta, b, t, Xb), f_x, L, it, residual, converged
 
 
-def _polish_intercept(model, Xb, b, t):
+def _polish_intercept(model, Xb, b, t, tol):
     """Exact 1-d minimisation of the unsmoothed objective over the intercept.
 
     The smoothed minimiser can sit O(mu) away from a kink that many samples share (the
     intercept-only hinge fit at b = +-1 is the typical case), where the objective error
     is linear, not quadratic, in the offset. The objective is convex in b, so a bounded
     Brent search around the iterate only lowers it; no product with X is needed.
+
+    Two cheaper exits come first, from probes at b +- delta (``tol`` is absolute):
+
+    * for convex F with F(b +- delta) >= F(b) the minimiser b* lies within delta of b
+      and, the slope at b being bounded by the secant on the side away from b*,
+      F(b) - F(b*) <= max(F(b - delta), F(b + delta)) - F(b): b stands when that is
+      below tol (probes may fall by rounding, 1e-14 |F|, which the bound includes);
+    * where F is smooth near b, the parabola through the three values has its vertex
+      at b - s / c (s, c its slope and curvature); one evaluation there, accepted when
+      it lowers F and lands within tol of the parabola's prediction (the model fits).
+
+    After a continuation one or the other is the usual case: three or four evaluations
+    instead of the ~20 of the search.
     """
     f0 = model.value(Xb, b, t, 0.0)
-    # F is convex in b: if it does not decrease a hair to either side, its minimiser over
-    # b lies within that hair (the usual case after continuation; two evaluations
-    # instead of the ~20 of the search)
-    hair = 1e-10 * (1.0 + abs(b))
-    if model.value(Xb, b - hair, t, 0.0) >= f0 and model.value(Xb, b + hair, t, 0.0) >= f0:
+    delta = 1e-6 * (1.0 + abs(b))
+    f_lo, f_hi = model.value(Xb, b - delta, t, 0.0), model.value(Xb, b + delta, t, 0.0)
+    rounding = 1e-14 * abs(f0)
+    if min(f_lo, f_hi) >= f0 - rounding and max(f_lo, f_hi) - f0 + rounding <= tol:
         return b
     width = 1e-2 * (1.0 + abs(b))
+    slope, curvature = (f_hi - f_lo) / (2 * delta), (f_hi + f_lo - 2 * f0) / delta**2
+    if curvature > 0 and abs(slope) < width * curvature:
+        vertex = b - slope / curvature
+        f_vertex = model.value(Xb, vertex, t, 0.0)
+        predicted = f0 - 0.5 * slope * slope / curvature
+        if f_vertex < f0 and abs(f_vertex - predicted) <= tol:
+            return vertex
     res = minimize_scalar(lambda c: model.value(Xb, c, t, 0.0), bounds=(b - width, b + width),
                           method="bounded", options={"xatol": 1e-13 * (1.0 + abs(b))})
     return float(res.x) if res.fun < f0 else b
@@ -491,6 +516,13 @@ def _start(prob, scaling, warm_start):
     if not np.isfinite(b):
         b = 0.0
     return beta, b
+
+
+def _same_parameters(warm_start, eps, alpha, lam):
+    """Whether ``warm_start`` is a Result for the parameters (eps, alpha, lam): a candidate
+    solution of the problem being solved (the data are the caller's business)."""
+    return isinstance(warm_start, Result) and (warm_start.eps, warm_start.alpha,
+                                               warm_start.lam) == (eps, alpha, lam)
 
 
 # FISTA iterations before the Newton step takes over the first stage, by warm start (the
@@ -539,7 +571,8 @@ class _Identification:
 
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
-              warm, cache=None, explain=str, newton_step=None, first_mu=1e-2):
+              warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
+              candidate=False):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -547,7 +580,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     error raised when the iteration budget runs out. ``newton_step(state, mu, L, tol)``
     (``newton.newton``), when given, takes over each stage after a few FISTA iterations
     have identified the manifold; FISTA finishes any stage it does not (its passes
-    count as iterations).
+    count as iterations). ``candidate``: the warm start may be this problem's solution
+    (a Result of the same parameters), worth a probe at a fine smoothing.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
     def h(v):
@@ -570,14 +604,17 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     # 3e-3 for the symmetric losses (with the power-iteration step size one continuation
     # stage fewer than 1e-2 at n = 1e5, ~48 passes instead of ~57,
     # benchmarks/bench_fast.py), 1e-2 for hinge and Poisson (whose finer first stages
-    # converge far more slowly). A warm start is probed with one step at a fine mu: if
-    # that step already meets the stage tolerance, the start is (near) the solution and
-    # the continuation goes on from there, a step or two in all; otherwise it starts at
-    # 3e-3 (measured best along eps paths, benchmarks/bench_path.py; starting at the fine
-    # mu far from the solution costs 1.5-3x more iterations, that problem being
-    # ill-conditioned). With Newton, its first pass tests the start: no probe.
+    # converge far more slowly). A warm start begins at 3e-3 (measured best along eps
+    # paths, benchmarks/bench_path.py; starting at a fine mu far from the solution costs
+    # 1.5-3x more iterations, that problem being ill-conditioned). A candidate solution
+    # is probed first with one step at a fine mu: if that step already meets the stage
+    # tolerance, the start is (near) the solution and the continuation goes on from
+    # there, a step or two in all. Other warm starts (a path's predicted point, a
+    # solution for another radius) skip the probe: it failed on every radius of the
+    # benchmark paths, at three evaluations of F each time. With Newton, its first pass
+    # tests the start: no probe.
     mu = (first_mu if smooth else 0.0) * scale
-    if smooth and warm and newton_step is not None:
+    if smooth and warm and (newton_step is not None or not candidate):
         mu = 3e-3 * scale
     elif smooth and warm:
         fine = 1e-5 * scale
@@ -636,7 +673,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         mu *= 0.1
     beta, b, t, Xb = state
     if smooth and fit_intercept:  # h does not depend on the intercept
-        b = _polish_intercept(model, Xb, b, t)
+        b = _polish_intercept(model, Xb, b, t, tol * scale)
     return beta, float(b), t, f_mu, residual / scale, total_iter
 
 
@@ -652,12 +689,15 @@ def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, **field
 class _NewtonStage:
     """``newton.newton`` on one problem: called with (state, mu, L, tol, max_passes)."""
 
-    def __init__(self, model, manifold, prox, fit_intercept, eps):
+    def __init__(self, model, manifold, prox, fit_intercept, eps, cache):
         self.args = (model, manifold, prox, fit_intercept)
         self.manifold, self.eps = manifold, eps
+        # Newton's observed quadratic rates, shared along an eps path (``newton._Rates``)
+        self.rates = cache.setdefault("fast_newton_rates", {})
 
     def __call__(self, state, mu, L, tol, max_passes):
-        return newton(*self.args, state, mu, self.eps, L, tol, max_passes=max_passes)
+        return newton(*self.args, state, mu, self.eps, L, tol, max_passes=max_passes,
+                      rates=self.rates)
 
     def pass_cost(self, beta):
         return pass_cost(self.manifold, beta)
@@ -687,7 +727,9 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     max_iter : int
         Total iteration budget over all continuation stages.
     warm_start : Result or (coef, intercept) or None
-        Starting point.
+        Starting point. A Result with this problem's eps and alpha is probed as a
+        candidate solution (one step at a fine smoothing; a few iterations in all when
+        it is one).
 
     Raises
     ------
@@ -711,20 +753,24 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         and prob.n_samples >= NEWTON_MIN_SAMPLES \
         and prob.n_samples * prob.n_features >= NEWTON_MIN_ENTRIES else None
     newton_step = None if manifold is None else _NewtonStage(
-        model, manifold, prox, prob.fit_intercept, eps)
+        model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
-        newton_step=newton_step,
+        newton_step=newton_step, candidate=_same_parameters(warm_start, prob.eps,
+                                                            prob.alpha, None),
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
     b = float(b) if prob.fit_intercept else 0.0
-    objective = robust_objective(prob, coef, b) if np.all(np.isfinite(coef)) \
-        and np.isfinite(b) else np.nan
+    finite = np.all(np.isfinite(coef)) and np.isfinite(b)
+    # the certificate's objective in numpy from the returned point, in original units
+    # (an evaluation independent of the scaled model's); its X coef serves the check too
+    eta = prob.linear_predictor(coef, b) if finite else None
+    objective = robust_objective(prob, coef, b, eta=eta) if finite else np.nan
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
-    check_minimiser_exists(prob, coef, b, "fast", "FISTA")
+    check_minimiser_exists(prob, coef, b, "fast", "FISTA", eta=eta)
     return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
                    model.engine.name, eps=prob.eps, alpha=prob.alpha)
 
@@ -762,7 +808,7 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
         isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None,
-        cache=prob._cache)
+        cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam))
     b = b if prob.fit_intercept else 0.0
     elapsed = time.perf_counter() - start
     return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
