@@ -291,3 +291,32 @@ def test_group_general_p_epigraph_projection(p):
         assert float(np.sum((beta - beta0) ** 2) + (t - t0) ** 2) <= dist.value + 1e-9
         np.testing.assert_allclose(beta, b.value, atol=1e-4)
         np.testing.assert_array_equal(beta[-2:], beta0[-2:])
+
+
+class _OneDimensional:
+    """A stand-in for the model in ``_polish_intercept``: F depends on the intercept only."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def value(self, Xb, b, t, mu):
+        self.calls += 1
+        return self.fn(b)
+
+
+@pytest.mark.parametrize(("fn", "minimiser", "at_most"), [
+    (lambda b: 1.0 + 3.0 * (b - 0.30001) ** 2, 0.30001, 4),  # smooth: the parabola's vertex
+    (lambda b: 1.0 + 3.0 * (b - 0.3) ** 2 + 0.5 * (b - 0.3) ** 4, 0.3, 3),  # at it already
+    (lambda b: 1.0 + 0.7 * abs(b - 0.3002) + 0.1 * (b - 0.3) ** 2, 0.3002, 60),  # a kink
+])
+def test_intercept_polish_finds_the_exact_minimiser(fn, minimiser, at_most):
+    """The polish against closed-form minimisers: a quadratic slightly off (one vertex
+    step), one already met (the two probes certify it), a kink (Brent's search, whose
+    precision is sqrt(machine eps) relative to b)."""
+    from fgsm_cvx.fast.solver import _polish_intercept
+
+    model = _OneDimensional(fn)
+    b = _polish_intercept(model, None, 0.3, 0.0, tol=1e-10)
+    assert abs(b - minimiser) <= 1e-8
+    assert fn(b) - fn(minimiser) <= 1e-9
+    assert model.calls <= at_most
