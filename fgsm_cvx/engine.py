@@ -123,6 +123,11 @@ class HostEngine:
         """Silence overflow in e^eta (inf is the honest value, tested by the callers)."""
         return np.errstate(over="ignore", invalid="ignore")
 
+    def row_sample(self, step):
+        """An engine on every ``step``-th row of X (a strided view of dense X; for sparse
+        X a copy of those rows), for statistics that a sample estimates well enough."""
+        return self if step <= 1 else type(self)(self.X[::step, :])
+
     def put(self, v):
         """A host vector of length n on the engine (here: itself)."""
         return v

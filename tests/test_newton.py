@@ -296,6 +296,28 @@ def test_gram_norm_estimates_the_top_eigenvalue_from_below():
         min(2.0 * max(estimate, 1.0), model.curvature_bound()))
 
 
+def test_gram_norm_on_a_row_sample(monkeypatch):
+    """Above ``GRAM_NORM_ROWS`` rows the power iteration runs on every k-th row: against
+    eigvalsh of the full centred, weighted Gram matrix (within the sample's error), and
+    the same estimate on every engine (the same rows)."""
+    monkeypatch.setattr(fast_solver, "GRAM_NORM_ROWS", 500)
+    rng = np.random.default_rng(11)
+    n, d = 6000, 8
+    X = rng.standard_normal((n, d)) + 1.5 * rng.standard_normal((n, 1)) + 3.0
+    w = rng.random(n) + 0.2
+    y = rng.standard_normal(n)
+    estimates = []
+    for _, data in _engines(X):
+        prob = fc.AdversarialProblem(data, y, family="gaussian", eps=0.1, sample_weight=w)
+        estimates.append(_Model(prob, fast_scaling(prob)).gram_norm())
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, sample_weight=w)
+    wn, s = prob.sample_weight, fast_scaling(prob).x
+    Xc = s * (X - wn @ X)
+    top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+    assert 0.85 * top <= estimates[0] <= 1.15 * top
+    np.testing.assert_allclose(estimates, estimates[0], rtol=1e-10)
+
+
 def test_the_switch_to_newton_weighs_passes():
     """FISTA contracting fast keeps the stage unless Newton's passes are cheap; a slow
     or stalled FISTA, or too short a run to tell, goes to Newton."""
