@@ -76,7 +76,9 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         Iteration limit (the backend's default when None).
     warm_start : Result or (coef, intercept) or None
         Starting point for the fast path (interior-point solvers start cold); for a
-        non-convex penalty, the starting point of the local linear approximation.
+        non-convex penalty, the starting point of the local linear approximation. A
+        Result for the same eps and alpha is tried as the solution first (a few
+        iterations when it is one); other starts begin a shortened continuation.
 
     Returns
     -------
