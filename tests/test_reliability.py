@@ -345,7 +345,7 @@ def test_inaccurate_solution_warns_with_certificate():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_non_finite_objective_is_never_optimal(backend, monkeypatch):
     module = cvx_module if backend == "cvxpy" else fast_module
-    monkeypatch.setattr(module, "robust_objective", lambda *args: np.inf)
+    monkeypatch.setattr(module, "robust_objective", lambda *args, **kwargs: np.inf)
     X, y = _data("poisson")
     with pytest.raises(fc.SolverError, match="robust objective at the returned point is inf"):
         fc.solve(fc.AdversarialProblem(X, y, family="poisson"), backend=backend)
