@@ -348,10 +348,11 @@ class _Model:
             return lam
         n, d = self.engine.shape
         step = max(1, n // max(GRAM_NORM_ROWS, 20 * d))
-        if not self.w_host[::step].sum() > 0.0:  # the sample has no weight: all rows
-            step = 1
+        w = self.w_host[::step]
+        if not w.sum() > 0.0:  # the sample has no weight: all rows
+            step, w = 1, self.w_host
         engine = self.engine.row_sample(step)
-        w = engine.put(self.w_host[::step] / self.w_host[::step].sum())
+        w = engine.put(w / w.sum())
         v = np.random.default_rng(0).standard_normal(d)
         v /= np.linalg.norm(v)
         lam = 0.0
