@@ -16,18 +16,21 @@ import scipy.sparse as sp
 import fgsm_cvx as fc
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.engine import make_engine
-from fgsm_cvx.families import Binomial, Gaussian, Huber
+from fgsm_cvx.families import Binomial, Gaussian, Huber, Poisson
 from fgsm_cvx.fast.newton import manifold_of
-from fgsm_cvx.fast.objective import adversarial_terms, second_order_terms
+from fgsm_cvx.fast.objective import _sinhc_derivatives, adversarial_terms, second_order_terms
 from fgsm_cvx.fast.solver import _Model, _per_sample_second, fast_scaling, shift_set
 from fgsm_cvx.penalties import SquaredL2
 
-FAMILIES = {"binomial": Binomial(), "gaussian": Gaussian(), "huber": Huber(0.8)}
+FAMILIES = {"binomial": Binomial(), "gaussian": Gaussian(), "huber": Huber(0.8),
+            "poisson": Poisson()}
 
 
 def _labels(family, rng, n):
     if isinstance(family, Binomial):
         return (rng.random(n) < 0.5).astype(float)
+    if isinstance(family, Poisson):
+        return rng.poisson(2.0, n).astype(float)
     return rng.standard_normal(n)
 
 
@@ -40,12 +43,15 @@ def test_second_order_terms_match_finite_differences(name, alpha):
     rng = np.random.default_rng(1)
     n = 400
     y = _labels(family, rng, n)
-    eta = rng.standard_normal(n) * 2
+    eta = rng.standard_normal(n) * (0.7 if name == "poisson" else 2.0)
     t = 0.3
     mu = 0.0 if name == "binomial" else 0.05
     # away from the kinks of the smoothing band and of Huber's threshold, where the
     # second derivatives jump and differences straddle them
-    if name != "binomial":
+    if name == "poisson":  # the band is on x = e^eta sinh(t) / t - y
+        keep = np.abs(np.abs(np.exp(eta) * np.sinh(t) / t - y) - mu) > 1e-3
+        y, eta = y[keep], eta[keep]
+    elif name != "binomial":
         r = np.abs(y - eta)
         keep = np.abs(r - mu) > 1e-3
         if name == "huber":
@@ -71,6 +77,38 @@ def test_second_order_terms_match_finite_differences(name, alpha):
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(H_tt, (value(eta, t + h)[2] - value(eta, t - h)[2]) / (2 * h),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("t", [0.0, 1e-5, 3e-3, 0.0099999, 0.01, 0.3, 2.0])
+def test_poisson_second_order_terms_at_small_shifts(t):
+    """Poisson's terms through the Taylor branch of s(t) = sinh(t) / t (t < 1e-2) and the
+    closed forms: against central differences of the first-order module's value and
+    derivatives (one-sided at t = 0), within the differences' own error."""
+    family = Poisson()
+    rng = np.random.default_rng(2)
+    y = rng.poisson(2.0, 300).astype(float)
+    eta = 0.7 * rng.standard_normal(300)
+    mu = 0.05
+    s = np.sinh(t) / t if t > 0 else 1.0
+    keep = np.abs(np.abs(np.exp(eta) * s - y) - mu) > 1e-3
+    y, eta = y[keep], eta[keep]
+    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, eta, t, mu, 0.0)
+    value, d_eta, d_t = adversarial_terms(family, y, eta, t, mu)
+    np.testing.assert_allclose([H, H_e, H_t], [value, d_eta, d_t], rtol=1e-12, atol=1e-12)
+    h = 1e-6
+    lo, hi = max(t - h, 0.0), t + h
+    up, dn = adversarial_terms(family, y, eta, hi, mu), adversarial_terms(family, y, eta,
+                                                                           lo, mu)
+    np.testing.assert_allclose(H_et, (up[1] - dn[1]) / (hi - lo), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(H_tt, (up[2] - dn[2]) / (hi - lo), rtol=1e-5, atol=1e-5)
+    e_up = adversarial_terms(family, y, eta + h, t, mu)
+    e_dn = adversarial_terms(family, y, eta - h, t, mu)
+    np.testing.assert_allclose(H_ee, (e_up[1] - e_dn[1]) / (2 * h), rtol=1e-6, atol=1e-7)
+    # s, s', s'' against their closed forms where those do not cancel
+    if t >= 1e-3:
+        expected = (np.sinh(t) / t, (t * np.cosh(t) - np.sinh(t)) / t**2,
+                    (t * t * np.sinh(t) - 2 * t * np.cosh(t) + 2 * np.sinh(t)) / t**3)
+        np.testing.assert_allclose(_sinhc_derivatives(t)[:3], expected, rtol=1e-7)
 
 
 def _engines(X):
@@ -182,6 +220,8 @@ def _problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw
     eta = (X - offset) @ beta
     if family == "binomial":
         y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    elif family == "poisson":
+        y = rng.poisson(np.exp(0.3 * eta)).astype(float)
     else:
         y = eta + rng.standard_normal(n)
     w = rng.random(n) + 0.5 if weights else None
@@ -194,7 +234,7 @@ def _problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw
     return prob.with_params(eps=0.3 * top)
 
 
-@pytest.mark.parametrize("family", ["binomial", "gaussian", "huber"])
+@pytest.mark.parametrize("family", ["binomial", "gaussian", "huber", "poisson"])
 @pytest.mark.parametrize("set_name", list(SETS))
 def test_newton_finishes_the_solve_at_the_cvxpy_optimum(family, set_name, newton_calls):
     rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}".encode()))
@@ -233,14 +273,13 @@ def test_newton_repairs_a_wrong_support(set_name, newton_calls):
 
 
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
-    """Hinge, Poisson, L1 sets, penalty shifts and small n go through FISTA alone."""
+    """Hinge, L1 sets, penalty shifts and small n go through FISTA alone."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1200, 4))
     y = (rng.random(1200) < 0.5).astype(float)
     fc.solve(fc.AdversarialProblem(X[:900], y[:900], eps=0.05), backend="fast")
     for kw in ({"family": "hinge"}, {"family": "binomial", "perturbation": "l1"},
-               {"family": "binomial", "penalty": SquaredL2()},
-               {"family": "poisson", "y": rng.poisson(1.0, 1200).astype(float)}):
+               {"family": "binomial", "penalty": SquaredL2()}):
         kw = {"y": y, "perturbation": "linf", **kw}
         fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")
     assert newton_calls == []
