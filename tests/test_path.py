@@ -32,6 +32,56 @@ def test_zero_at_eps_max_and_not_below(family):
     assert path.n_nonzero[0] == 0 and path.n_nonzero[-1] == prob.n_features
 
 
+HINGE_SETS = {"linf": fc.Linf(), "l2": fc.L2(), "l1": fc.L1(),
+              "weighted_linf": fc.WeightedLinf(np.linspace(0.5, 2.0, 5)),
+              "group": fc.Group(np.array([0, 0, 1, 1, 2])),
+              "ellipsoid": fc.Ellipsoid(np.eye(5) + 0.3 * np.diag(np.ones(4), 1))}
+
+
+@pytest.mark.parametrize("set_name", list(HINGE_SETS))
+@pytest.mark.parametrize("case", ["more_positive", "more_negative_weighted_alpha",
+                                  "balanced", "no_intercept"])
+def test_hinge_eps_max_is_where_zero_becomes_optimal(set_name, case):
+    """The hinge eps_max (one convex program, or the closed form for balanced classes and
+    no intercept) against full cvxpy solves: just below it the optimum beats the zero
+    point (0, b*), just above it does not."""
+    from fgsm_cvx.problem import robust_objective
+
+    rng = np.random.default_rng(len(set_name) + 7 * len(case))
+    n, d = 150, 5
+    X = rng.standard_normal((n, d)) + 0.5
+    eta = X @ np.linspace(1.0, -1.0, d) * 2.0  # a strong signal: with a weak one and
+    # unequal classes, the hinge's constant classifier can be optimal at every eps
+    shift = {"more_positive": 0.8, "more_negative_weighted_alpha": -0.8}.get(case, 0.0)
+    y = (eta + shift + rng.logistic(size=n) > 0).astype(float)
+    w = rng.random(n) + 0.5 if case == "more_negative_weighted_alpha" else None
+    if case == "balanced":
+        y = (np.argsort(np.argsort(eta + rng.logistic(size=n))) >= n // 2).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=HINGE_SETS[set_name],
+                                 sample_weight=w, fit_intercept=case != "no_intercept",
+                                 alpha=0.3 if w is not None else 0.0)
+    top = fc.eps_max(prob)
+    assert 0.0 < top < np.inf
+    b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
+    gaps = []
+    for factor in (1.0 - 1e-3, 1.0 + 1e-3):
+        at = prob.with_params(eps=top * factor)
+        best = fc.solve(at, backend="cvxpy", solver="CLARABEL").objective
+        gaps.append(best - robust_objective(at, np.zeros(d), b0))
+    assert gaps[0] < -1e-7 and gaps[1] > -1e-8, gaps
+
+
+def test_hinge_eps_max_sparse_equals_dense():
+    import scipy.sparse as sp
+
+    X, y = _data("hinge")
+    y[:30] = 1.0  # unequal classes: the convex program, not the closed form
+    dense = fc.eps_max(fc.AdversarialProblem(X, y, family="hinge", perturbation="l2"))
+    sparse = fc.eps_max(fc.AdversarialProblem(sp.csr_matrix(X), y, family="hinge",
+                                              perturbation="l2"))
+    assert sparse == pytest.approx(dense, rel=1e-7)
+
+
 @pytest.mark.parametrize("backend", ["cvxpy", "fast"])
 @pytest.mark.parametrize("family", ["gaussian", "logistic", "poisson"])
 def test_warm_path_equals_cold_solves(family, backend):
