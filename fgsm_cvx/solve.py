@@ -12,6 +12,10 @@ BACKENDS = ("auto", "cvxpy", "fast")
 
 #: "auto" uses the fast path from this many entries of X (n_samples * n_features) on.
 AUTO_FAST_SIZE = 20_000
+#: ... and for the hinge loss from this many, whose smoothing continuation needs
+#: hundreds of iterations: at n = 1e3, d = 50 Clarabel is faster (0.7-1.0x), at n = 1e4
+#: the fast path is 5.6-75x faster, and at 1e5 it takes 0.4-0.6 s (docs/performance.md)
+AUTO_FAST_SIZE_HINGE = 500_000
 
 
 def fast_supported(prob):
@@ -26,15 +30,16 @@ def fast_supported(prob):
 def _auto_backend(prob):
     """The fast path for large problems it covers, cvxpy otherwise.
 
-    The hinge loss is excluded: its smoothing continuation converges slowly at large n
-    (docs/performance.md), so "auto" keeps it on the interior-point solver. X on another
+    The hinge loss goes to the fast path only from ``AUTO_FAST_SIZE_HINGE`` entries of X
+    on: its smoothing continuation needs hundreds of iterations, and below that the
+    interior-point solver is about as fast (docs/performance.md). X on another
     engine than numpy / scipy.sparse (dask, CuPy, torch ...) always goes to the fast path,
     the only one that runs there (cvxpy then refuses it, naming the fast backend).
     """
     if not prob.on_host:
         return "fast" if fast_supported(prob) else "cvxpy"
-    large = prob.n_samples * prob.n_features >= AUTO_FAST_SIZE
-    if large and not isinstance(prob.family, Hinge) and fast_supported(prob):
+    size = AUTO_FAST_SIZE_HINGE if isinstance(prob.family, Hinge) else AUTO_FAST_SIZE
+    if prob.n_samples * prob.n_features >= size and fast_supported(prob):
         return "fast"
     return "cvxpy"
 
@@ -62,11 +67,12 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         "cvxpy": the disciplined convex program (exact, interior point).
         "fast": the first-order path for large n (accelerated projected gradient on the
         epigraph form; symmetric sets with a projection and boxes, no user constraints).
-        "auto": the fast path when it covers the problem, the family is not hinge, and
-        X has at least ``AUTO_FAST_SIZE`` entries, or X is a dask / GPU / array API
-        array (any family); cvxpy otherwise. ``Result.backend`` says which ran, and
-        ``Result.engine`` where the products with X ran ("numpy", "scipy.sparse",
-        "dask", "cupy", "torch", ...: the type of X decides).
+        "auto": the fast path when it covers the problem and X has at least
+        ``AUTO_FAST_SIZE`` entries (``AUTO_FAST_SIZE_HINGE`` for hinge), or X is a
+        dask / GPU / array API array (any family); cvxpy otherwise.
+        ``Result.backend`` says which ran, and ``Result.engine`` where the products
+        with X ran ("numpy", "scipy.sparse", "dask", "cupy", "torch", ...: the type
+        of X decides).
     solver : {"ECOS", "CLARABEL", "SCS"}
         Conic solver for the cvxpy backend (ECOS by default); ignored by the fast path.
     tol : float in (0, 1)
