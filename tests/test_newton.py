@@ -435,3 +435,32 @@ def test_a_newton_path_verifies_by_gradient_passes(newton_calls, monkeypatch):
     for e, objective in zip(grid[::4], path.objectives[::4], strict=True):
         ref = fc.solve(prob.with_params(eps=e), backend="cvxpy", solver="CLARABEL")
         assert (objective - ref.objective) / abs(ref.objective) <= 1e-7
+
+
+@pytest.mark.parametrize("family", ["binomial", "gaussian", "poisson"])
+def test_warm_starts_take_newton_below_the_size_rule(family, monkeypatch):
+    """Below NEWTON_MIN_SAMPLES a cold solve runs FISTA alone, a warm start from another
+    radius's solution runs Newton, and a Result of the same radius is probed instead;
+    each ends at Clarabel's optimum."""
+    calls = []
+    original = fast_solver.newton
+
+    def recorded(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fast_solver, "newton", recorded)
+    rng = np.random.default_rng(11)
+    prob = _problem(family, "linf", rng, n=800, d=6)
+    assert prob.n_samples < fast_solver.NEWTON_MIN_SAMPLES
+    cold = fc.solve(prob, backend="fast")
+    assert calls == []
+    near = prob.with_params(eps=0.8 * prob.eps)
+    warm = fc.solve(near, backend="fast", warm_start=cold)
+    assert calls != []
+    ref = fc.solve(near, backend="cvxpy", solver="CLARABEL")
+    assert (warm.objective - ref.objective) / abs(ref.objective) <= 1e-7
+    np.testing.assert_allclose(warm.coef, ref.coef, atol=1e-4)
+    calls.clear()
+    again = fc.solve(near, backend="fast", warm_start=warm)
+    assert calls == [] and again.n_iter <= 3

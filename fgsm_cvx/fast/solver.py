@@ -721,12 +721,16 @@ class _NewtonStage:
         return pass_cost(self.manifold, beta)
 
 
-# The Newton step is used from this many samples and entries of X on. Below, a pass over
-# X costs less than the Newton pass's fixed work per block of rows (measured: at
-# n = 2e4, d = 20 a Newton pass took ~10 X^T (X v) passes, and an eps path with it
-# 0.55 s against 0.42 s for FISTA alone), and the smoothed kinks of few samples make
-# its quadratic model poor (it stalls at the finer smoothing stages for n in the
-# hundreds); the kinks average out as n grows.
+# A cold solve uses the Newton step from this many samples and entries of X on. Below,
+# a pass over X costs less than the Newton pass's fixed work per block of rows (a Newton
+# pass took ~10 X^T (X v) passes at n = 2e4, d = 20), and the smoothed kinks of few
+# samples make its quadratic model poor from a cold start (it stalls at the finer
+# smoothing stages for n in the hundreds); the kinks average out as n grows. A warm
+# start (an eps path's predicted point, a solution for other parameters) uses it at
+# every size: it starts inside Newton's region of fast convergence, where one or two
+# passes replace FISTA's 5-15 iterations per radius (measured on 50-radius paths with n
+# from 300 to 2e4, d = 10 and 20: binomial, gaussian and Poisson paths 1.0-2x faster,
+# never more than 10% slower; benchmarks/bench_path.py, docs/performance.md).
 NEWTON_MIN_SAMPLES = 5000
 NEWTON_MIN_ENTRIES = 2_000_000
 
@@ -767,17 +771,22 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     def prox(v_beta, v_t, L):  # the step of the indicator of K: the projection onto K
         return project_epigraph(shift, v_beta, v_t, eps)
 
+    # a Result of this problem's parameters: probed as a candidate solution
+    candidate = _same_parameters(warm_start, prob.eps, prob.alpha, None)
+    large = prob.n_samples >= NEWTON_MIN_SAMPLES \
+        and prob.n_samples * prob.n_features >= NEWTON_MIN_ENTRIES
+    # below the size rule a warm start takes Newton, a candidate solution the cheaper
+    # probe (one FISTA step: 1-2 iterations in all, where Newton's check costs 3-4)
+    near = warm_start is not None and not candidate
     manifold = manifold_of(shift, prob.n_features) if has_second_order(prob.family) \
-        and prob.n_samples >= NEWTON_MIN_SAMPLES \
-        and prob.n_samples * prob.n_features >= NEWTON_MIN_ENTRIES else None
+        and (large or near) else None
     newton_step = None if manifold is None else _NewtonStage(
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
-        newton_step=newton_step, candidate=_same_parameters(warm_start, prob.eps,
-                                                            prob.alpha, None),
+        newton_step=newton_step, candidate=candidate,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
