@@ -14,7 +14,7 @@ BACKENDS = ("auto", "cvxpy", "fast")
 AUTO_FAST_SIZE = 20_000
 #: ... and for the hinge loss from this many, whose smoothing continuation needs
 #: hundreds of iterations: at n = 1e3, d = 50 Clarabel is faster (0.7-1.0x), at n = 1e4
-#: the fast path is 5.6-75x faster, and at 1e5 it takes 0.4-0.6 s (docs/performance.md)
+#: the fast path is 2.3-8.6x faster, and at 1e5 it takes about 1 s (docs/performance.md)
 AUTO_FAST_SIZE_HINGE = 500_000
 
 

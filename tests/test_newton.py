@@ -194,14 +194,8 @@ SETS = {
 }
 
 
-@pytest.fixture
-def newton_calls(monkeypatch):
-    """Record what each Newton stage returned (converged or not), with Newton used from
-    1000 samples on, whatever the size of X (the defaults would make these tests slow)."""
-    monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
-    monkeypatch.setattr(fast_solver, "NEWTON_MIN_ENTRIES", 0)
-    # the machinery, whatever the cost model would choose (tested on its own below)
-    monkeypatch.setattr(fast_solver._Identification, "newton_pays", lambda *args: True)
+def _record_newton(monkeypatch):
+    """The list to which each Newton stage appends (converged, passes)."""
     calls = []
     original = fast_solver.newton
 
@@ -212,6 +206,17 @@ def newton_calls(monkeypatch):
 
     monkeypatch.setattr(fast_solver, "newton", recorded)
     return calls
+
+
+@pytest.fixture
+def newton_calls(monkeypatch):
+    """Record what each Newton stage returned (converged or not), with Newton used from
+    1000 samples on, whatever the size of X (the defaults would make these tests slow)."""
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_ENTRIES", 0)
+    # the machinery, whatever the cost model would choose (tested on its own below)
+    monkeypatch.setattr(fast_solver._Identification, "newton_pays", lambda *args: True)
+    return _record_newton(monkeypatch)
 
 
 def _problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw):
@@ -442,14 +447,7 @@ def test_warm_starts_take_newton_below_the_size_rule(family, monkeypatch):
     """Below NEWTON_MIN_SAMPLES a cold solve runs FISTA alone, a warm start from another
     radius's solution runs Newton, and a Result of the same radius is probed instead;
     each ends at Clarabel's optimum."""
-    calls = []
-    original = fast_solver.newton
-
-    def recorded(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(fast_solver, "newton", recorded)
+    calls = _record_newton(monkeypatch)
     rng = np.random.default_rng(11)
     prob = _problem(family, "linf", rng, n=800, d=6)
     assert prob.n_samples < fast_solver.NEWTON_MIN_SAMPLES
