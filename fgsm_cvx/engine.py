@@ -149,6 +149,11 @@ class HostEngine:
         """The values on the host: floats for scalars, numpy arrays for the d-vectors."""
         return tuple(_host(v) for v in values)
 
+    def rows(self, idx):
+        """The rows X[idx] as a dense host float64 array (a few rows: the pinned step)."""
+        out = self.X[np.asarray(idx, dtype=np.intp), :]
+        return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float64)
+
     def map_reduce(self, fn, eta, *vectors, n_sums, rmatvec=False):
         """(the n_sums sums of fn(xp, eta, *vectors) as floats, X^T g or None).
 
@@ -240,6 +245,10 @@ class ArrayAPIEngine(HostEngine):
 
     def dot(self, w, v):
         return w @ v  # 1-d @ 1-d is the inner product in the array API
+
+    def rows(self, idx):
+        idx = self.xp.asarray(np.asarray(idx, dtype=np.int64), device=self.device)
+        return np.asarray(_host(self.xp.take(self.X, idx, axis=0)), dtype=np.float64)
 
     def weighted_row_norms(self, w):
         w, xp = self.put(w), self.xp
@@ -335,6 +344,10 @@ class DaskEngine(HostEngine):
     def weighted_row_norms(self, w):
         X = self.X
         return self.fetch(self.dot(self.put(w), (X * X).sum(axis=1)))[0]
+
+    def rows(self, idx):
+        (out,) = self.fetch(self.X[np.asarray(idx, dtype=np.intp), :])
+        return np.atleast_2d(np.asarray(out, dtype=np.float64))
 
     def second_order(self, fn, beta, *vectors, cols, n_sums):
         """As ``HostEngine.second_order``: X beta persisted, then one task per row block."""

@@ -83,6 +83,12 @@ class _WeightedL1:
         idx = np.flatnonzero((beta == 0) & (self.a > 0) & (excess > tol))
         return {int(j): -float(np.sign(loss_gradient[j])) for j in idx}
 
+    def violation(self, beta, loss_gradient, bound):
+        """The excess |dPhi_loss/dbeta_j| - eps T a_j > 0 at the zero, weighted
+        coordinates (their optimality conditions' violation; 0 where they hold)."""
+        excess = np.abs(loss_gradient) - bound * self.a
+        return np.where((beta == 0) & (self.a > 0), np.maximum(excess, 0.0), 0.0)
+
     def binding(self, beta, loss_gradient, bound, radius):
         """The nonzero weighted coordinates within ``radius`` of zero that Phi pushes
         towards zero: s_j dPhi/dbeta_j = s_j g_j + eps T a_j > 0 (Bertsekas' projected
@@ -127,6 +133,9 @@ class _Mahalanobis:
 
     def entering(self, beta, loss_gradient, bound, tol):
         return {}
+
+    def violation(self, beta, loss_gradient, bound):
+        return np.zeros(0)
 
     def binding(self, beta, loss_gradient, bound, radius):
         return np.empty(0, dtype=np.intp)
@@ -201,14 +210,14 @@ def _solve(H, g):
 class _Point:
     """One Newton pass at (beta, b): the model's second-order quantities there."""
 
-    def __init__(self, model, beta, b, t, mu, W):
+    def __init__(self, model, beta, b, t, mu, W, ref=None):
         d = beta.shape[0]
         # the Gram matrix of all columns costs at most 4x that of W when |W| >= d / 2,
         # and then serves any working set (coordinates entering need no second pass)
         self.cols = None if 2 * W.shape[0] >= d else W
         self.beta, self.b, self.t = beta, b, t
         (self.Xb, self.f, self.XtG, self._gram, self.sums) = model.second_order(
-            beta, b, t, mu, self.cols)
+            beta, b, t, mu, self.cols, ref=ref)
         self.g_loss = self.XtG[:, 0]  # X_c^T (w H_e): dF/dbeta at fixed t
 
     def gram(self, W):
@@ -371,6 +380,25 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
     return (point.beta, point.b, point.t, point.Xb), point.f, residual, passes, False
 
 
+def newton_system(manifold, beta, W, signs, gram, XtG, sums, eps, fit_intercept):
+    """(H, grad): the Hessian and gradient of Phi(beta_W, b_c) on the working set W (the
+    module's formula; the intercept's row and column last when ``fit_intercept``)."""
+    g_b, T, S_ee, S_et, S_tt = sums
+    gs = manifold.gradient(beta, W, signs)
+    grad = XtG[W, 0] + eps * T * gs  # dPhi/dbeta_W, t = eps sigma(beta)
+    xt = XtG[W, 1]
+    H = gram + eps * (np.outer(xt, gs) + np.outer(gs, xt)) \
+        + eps * eps * S_tt * np.outer(gs, gs)
+    Hs = manifold.hessian(beta, W)
+    if Hs is not None:
+        H = H + eps * T * Hs[np.ix_(W, W)]
+    if fit_intercept:  # the row of b_c: d2Phi/db_c dbeta_W and d2Phi/db_c^2
+        hb = XtG[W, 2] + eps * S_et * gs
+        H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[S_ee]])]])
+        grad = np.append(grad, g_b)
+    return H, grad
+
+
 def _newton_direction(manifold, beta, W, signs, entering, gram, XtG, sums, eps,
                       fit_intercept):
     """(step on (beta_W, b_c), W, signs): the Newton direction on the working set.
@@ -379,20 +407,9 @@ def _newton_direction(manifold, beta, W, signs, entering, gram, XtG, sums, eps,
     projected straight back to zero, distorting the others' step: it leaves W and the
     system is solved again (as feature-sign search does), at most once per coordinate.
     """
-    g_b, T, S_ee, S_et, S_tt = sums
     while True:
-        gs = manifold.gradient(beta, W, signs)
-        grad = XtG[W, 0] + eps * T * gs  # dPhi/dbeta_W, t = eps sigma(beta)
-        xt = XtG[W, 1]
-        H = gram + eps * (np.outer(xt, gs) + np.outer(gs, xt)) \
-            + eps * eps * S_tt * np.outer(gs, gs)
-        Hs = manifold.hessian(beta, W)
-        if Hs is not None:
-            H = H + eps * T * Hs[np.ix_(W, W)]
-        if fit_intercept:  # the row of b_c: d2Phi/db_c dbeta_W and d2Phi/db_c^2
-            hb = XtG[W, 2] + eps * S_et * gs
-            H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[S_ee]])]])
-            grad = np.append(grad, g_b)
+        H, grad = newton_system(manifold, beta, W, signs, gram, XtG, sums, eps,
+                                fit_intercept)
         step = _solve(H, grad)
         if step is None or not entering:
             return step, W, signs

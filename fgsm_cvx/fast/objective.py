@@ -114,9 +114,14 @@ def _rho_curvature(family, u, xp):
     return xp.astype(xp.abs(u) <= threshold, u.dtype)
 
 
-def second_order_terms(family, y, eta, t, mu, alpha, xp=np):
+def second_order_terms(family, y, eta, t, mu, alpha, xp=np, ref=None):
     """The per-sample term H = alpha l(eta) + (1 - alpha) h_mu(eta, t) and its first and
     second derivatives in (eta, t): (H, H_e, H_t, H_ee, H_et, H_tt).
+
+    ``ref`` (symmetric losses at mu = 0 only; ``kinks.py``): the reference signs s of
+    the residuals r = y - eta, |r| -> s r: each sample enters by the smooth piece
+    rho(s r + t) of rho(|r| + t), extended past r = 0 if it crossed, and a sample pinned
+    at its kink (s = 0) by rho(t), the smooth part on the manifold r = 0.
 
     Used by the Newton step (``newton.py``), whose Hessian in (beta, b, t) is the sum over
     samples of J_i^T [[H_ee, H_et], [H_et, H_tt]] J_i with J_i the Jacobian of
@@ -155,6 +160,8 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np):
     if isinstance(family, _SymmetricFamily):
         r = y - eta
         ar, dar = huber_abs(r, mu, xp)
+        if ref is not None:  # the pieces of the reference signs (mu = 0)
+            ar, dar = ref * r, ref
         u = ar + t
         rho1 = -family.grad(u, 0.0, xp)  # rho'(u) = -l'(u, 0)
         rho2 = _rho_curvature(family, u, xp)

@@ -51,6 +51,7 @@ from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFami
 from ..penalties import DualNorm
 from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
+from . import kinks
 from .box import BoxShift
 from .epigraph import SupportShift, project_epigraph
 from .newton import manifold_of, newton, pass_cost
@@ -194,15 +195,16 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
     return (total, xp.sum(g_eta) if fit_intercept else 0.0, *g_t), g_eta
 
 
-def _per_sample_second(xp, Xbeta, y, w, *, family, alpha, shift, b, mu):
+def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu):
     """The per-sample part of the Newton step's pass (``newton.py``), in namespace xp.
 
     Returns (sums, G, D): the sums (F_mu, sum w H_e, sum w H_t, sum w H_ee, sum w H_et,
     sum w H_tt), the vectors G = (w H_e, w H_et, w H_ee) whose products X^T G the step
-    needs, and the Gram weights D = w H_ee >= 0 (``objective.second_order_terms``).
+    needs, and the Gram weights D = w H_ee >= 0 (``objective.second_order_terms``;
+    ``ref`` the reference signs of the pinned step, ``kinks.py``).
     """
     H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, Xbeta + b, shift, mu,
-                                                       alpha, xp)
+                                                       alpha, xp, ref=ref)
     wH_e, wH_et = w * H_e, w * H_et
     wH_ee = w * xp.maximum(H_ee, 0.0)  # >= 0 for a convex term; clip rounding
     sums = (w @ H, xp.sum(wH_e), w @ H_t, xp.sum(wH_ee), xp.sum(wH_et), w @ H_tt)
@@ -237,6 +239,7 @@ class _Model:
         self.engine = engine = prob.engine
         self.family = scaling.family
         self.y, self.w = engine.put(scaling.y), engine.put(prob.sample_weight)
+        self.y_host = scaling.y
         self.w_host = prob.sample_weight
         self.alpha = prob.alpha if alpha is None else alpha
         self.scale = scaling.x
@@ -301,7 +304,7 @@ class _Model:
             self.y, self.w, n_sums=1)
         return Xbeta, _finite(total)
 
-    def second_order(self, beta, b, t, mu, cols):
+    def second_order(self, beta, b, t, mu, cols, ref=None):
         """The Newton step's pass (``newton.py``) in the centred coordinates (beta, b_c).
 
         Returns (s X beta on the engine, F_mu, XtG, Gram, (dF/db, T, S_ee, S_et, S_tt))
@@ -310,11 +313,17 @@ class _Model:
         ``cols`` (None: all), X_c = s (X - 1 c^T). From the engine's uncentred products:
         X_c^T u = s X^T u - s c sum_i u_i and, with v = s X^T D,
         X_c^T D X_c = s^2 X^T D X - v (s c)^T - (s c) v^T + (sum D) (s c)(s c)^T.
+        ``ref``: the residuals' reference signs of the pinned step (``kinks.py``), a
+        host vector (0: pinned).
         """
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
+        # a new host array each time: an engine caches what it placed by identity, and
+        # the pinned step changes its signs in place
+        vectors = (self.y, self.w) + (() if ref is None else
+                                      (self.engine.put(np.array(ref, dtype=np.float64)),))
         Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
-            fn, beta if self.scale == 1.0 else beta * self.scale, self.y, self.w,
+            fn, beta if self.scale == 1.0 else beta * self.scale, *vectors,
             cols=cols, n_sums=6)
         XtG, gram = XtG * self.scale, gram * self.scale**2
         if self.centre is not None:
@@ -324,6 +333,11 @@ class _Model:
             gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
             XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
+
+    def rows(self, idx):
+        """The centred, scaled rows X_c[idx] = s X[idx] - s c as a host (|idx|, d) array."""
+        A = self.engine.rows(idx) * self.scale
+        return A if self.centre is None else A - self.centre
 
     def curvature_bound(self):
         """The weighted mean of ||(s (x_i - c), 1, 1)||^2 = s^2 sum_i w_i ||x_i - c||^2 + 2
@@ -590,7 +604,7 @@ class _Identification:
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
-              candidate=False):
+              candidate=False, exact_step=None):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -600,6 +614,9 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     have identified the manifold; FISTA finishes any stage it does not (its passes
     count as iterations). ``candidate``: the warm start may be this problem's solution
     (a Result of the same parameters), worth a probe at a fine smoothing.
+    ``exact_step(state, mu, tol, gap_tol)`` (``kinks.pinned_newton``), when given, is
+    tried after each smoothing stage: when it certifies the exact solution from the
+    stage's, the continuation ends there (at most two tries).
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
     def h(v):
@@ -640,7 +657,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                        max(tol_grad, 1e-3 * fine), 1)
         state, total_iter = probe[0], 1  # a proximal-gradient step: never worse
         mu = fine if probe[5] else 3e-3 * scale
-    first = True
+    first, exact, exact_tries = True, False, 0
     while True:
         stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
         converged = False
@@ -675,6 +692,18 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                               status="max_iter", solver="FISTA")
         if not smooth:
             break
+        if exact_step is not None:
+            # the pinned samples as constraints: the exact solution, certified by its
+            # KKT conditions, or nothing (the continuation goes on)
+            out = exact_step(state, mu, tol_grad, tol * scale)
+            total_iter += out[3]
+            if out[4]:
+                state, f_mu, residual = out[:3]
+                exact = True
+                break
+            exact_tries += 1
+            if exact_tries == 2:
+                exact_step = None
         # The exact objective at the stage solution approaches F* about linearly in mu, so
         # with mu divided by 10 per stage its decrease from the previous stage, Delta,
         # over-estimates the remaining gap about ninefold. Stop when Delta is below
@@ -690,7 +719,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         previous = exact
         mu *= 0.1
     beta, b, t, Xb = state
-    if smooth and fit_intercept:  # h does not depend on the intercept
+    if smooth and fit_intercept and not exact:  # h does not depend on the intercept
         b = _polish_intercept(model, Xb, b, t, tol * scale)
     return beta, float(b), t, f_mu, residual / scale, total_iter
 
@@ -778,15 +807,17 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     # below the size rule a warm start takes Newton, a candidate solution the cheaper
     # probe (one FISTA step: 1-2 iterations in all, where Newton's check costs 3-4)
     near = warm_start is not None and not candidate
-    manifold = manifold_of(shift, prob.n_features) if has_second_order(prob.family) \
-        and (large or near) else None
+    structure = manifold_of(shift, prob.n_features)  # None: FISTA and continuation only
+    manifold = structure if has_second_order(prob.family) and (large or near) else None
     newton_step = None if manifold is None else _NewtonStage(
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
+    exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
+        kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
-        newton_step=newton_step, candidate=candidate,
+        newton_step=newton_step, candidate=candidate, exact_step=exact_step,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)

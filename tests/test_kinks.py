@@ -1,0 +1,177 @@
+"""The pinned step (fgsm_cvx/fast/kinks.py): the exact solution at the kinks.
+
+Checked against independent computations: finite differences of the pieces
+rho(s r + t), a fresh pass for the host-side update of released samples, and cvxpy's
+solution (whose residuals show the pinned samples); and the step is shown to be what ends
+the solves it covers.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import fgsm_cvx as fc
+import fgsm_cvx.fast.kinks as kinks
+from fgsm_cvx.families import Gaussian, Huber
+from fgsm_cvx.fast.newton import _Point, manifold_of
+from fgsm_cvx.fast.objective import second_order_terms
+from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+
+SETS = {
+    "linf": lambda d: fc.Linf(),
+    "l2": lambda d: fc.L2(),
+    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 2.0, d)),
+    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
+    "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
+}
+
+
+@pytest.fixture
+def pinned_calls(monkeypatch):
+    """The list to which each pinned step appends (converged, passes)."""
+    calls, original = [], kinks.pinned_newton
+
+    def recorded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((out[4], out[3]))
+        return out
+
+    monkeypatch.setattr(kinks, "pinned_newton", recorded)
+    return calls
+
+
+@pytest.mark.parametrize("family", [Gaussian(), Huber(0.8)], ids=["gaussian", "huber"])
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_pieces_match_finite_differences(family, alpha):
+    """second_order_terms with reference signs s: the derivatives of
+    alpha rho(|r|) + (1 - alpha) rho(s r + t) (s = 0: rho(t)), differenced."""
+    rng = np.random.default_rng(3)
+    n, t, h = 300, 0.4, 1e-6
+    y, eta = rng.standard_normal(n), rng.standard_normal(n)
+    ref = rng.choice([-1.0, 0.0, 1.0], n)  # pieces on either side, crossed or not
+    r = y - eta
+    keep = np.abs(r) > 1e-3  # the clean term's own kink-free zone (Huber is C1 at 0)
+    if isinstance(family, Huber):  # away from the threshold, where rho'' jumps
+        for u in (ref * r + t, np.abs(r)):
+            keep &= np.abs(np.abs(u) - family.threshold) > 1e-3
+    y, eta, ref = y[keep], eta[keep], ref[keep]
+
+    def value(e, s):
+        rho = family.loss
+        return alpha * rho(y, e, np) + (1 - alpha) * rho(ref * (y - e) + s, 0.0, np)
+
+    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, eta, t, 0.0, alpha,
+                                                       ref=ref)
+    np.testing.assert_allclose(H, value(eta, t), atol=1e-12)
+    np.testing.assert_allclose(H_e, (value(eta + h, t) - value(eta - h, t)) / (2 * h),
+                               atol=1e-6)
+    np.testing.assert_allclose(H_t, (value(eta, t + h) - value(eta, t - h)) / (2 * h),
+                               atol=1e-6)
+    k = 1e-4  # second differences: a wider step (rounding / k^2)
+    et = (value(eta + k, t + k) - value(eta + k, t - k) - value(eta - k, t + k)
+          + value(eta - k, t - k)) / (4 * k * k)
+    np.testing.assert_allclose(H_et, et, atol=1e-3)
+    ee = (value(eta + k, t) - 2 * value(eta, t) + value(eta - k, t)) / (k * k)
+    tt = (value(eta, t + k) - 2 * value(eta, t) + value(eta, t - k)) / (k * k)
+    np.testing.assert_allclose(H_ee, ee, atol=1e-3)
+    np.testing.assert_allclose(H_tt, tt, atol=1e-3)
+
+
+def test_release_updates_the_pass_as_a_fresh_pass():
+    """Changing samples' reference signs on the host gives the quantities a new pass
+    with those signs computes over all of X."""
+    rng = np.random.default_rng(4)
+    n, d = 400, 6
+    X = rng.standard_normal((n, d)) + 2.0
+    y = X @ rng.standard_normal(d) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family=Huber(1.0), eps=0.2, alpha=0.3)
+    sc = fast_scaling(prob)
+    model = _Model(prob, sc)
+    beta, b = rng.standard_normal(d), 0.3
+    t = 0.2 * sc.eps * np.abs(beta).sum()
+    r = sc.y - (model.engine.matvec(beta * sc.x) + b)
+    ref = np.sign(r)
+    ref[:20] = 0.0
+    W = np.arange(d)
+    point = _Point(model, beta, b, t, 0.0, W, ref=ref)
+    idx = np.arange(5, 30)
+    new = -np.sign(r[idx])  # released to the other side, and some pinned ones
+    eta = sc.y[idx] - r[idx]
+    kinks._release(model, point, model.rows(idx), idx, eta, t, ref[idx], new)
+    ref2 = ref.copy()
+    ref2[idx] = new
+    fresh = _Point(model, beta, b, t, 0.0, W, ref=ref2)
+    np.testing.assert_allclose(point.XtG, fresh.XtG, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(point.gram(W), fresh.gram(W), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(point.sums, fresh.sums, rtol=1e-10, atol=1e-12)
+
+
+def _problem(family, set_name, rng, n, d=8, weights=False, **kw):
+    X = rng.standard_normal((n, d)) + 1.0
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.6)
+    y = X @ beta + rng.standard_normal(n)
+    w = rng.random(n) + 0.5 if weights else None
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_name](d),
+                                 eps=1.0, sample_weight=w, **kw)
+    top = fc.eps_max(prob)
+    if not np.isfinite(top):  # a masked set: the free coordinates never all vanish
+        top = fc.eps_max(fc.AdversarialProblem(X, y, family=family, eps=1.0,
+                                               sample_weight=w, **kw))
+    return prob.with_params(eps=0.3 * top)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "huber"])
+@pytest.mark.parametrize("set_name", list(SETS))
+@pytest.mark.parametrize("n", [60, 2000])
+def test_pinned_step_ends_the_solve_at_the_cvxpy_optimum(family, set_name, n,
+                                                          pinned_calls):
+    """The solve ends by a certified pinned step, at cvxpy's optimum; the samples it
+    pins (residual zero to rounding; most of these problems have some) are at their
+    kinks in cvxpy's solution too."""
+    rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}-{n}".encode()))
+    prob = _problem(family, set_name, rng, n, weights=set_name == "masked",
+                    alpha=0.3 if set_name == "l2" else 0.0)
+    fast = fc.solve(prob, backend="fast")
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert pinned_calls and pinned_calls[-1][0], pinned_calls
+    gap = (fast.objective - ref.objective) / abs(ref.objective)
+    assert gap <= 1e-8
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5 * (1 + np.abs(ref.coef).max()))
+    r_fast = prob.y - prob.linear_predictor(fast.coef, fast.intercept)
+    r_ref = prob.y - prob.linear_predictor(ref.coef, ref.intercept)
+    pinned = np.abs(r_fast) <= 1e-9 * (1 + np.abs(prob.y).max())
+    assert np.all(np.abs(r_ref[pinned]) <= 1e-4 * (1 + np.abs(prob.y).max()))
+    assert fast.certificate.residual <= 1e-6
+
+
+def test_pinned_step_saves_the_fine_stages(monkeypatch):
+    """Without the pinned step the continuation walks mu down stage by stage: the same
+    problem takes several times the iterations (a count, not a time)."""
+    rng = np.random.default_rng(7)
+    prob = _problem("gaussian", "linf", rng, 2000, d=20)
+    with_step = fc.solve(prob, backend="fast")
+    r = prob.y - prob.linear_predictor(with_step.coef, with_step.intercept)
+    assert np.sum(np.abs(r) <= 1e-12 * np.abs(prob.y).max()) >= 3  # pinned samples
+    monkeypatch.setattr(kinks, "covers", lambda family: False)
+    without = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    assert abs(with_step.objective - without.objective) <= 1e-7 * abs(without.objective)
+    assert 3 * with_step.n_iter <= without.n_iter, (with_step.n_iter, without.n_iter)
+
+
+def test_an_uncertified_step_leaves_the_state_alone():
+    """From a point far from the solution, with one pass, the step certifies nothing and
+    hands back the state it was given (the continuation then goes on)."""
+    rng = np.random.default_rng(8)
+    prob = _problem("gaussian", "linf", rng, 500)
+    sc = fast_scaling(prob)
+    model = _Model(prob, sc)
+    manifold = manifold_of(shift_set(prob), prob.n_features)
+    beta = rng.standard_normal(prob.n_features)
+    Xb = model.engine.matvec(beta * sc.x)
+    state = (beta, 0.0, 1.0, Xb)
+    out = kinks.pinned_newton(model, manifold, True, prob.eps * sc.eps, state, 1e-2,
+                              1e-10, 1e-12, max_passes=1)
+    assert out[4] is False and out[0] is state and out[3] == 1
