@@ -92,6 +92,38 @@ def _row_W(A, W, fit_intercept):
     return np.hstack([A, np.ones((A.shape[0], 1))]) if fit_intercept else A
 
 
+def _crossings(model, point, r, eta, t, ref, con, flips, limit):
+    """Samples the last step took across their kinks: a first crossing moves the sample
+    to the piece of its new side (the pass updated on the host, ``_release``), a second
+    one pins it (constrained, on the piece it has), up to ``limit`` constrained samples
+    in all (the nearest their kinks; the others move to their new side). False when more
+    than ``MAX_PINNED`` crossed (the step was far from the solution)."""
+    crossed = np.flatnonzero(~con & (ref != 0.0) & (np.sign(r) != ref))
+    if crossed.shape[0] > MAX_PINNED:
+        return False
+    again = crossed[(flips[crossed] > 0) | (r[crossed] == 0.0)]
+    again = again[np.argsort(np.abs(r[again]))[:max(limit - int(con.sum()), 0)]]
+    con[again] = True
+    first = np.setdiff1d(crossed, again)
+    if first.size:
+        new = np.sign(r[first])
+        _release(model, point, model.rows(first), first, eta[first], t, ref[first], new)
+        ref[first] = new
+        flips[first] += 1
+    return True
+
+
+def _solve_kkt(K, rhs):
+    """K^{-1} rhs by LU; least squares where K is singular (dependent constraints)."""
+    try:
+        sol = np.linalg.solve(K, rhs)
+        if np.all(np.isfinite(sol)):
+            return sol
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(K, rhs, rcond=None)[0]
+
+
 def _wrong_side(model, r, ref, con, t):
     """sum_i w_i (1 - alpha) [rho(|r_i| + t) - rho(s_i r_i + t)] over the free samples on
     the other side of their kinks than their pieces (released, not yet stepped): the
@@ -107,7 +139,7 @@ def _wrong_side(model, r, ref, con, t):
 
 
 def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
-                  max_passes=5, max_changes=50):
+                  max_passes=5, max_changes=50, memory=None, recall=False):
     """The exact solution from a smoothed one, ``state`` = (beta, b, t, X beta) at mu.
 
     The samples inside the smoothing band (|r_i| <= mu) start constrained, at most as many
@@ -116,7 +148,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     set changes up to ``max_changes`` times (releases and entering coordinates update
     the pass on the host). Returns (state, F, residual, passes, converged) with F the
     exact objective and residual the KKT residual; when not converged the state is the
-    one given.
+    one given. ``memory`` (a problem's cache, shared along a path) keeps the pinned set
+    of a certified solution; with ``recall`` (a warm start) the step starts from it.
     """
     beta, b = np.array(state[0], dtype=np.float64), float(state[1])
     # rounding left by the projection and the centring is a zero coordinate
@@ -131,11 +164,16 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     W = manifold.working(beta, {})[0]
     if W is None or not np.any(beta):  # beta = 0 (eps >= eps_max): FISTA's answer
         return state, np.inf, np.inf, 0, False
+    known = None if memory is None or not recall else memory.get("fast_pinned")
     if _kink(model, eps * manifold.value(beta)) > 0.0:
-        m = W.shape[0] + int(fit_intercept)
-        con[band[np.argsort(np.abs(r[band]))[:m]]] = True
+        if known is not None and known.shape[0] and known.max() < r.shape[0]:
+            con[known] = True  # the last solution's pinned samples (along a path)
+        else:
+            m = W.shape[0] + int(fit_intercept)
+            con[band[np.argsort(np.abs(r[band]))[:m]]] = True
     ref[con] = 0.0
     entering, passes, residual, stepped, rows = {}, 0, np.inf, False, {}
+    flips = np.zeros(r.shape[0], dtype=np.int8)  # kinks crossed, per sample
     while passes < max_passes:
         W, signs = manifold.working(beta, entering)
         if W is None or W.shape[0] > MAX_WORKING_SET:
@@ -145,8 +183,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         passes += 1
         eta = _host(point.Xb) + b
         r = y - eta
-        if stepped:  # a sample the step took across its kink: constrained
-            con |= (ref != 0.0) & (np.sign(r) != ref)
+        if stepped and not _crossings(model, point, r, eta, t, ref, con, flips,
+                                      W.shape[0] + int(fit_intercept)):
+            break  # the step crossed too many kinks: far from the solution
         stepped, released, frozen = False, set(), set()
         for _ in range(max_changes):
             W, signs = manifold.working(beta, entering)
@@ -181,6 +220,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             gap = 2.0 * float(bound @ np.abs(r[Z])) + _wrong_side(model, r, ref, con, t)
             if residual <= tol and gap <= gap_tol:
                 f = model.value(point.Xb, b, t, 0.0)
+                if memory is not None:
+                    memory["fast_pinned"] = Z
                 return (beta, b, t, point.Xb), f, residual, passes, True
             inW = set(W.tolist())
             new = {j: s for j, s in manifold.entering(beta, g_full, eps * T, 1e-3 * tol)
@@ -190,7 +231,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 continue
             m = H.shape[0]
             K = np.block([[H, AW.T], [AW, np.zeros((Z.shape[0], Z.shape[0]))]])
-            sol = np.linalg.lstsq(K, np.concatenate([-grad, r[Z]]), rcond=None)[0]
+            sol = _solve_kkt(K, np.concatenate([-grad, r[Z]]))
             if not np.all(np.isfinite(sol)):
                 return state, np.inf, residual, passes, False
             step, lam = sol[:m], sol[m:] - force

@@ -13,7 +13,10 @@ needs none). FISTA with backtracking on the Lipschitz estimate L (which also shr
 by 10% per step, so the step adapts to local curvature, as Poisson needs) and
 function-value restart minimises F_mu; continuation divides mu by 10 per stage,
 warm-started, until the exact objective stops decreasing (relative change below 10 tol)
-between stages; a final exact 1-d search polishes the intercept.
+between stages; a final exact 1-d search polishes the intercept. For the symmetric
+losses the pinned step (``kinks.py``) is tried after a stage (and at a warm start): it
+solves the exact problem with the samples at their kinks as constraints, and ends the
+continuation when that problem's KKT conditions certify the point.
 
 FISTA's first step size comes from a power-iteration estimate of the Gram norm
 (``_Model.initial_curvature``). For logistic, gaussian and Huber on large problems a
@@ -657,8 +660,25 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                        max(tol_grad, 1e-3 * fine), 1)
         state, total_iter = probe[0], 1  # a proximal-gradient step: never worse
         mu = fine if probe[5] else 3e-3 * scale
-    first, exact, exact_tries = True, False, 0
-    while True:
+    tries = []  # the pinned step's failed tries (two at most)
+
+    def try_exact(state, mu):
+        """The pinned samples as constraints: (the exact solution, certified by its KKT
+        conditions, its F and residual, passes) or (None, ..., passes): go on."""
+        out = exact_step(state, mu, tol_grad, tol * scale)
+        if not out[4]:
+            tries.append(mu)
+        return (out[:3] if out[4] else (None, None, None)), out[3]
+
+    first, certified = True, False
+    if smooth and warm and exact_step is not None:
+        # a warm start (the last radius's solution, or the path's prediction from it)
+        # has its pinned samples in the band: the exact step may need no stage at all
+        (exact_state, f_mu, residual), passes = try_exact(state, mu)
+        total_iter += passes
+        if exact_state is not None:
+            state, certified = exact_state, True
+    while not certified:
         stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
         converged = False
         if newton_step is not None:
@@ -692,18 +712,12 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                               status="max_iter", solver="FISTA")
         if not smooth:
             break
-        if exact_step is not None:
-            # the pinned samples as constraints: the exact solution, certified by its
-            # KKT conditions, or nothing (the continuation goes on)
-            out = exact_step(state, mu, tol_grad, tol * scale)
-            total_iter += out[3]
-            if out[4]:
-                state, f_mu, residual = out[:3]
-                exact = True
+        if exact_step is not None and len(tries) < 2:
+            (exact_state, f_exact, r_exact), passes = try_exact(state, mu)
+            total_iter += passes
+            if exact_state is not None:
+                state, f_mu, residual, certified = exact_state, f_exact, r_exact, True
                 break
-            exact_tries += 1
-            if exact_tries == 2:
-                exact_step = None
         # The exact objective at the stage solution approaches F* about linearly in mu, so
         # with mu divided by 10 per stage its decrease from the previous stage, Delta,
         # over-estimates the remaining gap about ninefold. Stop when Delta is below
@@ -719,7 +733,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         previous = exact
         mu *= 0.1
     beta, b, t, Xb = state
-    if smooth and fit_intercept and not exact:  # h does not depend on the intercept
+    if smooth and fit_intercept and not certified:  # h does not depend on the intercept
         b = _polish_intercept(model, Xb, b, t, tol * scale)
     return beta, float(b), t, f_mu, residual / scale, total_iter
 
@@ -812,7 +826,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     newton_step = None if manifold is None else _NewtonStage(
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
-        kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
+        kinks.pinned_newton, model, structure, prob.fit_intercept, eps,
+        memory=prob._cache, recall=warm_start is not None)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
