@@ -15,7 +15,8 @@ import pytest
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
-from fgsm_cvx.families import Gaussian, Huber
+import fgsm_cvx.fast.solver as fast_solver
+from fgsm_cvx.families import Gaussian, Huber, Poisson
 from fgsm_cvx.fast.newton import _Point, manifold_of
 from fgsm_cvx.fast.objective import second_order_terms
 from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
@@ -31,7 +32,9 @@ SETS = {
 
 @pytest.fixture
 def pinned_calls(monkeypatch):
-    """The list to which each pinned step appends (converged, passes)."""
+    """The list to which each pinned step appends (converged, passes), with the step
+    tried after every stage (by default only after a long one)."""
+    monkeypatch.setattr(fast_solver, "PINNED_MIN_WORK", 0)
     calls, original = [], kinks.pinned_newton
 
     def recorded(*args, **kwargs):
@@ -43,25 +46,37 @@ def pinned_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("family", [Gaussian(), Huber(0.8)], ids=["gaussian", "huber"])
+FAMILIES = {"gaussian": Gaussian(), "huber": Huber(0.8), "poisson": Poisson()}
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
-def test_pieces_match_finite_differences(family, alpha):
-    """second_order_terms with reference signs s: the derivatives of
-    alpha rho(|r|) + (1 - alpha) rho(s r + t) (s = 0: rho(t)), differenced."""
+def test_pieces_match_finite_differences(name, alpha):
+    """second_order_terms with reference signs s: the derivatives of the pieces,
+    alpha l(y, eta) + (1 - alpha) H^s with H^s = rho(s r + t) (symmetric; s = 0: rho(t))
+    or e^eta cosh t - y eta + t s (e^eta sinh(t)/t - y) (Poisson), differenced."""
+    family = FAMILIES[name]
     rng = np.random.default_rng(3)
     n, t, h = 300, 0.4, 1e-6
-    y, eta = rng.standard_normal(n), rng.standard_normal(n)
     ref = rng.choice([-1.0, 0.0, 1.0], n)  # pieces on either side, crossed or not
-    r = y - eta
-    keep = np.abs(r) > 1e-3  # the clean term's own kink-free zone (Huber is C1 at 0)
-    if isinstance(family, Huber):  # away from the threshold, where rho'' jumps
-        for u in (ref * r + t, np.abs(r)):
-            keep &= np.abs(np.abs(u) - family.threshold) > 1e-3
+    if name == "poisson":
+        y, eta = rng.poisson(2.0, n).astype(float), 0.7 * rng.standard_normal(n)
+        keep = np.ones(n, dtype=bool)
+    else:
+        y, eta = rng.standard_normal(n), rng.standard_normal(n)
+        r = y - eta
+        keep = np.abs(r) > 1e-3  # the clean term's own kink-free zone (Huber: C1 at 0)
+        if isinstance(family, Huber):  # away from the threshold, where rho'' jumps
+            for u in (ref * r + t, np.abs(r)):
+                keep &= np.abs(np.abs(u) - family.threshold) > 1e-3
     y, eta, ref = y[keep], eta[keep], ref[keep]
 
     def value(e, s):
-        rho = family.loss
-        return alpha * rho(y, e, np) + (1 - alpha) * rho(ref * (y - e) + s, 0.0, np)
+        if name == "poisson":
+            piece = np.exp(e) * np.cosh(s) - y * e + ref * (np.exp(e) * np.sinh(s) - y * s)
+        else:
+            piece = family.loss(ref * (y - e) + s, 0.0, np)
+        return alpha * family.loss(y, e, np) + (1 - alpha) * piece
 
     H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, eta, t, 0.0, alpha,
                                                        ref=ref)
@@ -80,27 +95,31 @@ def test_pieces_match_finite_differences(family, alpha):
     np.testing.assert_allclose(H_tt, tt, atol=1e-3)
 
 
-def test_release_updates_the_pass_as_a_fresh_pass():
+@pytest.mark.parametrize("name", ["huber", "poisson"])
+def test_release_updates_the_pass_as_a_fresh_pass(name):
     """Changing samples' reference signs on the host gives the quantities a new pass
     with those signs computes over all of X."""
     rng = np.random.default_rng(4)
     n, d = 400, 6
     X = rng.standard_normal((n, d)) + 2.0
-    y = X @ rng.standard_normal(d) + rng.standard_normal(n)
-    prob = fc.AdversarialProblem(X, y, family=Huber(1.0), eps=0.2, alpha=0.3)
+    if name == "poisson":
+        family, y = Poisson(), rng.poisson(2.0, n).astype(float)
+    else:
+        family, y = Huber(1.0), X @ rng.standard_normal(d) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family=family, eps=0.2, alpha=0.3)
     sc = fast_scaling(prob)
     model = _Model(prob, sc)
-    beta, b = rng.standard_normal(d), 0.3
+    beta, b = 0.1 * rng.standard_normal(d), 0.3
     t = 0.2 * sc.eps * np.abs(beta).sum()
-    r = sc.y - (model.engine.matvec(beta * sc.x) + b)
-    ref = np.sign(r)
+    eta_all = model.engine.matvec(beta * sc.x) + b
+    ref = np.sign(kinks._coordinate(model, sc.y, eta_all, t)[0])
     ref[:20] = 0.0
     W = np.arange(d)
     point = _Point(model, beta, b, t, 0.0, W, ref=ref)
     idx = np.arange(5, 30)
-    new = -np.sign(r[idx])  # released to the other side, and some pinned ones
-    eta = sc.y[idx] - r[idx]
-    kinks._release(model, point, model.rows(idx), idx, eta, t, ref[idx], new)
+    new = -ref[idx]  # released to the other side, and some pinned ones
+    new[:5] = 1.0
+    kinks._release(model, point, model.rows(idx), idx, eta_all[idx], t, ref[idx], new)
     ref2 = ref.copy()
     ref2[idx] = new
     fresh = _Point(model, beta, b, t, 0.0, W, ref=ref2)
@@ -112,7 +131,10 @@ def test_release_updates_the_pass_as_a_fresh_pass():
 def _problem(family, set_name, rng, n, d=8, weights=False, **kw):
     X = rng.standard_normal((n, d)) + 1.0
     beta = rng.standard_normal(d) * (rng.random(d) < 0.6)
-    y = X @ beta + rng.standard_normal(n)
+    if family == "poisson":
+        y = rng.poisson(np.exp(0.3 * (X - 1.0) @ beta)).astype(float)
+    else:
+        y = X @ beta + rng.standard_normal(n)
     w = rng.random(n) + 0.5 if weights else None
     prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_name](d),
                                  eps=1.0, sample_weight=w, **kw)
@@ -123,7 +145,17 @@ def _problem(family, set_name, rng, n, d=8, weights=False, **kw):
     return prob.with_params(eps=0.3 * top)
 
 
-@pytest.mark.parametrize("family", ["gaussian", "huber"])
+def _kink_coordinates(prob, res):
+    """The kink coordinates at a solution, from its own formula: the residual y - eta,
+    or for Poisson e^eta sinh(t)/t - y with t = eps sigma_S(beta)."""
+    eta = prob.linear_predictor(res.coef, res.intercept)
+    if prob.family.name != "poisson":
+        return prob.y - eta
+    t = prob.eps * prob.perturbation.support(res.coef)
+    return np.exp(eta) * (np.sinh(t) / t if t > 0 else 1.0) - prob.y
+
+
+@pytest.mark.parametrize("family", ["gaussian", "huber", "poisson"])
 @pytest.mark.parametrize("set_name", list(SETS))
 @pytest.mark.parametrize("n", [60, 2000])
 def test_pinned_step_ends_the_solve_at_the_cvxpy_optimum(family, set_name, n,
@@ -140,23 +172,26 @@ def test_pinned_step_ends_the_solve_at_the_cvxpy_optimum(family, set_name, n,
     gap = (fast.objective - ref.objective) / abs(ref.objective)
     assert gap <= 1e-8
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5 * (1 + np.abs(ref.coef).max()))
-    r_fast = prob.y - prob.linear_predictor(fast.coef, fast.intercept)
-    r_ref = prob.y - prob.linear_predictor(ref.coef, ref.intercept)
-    pinned = np.abs(r_fast) <= 1e-9 * (1 + np.abs(prob.y).max())
-    assert np.all(np.abs(r_ref[pinned]) <= 1e-4 * (1 + np.abs(prob.y).max()))
+    k_fast, k_ref = (_kink_coordinates(prob, res) for res in (fast, ref))
+    pinned = np.abs(k_fast) <= 1e-9 * (1 + np.abs(prob.y).max())
+    assert np.all(np.abs(k_ref[pinned]) <= 1e-4 * (1 + np.abs(prob.y).max()))
     assert fast.certificate.residual <= 1e-6
 
 
-def test_pinned_step_saves_the_fine_stages(monkeypatch):
-    """Without the pinned step the continuation walks mu down stage by stage: the same
-    problem takes several times the iterations (a count, not a time)."""
-    rng = np.random.default_rng(7)
-    prob = _problem("gaussian", "linf", rng, 2000, d=20)
-    with_step = fc.solve(prob, backend="fast")
-    r = prob.y - prob.linear_predictor(with_step.coef, with_step.intercept)
-    assert np.sum(np.abs(r) <= 1e-12 * np.abs(prob.y).max()) >= 3  # pinned samples
+@pytest.mark.parametrize("family, set_name, n, d",
+                         [("gaussian", "linf", 40, 16), ("poisson", "l2", 2000, 16)])
+def test_pinned_step_saves_the_fine_stages(family, set_name, n, d, monkeypatch):
+    """Long stages (few samples per feature; Poisson's finer stages) make the pinned
+    step be tried by default. Without it the continuation walks mu down stage by stage:
+    the same problem takes several times the iterations (a count, not a time)."""
+    with_step = fc.solve(_problem(family, set_name, np.random.default_rng(1), n, d=d),
+                         backend="fast")
+    prob = _problem(family, set_name, np.random.default_rng(1), n, d=d)
+    k = _kink_coordinates(prob, with_step)
+    # samples at their kinks (to the linearisation error of Poisson's last step)
+    assert np.sum(np.abs(k) <= 1e-6 * np.abs(prob.y).max()) >= 3
     monkeypatch.setattr(kinks, "covers", lambda family: False)
-    without = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    without = fc.solve(prob, backend="fast")
     assert abs(with_step.objective - without.objective) <= 1e-7 * abs(without.objective)
     assert 3 * with_step.n_iter <= without.n_iter, (with_step.n_iter, without.n_iter)
 

@@ -1,41 +1,49 @@
 """The exact solution at the kinks: Newton with the pinned samples as constraints.
 
-Continuation on the smoothing mu reaches the exact solution of a symmetric loss
-(gaussian, Huber) only linearly in mu: the samples whose residual r_i = y_i - eta_i is
-zero at the solution, pinned at the kink of rho(|r| + t), sit O(mu) away from it at every
-stage, and each finer stage is a new solve. There are generically at most d + 1 of them,
-and with their set Z known the exact problem is smooth on a manifold:
+Continuation on the smoothing mu reaches the exact solution only linearly in mu: the
+samples pinned at their kink at the solution sit O(mu) away from it at every stage, and
+each finer stage is a new solve. Each sample's worst-case term is smooth but for a
+kink B |k_i| in one scalar, its kink coordinate k_i(eta_i, t):
+
+* symmetric losses (gaussian, Huber): k = r = y - eta, the term rho(|r| + t), whose kink
+  has size (per unit weight) (1 - alpha) rho'(t);
+* Poisson: k = x = e^eta sinh(t)/t - y, the term e^eta cosh t - y eta + t |x|
+  (``objective.adversarial_terms``), kink size (1 - alpha) t.
+
+There are generically at most d + 1 pinned samples, and with their set Z known the exact
+problem is smooth on a manifold,
 
 .. math::
 
-    \\min\\; \\Phi(\\beta, b_c) = \\sum_i w_i [\\alpha \\rho(|r_i|)
-        + (1 - \\alpha) \\rho(s_i r_i + t)], \\quad t = \\epsilon \\sigma(\\beta),
-    \\quad \\text{subject to } r_i = 0,\\ i \\in Z,
+    \\min\\; \\Phi(\\beta, b_c) = \\sum_i w_i [\\alpha\\, l(y_i, \\eta_i)
+        + (1 - \\alpha) H_i^{s_i}(\\eta_i, t)], \\quad t = \\epsilon \\sigma(\\beta),
+    \\quad \\text{subject to } k_i = 0,\\ i \\in Z,
 
-with s_i = sign(r_i) fixed off Z (s_i = 0 on Z: the term is rho(t) there) and sigma on
-the orthant or manifold of ``newton.py``. Its KKT conditions
+H^s the term's smooth piece on the side s = sign(k) (|k| -> s k), s = 0 on Z (the term's
+smooth part there), sigma on the orthant or manifold of ``newton.py``. Its KKT conditions
 
 .. math::
 
-    \\nabla \\Phi + A^\\top \\lambda = 0, \\qquad |\\lambda_i| \\le B_i
-    = (1 - \\alpha) w_i \\rho'(t), \\qquad A = [\\tilde X_{Z W}, 1]
+    \\nabla \\Phi + J^\\top \\nu = 0, \\qquad |\\nu_i| \\le B_i, \\qquad
+    J_i = \\partial k_i / \\partial (\\beta_W, b_c)
 
-are the exact problem's optimality conditions: the kink term
-(1 - alpha) w_i [rho(|r_i| + t) - rho(t)] = B_i |r_i| + O(r_i^2) has subdifferential
-[-B_i, B_i] in eta_i at r_i = 0 and derivative 0 in t. So a point meeting them within
-the tolerance is certified optimal for the unsmoothed (convex) objective, whatever the
-set Z was; off by r_Z != 0 it is within 2 sum_Z B_i |r_i| of the optimum in objective.
+are the exact problem's optimality conditions: the kink term B_i |k_i| has
+subdifferential B_i [-1, 1] in k_i at k_i = 0. So a point meeting them within the
+tolerance is certified optimal for the unsmoothed (convex) objective, whatever the set Z
+was; off by k_Z != 0 it is within 2 sum_Z B_i |k_i| of the optimum in objective.
 
 Each Newton pass (``newton._Point`` with the samples' reference signs s) gives H and the
-gradient on W, the rows A come from the engine (|Z| of them), and the step solves the KKT
-system [[H, A^T], [A, 0]] [dz; lambda] = [-grad; r_Z] (for the gaussian loss with a
-polyhedral set, a quadratic program on the manifold: one step is exact). The active set
-moves as a primal-dual method's: a sample that crossed zero is constrained (it keeps
-its reference sign, whose piece rho(s r + t) has derivative -B_i s at r = 0: the
-multiplier of the exact problem is then lambda_i - B_i s_i), and a constrained sample
-whose multiplier exceeds its bound is released on the side that bound points to
-(s_i = -sign(lambda_i)). Anything else (no manifold, too many pinned samples, no
-certificate within ``max_passes``) returns not converged and the continuation goes on.
+gradient on W, the rows of Z come from the engine, and the step solves the KKT system
+[[H + sum nu_i grad^2 k_i, J^T], [J, 0]] [dz; nu] = [-grad; -k_Z] (for the gaussian loss
+with a polyhedral set, a quadratic program on the manifold: one step is exact). The
+active set moves as a primal-dual method's: a free sample that a step takes across its
+kink moves to the piece of its new side (the pass updated on the host: its quantities
+are sums over the samples), and is pinned the second time, keeping the piece it has
+(whose derivative in k at 0 is B_i s_i: the exact problem's multiplier is then
+nu_i + B_i s_i); a constrained sample whose multiplier exceeds its bound is released on
+the side it points to (s_i = sign(nu_i)), one at a time. Anything else (no manifold,
+too many pinned samples, no certificate within ``max_passes``) returns not converged,
+and the continuation goes on.
 """
 
 from __future__ import annotations
@@ -43,9 +51,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import to_numpy
-from ..families import _SymmetricFamily
+from ..families import Poisson, _SymmetricFamily
 from .newton import MAX_WORKING_SET, _Point, newton_system
-from .objective import second_order_terms
+from .objective import _sinhc_derivatives, second_order_terms
 
 # The most constrained samples: the KKT system has |W| + 1 + |Z| rows (generically
 # |Z| <= |W| + 1 at a solution); beyond, the continuation is left to finish
@@ -53,9 +61,9 @@ MAX_PINNED = 2 * MAX_WORKING_SET
 
 
 def covers(family):
-    """True for the families whose kinks the pinned step treats exactly (the symmetric
-    losses: gaussian, Huber)."""
-    return isinstance(family, _SymmetricFamily)
+    """True for the families whose kinks the pinned step treats exactly: the symmetric
+    losses (gaussian, Huber) and Poisson."""
+    return isinstance(family, (_SymmetricFamily, Poisson))
 
 
 def _host(v):
@@ -63,10 +71,42 @@ def _host(v):
 
 
 def _kink(model, t):
-    """The size of the kink per unit weight, (1 - alpha) rho'(t) (rho'(u) = -l'(u, 0);
-    the model's shift is t plus the LLA majoriser's offset)."""
-    u = np.array([t + model.offset])
-    return (1.0 - model.alpha) * float(-model.family.grad(u, 0.0, np)[0])
+    """The size of the kink per unit weight at the shift u = t + offset (the LLA
+    majoriser's): (1 - alpha) rho'(u) (rho'(u) = -l'(u, 0)), Poisson (1 - alpha) u."""
+    u = t + model.offset
+    if isinstance(model.family, Poisson):
+        return (1.0 - model.alpha) * u
+    return (1.0 - model.alpha) * float(-model.family.grad(np.array([u]), 0.0, np)[0])
+
+
+def _coordinate(model, y, eta, t):
+    """(k, k_e, k_t, k_ee, k_et, k_tt): the kink coordinates of samples (labels y,
+    predictors eta) and their derivatives in (eta, t). Symmetric: k = y - eta (k_e = -1,
+    the rest 0); Poisson: k = e^eta s(u) - y with s(u) = sinh(u)/u, k_e = k_ee = e^eta s,
+    k_t = k_et = e^eta s', k_tt = e^eta s''."""
+    if isinstance(model.family, Poisson):
+        e = np.exp(eta)
+        sc, s1, s2 = _sinhc_derivatives(t + model.offset)[:3]
+        return e * sc - y, e * sc, e * s1, e * sc, e * s1, e * s2
+    zero = np.zeros_like(eta)
+    return y - eta, -np.ones_like(eta), zero, zero, zero, zero
+
+
+def _missed(model, k, ref, idx, t):
+    """sum_i w_i [h_i - H_i^{s_i}] over the samples ``idx``: the objective the pieces
+    miss where a sample is on the other side of its kink than its piece (released, not
+    yet stepped); the pieces are below the term (|k| >= s k), so this bounds the
+    certificate's error. Symmetric: (1 - alpha) [rho(|r| + u) - rho(s r + u)];
+    Poisson: (1 - alpha) u (|x| - s x)."""
+    if not idx.size:
+        return 0.0
+    u, k, s = t + model.offset, k[idx], ref[idx]
+    if isinstance(model.family, Poisson):
+        diff = u * (np.abs(k) - s * k)
+    else:
+        rho = model.family.loss
+        diff = rho(np.abs(k) + u, 0.0, np) - rho(s * k + u, 0.0, np)
+    return (1.0 - model.alpha) * float(model.w_host[idx] @ diff)
 
 
 def _release(model, point, rows, idx, eta, t, old, new):
@@ -92,21 +132,21 @@ def _row_W(A, W, fit_intercept):
     return np.hstack([A, np.ones((A.shape[0], 1))]) if fit_intercept else A
 
 
-def _crossings(model, point, r, eta, t, ref, con, flips, limit):
+def _crossings(model, point, k, eta, t, ref, con, flips, limit):
     """Samples the last step took across their kinks: a first crossing moves the sample
     to the piece of its new side (the pass updated on the host, ``_release``), a second
     one pins it (constrained, on the piece it has), up to ``limit`` constrained samples
     in all (the nearest their kinks; the others move to their new side). False when more
     than ``MAX_PINNED`` crossed (the step was far from the solution)."""
-    crossed = np.flatnonzero(~con & (ref != 0.0) & (np.sign(r) != ref))
+    crossed = np.flatnonzero(~con & (ref != 0.0) & (np.sign(k) != ref))
     if crossed.shape[0] > MAX_PINNED:
         return False
-    again = crossed[(flips[crossed] > 0) | (r[crossed] == 0.0)]
-    again = again[np.argsort(np.abs(r[again]))[:max(limit - int(con.sum()), 0)]]
+    again = crossed[(flips[crossed] > 0) | (k[crossed] == 0.0)]
+    again = again[np.argsort(np.abs(k[again]))[:max(limit - int(con.sum()), 0)]]
     con[again] = True
     first = np.setdiff1d(crossed, again)
     if first.size:
-        new = np.sign(r[first])
+        new = np.sign(k[first])
         _release(model, point, model.rows(first), first, eta[first], t, ref[first], new)
         ref[first] = new
         flips[first] += 1
@@ -124,27 +164,33 @@ def _solve_kkt(K, rhs):
     return np.linalg.lstsq(K, rhs, rcond=None)[0]
 
 
-def _wrong_side(model, r, ref, con, t):
-    """sum_i w_i (1 - alpha) [rho(|r_i| + t) - rho(s_i r_i + t)] over the free samples on
-    the other side of their kinks than their pieces (released, not yet stepped): the
-    objective the pieces miss there, an upper bound on the certificate's error (the
-    pieces are below the loss: |r| >= s r)."""
-    idx = np.flatnonzero(~con & (ref != 0.0) & (np.sign(r) != ref))
-    if not idx.size:
-        return 0.0
-    u = t + model.offset
-    rho = model.family.loss
-    diff = rho(np.abs(r[idx]) + u, 0.0, np) - rho(ref[idx] * r[idx] + u, 0.0, np)
-    return (1.0 - model.alpha) * float(model.w_host[idx] @ diff)
+def _jacobian(rows, W, fit_intercept, coords, g):
+    """J on the unknowns (beta_W, b_c): k_e a_i + k_t du/dz for a_i = (x_c,iW, 1) and
+    du/dz = g = eps (grad sigma_W, 0)."""
+    return coords[1][:, None] * _row_W(rows, W, fit_intercept) + np.outer(coords[2], g)
+
+
+def _constraint_curvature(rows, W, fit_intercept, coords, g, nu, hess_sigma, eps):
+    """sum_i nu_i grad^2 k_i on (beta_W, b_c): k_ee a a^T + k_et (a g^T + g a^T) +
+    k_tt g g^T + k_t eps Hess sigma (zero for the symmetric losses, k being linear)."""
+    _, _, k_t, k_ee, k_et, k_tt = coords
+    a = _row_W(rows, W, fit_intercept)
+    out = (a * (nu * k_ee)[:, None]).T @ a
+    v = a.T @ (nu * k_et)
+    out += np.outer(v, g) + np.outer(g, v) + float(nu @ k_tt) * np.outer(g, g)
+    if hess_sigma is not None:
+        m = hess_sigma.shape[0]
+        out[:m, :m] += float(nu @ k_t) * eps * hess_sigma
+    return out
 
 
 def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                   max_passes=5, max_changes=50, memory=None, recall=False):
     """The exact solution from a smoothed one, ``state`` = (beta, b, t, X beta) at mu.
 
-    The samples inside the smoothing band (|r_i| <= mu) start constrained, at most as many
+    The samples inside the smoothing band (|k_i| <= mu) start constrained, at most as many
     as unknowns. ``tol``: the stationarity tolerance (FISTA's gradient-mapping units),
-    ``gap_tol``: the objective tolerance on 2 sum_Z B_i |r_i|. Within one pass the active
+    ``gap_tol``: the objective tolerance on 2 sum_Z B_i |k_i|. Within one pass the active
     set changes up to ``max_changes`` times (releases and entering coordinates update
     the pass on the host). Returns (state, F, residual, passes, converged) with F the
     exact objective and residual the KKT residual; when not converged the state is the
@@ -155,25 +201,26 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     # rounding left by the projection and the centring is a zero coordinate
     beta[np.abs(beta) <= 1e-14 * max(float(np.max(np.abs(beta), initial=0.0)), 1e-300)] = 0.0
     y, w = model.y_host, model.w_host
-    r = y - (_host(state[3]) + b)
-    ref = np.sign(r)
-    # constrained samples: those in the band, if there is a kink (t > 0, alpha < 1), and
-    # of them at most as many as unknowns (beta_W, b_c), the nearest their kinks
-    con = np.zeros(r.shape[0], dtype=bool)
-    band = np.flatnonzero(np.abs(r) <= mu)
     W = manifold.working(beta, {})[0]
     if W is None or not np.any(beta):  # beta = 0 (eps >= eps_max): FISTA's answer
         return state, np.inf, np.inf, 0, False
+    t = eps * manifold.value(beta)
+    k = _coordinate(model, y, _host(state[3]) + b, t)[0]
+    ref = np.sign(k)
+    # constrained samples: those in the band, if there is a kink (t > 0, alpha < 1), and
+    # of them at most as many as unknowns (beta_W, b_c), the nearest their kinks
+    con = np.zeros(k.shape[0], dtype=bool)
     known = None if memory is None or not recall else memory.get("fast_pinned")
-    if _kink(model, eps * manifold.value(beta)) > 0.0:
-        if known is not None and known.shape[0] and known.max() < r.shape[0]:
+    if _kink(model, t) > 0.0:
+        if known is not None and known.shape[0] and known.max() < k.shape[0]:
             con[known] = True  # the last solution's pinned samples (along a path)
         else:
+            band = np.flatnonzero(np.abs(k) <= mu)
             m = W.shape[0] + int(fit_intercept)
-            con[band[np.argsort(np.abs(r[band]))[:m]]] = True
+            con[band[np.argsort(np.abs(k[band]))[:m]]] = True
     ref[con] = 0.0
     entering, passes, residual, stepped, rows = {}, 0, np.inf, False, {}
-    flips = np.zeros(r.shape[0], dtype=np.int8)  # kinks crossed, per sample
+    flips = np.zeros(k.shape[0], dtype=np.int8)  # kinks crossed, per sample
     while passes < max_passes:
         W, signs = manifold.working(beta, entering)
         if W is None or W.shape[0] > MAX_WORKING_SET:
@@ -182,8 +229,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         point = _Point(model, beta, b, t, 0.0, W, ref=ref)
         passes += 1
         eta = _host(point.Xb) + b
-        r = y - eta
-        if stepped and not _crossings(model, point, r, eta, t, ref, con, flips,
+        k = _coordinate(model, y, eta, t)[0]
+        if stepped and not _crossings(model, point, k, eta, t, ref, con, flips,
                                       W.shape[0] + int(fit_intercept)):
             break  # the step crossed too many kinks: far from the solution
         stepped, released, frozen = False, set(), set()
@@ -193,66 +240,82 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             Z = np.flatnonzero(con)
             if gram is None or Z.shape[0] > MAX_PINNED:
                 break  # coordinates entered: their Gram rows need another pass
-            for i in Z:
-                if i not in rows:
-                    rows[i] = None
-            missing = [i for i in Z if rows[i] is None]
+            missing = [i for i in Z if i not in rows]
             if missing:
                 for i, row in zip(missing, model.rows(np.array(missing)), strict=True):
                     rows[i] = row
             A = np.array([rows[i] for i in Z]).reshape(Z.shape[0], beta.shape[0])
+            coords = _coordinate(model, y[Z], eta[Z], t)
             bound = w[Z] * _kink(model, t)
-            force = bound * ref[Z]  # the piece's -dH/deta_i at r = 0 (crossed samples)
-            AW = _row_W(A, W, fit_intercept)
+            force = bound * ref[Z]  # a crossed sample's piece: dH/dk = B s at k = 0
+            g = eps * manifold.gradient(beta, W, signs)
+            if fit_intercept:
+                g = np.append(g, 0.0)
+            J = _jacobian(A, W, fit_intercept, coords, g)
             H, grad = newton_system(manifold, beta, W, signs, gram, point.XtG,
                                     point.sums, eps, fit_intercept)
             T = point.sums[1]
-            # the certificate: multipliers by least squares, clipped to their bounds
-            lam = np.linalg.lstsq(AW.T, -grad, rcond=None)[0] - force if Z.size \
-                else force
-            lam = np.clip(lam, -bound, bound)
-            stat = grad + AW.T @ (lam + force)
-            g_full = point.g_loss + A.T @ (lam + force)
-            excess = manifold.violation(beta, g_full, eps * T)
+            # the certificate: multipliers by least squares, clipped to their bounds;
+            # nu the pieces' multipliers (the exact problem's are nu + force)
+            nu = np.linalg.lstsq(J.T, -grad, rcond=None)[0] if Z.size else force
+            nu = np.clip(nu + force, -bound, bound) - force
+            stat = grad + J.T @ nu
+            # the zero coordinates' conditions with the constraints' forces: the loss
+            # gradient X_c^T (w H_e) + sum nu_i k_e,i x_c,i and the shift's
+            # T + sum nu_i k_t,i
+            g_full = point.g_loss + A.T @ (nu * coords[1])
+            T_full = T + float(nu @ coords[2])
+            excess = manifold.violation(beta, g_full, eps * T_full)
             if excess.size:
                 excess[W] = 0.0
             residual = float(np.sqrt(stat @ stat + excess @ excess))
-            gap = 2.0 * float(bound @ np.abs(r[Z])) + _wrong_side(model, r, ref, con, t)
+            wrong = np.array([i for i in released if not con[i] and ref[i] * k[i] < 0.0],
+                             dtype=np.intp)
+            gap = 2.0 * float(bound @ np.abs(k[Z])) + _missed(model, k, ref, wrong, t)
             if residual <= tol and gap <= gap_tol:
                 f = model.value(point.Xb, b, t, 0.0)
                 if memory is not None:
                     memory["fast_pinned"] = Z
                 return (beta, b, t, point.Xb), f, residual, passes, True
             inW = set(W.tolist())
-            new = {j: s for j, s in manifold.entering(beta, g_full, eps * T, 1e-3 * tol)
-                   .items() if j not in inW}
+            new = {j: s for j, s in manifold.entering(beta, g_full, eps * T_full,
+                                                      1e-3 * tol).items() if j not in inW}
             if new:  # coordinates enter (their Gram rows, if this pass formed them)
                 entering.update(new)
                 continue
             m = H.shape[0]
-            K = np.block([[H, AW.T], [AW, np.zeros((Z.shape[0], Z.shape[0]))]])
-            sol = _solve_kkt(K, np.concatenate([-grad, r[Z]]))
+            if Z.size:
+                Hs = manifold.hessian(beta, W)
+                H = H + _constraint_curvature(A, W, fit_intercept, coords, g, nu,
+                                              None if Hs is None else Hs[np.ix_(W, W)], eps)
+            K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
+            sol = _solve_kkt(K, np.concatenate([-grad, -k[Z]]))
             if not np.all(np.isfinite(sol)):
                 return state, np.inf, residual, passes, False
-            step, lam = sol[:m], sol[m:] - force
-            excess_lam = np.abs(lam) - bound * (1.0 + 1e-9)
-            excess_lam[np.isin(Z, list(frozen))] = 0.0
-            if Z.size and excess_lam.max() > 0.0:
+            step, nu_new = sol[:m], sol[m:] + force  # the exact problem's multipliers
+            excess_nu = np.abs(nu_new) - bound * (1.0 + 1e-9)
+            excess_nu[np.isin(Z, list(frozen))] = 0.0
+            if Z.size and excess_nu.max() > 0.0:
                 # the most violating sample is released, on the side its multiplier
                 # points to (one at a time, as an active-set method: releasing several
                 # at once can cycle)
-                k = int(np.argmax(excess_lam / np.maximum(bound, 1e-300)))
-                i, new_ref = Z[k], -np.sign(lam[k])
-                _release(model, point, A[k:k + 1], Z[k:k + 1], eta[Z[k:k + 1]], t,
-                         ref[Z[k:k + 1]], np.array([new_ref]))
+                j = int(np.argmax(excess_nu / np.maximum(bound, 1e-300)))
+                i, new_ref = Z[j], np.sign(nu_new[j])
+                _release(model, point, A[j:j + 1], Z[j:j + 1], eta[Z[j:j + 1]], t,
+                         ref[Z[j:j + 1]], np.array([new_ref]))
                 con[i], ref[i] = False, new_ref
                 released.add(int(i))
                 continue
             # a released sample that the step would leave on the other side of its
-            # kink than its piece is constrained again (r changes by -x_c^T d(beta, b_c))
-            back = [i for i in released if not con[i] and ref[i] * (
-                r[i] - (_row_W(rows[i], W, fit_intercept) @ step)[0]) < 0.0]
-            if back and Z.shape[0] + len(back) <= H.shape[0]:
+            # kink than its piece is constrained again (k changes by J dz, to first order)
+            back = []
+            for i in released:
+                if not con[i]:
+                    c_i = _coordinate(model, y[i:i + 1], eta[i:i + 1], t)
+                    k_new = k[i] + (_jacobian(rows[i], W, fit_intercept, c_i, g) @ step)[0]
+                    if ref[i] * k_new < 0.0:
+                        back.append(i)
+            if back and Z.shape[0] + len(back) <= m:
                 # (kept for this pass: a release and a return can cycle; and never more
                 # constraints than unknowns)
                 con[back] = True

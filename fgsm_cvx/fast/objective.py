@@ -118,10 +118,11 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np, ref=None):
     """The per-sample term H = alpha l(eta) + (1 - alpha) h_mu(eta, t) and its first and
     second derivatives in (eta, t): (H, H_e, H_t, H_ee, H_et, H_tt).
 
-    ``ref`` (symmetric losses at mu = 0 only; ``kinks.py``): the reference signs s of
-    the residuals r = y - eta, |r| -> s r: each sample enters by the smooth piece
-    rho(s r + t) of rho(|r| + t), extended past r = 0 if it crossed, and a sample pinned
-    at its kink (s = 0) by rho(t), the smooth part on the manifold r = 0.
+    ``ref`` (at mu = 0 only; ``kinks.py``): the reference signs s of the kink
+    coordinates, r = y - eta (symmetric) or x (Poisson), |.| -> s (.): each sample enters
+    by the smooth piece of its side (rho(s r + t); Poisson's endpoint
+    e^eta cosh t - y eta + t s x), extended past the kink if it crossed, and a sample
+    pinned at its kink (s = 0) by the smooth part there (rho(t); e^eta cosh t - y eta).
 
     Used by the Newton step (``newton.py``), whose Hessian in (beta, b, t) is the sum over
     samples of J_i^T [[H_ee, H_et], [H_et, H_tt]] J_i with J_i the Jacobian of
@@ -182,6 +183,8 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np, ref=None):
         x_e, x_t = e * s, e * s1  # = x_ee, x_et
         A, A1 = huber_abs(x_e - y, mu, xp)
         A2 = xp.astype(xp.abs(x_e - y) <= mu, e.dtype) / mu if mu > 0 else 0.0 * e
+        if ref is not None:  # the pieces of the reference signs (mu = 0): |x| -> s x
+            A, A1 = ref * (x_e - y), ref
         H = (1 - a) * (e * ch - y * eta + t * A)
         H_e = (1 - a) * (e * ch - y + A1 * e * sh)  # t s = sinh t
         H_t = (1 - a) * (e * sh + A + t * A1 * x_t)

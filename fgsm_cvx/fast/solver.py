@@ -14,9 +14,9 @@ by 10% per step, so the step adapts to local curvature, as Poisson needs) and
 function-value restart minimises F_mu; continuation divides mu by 10 per stage,
 warm-started, until the exact objective stops decreasing (relative change below 10 tol)
 between stages; a final exact 1-d search polishes the intercept. For the symmetric
-losses the pinned step (``kinks.py``) is tried after a stage (and at a warm start): it
-solves the exact problem with the samples at their kinks as constraints, and ends the
-continuation when that problem's KKT conditions certify the point.
+losses the pinned step (``kinks.py``) is tried after a long stage: it solves the exact
+problem with the samples at their kinks as constraints, and ends the continuation when
+that problem's KKT conditions certify the point.
 
 FISTA's first step size comes from a power-iteration estimate of the Gram norm
 (``_Model.initial_curvature``). For logistic, gaussian and Huber on large problems a
@@ -605,6 +605,18 @@ class _Identification:
         return _NEWTON_STEPS * newton_pass_cost <= _FISTA_ITERATION_COST * remaining
 
 
+# The pinned step (``kinks.py``) is tried once the solve's work reaches this many FISTA
+# iterations (a Newton pass counting its passes over X / 2), after a stage that a finer
+# one would follow or within a stage that has run this long. A try costs two to five
+# Newton passes and its host work, about 10 FISTA iterations at n = 1e5, d = 50 and
+# 30-50 at n = 2000, d = 20; where the stages are short (FISTA's 10-20 iterations on
+# well-conditioned data) the finer stages cost less than it (measured: cold gaussian and
+# Huber solves 0.3-0.9x as fast when it was tried after every stage). Where they are
+# long (small n, large eps, ill-conditioned data, Poisson's finer stages: hundreds to
+# thousands of iterations) it replaces the rest.
+PINNED_MIN_WORK = 50
+
+
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
               candidate=False, exact_step=None):
@@ -618,8 +630,9 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     count as iterations). ``candidate``: the warm start may be this problem's solution
     (a Result of the same parameters), worth a probe at a fine smoothing.
     ``exact_step(state, mu, tol, gap_tol)`` (``kinks.pinned_newton``), when given, is
-    tried after each smoothing stage: when it certifies the exact solution from the
-    stage's, the continuation ends there (at most two tries).
+    tried once the solve's work reaches ``PINNED_MIN_WORK`` FISTA iterations, after a
+    stage that a finer one would follow or within a stage that has run that long: when
+    it certifies the exact solution, the continuation ends there (at most two tries).
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
     def h(v):
@@ -661,24 +674,28 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         state, total_iter = probe[0], 1  # a proximal-gradient step: never worse
         mu = fine if probe[5] else 3e-3 * scale
     tries = []  # the pinned step's failed tries (two at most)
+    # the work so far in FISTA iterations (two products each): a Newton pass counts its
+    # cost in passes over X (``newton.pass_cost``) / 2, a pinned pass 3
+    work = [0.0]
+
+    def can_try(mu):  # one try per stage, two in all
+        return exact_step is not None and len(tries) < 2 and mu not in tries
+
+    def pinned_pays(mu):
+        return can_try(mu) and work[0] >= PINNED_MIN_WORK
 
     def try_exact(state, mu):
         """The pinned samples as constraints: (the exact solution, certified by its KKT
         conditions, its F and residual, passes) or (None, ..., passes): go on."""
         out = exact_step(state, mu, tol_grad, tol * scale)
+        work[0] += 3.0 * out[3]
         if not out[4]:
             tries.append(mu)
         return (out[:3] if out[4] else (None, None, None)), out[3]
 
-    first, certified = True, False
-    if smooth and warm and exact_step is not None:
-        # a warm start (the last radius's solution, or the path's prediction from it)
-        # has its pinned samples in the band: the exact step may need no stage at all
-        (exact_state, f_mu, residual), passes = try_exact(state, mu)
-        total_iter += passes
-        if exact_state is not None:
-            state, certified = exact_state, True
-    while not certified:
+    first, certified, last_stage = True, False, 0
+    while True:
+        stage_start = total_iter
         stage_tol = tol_grad if not smooth else max(tol_grad, 1e-3 * mu)
         converged = False
         if newton_step is not None:
@@ -689,19 +706,39 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                     model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
                     min(max_iter - total_iter, _IDENTIFY[warm]), settled=watch)
                 total_iter += it
+                work[0] += it
                 if not watch.newton_pays(stage_tol, newton_step.pass_cost(state[0])):
                     newton_step = None  # FISTA converges fast enough on its own
             if newton_step is not None and not converged and max_iter > total_iter:
+                cost = newton_step.pass_cost(state[0])
                 state, f_mu, residual, it, converged = newton_step(
                     state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter))
                 total_iter += it
+                work[0] += 0.5 * cost * it
                 if not converged:  # the finer stages would be harder still: FISTA alone
                     newton_step = None
+        chunk = max(PINNED_MIN_WORK, last_stage)
+        if not converged and smooth and can_try(mu) and chunk > 0:
+            # a stage that runs longer than the last (and PINNED_MIN_WORK) is cut for a
+            # try of the pinned step from where FISTA is (the finest stages, where the
+            # kinks' curvature t / mu slows FISTA, cost most)
+            state, f_mu, L, it, residual, converged = _fista(
+                model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
+                min(max_iter - total_iter, chunk))
+            total_iter += it
+            work[0] += it
+            if not converged and pinned_pays(mu):
+                (exact_state, f_exact, r_exact), passes = try_exact(state, mu)
+                total_iter += passes
+                if exact_state is not None:
+                    state, f_mu, residual, certified = exact_state, f_exact, r_exact, True
+                    break
         if not converged:
             state, f_mu, L, it, residual, converged = _fista(
                 model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
                 max_iter - total_iter)
             total_iter += it
+            work[0] += it
         if first and cache is not None:
             cache["fast_first_stage_L"] = L
         first = False
@@ -712,12 +749,6 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                               status="max_iter", solver="FISTA")
         if not smooth:
             break
-        if exact_step is not None and len(tries) < 2:
-            (exact_state, f_exact, r_exact), passes = try_exact(state, mu)
-            total_iter += passes
-            if exact_state is not None:
-                state, f_mu, residual, certified = exact_state, f_exact, r_exact, True
-                break
         # The exact objective at the stage solution approaches F* about linearly in mu, so
         # with mu divided by 10 per stage its decrease from the previous stage, Delta,
         # over-estimates the remaining gap about ninefold. Stop when Delta is below
@@ -730,7 +761,13 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         small = 10.0 * tol * (1.0 + abs(exact))
         if previous - exact <= small and f_mu - exact <= small and stage_tol <= tol_grad:
             break
-        previous = exact
+        if pinned_pays(mu):  # a costly continuation, a finer stage to come: end it here?
+            (exact_state, f_exact, r_exact), passes = try_exact(state, mu)
+            total_iter += passes
+            if exact_state is not None:
+                state, f_mu, residual, certified = exact_state, f_exact, r_exact, True
+                break
+        previous, last_stage = exact, total_iter - stage_start
         mu *= 0.1
     beta, b, t, Xb = state
     if smooth and fit_intercept and not certified:  # h does not depend on the intercept
