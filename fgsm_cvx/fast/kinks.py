@@ -79,15 +79,19 @@ def _kink(model, t):
     return (1.0 - model.alpha) * float(-model.family.grad(np.array([u]), 0.0, np)[0])
 
 
-def _coordinate(model, y, eta, t):
+def _coordinate(model, y, eta, t, derivatives=True):
     """(k, k_e, k_t, k_ee, k_et, k_tt): the kink coordinates of samples (labels y,
-    predictors eta) and their derivatives in (eta, t). Symmetric: k = y - eta (k_e = -1,
-    the rest 0); Poisson: k = e^eta s(u) - y with s(u) = sinh(u)/u, k_e = k_ee = e^eta s,
-    k_t = k_et = e^eta s', k_tt = e^eta s''."""
+    predictors eta) and their derivatives in (eta, t), or k alone. Symmetric: k = y - eta
+    (k_e = -1, the rest 0); Poisson: k = e^eta s(u) - y with s(u) = sinh(u)/u,
+    k_e = k_ee = e^eta s, k_t = k_et = e^eta s', k_tt = e^eta s''."""
     if isinstance(model.family, Poisson):
         e = np.exp(eta)
         sc, s1, s2 = _sinhc_derivatives(t + model.offset)[:3]
+        if not derivatives:
+            return e * sc - y
         return e * sc - y, e * sc, e * s1, e * sc, e * s1, e * s2
+    if not derivatives:
+        return y - eta
     zero = np.zeros_like(eta)
     return y - eta, -np.ones_like(eta), zero, zero, zero, zero
 
@@ -205,7 +209,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     if W is None or not np.any(beta):  # beta = 0 (eps >= eps_max): FISTA's answer
         return state, np.inf, np.inf, 0, False
     t = eps * manifold.value(beta)
-    k = _coordinate(model, y, _host(state[3]) + b, t)[0]
+    k = _coordinate(model, y, _host(state[3]) + b, t, derivatives=False)
     ref = np.sign(k)
     # constrained samples: those in the band, if there is a kink (t > 0, alpha < 1), and
     # of them at most as many as unknowns (beta_W, b_c), the nearest their kinks
@@ -229,7 +233,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         point = _Point(model, beta, b, t, 0.0, W, ref=ref)
         passes += 1
         eta = _host(point.Xb) + b
-        k = _coordinate(model, y, eta, t)[0]
+        k = _coordinate(model, y, eta, t, derivatives=False)
         if stepped and not _crossings(model, point, k, eta, t, ref, con, flips,
                                       W.shape[0] + int(fit_intercept)):
             break  # the step crossed too many kinks: far from the solution
