@@ -163,3 +163,36 @@ def in_set(spec, delta, eps, tol=1e-8):
 def cvx_value(expr_builder, *values):
     """Evaluate a cvxpy expression built from constants (checks the cvx forms numerically)."""
     return np.asarray(expr_builder(*[cp.Constant(v) for v in values]).value, dtype=float)
+
+
+# The perturbation sets with a Newton manifold (fast/newton.py, fast/kinks.py), by name
+MANIFOLD_SETS = {
+    "linf": lambda d: fc.Linf(),
+    "l2": lambda d: fc.L2(),
+    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 2.0, d)),
+    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
+    "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
+}
+
+
+def manifold_problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw):
+    """A problem of ``family`` with the set ``MANIFOLD_SETS[set_name]`` at 0.3 eps_max:
+    features N(offset, 1), a sparse truth, labels from the family (Poisson at a third of
+    the predictor's scale), optional positive weights."""
+    X = rng.standard_normal((n, d)) + offset
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.6)
+    eta = (X - offset) @ beta
+    if family == "binomial":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    elif family == "poisson":
+        y = rng.poisson(np.exp(0.3 * eta)).astype(float)
+    else:
+        y = eta + rng.standard_normal(n)
+    w = rng.random(n) + 0.5 if weights else None
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=MANIFOLD_SETS[set_name](d),
+                                 eps=1.0, sample_weight=w, **kw)
+    top = fc.eps_max(prob)
+    if not np.isfinite(top):  # a masked set: the free coordinates never all vanish
+        top = fc.eps_max(fc.AdversarialProblem(X, y, family=family, eps=1.0,
+                                               sample_weight=w, **kw))
+    return prob.with_params(eps=0.3 * top)

@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import MANIFOLD_SETS, manifold_problem
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
@@ -20,14 +21,6 @@ from fgsm_cvx.families import Gaussian, Huber, Poisson
 from fgsm_cvx.fast.newton import _Point, manifold_of
 from fgsm_cvx.fast.objective import second_order_terms
 from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
-
-SETS = {
-    "linf": lambda d: fc.Linf(),
-    "l2": lambda d: fc.L2(),
-    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 2.0, d)),
-    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
-    "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
-}
 
 
 @pytest.fixture
@@ -128,23 +121,6 @@ def test_release_updates_the_pass_as_a_fresh_pass(name):
     np.testing.assert_allclose(point.sums, fresh.sums, rtol=1e-10, atol=1e-12)
 
 
-def _problem(family, set_name, rng, n, d=8, weights=False, **kw):
-    X = rng.standard_normal((n, d)) + 1.0
-    beta = rng.standard_normal(d) * (rng.random(d) < 0.6)
-    if family == "poisson":
-        y = rng.poisson(np.exp(0.3 * (X - 1.0) @ beta)).astype(float)
-    else:
-        y = X @ beta + rng.standard_normal(n)
-    w = rng.random(n) + 0.5 if weights else None
-    prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_name](d),
-                                 eps=1.0, sample_weight=w, **kw)
-    top = fc.eps_max(prob)
-    if not np.isfinite(top):  # a masked set: the free coordinates never all vanish
-        top = fc.eps_max(fc.AdversarialProblem(X, y, family=family, eps=1.0,
-                                               sample_weight=w, **kw))
-    return prob.with_params(eps=0.3 * top)
-
-
 def _kink_coordinates(prob, res):
     """The kink coordinates at a solution, from its own formula: the residual y - eta,
     or for Poisson e^eta sinh(t)/t - y with t = eps sigma_S(beta)."""
@@ -156,7 +132,7 @@ def _kink_coordinates(prob, res):
 
 
 @pytest.mark.parametrize("family", ["gaussian", "huber", "poisson"])
-@pytest.mark.parametrize("set_name", list(SETS))
+@pytest.mark.parametrize("set_name", list(MANIFOLD_SETS))
 @pytest.mark.parametrize("n", [60, 2000])
 def test_pinned_step_ends_the_solve_at_the_cvxpy_optimum(family, set_name, n,
                                                           pinned_calls):
@@ -164,7 +140,7 @@ def test_pinned_step_ends_the_solve_at_the_cvxpy_optimum(family, set_name, n,
     pins (residual zero to rounding; most of these problems have some) are at their
     kinks in cvxpy's solution too."""
     rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}-{n}".encode()))
-    prob = _problem(family, set_name, rng, n, weights=set_name == "masked",
+    prob = manifold_problem(family, set_name, rng, n, weights=set_name == "masked",
                     alpha=0.3 if set_name == "l2" else 0.0)
     fast = fc.solve(prob, backend="fast")
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
@@ -184,9 +160,9 @@ def test_pinned_step_saves_the_fine_stages(family, set_name, n, d, monkeypatch):
     """Long stages (few samples per feature; Poisson's finer stages) make the pinned
     step be tried by default. Without it the continuation walks mu down stage by stage:
     the same problem takes several times the iterations (a count, not a time)."""
-    with_step = fc.solve(_problem(family, set_name, np.random.default_rng(1), n, d=d),
+    with_step = fc.solve(manifold_problem(family, set_name, np.random.default_rng(1), n, d=d),
                          backend="fast")
-    prob = _problem(family, set_name, np.random.default_rng(1), n, d=d)
+    prob = manifold_problem(family, set_name, np.random.default_rng(1), n, d=d)
     k = _kink_coordinates(prob, with_step)
     # samples at their kinks (to the linearisation error of Poisson's last step)
     assert np.sum(np.abs(k) <= 1e-6 * np.abs(prob.y).max()) >= 3
@@ -200,7 +176,7 @@ def test_an_uncertified_step_leaves_the_state_alone():
     """From a point far from the solution, with one pass, the step certifies nothing and
     hands back the state it was given (the continuation then goes on)."""
     rng = np.random.default_rng(8)
-    prob = _problem("gaussian", "linf", rng, 500)
+    prob = manifold_problem("gaussian", "linf", rng, 500)
     sc = fast_scaling(prob)
     model = _Model(prob, sc)
     manifold = manifold_of(shift_set(prob), prob.n_features)

@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import MANIFOLD_SETS, manifold_problem
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
@@ -186,15 +187,6 @@ def test_model_second_order_is_centred():
                                       np.sum(w * H_et), w @ H_tt], rtol=1e-12)
 
 
-SETS = {
-    "linf": lambda d: fc.Linf(),
-    "l2": lambda d: fc.L2(),
-    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 2.0, d)),
-    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
-    "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
-}
-
-
 def _record_newton(monkeypatch):
     """The list to which each Newton stage appends (converged, passes)."""
     calls = []
@@ -220,31 +212,11 @@ def newton_calls(monkeypatch):
     return _record_newton(monkeypatch)
 
 
-def _problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw):
-    X = rng.standard_normal((n, d)) + offset
-    beta = rng.standard_normal(d) * (rng.random(d) < 0.6)
-    eta = (X - offset) @ beta
-    if family == "binomial":
-        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
-    elif family == "poisson":
-        y = rng.poisson(np.exp(0.3 * eta)).astype(float)
-    else:
-        y = eta + rng.standard_normal(n)
-    w = rng.random(n) + 0.5 if weights else None
-    prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_name](d),
-                                 eps=1.0, sample_weight=w, **kw)
-    top = fc.eps_max(prob)
-    if not np.isfinite(top):  # a masked set: the free coordinates never all vanish
-        top = fc.eps_max(fc.AdversarialProblem(X, y, family=family, eps=1.0,
-                                               sample_weight=w, **kw))
-    return prob.with_params(eps=0.3 * top)
-
-
 @pytest.mark.parametrize("family", ["binomial", "gaussian", "huber", "poisson"])
-@pytest.mark.parametrize("set_name", list(SETS))
+@pytest.mark.parametrize("set_name", list(MANIFOLD_SETS))
 def test_newton_finishes_the_solve_at_the_cvxpy_optimum(family, set_name, newton_calls):
     rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}".encode()))
-    prob = _problem(family, set_name, rng, n=5000, weights=set_name == "masked",
+    prob = manifold_problem(family, set_name, rng, n=5000, weights=set_name == "masked",
                     offset=20.0 if set_name == "linf" else 0.0)
     assert manifold_of(shift_set(prob), prob.n_features) is not None
     fast = fc.solve(prob, backend="fast")
@@ -262,7 +234,7 @@ def test_newton_repairs_a_wrong_support(set_name, newton_calls):
     """From a start with the wrong support and signs, coordinates leave and enter the
     working set until the optimality conditions of the whole problem hold."""
     rng = np.random.default_rng(5)
-    prob = _problem("binomial", set_name, rng, n=2000, d=12)
+    prob = manifold_problem("binomial", set_name, rng, n=2000, d=12)
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
     start = ref.coef.copy()
     zero, nonzero = np.flatnonzero(np.abs(start) < 1e-7), np.flatnonzero(np.abs(start) > 1e-4)
@@ -296,7 +268,7 @@ def test_newton_converges_quadratically(set_name):
     """From a point near the solution (a loose FISTA solve), Newton meets a residual 1e6
     times smaller within a few passes: the Hessian (the sigma term included) is right."""
     rng = np.random.default_rng(zlib.crc32(set_name.encode()))
-    prob = _problem("binomial", set_name, rng, n=3000, d=10)
+    prob = manifold_problem("binomial", set_name, rng, n=3000, d=10)
     shift = shift_set(prob)
     sc = fast_scaling(prob)
     model = _Model(prob, sc)
@@ -434,7 +406,7 @@ def test_a_newton_path_verifies_by_gradient_passes(newton_calls, monkeypatch):
 
     monkeypatch.setattr(newton_module._GradientPoint, "__init__", counted)
     rng = np.random.default_rng(9)
-    prob = _problem("binomial", "linf", rng, n=3000, d=8)
+    prob = manifold_problem("binomial", "linf", rng, n=3000, d=8)
     grid = fc.eps_grid(prob, 12, eps_min_ratio=0.05)[1:]
     path = fc.adversarial_path(prob, eps=grid, backend="fast", verbose=False)
     assert len(built) >= 3, newton_calls
@@ -460,7 +432,7 @@ def test_warm_starts_take_newton_below_the_size_rule(family, monkeypatch):
 
     monkeypatch.setattr(kinks, "pinned_newton", pinned)
     rng = np.random.default_rng(11)
-    prob = _problem(family, "linf", rng, n=800, d=6)
+    prob = manifold_problem(family, "linf", rng, n=800, d=6)
     assert prob.n_samples < fast_solver.NEWTON_MIN_SAMPLES
     cold = fc.solve(prob, backend="fast")
     assert calls == []
