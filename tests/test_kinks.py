@@ -186,3 +186,22 @@ def test_an_uncertified_step_leaves_the_state_alone():
     out = kinks.pinned_newton(model, manifold, True, prob.eps * sc.eps, state, 1e-2,
                               1e-10, 1e-12, max_passes=1)
     assert out[4] is False and out[0] is state and out[3] == 1
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_pinned_step_on_sparse_X(fmt, pinned_calls):
+    """Sparse X (rows fetched without densifying X) certifies the dense solution."""
+    import scipy.sparse as sp
+
+    X = sp.random(400, 8, density=0.4, format=fmt, random_state=9)
+    y = X @ np.arange(8.0) + np.random.default_rng(9).standard_normal(400)
+    eps = 0.3 * fc.eps_max(fc.AdversarialProblem(X.toarray(), y, family="gaussian"))
+    dense = fc.solve(fc.AdversarialProblem(X.toarray(), y, family="gaussian", eps=eps),
+                     backend="fast")
+    assert pinned_calls and pinned_calls[-1][0]
+    pinned_calls.clear()
+    sparse = fc.solve(fc.AdversarialProblem(X, y, family="gaussian", eps=eps),
+                      backend="fast")
+    assert pinned_calls and pinned_calls[-1][0]
+    assert sparse.objective == pytest.approx(dense.objective, rel=1e-10)
+    np.testing.assert_allclose(sparse.coef, dense.coef, atol=1e-8)
