@@ -189,7 +189,7 @@ def _constraint_curvature(rows, W, fit_intercept, coords, g, nu, hess_sigma, eps
 
 
 def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
-                  max_passes=5, max_changes=50, memory=None, recall=False):
+                  max_passes=5, max_changes=50):
     """The exact solution from a smoothed one, ``state`` = (beta, b, t, X beta) at mu.
 
     The samples inside the smoothing band (|k_i| <= mu) start constrained, at most as many
@@ -198,8 +198,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     set changes up to ``max_changes`` times (releases and entering coordinates update
     the pass on the host). Returns (state, F, residual, passes, converged) with F the
     exact objective and residual the KKT residual; when not converged the state is the
-    one given. ``memory`` (a problem's cache, shared along a path) keeps the pinned set
-    of a certified solution; with ``recall`` (a warm start) the step starts from it.
+    one given.
     """
     beta, b = np.array(state[0], dtype=np.float64), float(state[1])
     # rounding left by the projection and the centring is a zero coordinate
@@ -214,14 +213,10 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     # constrained samples: those in the band, if there is a kink (t > 0, alpha < 1), and
     # of them at most as many as unknowns (beta_W, b_c), the nearest their kinks
     con = np.zeros(k.shape[0], dtype=bool)
-    known = None if memory is None or not recall else memory.get("fast_pinned")
     if _kink(model, t) > 0.0:
-        if known is not None and known.shape[0] and known.max() < k.shape[0]:
-            con[known] = True  # the last solution's pinned samples (along a path)
-        else:
-            band = np.flatnonzero(np.abs(k) <= mu)
-            m = W.shape[0] + int(fit_intercept)
-            con[band[np.argsort(np.abs(k[band]))[:m]]] = True
+        band = np.flatnonzero(np.abs(k) <= mu)
+        m = W.shape[0] + int(fit_intercept)
+        con[band[np.argsort(np.abs(k[band]))[:m]]] = True
     ref[con] = 0.0
     entering, passes, residual, stepped, rows = {}, 0, np.inf, False, {}
     flips = np.zeros(k.shape[0], dtype=np.int8)  # kinks crossed, per sample
@@ -278,8 +273,6 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             gap = 2.0 * float(bound @ np.abs(k[Z])) + _missed(model, k, ref, wrong, t)
             if residual <= tol and gap <= gap_tol:
                 f = model.value(point.Xb, b, t, 0.0)
-                if memory is not None:
-                    memory["fast_pinned"] = Z
                 return (beta, b, t, point.Xb), f, residual, passes, True
             inW = set(W.tolist())
             new = {j: s for j, s in manifold.entering(beta, g_full, eps * T_full,

@@ -863,8 +863,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     newton_step = None if manifold is None else _NewtonStage(
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
-        kinks.pinned_newton, model, structure, prob.fit_intercept, eps,
-        memory=prob._cache, recall=warm_start is not None)
+        kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
