@@ -176,7 +176,8 @@ def _jacobian(rows, W, fit_intercept, coords, g):
 
 def _constraint_curvature(rows, W, fit_intercept, coords, g, nu, hess_sigma, eps):
     """sum_i nu_i grad^2 k_i on (beta_W, b_c): k_ee a a^T + k_et (a g^T + g a^T) +
-    k_tt g g^T + k_t eps Hess sigma (zero for the symmetric losses, k being linear)."""
+    k_tt g g^T + k_t eps Hess sigma (Poisson's; zero for the symmetric losses, whose k is
+    linear in eta and free of t)."""
     _, _, k_t, k_ee, k_et, k_tt = coords
     a = _row_W(rows, W, fit_intercept)
     out = (a * (nu * k_ee)[:, None]).T @ a
@@ -219,6 +220,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         con[band[np.argsort(np.abs(k[band]))[:m]]] = True
     ref[con] = 0.0
     entering, passes, residual, stepped, rows = {}, 0, np.inf, False, {}
+    last = {}  # the pieces' multipliers of the last KKT step, by sample
     flips = np.zeros(k.shape[0], dtype=np.int8)  # kinks crossed, per sample
     while passes < max_passes:
         W, signs = manifold.working(beta, entering)
@@ -229,8 +231,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         passes += 1
         eta = _host(point.Xb) + b
         k = _coordinate(model, y, eta, t, derivatives=False)
-        if stepped and not _crossings(model, point, k, eta, t, ref, con, flips,
-                                      W.shape[0] + int(fit_intercept)):
+        # (no sample is pinned where there is no kink: t = 0 or alpha = 1)
+        limit = W.shape[0] + int(fit_intercept) if _kink(model, t) > 0.0 else 0
+        if stepped and not _crossings(model, point, k, eta, t, ref, con, flips, limit):
             break  # the step crossed too many kinks: far from the solution
         stepped, released, frozen = False, set(), set()
         for _ in range(max_changes):
@@ -253,9 +256,37 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             J = _jacobian(A, W, fit_intercept, coords, g)
             H, grad = newton_system(manifold, beta, W, signs, gram, point.XtG,
                                     point.sums, eps, fit_intercept)
-            T = point.sums[1]
-            # the certificate: multipliers by least squares, clipped to their bounds;
-            # nu the pieces' multipliers (the exact problem's are nu + force)
+            T, m = point.sums[1], H.shape[0]
+            # the KKT step for this active set, the constraints' curvature (Poisson's)
+            # taken at the last multipliers (as SQP does)
+            if Z.size and isinstance(model.family, Poisson):  # (k is linear otherwise)
+                Hs = manifold.hessian(beta, W)
+                nu = np.array([last.get(i, 0.0) for i in Z])
+                H = H + _constraint_curvature(A, W, fit_intercept, coords, g, nu,
+                                              None if Hs is None else Hs[np.ix_(W, W)], eps)
+            K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
+            sol = _solve_kkt(K, np.concatenate([-grad, -k[Z]]))
+            if not np.all(np.isfinite(sol)):
+                return state, np.inf, residual, passes, False
+            step, nu_new = sol[:m], sol[m:] + force  # the exact problem's multipliers
+            excess_nu = np.abs(nu_new) - bound * (1.0 + 1e-9)
+            excess_nu[np.isin(Z, list(frozen))] = 0.0
+            if Z.size and excess_nu.max() > 0.0:
+                # the most violating sample is released, on the side its multiplier
+                # points to (one at a time, as an active-set method: releasing several
+                # at once can cycle)
+                j = int(np.argmax(excess_nu / np.maximum(bound, 1e-300)))
+                i, new_ref = Z[j], np.sign(nu_new[j])
+                _release(model, point, A[j:j + 1], Z[j:j + 1], eta[Z[j:j + 1]], t,
+                         ref[Z[j:j + 1]], np.array([new_ref]))
+                con[i], ref[i] = False, new_ref
+                released.add(int(i))
+                continue
+            last.update(zip(Z.tolist(), (np.clip(nu_new, -bound, bound) - force).tolist(),
+                            strict=True))
+            # the certificate at this point, for the settled active set: multipliers by
+            # least squares, clipped to their bounds (nu the pieces' multipliers, the
+            # exact problem's nu + force)
             nu = np.linalg.lstsq(J.T, -grad, rcond=None)[0] if Z.size else force
             nu = np.clip(nu + force, -bound, bound) - force
             stat = grad + J.T @ nu
@@ -279,29 +310,6 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                                                       1e-3 * tol).items() if j not in inW}
             if new:  # coordinates enter (their Gram rows, if this pass formed them)
                 entering.update(new)
-                continue
-            m = H.shape[0]
-            if Z.size:
-                Hs = manifold.hessian(beta, W)
-                H = H + _constraint_curvature(A, W, fit_intercept, coords, g, nu,
-                                              None if Hs is None else Hs[np.ix_(W, W)], eps)
-            K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
-            sol = _solve_kkt(K, np.concatenate([-grad, -k[Z]]))
-            if not np.all(np.isfinite(sol)):
-                return state, np.inf, residual, passes, False
-            step, nu_new = sol[:m], sol[m:] + force  # the exact problem's multipliers
-            excess_nu = np.abs(nu_new) - bound * (1.0 + 1e-9)
-            excess_nu[np.isin(Z, list(frozen))] = 0.0
-            if Z.size and excess_nu.max() > 0.0:
-                # the most violating sample is released, on the side its multiplier
-                # points to (one at a time, as an active-set method: releasing several
-                # at once can cycle)
-                j = int(np.argmax(excess_nu / np.maximum(bound, 1e-300)))
-                i, new_ref = Z[j], np.sign(nu_new[j])
-                _release(model, point, A[j:j + 1], Z[j:j + 1], eta[Z[j:j + 1]], t,
-                         ref[Z[j:j + 1]], np.array([new_ref]))
-                con[i], ref[i] = False, new_ref
-                released.add(int(i))
                 continue
             # a released sample that the step would leave on the other side of its
             # kink than its piece is constrained again (k changes by J dz, to first order)
