@@ -205,3 +205,18 @@ def test_pinned_step_on_sparse_X(fmt, pinned_calls):
     assert pinned_calls and pinned_calls[-1][0]
     assert sparse.objective == pytest.approx(dense.objective, rel=1e-10)
     np.testing.assert_allclose(sparse.coef, dense.coef, atol=1e-8)
+
+
+def test_an_overflowing_step_gives_up_cleanly(pinned_calls):
+    """Nearly collinear columns (a copy of a column plus 1e-9 noise) make the KKT step
+    huge and e^eta overflow for Poisson: the step gives up (no exception, state left
+    alone) and the continuation's answer is cvxpy's."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    y = rng.poisson(np.exp(X @ np.array([0.8, -0.5, 0.0, 0.6]) + 0.2)).astype(float)
+    wide = np.column_stack([X, X[:, 0] + 1e-9 * np.random.default_rng(3).standard_normal(120)])
+    prob = fc.AdversarialProblem(wide, y, family="poisson", eps=0.05)
+    fast = fc.solve(prob, backend="fast")
+    assert pinned_calls and not all(converged for converged, _ in pinned_calls)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7

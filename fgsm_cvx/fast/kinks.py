@@ -158,14 +158,24 @@ def _crossings(model, point, k, eta, t, ref, con, flips, limit):
 
 
 def _solve_kkt(K, rhs):
-    """K^{-1} rhs by LU; least squares where K is singular (dependent constraints)."""
+    """K^{-1} rhs by LU; least squares where K is singular (dependent constraints); None
+    where neither gives a finite answer."""
     try:
         sol = np.linalg.solve(K, rhs)
         if np.all(np.isfinite(sol)):
             return sol
     except np.linalg.LinAlgError:
         pass
-    return np.linalg.lstsq(K, rhs, rcond=None)[0]
+    return _lstsq(K, rhs)
+
+
+def _lstsq(A, b):
+    """The least-squares solution of A x = b, or None (no finite one: SVD failed)."""
+    try:
+        sol = np.linalg.lstsq(A, b, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return None
+    return sol if np.all(np.isfinite(sol)) else None
 
 
 def _jacobian(rows, W, fit_intercept, coords, g):
@@ -229,6 +239,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         t = eps * manifold.value(beta)
         point = _Point(model, beta, b, t, 0.0, W, ref=ref)
         passes += 1
+        if not (np.isfinite(point.f) and np.all(np.isfinite(point.XtG))
+                and np.all(np.isfinite(point.sums))):
+            break  # a step too long (e^eta overflowed): Newton has no line search here
         eta = _host(point.Xb) + b
         k = _coordinate(model, y, eta, t, derivatives=False)
         # (no sample is pinned where there is no kink: t = 0 or alpha = 1)
@@ -266,7 +279,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                                               None if Hs is None else Hs[np.ix_(W, W)], eps)
             K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
             sol = _solve_kkt(K, np.concatenate([-grad, -k[Z]]))
-            if not np.all(np.isfinite(sol)):
+            if sol is None:
                 return state, np.inf, residual, passes, False
             step, nu_new = sol[:m], sol[m:] + force  # the exact problem's multipliers
             excess_nu = np.abs(nu_new) - bound * (1.0 + 1e-9)
@@ -287,7 +300,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             # the certificate at this point, for the settled active set: multipliers by
             # least squares, clipped to their bounds (nu the pieces' multipliers, the
             # exact problem's nu + force)
-            nu = np.linalg.lstsq(J.T, -grad, rcond=None)[0] if Z.size else force
+            nu = _lstsq(J.T, -grad) if Z.size else force
+            if nu is None:
+                return state, np.inf, residual, passes, False
             nu = np.clip(nu + force, -bound, bound) - force
             stat = grad + J.T @ nu
             # the zero coordinates' conditions with the constraints' forces: the loss
