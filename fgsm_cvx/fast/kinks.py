@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import to_numpy
 from ..families import Poisson, _SymmetricFamily
 from .newton import MAX_WORKING_SET, _Point, newton_system
 from .objective import _sinhc_derivatives, second_order_terms
@@ -64,10 +63,6 @@ def covers(family):
     """True for the families whose kinks the pinned step treats exactly: the symmetric
     losses (gaussian, Huber) and Poisson."""
     return isinstance(family, (_SymmetricFamily, Poisson))
-
-
-def _host(v):
-    return np.asarray(to_numpy(v), dtype=np.float64)
 
 
 def _kink(model, t):
@@ -219,7 +214,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     if W is None or not np.any(beta):  # beta = 0 (eps >= eps_max): FISTA's answer
         return state, np.inf, np.inf, 0, False
     t = eps * manifold.value(beta)
-    k = _coordinate(model, y, _host(state[3]) + b, t, derivatives=False)
+    k = _coordinate(model, y, model.engine.fetch(state[3])[0] + b, t, derivatives=False)
     ref = np.sign(k)
     # constrained samples: those in the band, if there is a kink (t > 0, alpha < 1), and
     # of them at most as many as unknowns (beta_W, b_c), the nearest their kinks
@@ -242,7 +237,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         if not (np.isfinite(point.f) and np.all(np.isfinite(point.XtG))
                 and np.all(np.isfinite(point.sums))):
             break  # a step too long (e^eta overflowed): Newton has no line search here
-        eta = _host(point.Xb) + b
+        eta = model.engine.fetch(point.Xb)[0] + b
         k = _coordinate(model, y, eta, t, derivatives=False)
         # (no sample is pinned where there is no kink: t = 0 or alpha = 1)
         limit = W.shape[0] + int(fit_intercept) if _kink(model, t) > 0.0 else 0
@@ -311,8 +306,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             g_full = point.g_loss + A.T @ (nu * coords[1])
             T_full = T + float(nu @ coords[2])
             excess = manifold.violation(beta, g_full, eps * T_full)
-            if excess.size:
-                excess[W] = 0.0
+            excess[W] = 0.0
             residual = float(np.sqrt(stat @ stat + excess @ excess))
             wrong = np.array([i for i in released if not con[i] and ref[i] * k[i] < 0.0],
                              dtype=np.intp)

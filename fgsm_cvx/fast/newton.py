@@ -135,7 +135,7 @@ class _Mahalanobis:
         return {}
 
     def violation(self, beta, loss_gradient, bound):
-        return np.zeros(0)
+        return np.zeros_like(beta)  # every coordinate is in the working set
 
     def binding(self, beta, loss_gradient, bound, radius):
         return np.empty(0, dtype=np.intp)

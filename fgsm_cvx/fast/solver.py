@@ -13,10 +13,10 @@ needs none). FISTA with backtracking on the Lipschitz estimate L (which also shr
 by 10% per step, so the step adapts to local curvature, as Poisson needs) and
 function-value restart minimises F_mu; continuation divides mu by 10 per stage,
 warm-started, until the exact objective stops decreasing (relative change below 10 tol)
-between stages; a final exact 1-d search polishes the intercept. For the symmetric
-losses the pinned step (``kinks.py``) is tried after a long stage: it solves the exact
-problem with the samples at their kinks as constraints, and ends the continuation when
-that problem's KKT conditions certify the point.
+between stages; a final exact 1-d search polishes the intercept. For gaussian, Huber and
+Poisson the pinned step (``kinks.py``) is tried once the continuation has been costly: it
+solves the exact problem with the samples at their kinks as constraints, and ends the
+continuation when that problem's KKT conditions certify the point.
 
 FISTA's first step size comes from a power-iteration estimate of the Gram norm
 (``_Model.initial_curvature``). For logistic, gaussian and Huber on large problems a
@@ -316,8 +316,8 @@ class _Model:
         ``cols`` (None: all), X_c = s (X - 1 c^T). From the engine's uncentred products:
         X_c^T u = s X^T u - s c sum_i u_i and, with v = s X^T D,
         X_c^T D X_c = s^2 X^T D X - v (s c)^T - (s c) v^T + (sum D) (s c)(s c)^T.
-        ``ref``: the residuals' reference signs of the pinned step (``kinks.py``), a
-        host vector (0: pinned).
+        ``ref``: the pinned step's reference signs of the kink coordinates
+        (``kinks.py``), a host vector (0: pinned).
         """
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
@@ -673,25 +673,27 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                        max(tol_grad, 1e-3 * fine), 1)
         state, total_iter = probe[0], 1  # a proximal-gradient step: never worse
         mu = fine if probe[5] else 3e-3 * scale
-    tries = []  # the pinned step's failed tries (two at most)
+    tries = []  # the smoothings of the pinned step's failed tries (two at most)
     # the work so far in FISTA iterations (two products each): a Newton pass counts its
     # cost in passes over X (``newton.pass_cost``) / 2, a pinned pass 3
-    work = [0.0]
+    work = 0.0
 
     def can_try(mu):  # one try per stage, two in all
         return exact_step is not None and len(tries) < 2 and mu not in tries
 
     def pinned_pays(mu):
-        return can_try(mu) and work[0] >= PINNED_MIN_WORK
+        return can_try(mu) and work >= PINNED_MIN_WORK
 
     def try_exact(state, mu):
-        """The pinned samples as constraints: (the exact solution, certified by its KKT
-        conditions, its F and residual, passes) or (None, ..., passes): go on."""
+        """The pinned samples as constraints: (state, F, residual) of the exact solution,
+        certified by its KKT conditions, or None (go on); its passes are counted."""
+        nonlocal total_iter, work
         out = exact_step(state, mu, tol_grad, tol * scale)
-        work[0] += 3.0 * out[3]
+        total_iter += out[3]
+        work += 3.0 * out[3]
         if not out[4]:
             tries.append(mu)
-        return (out[:3] if out[4] else (None, None, None)), out[3]
+        return out[:3] if out[4] else None
 
     first, certified, last_stage = True, False, 0
     while True:
@@ -706,7 +708,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                     model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
                     min(max_iter - total_iter, _IDENTIFY[warm]), settled=watch)
                 total_iter += it
-                work[0] += it
+                work += it
                 if not watch.newton_pays(stage_tol, newton_step.pass_cost(state[0])):
                     newton_step = None  # FISTA converges fast enough on its own
             if newton_step is not None and not converged and max_iter > total_iter:
@@ -714,7 +716,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                 state, f_mu, residual, it, converged = newton_step(
                     state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter))
                 total_iter += it
-                work[0] += 0.5 * cost * it
+                work += 0.5 * cost * it
                 if not converged:  # the finer stages would be harder still: FISTA alone
                     newton_step = None
         chunk = max(PINNED_MIN_WORK, last_stage)
@@ -726,19 +728,17 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                 model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
                 min(max_iter - total_iter, chunk))
             total_iter += it
-            work[0] += it
-            if not converged and pinned_pays(mu):
-                (exact_state, f_exact, r_exact), passes = try_exact(state, mu)
-                total_iter += passes
-                if exact_state is not None:
-                    state, f_mu, residual, certified = exact_state, f_exact, r_exact, True
-                    break
+            work += it
+            pinned = try_exact(state, mu) if not converged and pinned_pays(mu) else None
+            if pinned is not None:
+                (state, f_mu, residual), certified = pinned, True
+                break
         if not converged:
             state, f_mu, L, it, residual, converged = _fista(
                 model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
                 max_iter - total_iter)
             total_iter += it
-            work[0] += it
+            work += it
         if first and cache is not None:
             cache["fast_first_stage_L"] = L
         first = False
@@ -761,12 +761,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         small = 10.0 * tol * (1.0 + abs(exact))
         if previous - exact <= small and f_mu - exact <= small and stage_tol <= tol_grad:
             break
-        if pinned_pays(mu):  # a costly continuation, a finer stage to come: end it here?
-            (exact_state, f_exact, r_exact), passes = try_exact(state, mu)
-            total_iter += passes
-            if exact_state is not None:
-                state, f_mu, residual, certified = exact_state, f_exact, r_exact, True
-                break
+        # a costly continuation with a finer stage to come: end it here?
+        pinned = try_exact(state, mu) if pinned_pays(mu) else None
+        if pinned is not None:
+            (state, f_mu, residual), certified = pinned, True
+            break
         previous, last_stage = exact, total_iter - stage_start
         mu *= 0.1
     beta, b, t, Xb = state
