@@ -172,6 +172,7 @@ MANIFOLD_SETS = {
     "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.5, 2.0, d)),
     "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
     "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
+    "group": lambda d: fc.Group(np.arange(d) // 3, p=2),
 }
 
 

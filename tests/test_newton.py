@@ -262,7 +262,44 @@ def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
     assert newton_calls == []
 
 
-@pytest.mark.parametrize("set_name", ["linf", "l2", "ellipsoid"])
+@pytest.mark.parametrize("set_name", list(MANIFOLD_SETS))
+def test_manifold_derivatives_match_finite_differences(set_name):
+    """grad sigma and Hess sigma on the working set at a point off every kink (a zero
+    group and zero coordinates included), against central differences of the set's own
+    support function; the working set holds every nonzero coordinate (and for the group
+    norm none of a zero group's)."""
+    d = 9
+    pert = MANIFOLD_SETS[set_name](d)
+    manifold = manifold_of(shift_set(fc.AdversarialProblem(np.eye(d), np.ones(d),
+                                                           perturbation=pert)), d)
+    beta = np.random.default_rng(3).standard_normal(d)
+    beta[[1, 2]] = 0.0  # a zero group (group 0 is {0, 1, 2}) once beta_0 is too
+    if set_name == "group":
+        beta[0] = 0.0
+    W, signs = manifold.working(beta, {})
+    assert np.all(np.isin(np.flatnonzero(beta), W))
+    if set_name == "group":
+        assert not np.any(np.isin([0, 1, 2], W))
+    h = 1e-6
+    fd_grad, fd_hess = np.zeros(W.shape[0]), np.zeros((W.shape[0], W.shape[0]))
+    for k, j in enumerate(W):
+        e = np.zeros(d)
+        e[j] = h
+        fd_grad[k] = (pert.support(beta + e) - pert.support(beta - e)) / (2 * h)
+    np.testing.assert_allclose(manifold.gradient(beta, W, signs), fd_grad, atol=1e-8)
+    np.testing.assert_allclose(manifold.value(beta), pert.support(beta), rtol=1e-12)
+    hess = manifold.hessian(beta, W)
+    hess = np.zeros((d, d)) if hess is None else hess
+    g = 1e-4
+    for k, j in enumerate(W):
+        e = np.zeros(d)
+        e[j] = g
+        fd_hess[:, k] = (manifold.gradient(beta + e, W, signs)
+                         - manifold.gradient(beta - e, W, signs)) / (2 * g)
+    np.testing.assert_allclose(hess[np.ix_(W, W)], fd_hess, atol=1e-6)
+
+
+@pytest.mark.parametrize("set_name", ["linf", "l2", "ellipsoid", "group"])
 def test_newton_converges_quadratically(set_name):
     """From a point near the solution (a loose FISTA solve), Newton meets a residual 1e6
     times smaller within a few passes: the Hessian (the sigma term included) is right."""

@@ -16,7 +16,11 @@ where sigma is
   the sign that lowers Phi);
 * a Mahalanobis norm, sigma = sqrt(beta^T M beta) (``L2``: M = I, ``Ellipsoid``:
   M = A A^T, a masked ``L2``): smooth wherever M beta != 0, with
-  grad sigma = M beta / sigma and Hess sigma = (M - grad grad^T) / sigma.
+  grad sigma = M beta / sigma and Hess sigma = (M - grad grad^T) / sigma;
+* a group norm, sigma = sum_g ||beta_g||_2 (``Group`` with p = 2): smooth on the
+  nonzero groups, block by block as the l2 norm (the working set: the nonzero groups and
+  the features in none; a group does not enter from zero, where its Hessian is
+  unbounded: FISTA moves it).
 
 The Newton system on (beta_W, b_c), b_c the intercept of the centred columns, is
 
@@ -44,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ..perturbations import Ellipsoid, Lp, Masked, WeightedLinf
+from ..perturbations import Ellipsoid, Group, Lp, Masked, WeightedLinf
 
 # Armijo's sufficient-decrease fraction
 _ARMIJO = 1e-4
@@ -144,13 +148,85 @@ class _Mahalanobis:
         return beta
 
 
+class _GroupL2:
+    """sigma(beta) = sum_g ||beta_g||_2 over disjoint groups (``Group`` with p = 2); the
+    features in no group are free.
+
+    On the manifold of the nonzero groups it is smooth, with (per group, u_g =
+    beta_g / ||beta_g||) grad sigma = u_g and Hess sigma = (I - u_g u_g^T) / ||beta_g||,
+    block diagonal. A zero group is a kink whose Hessian is unbounded as it leaves zero,
+    so no group enters from zero here (``entering`` is empty): its violation
+    ||dPhi_loss/dbeta_g|| > eps T keeps the residual above the tolerance, the step is
+    left to FISTA (the caller's identification run and retry), and the pinned step does
+    not certify that point.
+    """
+
+    def __init__(self, groups, d):
+        self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
+        covered = np.zeros(d, dtype=bool)
+        for g in self.groups:
+            covered[g] = True
+        self.free = np.flatnonzero(~covered)
+
+    def _norms(self, beta):
+        return np.array([np.linalg.norm(beta[g]) for g in self.groups])
+
+    def value(self, beta):
+        return float(self._norms(beta).sum())
+
+    def working(self, beta, entering):
+        """(W, None): the free coordinates and those of the nonzero groups; None (no
+        smooth point) when W is empty."""
+        live = [g for g, r in zip(self.groups, self._norms(beta), strict=True) if r > 0.0]
+        W = np.sort(np.concatenate([self.free, *live]))
+        return (W, None) if W.shape[0] else (None, None)
+
+    def gradient(self, beta, W, signs):
+        u = np.zeros(beta.shape[0])  # u_g = beta_g / ||beta_g|| on the nonzero groups
+        for g, r in zip(self.groups, self._norms(beta), strict=True):
+            if r > 0.0:
+                u[g] = beta[g] / r
+        return u[W]
+
+    def hessian(self, beta, W):
+        H = np.zeros((beta.shape[0], beta.shape[0]))
+        for g, r in zip(self.groups, self._norms(beta), strict=True):
+            if r > 0.0:
+                u = beta[g] / r
+                H[np.ix_(g, g)] = (np.eye(g.shape[0]) - np.outer(u, u)) / r
+        return H
+
+    def entering(self, beta, loss_gradient, bound, tol):
+        return {}
+
+    def violation(self, beta, loss_gradient, bound):
+        """max(||dPhi_loss/dbeta_g|| - eps T, 0) for the zero groups (on the group's first
+        coordinate, so that the vector's norm is that of the groups' violations)."""
+        out = np.zeros(beta.shape[0])
+        for g, r in zip(self.groups, self._norms(beta), strict=True):
+            if r == 0.0:
+                out[g[0]] = max(float(np.linalg.norm(loss_gradient[g])) - bound, 0.0)
+        return out
+
+    def binding(self, beta, loss_gradient, bound, radius):
+        """The coordinates of the nonzero groups within ``radius`` of zero that Phi pushes
+        towards zero: its derivative along -u_g, -(u_g^T g_g + eps T), is negative."""
+        out = [g for g, r in zip(self.groups, self._norms(beta), strict=True)
+               if 0.0 < r <= radius and float(beta[g] @ loss_gradient[g]) / r + bound > 0.0]
+        return np.concatenate(out) if out else np.empty(0, dtype=np.intp)
+
+    def project(self, beta, W, signs):
+        return beta
+
+
 def manifold_of(shift, d):
     """The smooth structure of the shift h for the Newton step, or None (FISTA only).
 
     Covered: the support functions of ``Linf`` / ``Lp(inf)`` (l1), ``WeightedLinf``
-    (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``Ellipsoid`` (||A^T beta||_2) and ``Masked``
-    versions of these (the unmasked coordinates are free). Other sets and the penalty
-    shifts (ridge, L_r) return None.
+    (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``Ellipsoid`` (||A^T beta||_2), ``Group``
+    with p = 2 (sum_g ||beta_g||_2) and ``Masked`` versions of the first three (the
+    unmasked coordinates are free). Other sets and the penalty shifts (ridge, L_r)
+    return None.
     """
     pert = getattr(shift, "perturbation", None)
     if pert is None:
@@ -170,6 +246,8 @@ def manifold_of(shift, d):
         return _Mahalanobis(M)
     elif isinstance(pert, Ellipsoid) and mask is None:
         return _Mahalanobis(pert.A @ pert.A.T)
+    elif isinstance(pert, Group) and pert.q == 2.0 and mask is None:
+        return _GroupL2(pert.groups, d)
     else:
         return None
     if mask is None:
