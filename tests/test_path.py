@@ -162,7 +162,7 @@ def _correlated_poisson(n, d, rho, seed):
     return X, rng.poisson(np.exp(np.clip(X @ beta, -4, 4))).astype(float)
 
 
-@pytest.mark.parametrize("n, d, rho", [(500, 20, 0.0), (2000, 50, 0.9)])
+@pytest.mark.parametrize("n, d, rho", [(8000, 30, 0.0), (2000, 50, 0.9)])
 def test_stalled_newton_is_retried_after_identification(monkeypatch, n, d, rho):
     # Along a Poisson path the predicted point often lies across a change of support,
     # where Newton stalls; an identification run of FISTA and a second try save FISTA's
