@@ -8,6 +8,7 @@ is timed ``--repeat`` times on fresh problems (no shared caches) and the fastest
 
     python benchmarks/bench_path.py                    # n = 2000, d = 20, 50 radii
     python benchmarks/bench_path.py --n 20000 --backends fast
+    python benchmarks/bench_path.py --d 50 --rho 0.9 --backends fast   # correlated columns
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def main():
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--d", type=int, default=20)
     parser.add_argument("--n-eps", type=int, default=50)
+    parser.add_argument("--rho", type=float, default=0.0,
+                        help="AR(1) correlation between neighbouring features (default 0)")
     parser.add_argument("--families", nargs="+", default=["gaussian", "binomial", "poisson"])
     parser.add_argument("--backends", nargs="+", default=["cvxpy", "fast"])
     parser.add_argument("--repeat", type=int, default=2,
@@ -33,11 +36,11 @@ def main():
                              "fastest counts")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"n={args.n} d={args.d} radii={args.n_eps}")
+    print(f"n={args.n} d={args.d} rho={args.rho} radii={args.n_eps}")
     print(f"{'family':>9} {'backend':>7} {'path s':>8} {'cold s':>8} {'cold/path':>9} "
           f"{'max rel obj diff':>16}")
     for family in args.families:
-        X, y = make_data(family, args.n, args.d, rng)
+        X, y = make_data(family, args.n, args.d, rng, rho=args.rho)
         prob = fc.AdversarialProblem(X, y, family=family)
         grid = fc.eps_grid(prob, args.n_eps)
         for backend in args.backends:
