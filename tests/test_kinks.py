@@ -23,11 +23,8 @@ from fgsm_cvx.fast.objective import second_order_terms
 from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
 
 
-@pytest.fixture
-def pinned_calls(monkeypatch):
-    """The list to which each pinned step appends (converged, passes), with the step
-    tried after every stage (by default only after a long one)."""
-    monkeypatch.setattr(fast_solver, "PINNED_MIN_WORK", 0)
+def _record_pinned(monkeypatch):
+    """The list to which each pinned step appends (converged, passes)."""
     calls, original = [], kinks.pinned_newton
 
     def recorded(*args, **kwargs):
@@ -37,6 +34,14 @@ def pinned_calls(monkeypatch):
 
     monkeypatch.setattr(kinks, "pinned_newton", recorded)
     return calls
+
+
+@pytest.fixture
+def pinned_calls(monkeypatch):
+    """``_record_pinned``'s list, with the step tried from the start (by default only
+    once the solve's work reaches ``PINNED_MIN_WORK``)."""
+    monkeypatch.setattr(fast_solver, "PINNED_MIN_WORK", 0)
+    return _record_pinned(monkeypatch)
 
 
 FAMILIES = {"gaussian": Gaussian(), "huber": Huber(0.8), "poisson": Poisson()}
@@ -177,14 +182,7 @@ def test_failed_tries_are_repeated_as_the_work_doubles(monkeypatch):
     come once the solve's work has doubled (so at most about log2 of it), until one
     certifies the optimum. (Under the rule before, two failed tries ended the attempts
     on this problem and FISTA took 2121 iterations; now about 500.)"""
-    calls, original = [], kinks.pinned_newton
-
-    def recorded(*args, **kwargs):
-        out = original(*args, **kwargs)
-        calls.append((out[4], out[3]))
-        return out
-
-    monkeypatch.setattr(kinks, "pinned_newton", recorded)
+    calls = _record_pinned(monkeypatch)
     prob = manifold_problem("huber", "linf", np.random.default_rng(340), n=300, d=40)
     fast = fc.solve(prob, backend="fast")
     assert calls[-1][0] and not calls[0][0], calls
