@@ -81,10 +81,10 @@ class _WeightedL1:
         return None
 
     def entering(self, beta, loss_gradient, bound, tol):
-        """The zero, weighted coordinates that violate |dPhi_loss/dbeta_j| <= eps T a_j,
-        with the sign that lowers Phi (-sign of the loss gradient)."""
-        excess = np.abs(loss_gradient) - bound * self.a
-        idx = np.flatnonzero((beta == 0) & (self.a > 0) & (excess > tol))
+        """The zero, weighted coordinates that violate |dPhi_loss/dbeta_j| <= eps T a_j
+        by more than tol >= 0, with the sign that lowers Phi (-sign of the loss
+        gradient)."""
+        idx = np.flatnonzero(self.violation(beta, loss_gradient, bound) > tol)
         return {int(j): -float(np.sign(loss_gradient[j])) for j in idx}
 
     def violation(self, beta, loss_gradient, bound):
@@ -169,31 +169,32 @@ class _GroupL2:
         self.free = np.flatnonzero(~covered)
 
     def _norms(self, beta):
-        return np.array([np.linalg.norm(beta[g]) for g in self.groups])
+        return [float(np.linalg.norm(beta[g])) for g in self.groups]
+
+    def _live(self, beta):
+        """(g, ||beta_g||) for the nonzero groups."""
+        return [(g, r) for g, r in zip(self.groups, self._norms(beta), strict=True) if r > 0.0]
 
     def value(self, beta):
-        return float(self._norms(beta).sum())
+        return float(np.sum(self._norms(beta)))
 
     def working(self, beta, entering):
         """(W, None): the free coordinates and those of the nonzero groups; None (no
         smooth point) when W is empty."""
-        live = [g for g, r in zip(self.groups, self._norms(beta), strict=True) if r > 0.0]
-        W = np.sort(np.concatenate([self.free, *live]))
+        W = np.sort(np.concatenate([self.free, *(g for g, _ in self._live(beta))]))
         return (W, None) if W.shape[0] else (None, None)
 
     def gradient(self, beta, W, signs):
         u = np.zeros(beta.shape[0])  # u_g = beta_g / ||beta_g|| on the nonzero groups
-        for g, r in zip(self.groups, self._norms(beta), strict=True):
-            if r > 0.0:
-                u[g] = beta[g] / r
+        for g, r in self._live(beta):
+            u[g] = beta[g] / r
         return u[W]
 
     def hessian(self, beta, W):
         H = np.zeros((beta.shape[0], beta.shape[0]))
-        for g, r in zip(self.groups, self._norms(beta), strict=True):
-            if r > 0.0:
-                u = beta[g] / r
-                H[np.ix_(g, g)] = (np.eye(g.shape[0]) - np.outer(u, u)) / r
+        for g, r in self._live(beta):
+            u = beta[g] / r
+            H[np.ix_(g, g)] = (np.eye(g.shape[0]) - np.outer(u, u)) / r
         return H
 
     def entering(self, beta, loss_gradient, bound, tol):
@@ -211,8 +212,8 @@ class _GroupL2:
     def binding(self, beta, loss_gradient, bound, radius):
         """The coordinates of the nonzero groups within ``radius`` of zero that Phi pushes
         towards zero: its derivative along -u_g, -(u_g^T g_g + eps T), is negative."""
-        out = [g for g, r in zip(self.groups, self._norms(beta), strict=True)
-               if 0.0 < r <= radius and float(beta[g] @ loss_gradient[g]) / r + bound > 0.0]
+        out = [g for g, r in self._live(beta)
+               if r <= radius and float(beta[g] @ loss_gradient[g]) / r + bound > 0.0]
         return np.concatenate(out) if out else np.empty(0, dtype=np.intp)
 
     def project(self, beta, W, signs):
