@@ -416,8 +416,22 @@ class Group(Perturbation):
         if top >= d:
             raise ValueError(f"Group index {top} out of range for X with {d} features")
 
+    def labels(self):
+        """(idx, gid): the grouped features, concatenated group by group, and each one's
+        group number (computed once)."""
+        if not hasattr(self, "_labels"):
+            sizes = [g.shape[0] for g in self.groups]
+            self._labels = (np.concatenate(self.groups),
+                            np.repeat(np.arange(len(self.groups)), sizes))
+        return self._labels
+
     def support(self, beta):
         beta = np.asarray(beta, dtype=float)
+        if self.q in (1.0, 2.0):  # vectorised: |beta| summed, or the groups' 2-norms
+            idx, gid = self.labels()
+            if self.q == 1.0:
+                return float(np.abs(beta[idx]).sum())
+            return float(np.sqrt(np.bincount(gid, beta[idx] ** 2, len(self.groups))).sum())
         return float(sum(lp_norm(beta[g], self.q) for g in self.groups))
 
     def support_cvx(self, beta):
@@ -490,17 +504,22 @@ class Ellipsoid(Perturbation):
             return np.inf  # v outside the range of A: unreachable
         return float(np.linalg.norm(u))
 
+    def thin_svd(self):
+        """(U, s, V^T) of A = U diag(s) V^T with the zero singular values dropped
+        (relative 1e-12), computed once."""
+        if not hasattr(self, "_svd"):
+            U, sv, Vt = np.linalg.svd(self.A, full_matrices=False)
+            keep = sv > 1e-12 * max(1.0, sv.max(initial=0.0))
+            self._svd = (U[:, keep], sv[keep], Vt[keep])
+        return self._svd
+
     def project(self, v):
         """argmin ||A u - v|| over ||u|| <= 1, returned as A u (a trust-region problem).
 
         With the thin SVD A = U diag(s) V^T, u(mu) = V diag(s / (s^2 + mu)) U^T v and
         mu >= 0 is the root of ||u(mu)|| = 1 when the least-squares u is outside the ball.
         """
-        if not hasattr(self, "_svd"):
-            U, sv, Vt = np.linalg.svd(self.A, full_matrices=False)
-            keep = sv > 1e-12 * max(1.0, sv.max(initial=0.0))
-            self._svd = (U[:, keep], sv[keep], Vt[keep])
-        U, sv, Vt = self._svd
+        U, sv, _ = self.thin_svd()
         c = U.T @ np.asarray(v, dtype=float)
 
         def unorm(mu):

@@ -222,6 +222,55 @@ def test_uncentred_features_are_solved_as_well_as_centred(family_id):
     assert iters[1] <= 3 * iters[0]
 
 
+CLOSED_FORM_SETS = {
+    "linf": lambda d: fc.Linf(),
+    "l2": lambda d: fc.L2(),
+    "l1": lambda d: fc.L1(),
+    "weighted_linf_zeros": lambda d: fc.WeightedLinf(np.r_[0.0, 0.5, 1.0, 2.0, 0.0, 3.0, 0.1,
+                                                          np.ones(d - 7)]),
+    "group_l2_free": lambda d: fc.Group(np.r_[0, 0, 1, 1, 1, -1, 2, 2, -1, np.arange(d - 9) + 3],
+                                        p=2),
+    "group_linf_free": lambda d: fc.Group(np.r_[0, 0, 1, -1, np.arange(d - 4) + 2], p=np.inf),
+    "ellipsoid_rank_3": lambda d: fc.Ellipsoid(np.random.default_rng(7).standard_normal((d, 3))),
+    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
+    "masked_l1": lambda d: fc.Masked(fc.L1(), np.arange(d) % 3 != 0),
+    "masked_group": lambda d: fc.Masked(fc.Group(np.arange(6) // 2), np.arange(d) < 6),
+}
+
+
+@pytest.mark.parametrize("set_id", list(CLOSED_FORM_SETS))
+def test_closed_form_epigraph_projections_match_the_root_search(set_id):
+    """The sorted-breakpoint and secular-equation projections against the nested root
+    search over lam (prox by Moreau's decomposition inside), over points far outside,
+    near the cone, in its polar cone, with tied magnitudes, over twelve orders of
+    magnitude of beta0 and t0; the closed form is the one taken."""
+    from fgsm_cvx.fast.epigraph import SupportShift, _closed_form, _project_by_root
+
+    d = 10
+    pert = CLOSED_FORM_SETS[set_id](d)
+    shift = SupportShift(pert)
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for trial in range(300):
+        beta0 = rng.standard_normal(d) * 10 ** rng.uniform(-3, 3)
+        if trial % 4 == 0:
+            beta0[:4] = beta0[0] * np.array([1.0, -1.0, 1.0, 1.0])  # ties
+        t0 = rng.choice([-1.0, 1.0]) * 10 ** rng.uniform(-4, 3)
+        eps = 10 ** rng.uniform(-2, 1)
+        s0 = eps * pert.support(beta0)
+        if s0 <= t0:
+            continue
+        assert _closed_form(pert, beta0, t0, eps) is not None
+        beta, t = project_epigraph(pert, beta0, t0, eps)
+        ref_beta, ref_t = _project_by_root(shift, beta0, t0, eps, s0)
+        scale = 1.0 + np.linalg.norm(beta0) + abs(t0)
+        np.testing.assert_allclose(beta, ref_beta, rtol=0, atol=1e-12 * scale)
+        assert t == pytest.approx(ref_t, rel=0, abs=1e-12 * scale)
+        assert eps * pert.support(beta) <= t + 1e-13 * (abs(t) + s0 + abs(t0))
+        kinds.add("polar" if t == 0.0 else "boundary")
+    assert kinds == {"polar", "boundary"}  # both branches were exercised
+
+
 PENALTIES = {"ridge": lambda: fc.penalties.SquaredL2(), "L1.5": lambda: fc.penalties.Lr(1.5),
              "L3": lambda: fc.penalties.Lr(3)}
 

@@ -13,6 +13,15 @@ generalized FGSM): beta = prox_{lam eps h}(beta0).
 
 An asymmetric box has two shifts, {eps sigma_S(beta) <= t_up, eps sigma_S(-beta) <= t_dn},
 projected onto by ``box.project_box_epigraph`` (two multipliers).
+
+The common sets need no nested search (``_closed_form``): for a sum of weighted norms
+h = sum_g w_g ||beta_g||_2 (Linf, WeightedLinf and Group with p = inf: singletons; L2:
+one group; Group with p = 2) the prox shrinks every group by the same c = lam eps, and
+the root is found among the sorted breakpoints; for L1 (h = ||beta||_inf) the same
+holds for the clipping level; an Ellipsoid reduces to one secular equation in the thin
+SVD's coordinates; ``Masked`` projects its sub-vector by its base's rule. The root
+search above (``_project_by_root``) serves the rest, and the tests check the closed
+forms against it.
 """
 
 from __future__ import annotations
@@ -20,7 +29,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-from ..perturbations import Group, Lp, Perturbation, _lp_coordinates, lp_norm, prox_support
+from ..perturbations import (
+    Ellipsoid,
+    Group,
+    Lp,
+    Masked,
+    Perturbation,
+    WeightedLinf,
+    _lp_coordinates,
+    lp_norm,
+    prox_support,
+)
 from .box import BoxShift, project_box_epigraph
 
 
@@ -66,6 +85,17 @@ def project_epigraph(shift, beta0, t0, eps):
     s0 = eps * shift.value(beta0)
     if s0 <= t0:
         return beta0, t0
+    pert = getattr(shift, "perturbation", None)
+    exact = None if pert is None else _closed_form(pert, np.asarray(beta0, dtype=float), t0, eps)
+    if exact is not None:
+        return exact
+    return _project_by_root(shift, beta0, t0, eps, s0)
+
+
+def _project_by_root(shift, beta0, t0, eps, s0):
+    """The projection of an infeasible (beta0, t0) (s0 = eps h(beta0) > t0) by a root
+    search over lam: the prox in closed form or its own search inside, or one search
+    over a dual-ball radius for the general l_p sets."""
     pert = getattr(shift, "perturbation", None)
     general_p = isinstance(pert, (Lp, Group)) and 1.0 < pert.p < np.inf and pert.p != 2.0
     if general_p and type(pert) is Lp:
@@ -178,8 +208,7 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps):
     beta_g = 0; if g is still >= 0 there the point lies in the polar cone and the
     projection is beta_g = 0, t = 0.
     """
-    idx = np.concatenate(pert.groups)
-    gid = np.repeat(np.arange(len(pert.groups)), [len(g) for g in pert.groups])
+    idx, gid = pert.labels()
     n_groups, p, q = len(pert.groups), pert.p, pert.q
     a = np.abs(beta0[idx])
     c_max = float(np.max(np.bincount(gid, a**p, n_groups) ** (1.0 / p)))
@@ -198,3 +227,162 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps):
     c = brentq(g, 0.0, c_max, xtol=1e-300, rtol=4 * np.finfo(float).eps)
     beta[idx] = np.sign(beta0[idx]) * covered(c)
     return beta, t0 + c / eps
+
+
+def _closed_form(pert, beta0, t0, eps):
+    """The projection of an infeasible (beta0, t0) onto {eps sigma_S(beta) <= t} for the
+    sets with a closed form (module docstring), or None for the others."""
+    if type(pert) is Masked:
+        idx = pert.indices
+        part = _closed_form(pert.base, beta0[idx], t0, eps) if idx.size else None
+        if part is None:
+            return None
+        beta = beta0.copy()  # the immutable features are free: they keep beta0
+        beta[idx] = part[0]
+        return beta, part[1]
+    a = np.abs(beta0)
+    if isinstance(pert, Lp):
+        if pert.p == 1.0:
+            c = _clip_level(a, t0, eps)
+            return np.sign(beta0) * np.minimum(a, c), max(t0, eps * c)
+        if pert.p == 2.0:  # one group: k = 1 in _shrink_threshold
+            norm = float(np.sqrt(a @ a))
+            c = eps * (eps * norm - t0) / (eps * eps + 1.0)
+            if c >= norm:  # the polar cone
+                return np.zeros_like(beta0), 0.0
+            return beta0 * (1.0 - c / norm), t0 + c / eps
+        if pert.p == np.inf:
+            c, t = _shrink_threshold(a, None, t0, eps)
+            return np.sign(beta0) * np.maximum(a - c, 0.0), t
+        return None
+    if type(pert) is WeightedLinf:
+        c, t = _shrink_threshold(a, pert.scales, t0, eps)
+        return np.sign(beta0) * np.maximum(a - c * pert.scales, 0.0), t
+    if type(pert) is Group and pert.p in (2.0, np.inf):
+        idx, gid = pert.labels()
+        beta = beta0.copy()  # features in no group are free
+        if pert.p == np.inf:  # sum_g ||beta_g||_1: the l1 norm of the grouped features
+            c, t = _shrink_threshold(a[idx], None, t0, eps)
+            beta[idx] = np.sign(beta0[idx]) * np.maximum(a[idx] - c, 0.0)
+            return beta, t
+        norms = np.sqrt(np.bincount(gid, a[idx] ** 2, len(pert.groups)))
+        c, t = _shrink_threshold(norms, None, t0, eps)
+        beta[idx] = beta0[idx] * _group_factor(norms, c)[gid]
+        return beta, t
+    if type(pert) is Ellipsoid:
+        return _project_ellipsoid_epigraph(pert, beta0, t0, eps)
+    return None
+
+
+def _group_factor(norms, c):
+    """max(1 - c / ||beta0_g||, 0): the group soft-threshold's factor (0 for a zero group)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norms > c, 1.0 - c / norms, 0.0)
+
+
+def _shrink_threshold(a, w, t0, eps):
+    """The shrinkage c = lam eps of the projection onto {eps sum_g w_g a_g <= t}.
+
+    For h = sum_g w_g ||beta_g||_2 the prox of lam eps h shrinks the group norms a_g to
+    (a_g - c w_g)_+, and lam >= 0 is the root of
+
+    .. math:: F(c) = \\epsilon \\sum_g w_g (a_g - c w_g)_+ - t_0 - c / \\epsilon,
+
+    decreasing and piecewise linear with breakpoints r_g = a_g / w_g. Sorted r_1 >= r_2
+    >= ..., F(r_k) = eps (S1_{k-1} - r_k S2_{k-1}) - t0 - r_k / eps with S1, S2 the
+    cumulative sums of w a and w^2 (the k - 1 larger groups active), increasing in k; with
+    k the number of breakpoints where F < 0 the root has exactly the top k active,
+
+    .. math:: c = \\epsilon\\,(\\epsilon S1_k - t_0) / (\\epsilon^2 S2_k + 1),
+
+    and k = 0 (F(r_1) >= 0: the point is in the polar cone) gives c = -eps t0, t = 0.
+    Returns (c, t) with t = t0 + c / eps (exactly 0 in the polar cone).
+    Zero weights (free coordinates) have no breakpoint and no part in F; ``w = None``
+    means unit weights. The caller has checked that the point is infeasible, F(0) > 0.
+    """
+    if w is None:  # unit weights: S2_k = k
+        r = np.sort(a)[::-1]
+        S1 = np.cumsum(r)
+        ks = np.arange(1.0, r.shape[0] + 1.0)
+        # S1_{k-1} = S1_k - r_k, S2_{k-1} = k - 1
+        k = int(np.count_nonzero(eps * (S1 - ks * r) - t0 - r / eps < 0.0))
+        S2_k = float(k)
+    else:
+        pos = w > 0.0
+        a, w = a[pos], w[pos]
+        order = np.argsort(-(a / w), kind="stable")
+        a, w = a[order], w[order]
+        r, wa, ww = a / w, w * a, w * w
+        S1, S2 = np.cumsum(wa), np.cumsum(ww)
+        # S1_{k-1} = S1_k - w_k a_k, and S2 alike
+        k = int(np.count_nonzero(eps * (S1 - wa - r * (S2 - ww)) - t0 - r / eps < 0.0))
+        S2_k = float(S2[k - 1]) if k else 0.0
+    if k == 0:
+        return max(-eps * t0, 0.0), 0.0
+    c = eps * (eps * float(S1[k - 1]) - t0) / (eps * eps * S2_k + 1.0)
+    # (the root lies in [r_{k+1}, r_k]: clipped against rounding)
+    c = min(max(c, float(r[k]) if k < r.shape[0] else 0.0), float(r[k - 1]))
+    return c, t0 + c / eps
+
+
+def _clip_level(a, t0, eps):
+    """The level c of the projection onto {eps ||beta||_inf <= t}: beta_j = sign min(a_j, c)
+    with a = |beta0|, t = max(t0, eps c), and c >= 0 the minimiser of the convex
+
+    .. math:: f(c) = \\tfrac12 \\sum_j (a_j - c)_+^2 + \\tfrac12 (\\epsilon c - t_0)_+^2,
+
+    whose derivative f'(c) = -sum_j (a_j - c)_+ + eps (eps c - t0)_+ increases. At the
+    sorted a_1 >= a_2 >= ... (and a_{d+1} = 0) f'(a_k) = -(S_{k-1} - (k - 1) a_k)
+    + eps (eps a_k - t0)_+ decreases in k; with k the number of these that are > 0
+    (k >= 1: the point is infeasible, eps a_1 > t0), the root has the top k clipped and
+    eps c > t0 (else f' = 0 would need c >= a_1),
+
+    .. math:: c = (S_k + \\epsilon t_0) / (k + \\epsilon^2),
+
+    and k = d + 1 (f'(0) > 0) means c = 0.
+    """
+    a = np.concatenate((np.sort(a)[::-1], [0.0]))
+    S = np.cumsum(a)
+    before = np.concatenate(([0.0], S[:-1]))
+    ks = np.arange(a.shape[0])  # k - 1
+    k = int(np.count_nonzero(-(before - ks * a) + eps * np.maximum(eps * a - t0, 0.0) > 0.0))
+    if k == a.shape[0]:
+        return 0.0
+    c = (float(S[k - 1]) + eps * t0) / (k + eps * eps)
+    return min(max(c, float(a[k])), float(a[k - 1]))
+
+
+def _project_ellipsoid_epigraph(pert, beta0, t0, eps):
+    """Projection onto {eps ||A^T beta||_2 <= t} by one secular equation.
+
+    With the thin SVD A = U diag(s) V^T, ||A^T beta|| = ||s * z|| for z = U^T beta, and
+    the part of beta0 outside the range of U is free. The KKT conditions give
+    z = z0 / (1 + rho s^2) with rho = lam eps / ||s z||, and t = t0 + lam = eps ||s z||;
+    so with g(rho) = ||s z0 / (1 + rho s^2)||,
+
+    .. math:: F(\\rho) = (\\epsilon^2 - \\rho)\\, g(\\rho) - \\epsilon t_0 = 0,
+
+    F = eps phi(lam(rho)) with lam = rho g / eps increasing in rho and phi (the root
+    search's function) decreasing: F decreases from F(0) > 0 (infeasible) to
+    -||z0 / s|| - eps t0 as rho -> inf. When that limit is >= 0 the point is in the
+    polar cone: z = 0, t = 0. Else a root lies in [0, eps^2] when t0 >= 0 (F(eps^2) =
+    -eps t0), or beyond, found by doubling.
+    """
+    U, sv, _ = pert.thin_svd()
+    z0 = U.T @ beta0
+    free = beta0 - U @ z0
+
+    def g(rho):
+        return float(np.linalg.norm(sv * z0 / (1.0 + rho * sv * sv)))
+
+    def F(rho):
+        return (eps * eps - rho) * g(rho) - eps * t0
+
+    if -float(np.linalg.norm(z0 / sv)) - eps * t0 >= 0.0:
+        return free, 0.0
+    hi = eps * eps
+    while F(hi) >= 0.0:  # (only for t0 < 0; F tends to a negative limit)
+        hi *= 2.0
+    rho = brentq(F, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+    z = z0 / (1.0 + rho * sv * sv)
+    return free + U @ z, eps * float(np.linalg.norm(sv * z))
