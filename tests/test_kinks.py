@@ -240,3 +240,37 @@ def test_an_overflowing_step_gives_up_cleanly(pinned_calls):
     assert pinned_calls and not all(converged for converged, _ in pinned_calls)
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7
+
+
+@pytest.mark.parametrize("family, set_name", [("gaussian", "linf"), ("gaussian", "l2"),
+                                               ("gaussian", "group"), ("huber", "l2"),
+                                               ("huber", "group")])
+def test_the_first_constraints_are_the_predicted_crossings(family, set_name, monkeypatch):
+    """At a first stage's smoothed solution the band holds several times more samples
+    than are pinned at the optimum; the try starts from those its unconstrained step
+    takes across their kinks: at most half the band, holding most of the samples pinned
+    in cvxpy's solution (the crossing test of the later KKT solves finds the rest). One
+    try certifies the optimum."""
+    starts = []
+    predict = kinks._predict_pinned
+
+    def recorded(model, manifold, point, beta, W, signs, band, k, eta, t, eps,
+                 fit_intercept, ref, con, rows):
+        predict(model, manifold, point, beta, W, signs, band, k, eta, t, eps,
+                fit_intercept, ref, con, rows)
+        starts.append((band.copy(), np.flatnonzero(con)))
+
+    monkeypatch.setattr(kinks, "_predict_pinned", recorded)
+    calls = _record_pinned(monkeypatch)
+    rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}".encode()))
+    prob = manifold_problem(family, set_name, rng, n=8000, d=30)
+    fast = fc.solve(prob, backend="fast")
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-8
+    assert len(calls) == 1 and calls[0][0] and len(starts) == 1, calls
+    band, start = starts[0]
+    k_ref = _kink_coordinates(prob, ref)
+    pinned = np.flatnonzero(np.abs(k_ref) <= 1e-6 * (1 + np.abs(prob.y).max()))
+    assert pinned.size >= 5  # the problem has samples at their kinks
+    assert np.mean(np.isin(pinned, start)) >= 0.6, (pinned, start)
+    assert 2 * start.size <= band.size and start.size <= 2.5 * pinned.size, (start.size, band.size)
