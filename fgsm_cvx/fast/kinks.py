@@ -67,6 +67,13 @@ def covers(family):
     return isinstance(family, (_SymmetricFamily, Poisson))
 
 
+def predicts(family):
+    """True for the families whose try predicts its first constraints
+    (``_predict_pinned``): the symmetric losses, whose kink coordinate r = y - eta is
+    linear in the step (the crossing test is then exact)."""
+    return isinstance(family, _SymmetricFamily)
+
+
 def _kink(model, t):
     """The size of the kink per unit weight at the shift u = t + offset (the LLA
     majoriser's): (1 - alpha) rho'(u) (rho'(u) = -l'(u, 0)), Poisson (1 - alpha) u."""
@@ -279,7 +286,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     # the candidates for constraints: the band, if there is a kink (t > 0, alpha < 1)
     con = np.zeros(k.shape[0], dtype=bool)
     band = np.flatnonzero(np.abs(k) <= mu) if _kink(model, t) > 0.0 else k[:0].astype(np.intp)
-    if not isinstance(model.family, _SymmetricFamily):
+    if not predicts(model.family):
         # Poisson's k is not linear in the step, which the prediction and the crossing
         # test of the band rely on: the whole band starts constrained, at most as many
         # samples as unknowns (beta_W, b_c), the nearest their kinks (the prediction

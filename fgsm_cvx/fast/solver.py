@@ -632,20 +632,25 @@ class _Identification:
 # 1e4, d 5 to 50, the manifold sets, alpha 0 and 0.5): 9.1 s in all with at most one
 # try per stage and two per solve (the rule before), 6.0 s with this one; a doubling
 # restarted at each stage measured 5.7-5.8 s, without the bound on failed tries.
-# At the end of a converged stage the first try is due sooner, at ``PINNED_STAGE_END``:
-# there the smoothed solution is near the exact one, and since the try constrains only
-# the band samples its first step takes across their kinks (``kinks._predict_pinned``)
-# its host work is small. Measured: gaussian and Huber at n = 1e4, d = 50 certified
-# after the first stage (13 FISTA iterations and two pinned passes: Linf 43 -> 25 ms,
-# Group 62 -> 30 ms); the 144 random problems 4.61 s (the rule before, with the whole
-# band constrained) -> 3.80 s (this try, first due at 50) -> 3.44 s (at 10 after a stage).
+# For the symmetric losses the first try is due sooner at the end of a converged stage,
+# at ``PINNED_STAGE_END``: there the smoothed solution is near the exact one, and since
+# the try constrains only the band samples its first step takes across their kinks
+# (``kinks._predict_pinned``) its host work is small (Poisson's try constrains the
+# whole band: tried that early it failed and cost more, e.g. 52 -> 222 iterations on
+# bench_fast.py's Masked problem at n = 1e4), below the Newton size rule (from it on,
+# a second-order pass costs 5-14 X^T (X v) passes at d = 50, more than the short
+# stages it would save: gaussian L2 at n = 1e5 0.150 -> 0.186 s). Measured: gaussian
+# and Huber at n = 1e4, d = 50 certified after the first stage (13 FISTA iterations
+# and two pinned passes: Linf 43 -> 23 ms, Group 62 -> 28 ms); the 144 random problems
+# (n 200 to 1e4) 4.61 s with the rule and the try before (the whole band constrained)
+# -> 4.05 s, gaussian and Huber 20-30% faster.
 PINNED_MIN_WORK = 50
 PINNED_STAGE_END = 10
 
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
-              candidate=False, exact_step=None):
+              candidate=False, exact_step=None, early_exact=False):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -656,10 +661,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     count as iterations). ``candidate``: the warm start may be this problem's solution
     (a Result of the same parameters), worth a probe at a fine smoothing.
     ``exact_step(state, mu, tol, gap_tol)`` (``kinks.pinned_newton``), when given, is
-    tried once the solve's work reaches ``PINNED_MIN_WORK`` FISTA iterations within a
-    stage, or ``PINNED_STAGE_END`` after one that a finer one would follow, and after
-    each failure once the work has doubled: when it certifies the exact solution, the
-    continuation ends there.
+    tried once the solve's work reaches ``PINNED_MIN_WORK`` FISTA iterations, within a
+    stage or after one that a finer one would follow (the first time already at
+    ``PINNED_STAGE_END`` after a stage when ``early_exact``: the step predicts its
+    constraints), and after each failure once the work has doubled: when it certifies
+    the exact solution, the continuation ends there.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
     def h(v):
@@ -710,7 +716,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
 
     def pinned_pays(stage_end=False):
         # (before the first try, a stage's end makes it due at PINNED_STAGE_END)
-        first = stage_end and not tried
+        first = early_exact and stage_end and not tried
         return exact_step is not None and work >= (min(due, PINNED_STAGE_END) if first
                                                     else due)
 
@@ -913,6 +919,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
         newton_step=newton_step, candidate=candidate, exact_step=exact_step,
+        early_exact=kinks.predicts(prob.family) and not large,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
