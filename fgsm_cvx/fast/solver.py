@@ -643,7 +643,7 @@ class _Identification:
 # and Huber at n = 1e4, d = 50 certified after the first stage (13 FISTA iterations
 # and two pinned passes: Linf 43 -> 23 ms, Group 62 -> 28 ms); the 144 random problems
 # (n 200 to 1e4) 4.61 s with the rule and the try before (the whole band constrained)
-# -> 4.05 s, gaussian and Huber 20-30% faster.
+# -> 4.18 s, gaussian and Huber 20-27% faster, Poisson unchanged.
 PINNED_MIN_WORK = 50
 PINNED_STAGE_END = 10
 
