@@ -44,8 +44,11 @@ nu_i + B_i s_i); a constrained sample whose multiplier exceeds its bound is rele
 the side it points to (s_i = sign(nu_i)), one at a time. The active set starts from
 the band samples that the unconstrained step takes across their kinks, and any band
 sample a later step would take across joins it (a primal test, next to the multipliers'
-dual one). Anything else (no manifold, too many pinned samples, no certificate within
-``max_passes``) returns not converged, and the continuation goes on.
+dual one). Where the KKT system is singular and the objective linear along its null
+direction (Huber's linear pieces), the step follows that direction to its first
+breakpoint, as the simplex method does (``_ray_step``). Anything else (no manifold, too
+many pinned samples, no certificate within ``max_passes``) returns not converged, and
+the continuation goes on.
 """
 
 from __future__ import annotations
@@ -259,6 +262,62 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
         con[idx], ref[idx] = True, 0.0
 
 
+def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, eta, k, ref, con, t, eps,
+              fit_intercept):
+    """(beta, b, sample or None): the step along a direction where the KKT system is
+    singular and the objective linear, to its first breakpoint; None if there is none.
+
+    Where Huber's pieces are linear (samples past the threshold) H can vanish along a
+    direction d with J d = 0 too, while grad . d != 0: the KKT system has no solution,
+    its least-squares step is zero, and the objective falls linearly along
+    d = -P grad (P the projection onto the null space of [H; J]) until a breakpoint, as
+    in the simplex method: a free sample reaching its kink (then constrained), a sample
+    past the threshold reaching it (its curvature returns), or a coordinate of W reaching
+    zero. The symmetric losses only (k = y - eta, linear along d); one product with X
+    gives every sample's rate."""
+    if not predicts(model.family):
+        return None
+    stacked = np.vstack([H, J]) if J.size else H
+    _, sv, Vt = np.linalg.svd(stacked)
+    null = Vt[sv <= 1e-10 * max(float(sv.max(initial=0.0)), 1e-300)]
+    if sv.shape[0] < Vt.shape[0]:  # (more unknowns than rows: the rest is null too)
+        null = np.vstack([null, Vt[sv.shape[0]:]])
+    if not null.size:
+        return None
+    d = -null.T @ (null @ grad)
+    if not float(d @ d) > 1e-24 * (1.0 + float(grad @ grad)):
+        return None
+    d_W, d_bc = d[:W.shape[0]], (d[-1] if fit_intercept else 0.0)
+    full = np.zeros_like(beta)
+    full[W] = d_W
+    # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
+    deta = model.engine.fetch(model.engine.matvec(full * model.scale))[0] + d_bc \
+        - (0.0 if model.centre is None else float(model.centre @ full))
+    dk = -deta  # k = y - eta
+    dt = eps * float(manifold.gradient(beta, W, signs) @ d_W)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        free = ~con
+        kink = np.where(free & (k * dk < 0.0), -k / dk, np.inf)
+        steps = [kink]
+        threshold = getattr(model.family, "threshold", None)
+        if threshold is not None:
+            u = ref * k + t + model.offset
+            du = ref * dk + dt
+            steps.append(np.where(free & (u > threshold) & (du < 0.0),
+                                  (u - threshold) / -du, np.inf))
+        zero = np.where(beta[W] * d_W < 0.0, -beta[W] / d_W, np.inf)
+    tau_k = np.min(np.concatenate(steps), initial=np.inf)
+    tau = min(tau_k, float(np.min(zero, initial=np.inf)))
+    if not np.isfinite(tau) or tau <= 0.0:
+        return None
+    n_beta = beta.copy()
+    n_beta[W] += tau * d_W
+    n_beta = manifold.project(n_beta, W, signs)
+    b = b + tau * d_bc + model.centred_step(beta, n_beta)
+    pin = int(np.argmin(kink)) if tau == tau_k and np.min(kink) == tau else None
+    return n_beta, b, pin
+
+
 def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                   max_passes=5, max_changes=50):
     """The exact solution from a smoothed one, ``state`` = (beta, b, t, X beta) at mu.
@@ -409,7 +468,17 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 if back.size:
                     continue
             if not np.max(np.abs(step), initial=0.0) > 1e-12 * (1.0 + np.max(np.abs(beta))):
-                return state, np.inf, residual, passes, False  # stalled, not certified
+                # no step solves the system: a singular direction, if the objective falls
+                # along it (Huber's linear pieces), to its first breakpoint
+                ray = _ray_step(model, manifold, beta, b, W, signs, H, J, grad, eta, k, ref,
+                                con, t, eps, fit_intercept)
+                if ray is None:
+                    return state, np.inf, residual, passes, False  # stalled, not certified
+                beta, b, pin = ray
+                if pin is not None and Z.shape[0] < m:
+                    con[pin] = True  # at its kink (never more constraints than unknowns)
+                entering, stepped = {}, True
+                break
             n_beta = beta.copy()
             n_beta[W] += step[:W.shape[0]]
             n_beta = manifold.project(n_beta, W, signs)
