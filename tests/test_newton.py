@@ -471,3 +471,32 @@ def test_warm_starts_take_newton_below_the_size_rule(family, monkeypatch):
     calls.clear()
     again = fc.solve(near, backend="fast", warm_start=warm)
     assert calls == [] and again.n_iter <= 3
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_gaussian_gram_from_the_constant_one_matches_a_fresh_pass(sparse, alpha, monkeypatch):
+    """The gaussian Newton pass takes X_c^T W X_c (formed once, cached with the problem)
+    corrected by the band's rows (mu > 0) or the pinned samples' (reference sign 0):
+    against the pass that forms X_c^T diag(w H_ee) X_c from every row, with uncentred
+    columns, weights, a column subset, and for sparse X."""
+    rng = np.random.default_rng(11)
+    n, d = 2000, 9
+    X = rng.standard_normal((n, d)) + 2.0
+    y = X @ rng.standard_normal(d) + rng.standard_normal(n)
+    X = sp.csr_matrix(np.where(np.abs(X) < 1.0, 0.0, X)) if sparse else X
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, alpha=alpha,
+                                 sample_weight=rng.random(n) + 0.5)
+    model = _Model(prob, fast_scaling(prob))
+    assert model._constant_curvature()
+    beta, b, t = 0.2 * rng.standard_normal(d), 0.3, 0.2
+    r = model.y_host - (model.engine.fetch(model.engine.matvec(beta * model.scale))[0] + b)
+    ref = np.where(np.abs(r) < 0.3, 0.0, np.sign(r))  # some pinned samples
+    cases = [(0.3, None, None), (0.3, np.array([1, 4, 7]), None), (0.0, None, ref)]
+    ours = [model.second_order(beta, b, t, mu, cols, ref=s) for mu, cols, s in cases]
+    monkeypatch.setattr(_Model, "_constant_curvature", lambda self: False)
+    for (mu, cols, s), mine in zip(cases, ours, strict=True):
+        fresh = model.second_order(beta, b, t, mu, cols, ref=s)
+        assert np.sum(np.abs(r) <= mu) > 50 or s is not None  # the band is populated
+        np.testing.assert_allclose(mine[3], fresh[3], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mine[2], fresh[2], rtol=1e-12, atol=1e-14)

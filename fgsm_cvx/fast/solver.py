@@ -49,6 +49,7 @@ from .._diagnostics import (
     check_poisson_zeros,
     explain_failure,
 )
+from ..engine import HOST_ENGINES
 from ..exceptions import SolverError
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFamily
 from ..penalties import DualNorm
@@ -325,17 +326,61 @@ class _Model:
         # the pinned step changes its signs in place
         vectors = (self.y, self.w) + (() if ref is None else
                                       (self.engine.put(np.array(ref, dtype=np.float64)),))
+        constant = self._constant_curvature()
         Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
             fn, beta if self.scale == 1.0 else beta * self.scale, *vectors,
-            cols=cols, n_sums=6)
+            cols=np.empty(0, dtype=np.intp) if constant else cols, n_sums=6)
         XtG, gram = XtG * self.scale, gram * self.scale**2
         if self.centre is not None:
             c = self.centre
-            v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
-            c_W = c if cols is None else c[cols]
-            gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
+            if not constant:
+                v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
+                c_W = c if cols is None else c[cols]
+                gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
             XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
+        if constant:
+            gram = self._gaussian_gram(Xbeta, b, t, mu, ref)
+            gram = gram if cols is None else gram[np.ix_(cols, cols)]
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
+
+    def _constant_curvature(self):
+        """True where the Gram matrix of the Newton pass is X_c^T W X_c but for a few rows:
+        the gaussian loss on a host engine. Its per-sample curvature w_i H_ee is w_i
+        ((1 - alpha) rho'' a'^2 + alpha rho'' = 1 with rho'' = 1, a' = +-1) except inside
+        the smoothing band (mu > 0: a' = r / mu, plus rho'(u) / mu) and, in the pinned
+        step, at the pinned samples (their piece rho(t) has no curvature in eta)."""
+        return type(self.family) is Gaussian and getattr(self.engine, "name", None) \
+            in HOST_ENGINES
+
+    def _gaussian_gram(self, Xbeta, b, t, mu, ref):
+        """X_c^T diag(w H_ee) X_c for the gaussian loss: the constant X_c^T W X_c (one
+        blocked pass, cached with the problem: shared along an eps path) corrected by the
+        rows whose curvature differs, sum_i (w_i H_ee,i - w_i) x_c,i x_c,i^T."""
+        G0 = self._cache.get("fast_gaussian_gram")
+        if G0 is None:
+            w = self.w
+
+            def unit(xp, eta, y, w):  # D = w; X^T w (for the centring) in the third column
+                return [0.0] * 6, [w, w, w], w
+
+            _, _, Xtw, G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]),
+                                                     self.y, w, cols=None, n_sums=6)
+            G0 = G0 * self.scale**2
+            if self.centre is not None:  # sum w = 1
+                v, c = Xtw[:, 2] * self.scale, self.centre
+                G0 = G0 - np.outer(v, c) - np.outer(c, v) + np.outer(c, c)
+            G0 = self._cache["fast_gaussian_gram"] = 0.5 * (G0 + G0.T)
+        eta = self.engine.fetch(Xbeta)[0] + b
+        r = self.y_host - eta
+        special = np.flatnonzero(np.abs(r) <= mu) if ref is None else np.flatnonzero(ref == 0.0)
+        if not special.size:
+            return G0.copy()
+        H_ee = second_order_terms(self.family, self.y_host[special], eta[special],
+                                  float(t) + self.offset, mu, self.alpha, np,
+                                  ref=None if ref is None else ref[special])[3]
+        w = self.w_host[special]
+        A = self.rows(special)
+        return G0 + A.T @ ((w * np.maximum(H_ee, 0.0) - w)[:, None] * A)
 
     def rows(self, idx):
         """The centred, scaled rows X_c[idx] = s X[idx] - s c as a host (|idx|, d) array."""
