@@ -379,8 +379,13 @@ class _Model:
                                   float(t) + self.offset, mu, self.alpha, np,
                                   ref=None if ref is None else ref[special])[3]
         w = self.w_host[special]
-        A = self.rows(special)
-        return G0 + A.T @ ((w * np.maximum(H_ee, 0.0) - w)[:, None] * A)
+        extra = w * np.maximum(H_ee, 0.0) - w
+        gram = G0.copy()
+        step = max(1, 2**17 // max(G0.shape[0], 1))  # rows at a time: O(1) extra memory
+        for start in range(0, special.shape[0], step):
+            A = self.rows(special[start:start + step])
+            gram += A.T @ (extra[start:start + step, None] * A)
+        return gram
 
     def rows(self, idx):
         """The centred, scaled rows X_c[idx] = s X[idx] - s c as a host (|idx|, d) array."""
