@@ -228,15 +228,13 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
     unknowns, the nearest their kinks, start constrained, the pass ``point`` updated
     (``_release`` to the pinned piece s = 0). Measured at n = 1e4, d = 50 (gaussian,
     L2): the first KKT solve has 6 constraints, one released, where constraining the
-    whole band (51 samples) took 47 releases. The rows of the band are kept in ``rows``
-    for the crossing test of the later steps."""
+    whole band (51 samples) took 47 releases."""
     gram = point.gram(W)
     if gram is None:
         return
     H, grad = newton_system(manifold, beta, W, signs, gram, point.XtG, point.sums, eps,
                             fit_intercept)
-    A = model.rows(band)
-    rows.update(zip(band.tolist(), A, strict=True))
+    A = _cached_rows(model, rows, band, beta.shape[0])  # (kept for the crossing tests)
     k_band = k[band]
     try:
         step = np.linalg.solve(H, -grad)
@@ -262,7 +260,7 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
         con[idx], ref[idx] = True, 0.0
 
 
-def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, eta, k, ref, con, t, eps,
+def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
               fit_intercept):
     """(beta, b, sample or None): the step along a direction where the KKT system is
     singular and the objective linear, to its first breakpoint; None if there is none.
@@ -274,7 +272,7 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, eta, k, ref, con, 
     in the simplex method: a free sample reaching its kink (then constrained), a sample
     past the threshold reaching it (its curvature returns), or a coordinate of W reaching
     zero. The symmetric losses only (k = y - eta, linear along d); one product with X
-    gives every sample's rate."""
+    gives every sample's rate. ``g`` = du/dz = eps (grad sigma_W, 0), as in ``_jacobian``."""
     if not predicts(model.family):
         return None
     stacked = np.vstack([H, J]) if J.size else H
@@ -292,9 +290,9 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, eta, k, ref, con, 
     full[W] = d_W
     # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
     deta = model.engine.fetch(model.engine.matvec(full * model.scale))[0] + d_bc \
-        - (0.0 if model.centre is None else float(model.centre @ full))
+        + model.centred_step(np.zeros_like(full), full)
     dk = -deta  # k = y - eta
-    dt = eps * float(manifold.gradient(beta, W, signs) @ d_W)
+    dt = float(g @ d)
     with np.errstate(divide="ignore", invalid="ignore"):
         free = ~con
         kink = np.where(free & (k * dk < 0.0), -k / dk, np.inf)
@@ -470,8 +468,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             if not np.max(np.abs(step), initial=0.0) > 1e-12 * (1.0 + np.max(np.abs(beta))):
                 # no step solves the system: a singular direction, if the objective falls
                 # along it (Huber's linear pieces), to its first breakpoint
-                ray = _ray_step(model, manifold, beta, b, W, signs, H, J, grad, eta, k, ref,
-                                con, t, eps, fit_intercept)
+                ray = _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref,
+                                con, t, g, fit_intercept)
                 if ray is None:
                     return state, np.inf, residual, passes, False  # stalled, not certified
                 beta, b, pin = ray

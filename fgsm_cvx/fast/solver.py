@@ -358,17 +358,14 @@ class _Model:
         rows whose curvature differs, sum_i (w_i H_ee,i - w_i) x_c,i x_c,i^T."""
         G0 = self._cache.get("fast_gaussian_gram")
         if G0 is None:
-            w = self.w
+            def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
+                return [0.0] * 6, [w], w
 
-            def unit(xp, eta, y, w):  # D = w; X^T w (for the centring) in the third column
-                return [0.0] * 6, [w, w, w], w
-
-            _, _, Xtw, G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]),
-                                                     self.y, w, cols=None, n_sums=6)
-            G0 = G0 * self.scale**2
-            if self.centre is not None:  # sum w = 1
-                v, c = Xtw[:, 2] * self.scale, self.centre
-                G0 = G0 - np.outer(v, c) - np.outer(c, v) + np.outer(c, c)
+            G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]), self.y,
+                                          self.w, cols=None, n_sums=6)[3] * self.scale**2
+            if self.centre is not None:
+                # X_c^T W X_c = s^2 X^T W X - (s c)(s c)^T: s X^T w = s c (sum w = 1)
+                G0 = G0 - np.outer(self.centre, self.centre)
             G0 = self._cache["fast_gaussian_gram"] = 0.5 * (G0 + G0.T)
         eta = self.engine.fetch(Xbeta)[0] + b
         r = self.y_host - eta
@@ -766,8 +763,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
 
     def pinned_pays(stage_end=False):
         # (before the first try, a stage's end makes it due at PINNED_STAGE_END)
-        first = early_exact and stage_end and not tried
-        return exact_step is not None and work >= (min(due, PINNED_STAGE_END) if first
+        early = early_exact and stage_end and not tried
+        return exact_step is not None and work >= (min(due, PINNED_STAGE_END) if early
                                                     else due)
 
     def try_exact(state, mu):
