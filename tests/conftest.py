@@ -173,6 +173,8 @@ MANIFOLD_SETS = {
     "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
     "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
     "group": lambda d: fc.Group(np.arange(d) // 3, p=2),
+    "l1": lambda d: fc.L1(),
+    "masked_l1": lambda d: fc.Masked("l1", np.arange(d) % 3 != 0),
 }
 
 

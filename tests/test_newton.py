@@ -249,13 +249,35 @@ def test_newton_repairs_a_wrong_support(set_name, newton_calls):
                                   np.sign(np.round(ref.coef, 5)))
 
 
+@pytest.mark.parametrize("family", ["binomial", "gaussian"])
+def test_newton_repairs_wrong_ties_of_the_max(family, newton_calls):
+    """L1 (sigma the l-inf norm): from a start with every coordinate tied at the max
+    (most wrongly), the ties leave until the whole problem's optimality conditions hold,
+    and the tie set (and signs) is cvxpy's."""
+    rng = np.random.default_rng(8)
+    prob = manifold_problem(family, "l1", rng, n=2000, d=12)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    m = np.abs(ref.coef).max()
+    tied = np.abs(np.abs(ref.coef) - m) <= 1e-6 * m
+    assert 1 <= tied.sum() < prob.n_features - 1  # some free coordinates to repair
+    start = m * np.where(ref.coef != 0, np.sign(ref.coef), 1.0)  # all tied
+    fast = fc.solve(prob, backend="fast", warm_start=(start, ref.intercept))
+    # (the gaussian kinks' finest stages are the pinned step's to finish)
+    assert any(converged for converged, _ in newton_calls), newton_calls
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7
+    m_fast = np.abs(fast.coef).max()
+    np.testing.assert_array_equal(np.abs(np.abs(fast.coef) - m_fast) <= 1e-6 * m_fast, tied)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-4 * (1 + m))
+
+
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
-    """Hinge, L1 sets, penalty shifts and small n go through FISTA alone."""
+    """Hinge, sets without a manifold (Lp, p = 3), penalty shifts and small n go through
+    FISTA alone."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1200, 4))
     y = (rng.random(1200) < 0.5).astype(float)
     fc.solve(fc.AdversarialProblem(X[:900], y[:900], eps=0.05), backend="fast")
-    for kw in ({"family": "hinge"}, {"family": "binomial", "perturbation": "l1"},
+    for kw in ({"family": "hinge"}, {"family": "binomial", "perturbation": fc.Lp(3.0)},
                {"family": "binomial", "penalty": SquaredL2()}):
         kw = {"y": y, "perturbation": "linf", **kw}
         fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")

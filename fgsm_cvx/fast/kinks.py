@@ -56,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..families import Poisson, _SymmetricFamily
-from .newton import MAX_WORKING_SET, _Point, newton_system
+from .newton import MAX_WORKING_SET, _Point, basis, lift, newton_system
 from .objective import _sinhc_derivatives, second_order_terms
 
 # The most constrained samples: the KKT system has |W| + 1 + |Z| rows (generically
@@ -185,10 +185,12 @@ def _lstsq(A, b):
     return sol if np.all(np.isfinite(sol)) else None
 
 
-def _jacobian(rows, W, fit_intercept, coords, g):
+def _jacobian(rows, W, fit_intercept, coords, g, P=None):
     """J on the unknowns (beta_W, b_c): k_e a_i + k_t du/dz for a_i = (x_c,iW, 1) and
-    du/dz = g = eps (grad sigma_W, 0)."""
-    return coords[1][:, None] * _row_W(rows, W, fit_intercept) + np.outer(coords[2], g)
+    du/dz = g = eps (grad sigma_W, 0); on z (J P) where the manifold's coordinates are
+    z, (beta_W, b_c) = P z (``newton.basis``)."""
+    J = coords[1][:, None] * _row_W(rows, W, fit_intercept) + np.outer(coords[2], g)
+    return J if P is None else J @ P
 
 
 def _constraint_curvature(rows, W, fit_intercept, coords, g, nu, hess_sigma, eps):
@@ -245,7 +247,8 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
         if fit_intercept:
             g = np.append(g, 0.0)
         J = _jacobian(A, W, fit_intercept,
-                      _coordinate(model, model.y_host[band], eta[band], t), g)
+                      _coordinate(model, model.y_host[band], eta[band], t), g,
+                      basis(manifold, beta, W, signs, fit_intercept))
         # (k changes by J dz: exactly, k being linear in eta and free of t)
         pick = np.flatnonzero((np.sign(k_band + J @ step) != np.sign(k_band))
                               | (k_band == 0.0))
@@ -389,7 +392,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             g = eps * manifold.gradient(beta, W, signs)
             if fit_intercept:
                 g = np.append(g, 0.0)
-            J = _jacobian(A, W, fit_intercept, coords, g)
+            P = basis(manifold, beta, W, signs, fit_intercept)
+            J = _jacobian(A, W, fit_intercept, coords, g, P)
             H, grad = newton_system(manifold, beta, W, signs, gram, point.XtG,
                                     point.sums, eps, fit_intercept)
             T, m = point.sums[1], H.shape[0]
@@ -398,8 +402,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             if Z.size and isinstance(model.family, Poisson):  # (k is linear otherwise)
                 Hs = manifold.hessian(beta, W)
                 nu = np.array([last.get(i, 0.0) for i in Z])
-                H = H + _constraint_curvature(A, W, fit_intercept, coords, g, nu,
-                                              None if Hs is None else Hs[np.ix_(W, W)], eps)
+                C = _constraint_curvature(A, W, fit_intercept, coords, g, nu,
+                                          None if Hs is None else Hs[np.ix_(W, W)], eps)
+                H = H + (C if P is None else P.T @ C @ P)
             K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
             sol = _solve_kkt(K, np.concatenate([-grad, -k[Z]]))
             if sol is None:
@@ -433,8 +438,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             # T + sum nu_i k_t,i
             g_full = point.g_loss + A.T @ (nu * coords[1])
             T_full = T + float(nu @ coords[2])
-            excess = manifold.violation(beta, g_full, eps * T_full)
-            excess[W] = 0.0
+            excess = manifold.violation(beta, g_full, eps * T_full, W)
             residual = float(np.sqrt(stat @ stat + excess @ excess))
             wrong = np.array([i for i in released if not con[i] and ref[i] * k[i] < 0.0],
                              dtype=np.intp)
@@ -442,9 +446,12 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             if residual <= tol and gap <= gap_tol:
                 f = model.value(point.Xb, b, t, 0.0)
                 return (beta, b, t, point.Xb), f, residual, passes, True
-            inW = set(W.tolist())
+            # (a coordinate changes piece: it enters W, or a tie leaves it, ``_Max``)
+            current = dict(zip(W.tolist(), np.ones(W.shape[0]) if signs is None
+                               else signs.tolist(), strict=True))
             new = {j: s for j, s in manifold.entering(beta, g_full, eps * T_full,
-                                                      1e-3 * tol).items() if j not in inW}
+                                                      1e-3 * tol).items()
+                   if current.get(j) != s}
             if new:  # coordinates enter (their Gram rows, if this pass formed them)
                 entering.update(new)
                 continue
@@ -455,7 +462,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             if watch.size:
                 A_w = _cached_rows(model, rows, watch, beta.shape[0])
                 J_w = _jacobian(A_w, W, fit_intercept,
-                                _coordinate(model, y[watch], eta[watch], t), g)
+                                _coordinate(model, y[watch], eta[watch], t), g, P)
                 k_new = k[watch] + J_w @ step
                 back = watch[ref[watch] * k_new < 0.0]
                 back = back[np.argsort(np.abs(k[back]))[:max(m - Z.shape[0], 0)]]
@@ -468,8 +475,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             if not np.max(np.abs(step), initial=0.0) > 1e-12 * (1.0 + np.max(np.abs(beta))):
                 # no step solves the system: a singular direction, if the objective falls
                 # along it (Huber's linear pieces), to its first breakpoint
-                ray = _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref,
-                                con, t, g, fit_intercept)
+                ray = None if P is not None else _ray_step(
+                    model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
+                    fit_intercept)  # (its breakpoints are those of beta_W's orthant)
                 if ray is None:
                     return state, np.inf, residual, passes, False  # stalled, not certified
                 beta, b, pin = ray
@@ -477,6 +485,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                     con[pin] = True  # at its kink (never more constraints than unknowns)
                 entering, stepped = {}, True
                 break
+            step = lift(P, step)
             n_beta = beta.copy()
             n_beta[W] += step[:W.shape[0]]
             n_beta = manifold.project(n_beta, W, signs)

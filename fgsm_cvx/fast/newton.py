@@ -20,7 +20,11 @@ where sigma is
 * a group norm, sigma = sum_g ||beta_g||_2 (``Group`` with p = 2): smooth on the
   nonzero groups, block by block as the l2 norm (the working set: the nonzero groups and
   the features in none; a group does not enter from zero, where its Hessian is
-  unbounded: FISTA moves it).
+  unbounded: FISTA moves it);
+* the l-inf norm, sigma = max_j |beta_j| (``L1``, a masked ``L1``): linear, sigma = m,
+  on the manifold of the tie set A where |beta_j| = m, parametrised linearly as
+  beta_A = s_A m with the other coordinates free (``_Max``: the system below is
+  reduced to those coordinates, ``basis``).
 
 The Newton system on (beta_W, b_c), b_c the intercept of the centred columns, is
 
@@ -80,6 +84,9 @@ class _WeightedL1:
     def hessian(self, beta, W):
         return None
 
+    def basis(self, beta, W, signs):
+        return None  # beta_W itself are the manifold's coordinates
+
     def entering(self, beta, loss_gradient, bound, tol):
         """The zero, weighted coordinates that violate |dPhi_loss/dbeta_j| <= eps T a_j
         by more than tol >= 0, with the sign that lowers Phi (-sign of the loss
@@ -87,11 +94,15 @@ class _WeightedL1:
         idx = np.flatnonzero(self.violation(beta, loss_gradient, bound) > tol)
         return {int(j): -float(np.sign(loss_gradient[j])) for j in idx}
 
-    def violation(self, beta, loss_gradient, bound):
+    def violation(self, beta, loss_gradient, bound, W=None):
         """The excess |dPhi_loss/dbeta_j| - eps T a_j > 0 at the zero, weighted
-        coordinates (their optimality conditions' violation; 0 where they hold)."""
+        coordinates outside W (their optimality conditions' violation; 0 where they
+        hold, and on W, whose conditions the step's stationarity covers)."""
         excess = np.abs(loss_gradient) - bound * self.a
-        return np.where((beta == 0) & (self.a > 0), np.maximum(excess, 0.0), 0.0)
+        out = np.where((beta == 0) & (self.a > 0), np.maximum(excess, 0.0), 0.0)
+        if W is not None:
+            out[W] = 0.0
+        return out
 
     def binding(self, beta, loss_gradient, bound, radius):
         """The nonzero weighted coordinates within ``radius`` of zero that Phi pushes
@@ -135,10 +146,13 @@ class _Mahalanobis:
         M = np.eye(beta.shape[0]) if self.M is None else self.M
         return (M - np.outer(g, g)) / sigma
 
+    def basis(self, beta, W, signs):
+        return None
+
     def entering(self, beta, loss_gradient, bound, tol):
         return {}
 
-    def violation(self, beta, loss_gradient, bound):
+    def violation(self, beta, loss_gradient, bound, W=None):
         return np.zeros_like(beta)  # every coordinate is in the working set
 
     def binding(self, beta, loss_gradient, bound, radius):
@@ -197,12 +211,16 @@ class _GroupL2:
             H[np.ix_(g, g)] = (np.eye(g.shape[0]) - np.outer(u, u)) / r
         return H
 
+    def basis(self, beta, W, signs):
+        return None
+
     def entering(self, beta, loss_gradient, bound, tol):
         return {}
 
-    def violation(self, beta, loss_gradient, bound):
+    def violation(self, beta, loss_gradient, bound, W=None):
         """max(||dPhi_loss/dbeta_g|| - eps T, 0) for the zero groups (on the group's first
-        coordinate, so that the vector's norm is that of the groups' violations)."""
+        coordinate, so that the vector's norm is that of the groups' violations; none is
+        in the working set W)."""
         out = np.zeros(beta.shape[0])
         for g, r in zip(self.groups, self._norms(beta), strict=True):
             if r == 0.0:
@@ -220,14 +238,100 @@ class _GroupL2:
         return beta
 
 
+class _Max:
+    """sigma(beta) = max_{j in B} |beta_j| (``L1``: the l-inf norm; a masked ``L1``: B the
+    masked coordinates, the others free).
+
+    On the manifold of the tie set A = {j in B: |beta_j| = m}, m = sigma(beta), with the
+    signs s_A, the coefficients are beta_A = s_A m and beta_F free (F the rest, the
+    bounded ones inside |beta_j| < m): a linear parametrisation beta = P z,
+    z = (beta_F, m), P = [e_F, s_A] (``basis``), on which sigma = m is linear. The Newton
+    system of ``newton_system`` in beta is reduced to z exactly (P^T H P, P^T grad):
+    its sigma terms need only P^T grad sigma = e_m, met by grad sigma = s_A / |A| on A.
+    The working set is every coordinate; ``signs`` are s_A on A and 0 on F. A step
+    that takes a bounded coordinate of F past +-m joins it to the tie (``project``
+    clips it there); a tied coordinate leaves the tie (``entering``, with sign 0) where
+    its multiplier theta_j = -s_j g_j / (eps T) in the subdifferential
+    conv{s_j e_j : j in A} of sigma is negative: moving it inwards alone lowers Phi.
+    """
+
+    # ties: |beta_j| within this relative distance of the max (FISTA's projection and
+    # ``project`` make them exact; rounding of the centring may not)
+    TIE = 1e-12
+
+    def __init__(self, bounded):
+        self.bounded = np.asarray(bounded, dtype=bool)
+
+    def value(self, beta):
+        return float(np.max(np.abs(beta[self.bounded]), initial=0.0))
+
+    def _ties(self, beta):
+        m = self.value(beta)
+        return self.bounded & (np.abs(beta) >= m * (1.0 - self.TIE)) & (m > 0.0)
+
+    def working(self, beta, entering):
+        """(every coordinate, s_A on the ties and 0 elsewhere); None at sigma = 0."""
+        signs = np.where(self._ties(beta), np.sign(beta), 0.0)
+        for j, s in entering.items():
+            signs[j] = s
+        if not np.any(signs):
+            return None, None
+        return np.arange(beta.shape[0]), signs
+
+    def gradient(self, beta, W, signs):
+        return signs / np.count_nonzero(signs)  # P^T (s_A / |A|) = e_m
+
+    def hessian(self, beta, W):
+        return None
+
+    def basis(self, beta, W, signs):
+        """P (|W| x (|F| + 1)): beta_W = P (beta_F, m) on the manifold of the signs."""
+        free = np.flatnonzero(signs == 0)
+        P = np.zeros((signs.shape[0], free.shape[0] + 1))
+        P[free, np.arange(free.shape[0])] = 1.0
+        P[:, -1] = signs
+        return P
+
+    def entering(self, beta, loss_gradient, bound, tol):
+        """The tied coordinates whose multiplier is negative by more than tol (s_j g_j >
+        tol), as {j: 0}; one tie (the largest multiplier) stays."""
+        A = np.flatnonzero(self._ties(beta))
+        if A.shape[0] < 2:
+            return {}
+        push = np.sign(beta[A]) * loss_gradient[A]  # s_j g_j = -eps T theta_j
+        out = A[push > tol]
+        if out.shape[0] == A.shape[0]:
+            out = np.delete(A, np.argmin(push))
+        return {int(j): 0.0 for j in out}
+
+    def violation(self, beta, loss_gradient, bound, W=None):
+        """max(s_j g_j, 0) on the ties (theta_j >= 0 violated; 0 elsewhere: the free
+        coordinates' conditions are the step's stationarity)."""
+        A = self._ties(beta)
+        return np.where(A, np.maximum(np.sign(beta) * loss_gradient, 0.0), 0.0)
+
+    def binding(self, beta, loss_gradient, bound, radius):
+        return np.empty(0, dtype=np.intp)
+
+    def project(self, beta, W, signs):
+        """The ties at their common level m >= 0 (their mean), the bounded free
+        coordinates clipped to [-m, m] (joining the tie there)."""
+        A = signs != 0
+        m = max(float(np.mean(signs[A] * beta[A])), 0.0)
+        beta[A] = signs[A] * m
+        F = self.bounded & ~A
+        beta[F] = np.clip(beta[F], -m, m)
+        return beta
+
+
 def manifold_of(shift, d):
     """The smooth structure of the shift h for the Newton step, or None (FISTA only).
 
     Covered: the support functions of ``Linf`` / ``Lp(inf)`` (l1), ``WeightedLinf``
-    (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``Ellipsoid`` (||A^T beta||_2), ``Group``
-    with p = 2 (sum_g ||beta_g||_2) and ``Masked`` versions of the first three (the
-    unmasked coordinates are free). Other sets and the penalty shifts (ridge, L_r)
-    return None.
+    (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
+    (||A^T beta||_2), ``Group`` with p = 2 (sum_g ||beta_g||_2) and ``Masked`` versions
+    of the first four (the unmasked coordinates are free). Other sets and the penalty
+    shifts (ridge, L_r) return None.
     """
     pert = getattr(shift, "perturbation", None)
     if pert is None:
@@ -245,6 +349,9 @@ def manifold_of(shift, d):
     elif isinstance(pert, Lp) and pert.p == 2.0:
         M = None if mask is None else np.diag(np.isin(np.arange(d), mask).astype(float))
         return _Mahalanobis(M)
+    elif isinstance(pert, Lp) and pert.p == 1.0:
+        bounded = np.ones(d, dtype=bool) if mask is None else np.isin(np.arange(d), mask)
+        return _Max(bounded)
     elif isinstance(pert, Ellipsoid) and mask is None:
         return _Mahalanobis(pert.A @ pert.A.T)
     elif isinstance(pert, Group) and pert.q == 2.0 and mask is None:
@@ -475,7 +582,26 @@ def newton_system(manifold, beta, W, signs, gram, XtG, sums, eps, fit_intercept)
         hb = XtG[W, 2] + eps * S_et * gs
         H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[S_ee]])]])
         grad = np.append(grad, g_b)
+    P = basis(manifold, beta, W, signs, fit_intercept)
+    if P is not None:  # Phi(P z): Hessian P^T H P and gradient P^T grad in z
+        H, grad = P.T @ H @ P, P.T @ grad
     return H, grad
+
+
+def basis(manifold, beta, W, signs, fit_intercept):
+    """P with (beta_W, b_c) = P z on the manifold (``_Max``'s ties, the intercept's
+    coordinate appended), or None where (beta_W, b_c) are the coordinates themselves.
+    ``newton_system`` and the pinned step's Jacobian are in z; ``lift`` maps a step
+    back."""
+    P = manifold.basis(beta, W, signs)
+    if P is None or not fit_intercept:
+        return P
+    return scipy.linalg.block_diag(P, np.ones((1, 1)))
+
+
+def lift(P, step):
+    """The step on (beta_W, b_c) of a step on z (``basis``)."""
+    return step if P is None or step is None else P @ step
 
 
 def _newton_direction(manifold, beta, W, signs, entering, gram, XtG, sums, eps,
@@ -489,10 +615,11 @@ def _newton_direction(manifold, beta, W, signs, entering, gram, XtG, sums, eps,
     while True:
         H, grad = newton_system(manifold, beta, W, signs, gram, XtG, sums, eps,
                                 fit_intercept)
-        step = _solve(H, grad)
+        step = lift(basis(manifold, beta, W, signs, fit_intercept), _solve(H, grad))
         if step is None or not entering:
             return step, W, signs
-        wrong = [k for k, j in enumerate(W) if j in entering
+        # (sign 0: a tie of ``_Max`` leaving it, free to move either way)
+        wrong = [k for k, j in enumerate(W) if entering.get(j, 0.0) != 0.0
                  and step[k] * entering[j] <= 0.0]
         if not wrong:
             return step, W, signs

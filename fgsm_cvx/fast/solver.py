@@ -633,17 +633,19 @@ _NEWTON_STEPS = 6
 
 
 class _Identification:
-    """The identification run of FISTA before Newton: stops it once sign(beta) has been
-    the same for ``_SETTLED`` consecutive steps (the support and signs, hence the
-    manifold, identified) and records the residuals, from which ``newton_pays`` decides
-    whether Newton is worth its passes."""
+    """The identification run of FISTA before Newton: stops it once sign(beta) and the
+    coordinates at max |beta_j| have been the same for ``_SETTLED`` consecutive steps
+    (the support, signs and ties, hence the manifold, identified: the projection makes
+    the ties of ``L1``'s l-inf norm exact, other sets' have measure zero) and records the
+    residuals, from which ``newton_pays`` decides whether Newton is worth its passes."""
 
     def __init__(self):
         self.last, self.count, self.residuals = None, 0, []
 
     def __call__(self, beta, residual):
         self.residuals.append(residual)
-        signs = np.sign(beta)
+        a = np.abs(beta)
+        signs = np.sign(beta) * (1.0 + (a == a.max(initial=0.0)))
         same = self.last is not None and np.array_equal(signs, self.last)
         self.last, self.count = signs, self.count + 1 if same else 1
         return self.count >= _SETTLED
