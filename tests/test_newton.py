@@ -270,6 +270,51 @@ def test_newton_repairs_wrong_ties_of_the_max(family, newton_calls):
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-4 * (1 + m))
 
 
+def test_tie_multipliers_match_the_objective_moved_off_the_tie():
+    """L1's ties (``_Max``): a tied coordinate's optimality condition theta_j >= 0 fails
+    (``violation`` > 0, ``entering`` lets it leave) exactly where moving it alone inwards
+    lowers the objective: against finite differences of F at the optimum with a
+    coordinate forced into the tie (cvxpy with that constraint), and at the optimum
+    itself, where every tie holds."""
+    import cvxpy as cp
+
+    rng = np.random.default_rng(4)
+    prob = manifold_problem("binomial", "l1", rng, n=1500, d=10)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    m = np.abs(ref.coef).max()
+    tied = np.abs(np.abs(ref.coef) - m) <= 1e-6 * m
+    free = np.flatnonzero(~tied)
+    j = free[np.argmax(np.abs(ref.coef[free]))]  # the free coordinate nearest the tie
+    s_j = 1.0 if ref.coef[j] >= 0 else -1.0
+    forced = fc.AdversarialProblem(
+        prob.X, prob.y, family="binomial", perturbation="l1", eps=prob.eps,
+        constraints=lambda beta, b: [s_j * beta[j] >= cp.abs(beta[k]) for k in range(10)])
+    wrong = fc.solve(forced, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert wrong.objective > ref.objective * (1 + 1e-6)
+    sc = fast_scaling(prob)
+    model = _Model(prob, sc)
+    manifold = manifold_of(shift_set(prob), prob.n_features)
+    eps = prob.eps * sc.eps
+    for res, expect in ((ref, set()), (wrong, {int(j)})):
+        beta, b = sc.to_scaled(res.coef.copy(), res.intercept)
+        beta = np.array(beta)
+        top = np.abs(beta).max()
+        ties = np.flatnonzero(np.abs(np.abs(beta) - top) <= 1e-6 * top)
+        beta[ties] = np.sign(beta[ties]) * top  # exactly tied
+        t = eps * manifold.value(beta)
+        Xb, f0 = model.evaluate(beta, b, t, 0.0)
+        _, g, _, T = model.gradient(Xb, b, t, 0.0, True)
+        violation = manifold.violation(beta, g, eps * T)
+        h = 1e-6 * top
+        for k in ties:  # F at fixed t (the other ties keep the max) along -s_k e_k
+            moved = beta.copy()
+            moved[k] -= np.sign(beta[k]) * h
+            fd = (f0 - model.evaluate(moved, b, t, 0.0)[1]) / h  # the decrease rate
+            np.testing.assert_allclose(violation[k], max(fd, 0.0), atol=1e-4 * np.abs(g).max())
+        assert set(manifold.entering(beta, g, eps * T, 1e-6 * np.abs(g).max())) == expect
+        assert (violation[j] > 1e-3 * np.abs(g).max()) == (res is wrong)
+
+
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
     """Hinge, sets without a manifold (Lp, p = 3), penalty shifts and small n go through
     FISTA alone."""
