@@ -236,6 +236,14 @@ class _MarginFamily(Family):
     def loss_cvx(self, y, eta):
         return self.phi_cvx(cp.multiply(self.signed_label(y), eta))
 
+    def worst_case(self, y, eta, c_up, c_down, xp=np):
+        """Exact worst-case loss over ``[eta - c_down, eta + c_up]``: phi is decreasing,
+        so the worst predictor lowers the margin z eta, eta - c_down for z = +1 and
+        eta + c_up for z = -1 (one evaluation of the loss where the generic maximum
+        takes two: the exp and log per sample are most of a certificate's objective)."""
+        positive = xp.astype(self.signed_label(y) > 0, eta.dtype)  # z = +1
+        return self.loss(y, eta - (c_down * positive - c_up * (1.0 - positive)), xp)
+
     def worst_case_cvx(self, y, eta, t_up, t_down):
         z = self.signed_label(y)
         # phi decreasing: the worst predictor lowers the margin z*eta; for z = +1 that is

@@ -123,3 +123,17 @@ def test_support_is_max_over_set(perturbation_id):
         delta = pert.argmax_delta(beta, EPS)
         assert float(delta @ beta) == pytest.approx(EPS * pert.support(beta), rel=1e-9)
         assert in_set(spec, delta, EPS)
+
+
+@pytest.mark.parametrize("family", [fc.families.Binomial(), fc.families.Hinge()])
+def test_margin_worst_case_is_the_larger_endpoint_loss(family):
+    """The margin families' one-evaluation worst case (the endpoint that lowers the
+    margin) equals the larger of the two endpoint losses, asymmetric intervals and
+    predictors far out in both tails included."""
+    rng = np.random.default_rng(3)
+    y = family.encode_y(rng.integers(0, 2, 400))[0]
+    eta = np.concatenate([rng.standard_normal(396) * 5, [-800.0, 800.0, 0.0, 35.0]])
+    for c_up, c_down in ((0.0, 0.0), (0.3, 0.3), (0.1, 2.5), (4.0, 0.0)):
+        both = np.maximum(family.loss(y, eta + c_up), family.loss(y, eta - c_down))
+        np.testing.assert_allclose(family.worst_case(y, eta, c_up, c_down), both,
+                                   rtol=1e-15, atol=0.0)
