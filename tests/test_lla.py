@@ -163,7 +163,9 @@ def test_scad_selects_the_true_support_where_fgsm_keeps_false_positives():
         fgsm_fp += np.any(np.abs(plain.coef[~truth]) > 1e-6)
         bias_scad.append(np.abs(scad.coef - beta0)[truth].mean())
         bias_fgsm.append(np.abs(same_eps.coef - beta0)[truth].mean())
-        assert np.all(np.diff(scad.lla_objectives) <= 1e-9 * (1 + scad.objective))
+        # LLA descends, up to the inner solves' accuracy (tol = 1e-8 relative each; the
+        # full run's 20 seeds saw a rise of 1.4e-8 at a converged step)
+        assert np.all(np.diff(scad.lla_objectives) <= 1e-7 * (1 + scad.objective))
     k = len(seeds)
     assert exact >= 0.8 * k, exact
     assert fgsm_fp >= 0.6 * k, fgsm_fp

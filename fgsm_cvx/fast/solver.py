@@ -55,7 +55,7 @@ from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFami
 from ..penalties import DualNorm
 from ..problem import Scaling, robust_objective
 from ..result import Certificate, Result
-from . import kinks
+from . import kinks, working_set
 from .box import BoxShift
 from .epigraph import SupportShift, project_epigraph
 from .newton import manifold_of, newton, pass_cost
@@ -117,6 +117,14 @@ def shift_set(prob):
         raise NotImplementedError(f"{exc}; the fast backend needs it, use backend='cvxpy'") \
             from exc
     return SupportShift(pert)
+
+
+def _formulated_set(prob):
+    """The perturbation set whose ``support_cvx`` formulates the shift (a dual-norm
+    penalty's set), or None for any other penalty."""
+    if prob.penalty is None:
+        return prob.perturbation
+    return prob.penalty.perturbation if isinstance(prob.penalty, DualNorm) else None
 
 
 def _centring(prob):
@@ -699,7 +707,8 @@ PINNED_STAGE_END = 10
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
-              candidate=False, exact_step=None, early_exact=False):
+              candidate=False, exact_step=None, early_exact=False,
+              first_due=PINNED_MIN_WORK):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -759,21 +768,28 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     # cost in passes over X (``newton.pass_cost``) / 2, a pinned pass 3
     work = 0.0
 
-    due = PINNED_MIN_WORK  # the work at which the next try of the pinned step is due
+    due = first_due  # the work at which the next try of the pinned step is due
 
-    tried = False
+    tried, declined = False, None
 
     def pinned_pays(stage_end=False):
-        # (before the first try, a stage's end makes it due at PINNED_STAGE_END)
+        # (before the first try, a stage's end makes it due at PINNED_STAGE_END; a step
+        # that declined at this mu is asked again at the stage's end only)
+        if exact_step is None or (declined == mu and not stage_end):
+            return False
         early = early_exact and stage_end and not tried
-        return exact_step is not None and work >= (min(due, PINNED_STAGE_END) if early
-                                                    else due)
+        return work >= (min(due, PINNED_STAGE_END) if early else due)
 
     def try_exact(state, mu):
         """The pinned samples as constraints: (state, F, residual) of the exact solution,
-        certified by its KKT conditions, or None (go on); its passes are counted."""
-        nonlocal total_iter, work, due, tried
+        certified by its KKT conditions, or None (go on); its passes are counted. A step
+        that declines (passes None: too many samples near their kinks for the hinge's
+        reduced program) counts as no try."""
+        nonlocal total_iter, work, due, tried, declined
         out = exact_step(state, mu, tol_grad, tol * scale)
+        if out[3] is None:
+            declined = mu
+            return None
         tried = True
         total_iter += out[3]
         work += 3.0 * out[3]
@@ -874,9 +890,16 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     return beta, float(b), t, f_mu, residual / scale, total_iter
 
 
-def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, **fields):
+def _result(beta, b, f_mu, residual, n_iter, elapsed, objective, engine, bounds=None,
+            **fields):
+    """The Result and its certificate; ``bounds`` = (F, lower bound on F*) in original
+    units where the hinge's reduced program certified the solution
+    (``working_set.py``): the certificate's primal and dual objectives and gap."""
+    primal, dual = (None, None) if bounds is None else bounds
     certificate = Certificate(backend="fast", solver="FISTA", status="optimal",
                               objective_numpy=objective, objective_solver=f_mu,
+                              primal_objective=primal, dual_objective=dual,
+                              gap=None if bounds is None else primal - dual,
                               residual=residual, engine=engine)
     return Result(coef=beta, intercept=b, objective=objective, status="optimal",
                   backend="fast", solver="FISTA", n_iter=n_iter, solve_time=elapsed,
@@ -970,12 +993,20 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
+    pert = _formulated_set(prob)
+    if working_set.covers(prob.family, pert):
+        # hinge: the reduced program on the samples near their kinks, tried at the end
+        # of the first converged stage (its cost does not grow with n)
+        exact_step = working_set.HingeExact(model, shift, pert, prob.fit_intercept, eps)
+        early_exact = True
+    first_due = working_set.FIRST_TRY if working_set.covers(prob.family, pert) \
+        else PINNED_MIN_WORK
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
         newton_step=newton_step, candidate=candidate, exact_step=exact_step,
-        early_exact=early_exact,
+        early_exact=early_exact, first_due=first_due,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
@@ -987,8 +1018,10 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     objective = robust_objective(prob, coef, b, eta=eta) if finite else np.nan
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
     check_minimiser_exists(prob, coef, b, "fast", "FISTA", eta=eta)
+    bounds = getattr(exact_step, "bounds", None)  # the hinge's reduced program
     return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
-                   model.engine.name, eps=prob.eps, alpha=prob.alpha)
+                   model.engine.name, bounds=None if bounds is None else
+                   tuple(sc.objective(v) for v in bounds), eps=prob.eps, alpha=prob.alpha)
 
 
 def check_penalized_fast(prob, penalty):

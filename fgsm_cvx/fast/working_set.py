@@ -1,0 +1,279 @@
+"""The exact hinge solution: a reduced conic program on the samples near their kinks.
+
+The robust hinge objective is piecewise linear in the predictors: per sample a clean
+term alpha max(0, a_i^0) and an adversarial term (1 - alpha) max(0, a_i), with
+
+.. math:: a_i^0 = 1 - z_i \\eta_i, \\qquad a_i = 1 - z_i \\eta_i + s_i(t),
+
+s_i the shift that lowers the margin (t, or t_dn for z = +1 and t_up for z = -1 on a
+box; plus the LLA majoriser's constant offset). Continuation on the smoothing mu reaches
+such a solution only linearly in mu, and the hinge has no curvature for a Newton step.
+Its exact solution is determined by few samples, though: generically at most d + 1 sit
+at a kink (a = 0), the rest strictly on one side. Given a point (FISTA's smoothed
+solution), split each term's samples into near N (|a| small: kept as max(0, a)),
+violated V (a > 0: replaced by a, linear) and inactive I (a < 0: replaced by 0). The
+reduced objective
+
+.. math:: G(\\beta, b, t) = \\sum_{N} w_i c_i \\max(0, a_i) + \\sum_{V} w_i c_i a_i
+
+(c the term's weight alpha or 1 - alpha) is a minorant of F everywhere (max(0, a) >= a
+and >= 0), equal to it where the split holds, over the same feasible set
+{eps sigma_S(beta) <= t}. Hence for the minimiser x* of G, if every V term has a >= 0 and
+every I term a <= 0 at x*, F(x) >= G(x) >= G(x*) = F(x*) for all feasible x: x* minimises
+F, and any lower bound on min G (the reduced solver's dual objective) is one on F*. The
+certificate is F(x*) minus that bound, whatever the split was; where it is too large
+the samples whose term changed side join N and the program is solved again.
+
+The V terms enter G through one vector, X_c^T (w c z 1_V), and a few sums (one X^T u
+pass); N's rows come from the engine. The reduced program (|N| rows, a few times d) is
+solved by Clarabel through cvxpy with the perturbation's own support function
+(``support_cvx``): every set the cvxpy backend formulates, at a cost independent of n
+(measured 7-30 ms for |N| = 100-400, d = 50). A point far from the solution (a wide
+band) or a reduced program not much smaller than the full one is not tried.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+
+from ..families import Hinge
+
+# The near set: the samples within BAND_MU smoothing widths of a kink, at least
+# MIN_NEAR_PER_UNKNOWN per unknown (beta, b, t) nearest their kinks, at most
+# MAX_NEAR_PER_UNKNOWN per unknown and at most MAX_NEAR_ENTRIES entries of X
+BAND_MU = 1.0
+MIN_NEAR_PER_UNKNOWN = 2
+MAX_NEAR_PER_UNKNOWN = 20
+MAX_NEAR_ENTRIES = 1_000_000
+# reduced programs per try: a sample on the wrong side of its replaced term joins N,
+# unless more than MAX_MOVED_FRACTION of |N| would (the point was far: FISTA goes on)
+MAX_ROUNDS = 3
+# coefficients below this (relative to 1 + max |beta|, in the scaled problem whose
+# columns have unit scale) are taken as zeros of the interior-point solution
+SNAP = 1e-9
+MAX_MOVED_FRACTION = 0.5
+# The first try within the first stage, in FISTA iterations (the stage's end comes
+# first where it converges sooner): FISTA's first stage (mu = 1e-2 of the objective
+# scale) took 46-52 iterations on bench_fast.py's problems at n = 1e4, d = 50, and the
+# try at 35 iterations certified in one reduced program on all of them; at 15 and 25
+# most tries failed or needed a second, larger program (up to 260 ms)
+FIRST_TRY = 35
+
+
+def covers(family, perturbation):
+    """True where the step applies: hinge, with a perturbation set to formulate."""
+    return isinstance(family, Hinge) and perturbation is not None
+
+
+class _Split:
+    """The terms' classes at a point: which samples are near (N, kept whole), and for the
+    others which of their two terms are violated (linear); the rest are inactive (0).
+
+    ``c0``, ``c1``: the clean and adversarial weights alpha and 1 - alpha. ``on0``,
+    ``on1``: boolean per sample, the term taken as linear (meaningful outside N).
+    """
+
+    def __init__(self, a0, a1, c0, c1, near):
+        self.c0, self.c1 = c0, c1
+        self.near = near
+        self.on0 = (a0 > 0.0) & (c0 > 0.0)
+        self.on1 = (a1 > 0.0) & (c1 > 0.0)
+
+    def coefficients(self, w):
+        """Per sample: the weight of the linear terms' -z eta (w (c0 on0 + c1 on1)) and of
+        the shift (w c1 on1), zero on N."""
+        out = ~self.near
+        lin = w * (self.c0 * self.on0 + self.c1 * self.on1) * out
+        shift = w * self.c1 * self.on1 * out
+        return lin, shift
+
+    def wrong(self, a0, a1):
+        """Outside N: samples whose replaced term is on the wrong side at (a0, a1)."""
+        bad0 = np.where(self.on0, a0 < 0.0, (a0 > 0.0) & (self.c0 > 0.0))
+        bad1 = np.where(self.on1, a1 < 0.0, (a1 > 0.0) & (self.c1 > 0.0))
+        return np.flatnonzero((bad0 | bad1) & ~self.near)
+
+
+def _arguments(model, eta, t, box):
+    """(a0, a1): the clean and adversarial hinge arguments 1 - z eta and 1 - z eta + s."""
+    z = model.y_host
+    if box:  # t_dn lowers the margin of z = +1, t_up that of z = -1
+        shift = np.where(z > 0, t[1], t[0]) + model.offset
+    else:
+        shift = float(t) + model.offset
+    a0 = 1.0 - z * eta
+    return a0, a0 + shift
+
+
+def _near_set(a0, a1, split_weights, w, mu, unknowns, n, d):
+    """The near samples: distance to the nearer kink within BAND_MU mu, between the
+    MIN and MAX sizes (the nearest first); None when the band is too wide to be worth a
+    reduced program (more than the MAX sizes)."""
+    c0, c1 = split_weights
+    dist = np.full(n, np.inf)
+    if c0 > 0.0:
+        dist = np.minimum(dist, np.abs(a0))
+    if c1 > 0.0:
+        dist = np.minimum(dist, np.abs(a1))
+    dist[w <= 0.0] = np.inf  # weightless samples are no term at all
+    cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1), n // 4)
+    size = max(int(np.count_nonzero(dist <= BAND_MU * mu)), MIN_NEAR_PER_UNKNOWN * unknowns)
+    if size > cap:
+        return None
+    idx = np.argpartition(dist, size - 1)[:size] if size < n else np.arange(n)
+    near = np.zeros(n, dtype=bool)
+    near[idx[np.isfinite(dist[idx])]] = True
+    return near
+
+
+def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, offset):
+    """The reduced program G as a cvxpy problem, with its variables (beta, b_c, t).
+
+    ``lin`` = (constant, g_beta, g_b, g_t): G's linear part from the replaced terms,
+    const + g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift).
+    """
+    d = rows.shape[1]
+    beta = cp.Variable(d)
+    b = cp.Variable() if fit_intercept else b_fixed
+    t = cp.Variable(2, nonneg=True) if box else cp.Variable(nonneg=True)
+    const, g_beta, g_b, g_t = lin
+    eta = rows @ beta + b
+    # (without an intercept b is the fixed number, g_b b a constant)
+    objective = const + g_beta @ beta + g_b * b + (g_t @ t if box else g_t * t)
+    if rows.shape[0]:
+        margin = cp.multiply(z, eta)
+        if c0 > 0.0:
+            objective = objective + (c0 * w) @ cp.pos(1.0 - margin)
+        if c1 > 0.0:
+            shift = (t[1] * (z > 0) + t[0] * (z < 0) if box else t) + offset
+            objective = objective + (c1 * w) @ cp.pos(1.0 - margin + shift)
+    if box:
+        constraints = [eps * pert.support_cvx(beta) <= t[0],
+                       eps * pert.support_cvx(-beta) <= t[1]]
+    else:
+        constraints = [eps * pert.support_cvx(beta) <= t]
+    return cp.Problem(cp.Minimize(objective), constraints), beta, b
+
+
+def _solve(problem, gap_tol):
+    """(value, dual bound) of the reduced program by Clarabel, or None on any failure.
+
+    Through cvxpy's get_problem_data / solve_via_data / unpack_results (as the cvxpy
+    backend, ``cvx.solve_formulation``), for Clarabel's raw output: the dual bound is
+    its dual objective plus the constant cvxpy moved out (value - primal objective).
+    """
+    opts = {"tol_gap_abs": 0.1 * gap_tol, "tol_gap_rel": 1e-9, "tol_feas": 1e-8}
+    try:
+        data, chain, inverse = problem.get_problem_data(solver="CLARABEL", solver_opts=opts)
+        raw = chain.solve_via_data(problem, data, warm_start=False, solver_opts=opts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            problem.unpack_results(raw, chain, inverse)
+    except (cp.error.SolverError, ValueError, ArithmeticError):
+        return None
+    if problem.status != cp.OPTIMAL or problem.value is None:
+        return None
+    value, primal, dual = float(problem.value), float(raw.obj_val), float(raw.obj_val_dual)
+    if not np.isfinite(dual + primal):
+        return None
+    return value, dual + (value - primal)
+
+
+class HingeExact:
+    """The step on one problem, called as ``kinks.pinned_newton`` is (``solver._minimise``:
+    (state, mu, tol, gap_tol) -> (state, F, gap, passes, certified)); ``bounds`` keeps the
+    last certified (F, lower bound) for the Result's certificate, or None."""
+
+    def __init__(self, model, shift, pert, fit_intercept, eps):
+        self.args = (model, shift, pert, fit_intercept, eps)
+        self.bounds = None
+
+    def __call__(self, state, mu, tol, gap_tol):
+        out, lower = hinge_exact(*self.args, state, mu, tol, gap_tol)
+        if out[4]:
+            self.bounds = (out[1], lower)
+        return out
+
+
+def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol):
+    """The exact hinge solution from a smoothed one, ``state`` = (beta, b, t, X beta).
+
+    ``shift`` is the fast path's shift function (``SupportShift`` or ``BoxShift``),
+    ``pert`` the set whose ``support_cvx`` formulates it, ``eps`` the scaled radius.
+    ``tol`` is unused (the step certifies by a gap, not a residual; the argument keeps
+    the interface of ``kinks.pinned_newton``); ``gap_tol`` the absolute objective
+    tolerance on F(x*) minus the reduced program's dual bound. Returns ((state, F, gap,
+    passes, certified), lower bound) with F the exact objective; when not certified, the
+    state given and the bound None, passes None where the step declined (the near set
+    too large: the point still far, or the program not small).
+    """
+    del tol
+    engine = model.engine
+    beta0, b0, t0, Xb0 = state
+    n, d = engine.shape
+    box = np.ndim(t0) > 0
+    z, w = model.y_host, model.w_host
+    eta = engine.fetch(Xb0)[0] + b0
+    a0, a1 = _arguments(model, eta, t0, box)
+    weights = (model.alpha, 1.0 - model.alpha)
+    unknowns = d + int(fit_intercept) + (2 if box else 1)
+    near = _near_set(a0, a1, weights, w, mu, unknowns, n, d)
+    if near is None:  # declined: no passes spent (``solver._minimise`` asks again later)
+        return (state, np.inf, np.inf, None, False), None
+    split = _Split(a0, a1, *weights, near)
+    # G's linear part from the replaced terms: sum w c (1 [+ offset] - z eta [+ s]) =
+    # const - g_eta^T eta + shift terms, and eta = X_c beta + b_c, so the beta
+    # coefficient is -X_c^T (lin z) (one pass) and the b_c coefficient -sum lin z
+    lin, on_shift = split.coefficients(w)
+    u = lin * z
+    (xtu,) = engine.fetch(engine.rmatvec(engine.put(u)))
+    g_beta = -np.asarray(xtu, dtype=np.float64).ravel() * model.scale
+    if model.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
+        g_beta = g_beta + model.centre * float(np.sum(u))
+    g_b = -float(np.sum(u))
+    passes = 1
+    b_fixed = None if fit_intercept else float(b0)
+    for _ in range(MAX_ROUNDS):
+        idx = np.flatnonzero(split.near)
+        rows = np.asarray(model.rows(idx), dtype=np.float64)
+        const = float(np.sum(lin) + np.sum(on_shift) * model.offset)
+        g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
+            else float(np.sum(on_shift))
+        problem, beta_v, b_v = _program(rows, z[idx], w[idx], *weights,
+                                        (const, g_beta, g_b, g_t), pert, eps, box,
+                                        fit_intercept, b_fixed, model.offset)
+        solved = _solve(problem, gap_tol)
+        if solved is None or beta_v.value is None:
+            return (state, np.inf, np.inf, passes, False), None
+        _, lower = solved
+        raw = np.asarray(beta_v.value, dtype=np.float64)
+        b_c = float(b_v.value) if fit_intercept else b_fixed
+        # An interior-point solution has its zero coefficients at ~1e-12: they are
+        # zeroed where the bound still certifies the point (beyond eps_max all are)
+        snapped = np.where(np.abs(raw) <= SNAP * (1.0 + np.max(np.abs(raw))), 0.0, raw)
+        for beta in (snapped, raw) if np.any(snapped != raw) else (raw,):
+            # the state keeps the uncentred intercept b = b_c - s c^T beta
+            b = b_c - (0.0 if model.centre is None else float(model.centre @ beta))
+            t = eps * shift.value(beta)  # the least feasible shift: F is increasing in t
+            Xb, F = model.evaluate(beta, b, t, 0.0)
+            passes += 1
+            gap = F - lower
+            if gap <= gap_tol:
+                return ((beta, b, t, Xb), F, max(gap, 0.0), passes, True), lower
+        eta = engine.fetch(Xb)[0] + b
+        moved = split.wrong(*_arguments(model, eta, t, box))
+        if not moved.size or moved.size > MAX_MOVED_FRACTION * idx.size:
+            break  # the split holds (the reduced solve was not accurate enough), or the
+            # point was far from the solution
+        # the moved samples' terms leave the linear part and join N whole
+        A = np.asarray(model.rows(moved), dtype=np.float64)
+        g_beta = g_beta + A.T @ u[moved]  # the beta coefficient loses -x_c,i u_i
+        g_b += float(np.sum(u[moved]))
+        lin[moved], on_shift[moved], u[moved] = 0.0, 0.0, 0.0
+        split.near[moved] = True
+        if np.count_nonzero(split.near) * d > MAX_NEAR_ENTRIES:
+            break
+    return (state, np.inf, np.inf, passes, False), None

@@ -1,0 +1,157 @@
+"""The hinge's exact finish (fast/working_set.py): a reduced conic program on the samples
+near their kinks, certified by its dual bound, against cvxpy on the full problem."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import make_y
+
+import fgsm_cvx as fc
+import fgsm_cvx.fast.working_set as ws
+
+SETS = {
+    "linf": lambda d: fc.Linf(),
+    "l2": lambda d: fc.L2(),
+    "l1": lambda d: fc.L1(),
+    "lp3": lambda d: fc.Lp(3),
+    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.2, 2.0, d)),
+    "group_l2": lambda d: fc.Group(np.arange(d) // 2, p=2),
+    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
+    "masked_linf": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
+    "box": lambda d: fc.Box(-0.5, np.linspace(0.5, 1.5, d)),
+    "masked_box": lambda d: fc.Masked(fc.Box(-0.5, 1.0), np.arange(d) % 3 != 0),
+}
+
+
+def _problem(set_id, seed=0, n=800, d=6, alpha=0.0, fit_intercept=True, weights=False,
+             fraction=0.3, X_format=None):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * rng.choice([0.5, 1.0, 2.0], d)
+    y = make_y("hinge", X @ rng.standard_normal(d), rng)
+    w = None
+    if weights:
+        w = rng.uniform(0.1, 2.0, n)
+        w[rng.random(n) < 0.1] = 0.0  # weightless samples are no terms
+    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=SETS[set_id](d),
+                                 eps=0.0, alpha=alpha, fit_intercept=fit_intercept,
+                                 sample_weight=w)
+    top = fc.eps_max(prob)  # infinite where a feature is masked off the attack
+    prob = prob.with_params(eps=fraction * (top if np.isfinite(top) else 1.0))
+    if X_format is None:
+        return prob
+    Xf = X.astype(np.float32) if X_format == "float32" else sp.csr_matrix(X)
+    return fc.AdversarialProblem(Xf, y, family="hinge", perturbation=SETS[set_id](d),
+                                 eps=prob.eps, alpha=alpha, fit_intercept=fit_intercept,
+                                 sample_weight=w)
+
+
+def _check_against_cvxpy(prob, res, rel=1e-7):
+    """The reduced program certified the fast solution (its dual bound in the
+    certificate), the bound is below the full problem's optimum from cvxpy, and the
+    objectives agree."""
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    cert = res.certificate
+    assert cert.gap is not None and cert.dual_objective is not None  # the reduced program
+    assert cert.suboptimality_bound <= 1e-7 * (1 + abs(res.objective))
+    # the dual bound of the minorant is a lower bound on F* (to Clarabel's tolerance)
+    assert cert.dual_objective <= ref.objective + 1e-8 * (1 + abs(ref.objective))
+    assert res.objective == pytest.approx(ref.objective, rel=rel, abs=1e-10)
+    return ref
+
+
+@pytest.mark.parametrize("set_id", list(SETS))
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_reduced_program_certifies_the_cvxpy_optimum(set_id, alpha):
+    for seed, (fit_intercept, weights) in enumerate([(True, False), (False, True)]):
+        prob = _problem(set_id, seed=seed, alpha=alpha, fit_intercept=fit_intercept,
+                        weights=weights)
+        _check_against_cvxpy(prob, fc.solve(prob, backend="fast"))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5])
+def test_reduced_program_at_eps_zero_and_beyond_eps_max(fraction):
+    prob = _problem("l2", fraction=0.0) if fraction == 0.0 else \
+        _problem("linf").with_params(eps=fraction * fc.eps_max(_problem("linf")))
+    res = fc.solve(prob, backend="fast")
+    _check_against_cvxpy(prob, res)
+    if fraction > 1:
+        assert np.all(res.coef == 0.0)
+
+
+@pytest.mark.parametrize("X_format", ["csr", "float32"])
+def test_reduced_program_on_sparse_and_float32_data(X_format):
+    prob = _problem("linf", X_format=X_format)
+    res = fc.solve(prob, backend="fast")
+    dense = _problem("linf")
+    if X_format == "float32":  # the reference on the data the solver saw
+        dense = fc.AdversarialProblem(dense.X.astype(np.float32).astype(np.float64), dense.y,
+                                      family="hinge", perturbation=fc.Linf(), eps=dense.eps)
+    _check_against_cvxpy(dense, res)
+
+
+def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
+    """With the samples nearest their kinks left out of the first near set, the first
+    reduced program leaves some on the wrong side of their replaced terms; they join it
+    and the next program certifies the optimum."""
+    monkeypatch.setattr(ws, "MAX_MOVED_FRACTION", np.inf)
+    original_near, original = ws._near_set, ws.hinge_exact
+    rounds = []
+
+    def deficient(a0, a1, weights, w, *args):
+        near = original_near(a0, a1, weights, w, *args)
+        dist = np.minimum(np.abs(a0) if weights[0] else np.inf, np.abs(a1))
+        dist[w <= 0] = np.inf
+        near[np.argsort(dist)[:4]] = False  # the four nearest their kinks
+        return near
+
+    def recorded(*args, **kwargs):
+        out, lower = original(*args, **kwargs)
+        rounds.append((out[3], out[4]))
+        return out, lower
+
+    monkeypatch.setattr(ws, "_near_set", deficient)
+    monkeypatch.setattr(ws, "hinge_exact", recorded)
+    for set_id in ("linf", "l2", "box"):
+        rounds.clear()
+        prob = _problem(set_id, alpha=0.3, weights=True)
+        res = fc.solve(prob, backend="fast")
+        assert rounds[-1][1] and rounds[-1][0] >= 3  # certified after a second program
+        _check_against_cvxpy(prob, res)
+
+
+def test_a_far_point_is_not_certified():
+    """From a point far from the solution (the cvxpy optimum's coefficients halved) the
+    step either certifies the true optimum or declines and hands the state back."""
+    from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+
+    for set_id in ("linf", "l2"):
+        prob = _problem(set_id, alpha=0.2)
+        ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+        sc = fast_scaling(prob)
+        model = _Model(prob, sc)
+        eps = prob.eps * sc.eps
+        beta, b = sc.to_scaled(0.5 * ref.coef, ref.intercept)
+        shift = shift_set(prob)
+        t = eps * shift.value(beta)
+        Xb = model.engine.matvec(beta * model.scale)
+        step = ws.HingeExact(model, shift, prob.perturbation, True, eps)
+        state = (beta, b, t, Xb)
+        out = step(state, 0.05, 0.0, 1e-9)
+        if out[4]:
+            assert sc.objective(out[1]) == pytest.approx(ref.objective, rel=1e-7)
+        else:
+            assert out[0] is state and step.bounds is None
+
+
+@pytest.mark.parametrize("engine", ["dask", "array_api_strict"])
+def test_reduced_program_on_other_engines(engine):
+    da = pytest.importorskip("dask.array")
+    xps = pytest.importorskip("array_api_strict")
+    prob = _problem("group_l2", alpha=0.3)
+    X = da.from_array(prob.X, chunks=(200, prob.n_features)) if engine == "dask" \
+        else xps.asarray(prob.X)
+    res = fc.solve(fc.AdversarialProblem(X, prob.y, family="hinge",
+                                         perturbation=prob.perturbation, eps=prob.eps,
+                                         alpha=0.3), backend="fast")
+    assert res.engine == engine
+    _check_against_cvxpy(prob, res)
