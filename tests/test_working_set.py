@@ -5,18 +5,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import make_y
+from test_fast import FAST_SETS
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.working_set as ws
 
-SETS = {
-    "linf": lambda d: fc.Linf(),
-    "l2": lambda d: fc.L2(),
-    "l1": lambda d: fc.L1(),
-    "lp3": lambda d: fc.Lp(3),
-    "weighted_linf": lambda d: fc.WeightedLinf(np.linspace(0.2, 2.0, d)),
-    "group_l2": lambda d: fc.Group(np.arange(d) // 2, p=2),
-    "ellipsoid": lambda d: fc.Ellipsoid(np.eye(d) + 0.3 * np.diag(np.ones(d - 1), 1)),
+# the fast path's sets of tests/test_fast.py (but its group_linf and masked_l2), a masked
+# l-inf ball and the asymmetric boxes
+SETS = {k: v for k, v in FAST_SETS.items() if k not in ("group_linf", "masked_l2")} | {
     "masked_linf": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
     "box": lambda d: fc.Box(-0.5, np.linspace(0.5, 1.5, d)),
     "masked_box": lambda d: fc.Masked(fc.Box(-0.5, 1.0), np.arange(d) % 3 != 0),

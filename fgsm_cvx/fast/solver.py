@@ -104,7 +104,7 @@ def shift_set(prob):
     if penalty is not None and not isinstance(penalty, DualNorm):
         _check_prox(penalty, prob.n_features)
         return penalty
-    pert = penalty.perturbation if penalty is not None else prob.perturbation
+    pert = _formulated_set(prob)
     if not pert.symmetric:
         box = BoxShift.from_perturbation(pert, prob.n_features)
         if box is None:
@@ -993,14 +993,12 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
-    pert = _formulated_set(prob)
+    pert, first_due = _formulated_set(prob), PINNED_MIN_WORK
     if working_set.covers(prob.family, pert):
-        # hinge: the reduced program on the samples near their kinks, tried at the end
-        # of the first converged stage (its cost does not grow with n)
+        # hinge: the reduced program on the samples near their kinks (its cost does not
+        # grow with n), tried early: within the first stage or at its end
         exact_step = working_set.HingeExact(model, shift, pert, prob.fit_intercept, eps)
-        early_exact = True
-    first_due = working_set.FIRST_TRY if working_set.covers(prob.family, pert) \
-        else PINNED_MIN_WORK
+        early_exact, first_due = True, working_set.FIRST_TRY
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,

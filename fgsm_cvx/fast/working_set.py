@@ -159,7 +159,7 @@ def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, of
 
 
 def _solve(problem, gap_tol):
-    """(value, dual bound) of the reduced program by Clarabel, or None on any failure.
+    """The reduced program's dual bound, by Clarabel, or None on any failure.
 
     Through cvxpy's get_problem_data / solve_via_data / unpack_results (as the cvxpy
     backend, ``cvx.solve_formulation``), for Clarabel's raw output: the dual bound is
@@ -179,7 +179,7 @@ def _solve(problem, gap_tol):
     value, primal, dual = float(problem.value), float(raw.obj_val), float(raw.obj_val_dual)
     if not np.isfinite(dual + primal):
         return None
-    return value, dual + (value - primal)
+    return dual + (value - primal)
 
 
 class HingeExact:
@@ -212,7 +212,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol)
     """
     del tol
     engine = model.engine
-    beta0, b0, t0, Xb0 = state
+    _, b0, t0, Xb0 = state
     n, d = engine.shape
     box = np.ndim(t0) > 0
     z, w = model.y_host, model.w_host
@@ -245,10 +245,9 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol)
         problem, beta_v, b_v = _program(rows, z[idx], w[idx], *weights,
                                         (const, g_beta, g_b, g_t), pert, eps, box,
                                         fit_intercept, b_fixed, model.offset)
-        solved = _solve(problem, gap_tol)
-        if solved is None or beta_v.value is None:
+        lower = _solve(problem, gap_tol)
+        if lower is None or beta_v.value is None:
             return (state, np.inf, np.inf, passes, False), None
-        _, lower = solved
         raw = np.asarray(beta_v.value, dtype=np.float64)
         b_c = float(b_v.value) if fit_intercept else b_fixed
         # An interior-point solution has its zero coefficients at ~1e-12: they are
