@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from ._validation import check_max_iter, check_tol
 from .cvx import check_solver, solve_cvxpy
-from .families import Hinge
 from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
 
 BACKENDS = ("auto", "cvxpy", "fast")
 
-#: "auto" uses the fast path from this many entries of X (n_samples * n_features) on.
+#: "auto" uses the fast path from this many entries of X (n_samples * n_features) on,
+#: every family alike. The hinge loss had a higher threshold (500 000) while its
+#: continuation needed hundreds of iterations; with the reduced program
+#: (``fast/working_set.py``) it is 1.1-2.3x faster than ECOS at n = 400, d = 50 and
+#: 2.1-4.2x at n = 1000, d = 20 (2e4 entries; docs/performance.md, 2026-12-02)
 AUTO_FAST_SIZE = 20_000
-#: ... and for the hinge loss from this many, whose smoothing continuation needs
-#: hundreds of iterations: at n = 1e3, d = 50 Clarabel is faster (0.7-1.0x), at n = 1e4
-#: the fast path is 2.3-8.6x faster, and at 1e5 it takes about 1 s (docs/performance.md)
-AUTO_FAST_SIZE_HINGE = 500_000
 
 
 def fast_supported(prob):
@@ -30,16 +29,13 @@ def fast_supported(prob):
 def _auto_backend(prob):
     """The fast path for large problems it covers, cvxpy otherwise.
 
-    The hinge loss goes to the fast path only from ``AUTO_FAST_SIZE_HINGE`` entries of X
-    on: its smoothing continuation needs hundreds of iterations, and below that the
-    interior-point solver is about as fast (docs/performance.md). X on another
-    engine than numpy / scipy.sparse (dask, CuPy, torch ...) always goes to the fast path,
-    the only one that runs there (cvxpy then refuses it, naming the fast backend).
+    X on another engine than numpy / scipy.sparse (dask, CuPy, torch ...) always goes to
+    the fast path, the only one that runs there (cvxpy then refuses it, naming the fast
+    backend).
     """
     if not prob.on_host:
         return "fast" if fast_supported(prob) else "cvxpy"
-    size = AUTO_FAST_SIZE_HINGE if isinstance(prob.family, Hinge) else AUTO_FAST_SIZE
-    if prob.n_samples * prob.n_features >= size and fast_supported(prob):
+    if prob.n_samples * prob.n_features >= AUTO_FAST_SIZE and fast_supported(prob):
         return "fast"
     return "cvxpy"
 
@@ -68,7 +64,7 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         "fast": the first-order path for large n (accelerated projected gradient on the
         epigraph form; symmetric sets with a projection and boxes, no user constraints).
         "auto": the fast path when it covers the problem and X has at least
-        ``AUTO_FAST_SIZE`` entries (``AUTO_FAST_SIZE_HINGE`` for hinge), or X is a
+        ``AUTO_FAST_SIZE`` entries, or X is a
         dask / GPU / array API array (any family); cvxpy otherwise.
         ``Result.backend`` says which ran, and ``Result.engine`` where the products
         with X ran ("numpy", "scipy.sparse", "dask", "cupy", "torch", ...: the type

@@ -162,11 +162,10 @@ def test_auto_picks_fast_for_large_problems():
     assert res.backend == "fast"
     small = fc.solve(fc.AdversarialProblem(X[:50], y[:50], family="binomial", eps=0.01))
     assert small.backend == "cvxpy"
-    # hinge from AUTO_FAST_SIZE_HINGE entries on (a sparse X: no solve needed to decide)
-    from fgsm_cvx.solve import AUTO_FAST_SIZE_HINGE, resolve_backend
+    # hinge from the same size on (a sparse X: no solve needed to decide)
+    from fgsm_cvx.solve import AUTO_FAST_SIZE, resolve_backend
 
-    for n, expected in ((AUTO_FAST_SIZE_HINGE // 8 - 1, "cvxpy"),
-                        (AUTO_FAST_SIZE_HINGE // 8, "fast")):
+    for n, expected in ((AUTO_FAST_SIZE // 8 - 1, "cvxpy"), (AUTO_FAST_SIZE // 8, "fast")):
         rows = sp.random(n, 8, density=0.5, format="csr", random_state=0)
         labels = np.arange(n) % 2
         hinge = fc.AdversarialProblem(rows, labels, family="hinge", eps=0.01)

@@ -74,6 +74,17 @@ def test_reduced_program_at_eps_zero_and_beyond_eps_max(fraction):
         assert np.all(res.coef == 0.0)
 
 
+@pytest.mark.parametrize("set_id", ["l2", "linf"])
+def test_few_samples_per_feature_take_the_program_of_all_samples(set_id):
+    """n = 200, d = 40: fewer samples than the near set's minimum (2 per unknown) beside
+    a quarter of n, so the program holds every sample (the whole problem, small); FISTA
+    alone needed thousands of iterations on such problems or ran out of them."""
+    prob = _problem(set_id, n=200, d=40)
+    res = fc.solve(prob, backend="fast")
+    _check_against_cvxpy(prob, res)
+    assert res.n_iter <= 2 * ws.FIRST_TRY  # the first try certified
+
+
 @pytest.mark.parametrize("X_format", ["csr", "float32"])
 def test_reduced_program_on_sparse_and_float32_data(X_format):
     prob = _problem("linf", X_format=X_format)

@@ -29,7 +29,8 @@ pass); N's rows come from the engine. The reduced program (|N| rows, a few times
 solved by Clarabel through cvxpy with the perturbation's own support function
 (``support_cvx``): every set the cvxpy backend formulates, at a cost independent of n
 (measured 7-30 ms for |N| = 100-400, d = 50). A point far from the solution (a wide
-band) or a reduced program not much smaller than the full one is not tried.
+band) is not tried; with fewer samples than the near set's bounds the program holds them
+all: the whole problem, small then.
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ def _near_set(a0, a1, split_weights, w, mu, unknowns, n, d):
     if c1 > 0.0:
         dist = np.minimum(dist, np.abs(a1))
     dist[w <= 0.0] = np.inf  # weightless samples are no term at all
-    cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1), n // 4)
+    # (no cap relative to n: with fewer samples than the cap the program is the whole
+    # problem, which is small then; FISTA alone took 2000-12000 iterations or ran out of
+    # them at n = 400, d = 50, where the program of all samples takes ~30 ms)
+    cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1))
     size = max(int(np.count_nonzero(dist <= BAND_MU * mu)), MIN_NEAR_PER_UNKNOWN * unknowns)
     if size > cap:
         return None
