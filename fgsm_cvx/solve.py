@@ -4,17 +4,39 @@ from __future__ import annotations
 
 from ._validation import check_max_iter, check_tol
 from .cvx import check_solver, solve_cvxpy
+from .families import Hinge
 from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
 
 BACKENDS = ("auto", "cvxpy", "fast")
 
-#: "auto" uses the fast path from this many entries of X (n_samples * n_features) on,
-#: every family alike. The hinge loss had a higher threshold (500 000) while its
-#: continuation needed hundreds of iterations; with the reduced program
-#: (``fast/working_set.py``) it is 1.1-2.3x faster than ECOS at n = 400, d = 50 and
-#: 2.1-4.2x at n = 1000, d = 20 (2e4 entries; docs/performance.md, 2026-12-02)
-AUTO_FAST_SIZE = 20_000
+#: "auto" uses the fast path from this many entries of X (n_samples * n_features) on ...
+AUTO_FAST_SIZE = 5_000
+#: ... when there are at least this many samples per feature, or else from this many
+#: entries on (few samples per feature make the problem ill-conditioned for a
+#: first-order method, while cvxpy's cost grows with the entries)
+AUTO_FAST_SAMPLES_PER_FEATURE = 2
+AUTO_FAST_SIZE_WIDE = 100_000
+#: The same three for the hinge loss, whose exact finish is itself a small cvxpy program
+#: (``fast/working_set.py``): ECOS is about as fast on the smallest problems
+AUTO_FAST_HINGE = (10_000, 8, 500_000)
+# Measured 2026-12-02, one solve at eps = 0.2 eps_max, Linf and L2, fast vs cvxpy with
+# ECOS (docs/performance.md, "The choice of backend"): from 5000 entries and 2 samples
+# per feature the fast path was faster for every family but hinge (gaussian, binomial,
+# Huber, Poisson 1.4x-99x: n = 100 x d = 50, 250 x 20, 500 x 20, 1000 x 10, 2500 x 2,
+# 200 x 100); with fewer samples per feature and 2e4 entries (50 x 400, 100 x 200) it
+# was 0.1x-1.8x, at 1e5 (200 x 500, 300 x 300) 1.1x-24x. Hinge: 0.8x-1.0x below 1e4
+# entries or at 2 samples per feature (200 x 100: 0.3x), 1.1x-4.2x at 8 and more from
+# 1e4 entries (400 x 50, 500 x 20, 1000 x 10, 1000 x 20), 5.5x-15x at 2000 x 50.
+# (Until then "auto" took the fast path from 2e4 entries, 5e5 for hinge.)
+
+
+def _prefers_fast(prob):
+    """The size rule of ``_auto_backend`` (X on the host, the fast path covering it)."""
+    n, d = prob.n_samples, prob.n_features
+    size, ratio, wide = AUTO_FAST_HINGE if isinstance(prob.family, Hinge) else (
+        AUTO_FAST_SIZE, AUTO_FAST_SAMPLES_PER_FEATURE, AUTO_FAST_SIZE_WIDE)
+    return n * d >= wide or (n * d >= size and n >= ratio * d)
 
 
 def fast_supported(prob):
@@ -35,7 +57,7 @@ def _auto_backend(prob):
     """
     if not prob.on_host:
         return "fast" if fast_supported(prob) else "cvxpy"
-    if prob.n_samples * prob.n_features >= AUTO_FAST_SIZE and fast_supported(prob):
+    if _prefers_fast(prob) and fast_supported(prob):
         return "fast"
     return "cvxpy"
 
@@ -64,8 +86,10 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         "fast": the first-order path for large n (accelerated projected gradient on the
         epigraph form; symmetric sets with a projection and boxes, no user constraints).
         "auto": the fast path when it covers the problem and X has at least
-        ``AUTO_FAST_SIZE`` entries, or X is a
-        dask / GPU / array API array (any family); cvxpy otherwise.
+        ``AUTO_FAST_SIZE`` (5000) entries and ``AUTO_FAST_SAMPLES_PER_FEATURE`` (2)
+        samples per feature, or ``AUTO_FAST_SIZE_WIDE`` (1e5) entries (hinge:
+        ``AUTO_FAST_HINGE``, 1e4 entries and 8 per feature, or 5e5), or X is a dask /
+        GPU / array API array (any family); cvxpy otherwise.
         ``Result.backend`` says which ran, and ``Result.engine`` where the products
         with X ran ("numpy", "scipy.sparse", "dask", "cupy", "torch", ...: the type
         of X decides).

@@ -162,14 +162,29 @@ def test_auto_picks_fast_for_large_problems():
     assert res.backend == "fast"
     small = fc.solve(fc.AdversarialProblem(X[:50], y[:50], family="binomial", eps=0.01))
     assert small.backend == "cvxpy"
-    # hinge from the same size on (a sparse X: no solve needed to decide)
-    from fgsm_cvx.solve import AUTO_FAST_SIZE, resolve_backend
+    # the size rule, on sparse X (no solve needed to decide): entries, samples per
+    # feature, and the wide problems' entries; hinge with its own three
+    from fgsm_cvx.solve import (
+        AUTO_FAST_HINGE,
+        AUTO_FAST_SAMPLES_PER_FEATURE,
+        AUTO_FAST_SIZE,
+        AUTO_FAST_SIZE_WIDE,
+        resolve_backend,
+    )
 
-    for n, expected in ((AUTO_FAST_SIZE // 8 - 1, "cvxpy"), (AUTO_FAST_SIZE // 8, "fast")):
-        rows = sp.random(n, 8, density=0.5, format="csr", random_state=0)
-        labels = np.arange(n) % 2
-        hinge = fc.AdversarialProblem(rows, labels, family="hinge", eps=0.01)
-        assert resolve_backend(hinge, "auto") == expected
+    rules = {"binomial": (AUTO_FAST_SIZE, AUTO_FAST_SAMPLES_PER_FEATURE, AUTO_FAST_SIZE_WIDE),
+             "hinge": AUTO_FAST_HINGE}
+    for family, (size, ratio, wide) in rules.items():
+        d, m = 10, 100
+        n_size = max(size // d, ratio * d)  # the fewest samples at d features
+        p_wide = -(-wide // m)  # the fewest features at m samples (m < ratio * p_wide)
+        for n, p, expected in ((n_size - 1, d, "cvxpy"), (n_size, d, "fast"),
+                               (m, p_wide - 1, "cvxpy"), (m, p_wide, "fast"),
+                               (ratio * 60 - 1, 60, "cvxpy"), (ratio * 60, 60, "fast")):
+            rows = sp.random(n, p, density=0.5, format="csr", random_state=0)
+            labels = np.arange(n) % 2
+            prob = fc.AdversarialProblem(rows, labels, family=family, eps=0.01)
+            assert resolve_backend(prob, "auto") == expected, (family, n, p)
 
 
 def test_iteration_budget_raises_solver_error():

@@ -23,7 +23,12 @@ from ..families import Hinge
 from ..fast.solver import check_penalized_fast, solve_fast_penalized
 from ..path import zero_if_better
 from ..problem import AdversarialProblem, Scaling, resolve_penalty, robust_objective
-from ..solve import AUTO_FAST_SIZE, check_backend
+from ..solve import check_backend
+
+#: "auto" takes the fast path for a penalised fit from this many entries of X on (the
+#: adversarial problems' rule until 2026-12-02, ``fgsm_cvx.solve``; the penalised fits'
+#: own crossover has not been measured)
+AUTO_FAST_SIZE_PENALIZED = 20_000
 
 
 def resolve_convex_penalty(penalty, what="penalized_fit"):
@@ -122,12 +127,12 @@ def solve_penalized(pp, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
     """Solve a PenalizedProblem; a Result with ``lam`` set (eps = 0, alpha = 1 there).
 
     ``backend`` as in ``fc.solve``: "auto" takes the fast path for problems with at least
-    ``AUTO_FAST_SIZE`` entries of X that it covers (not hinge), cvxpy otherwise.
+    ``AUTO_FAST_SIZE_PENALIZED`` entries of X that it covers (not hinge), cvxpy otherwise.
     """
     check_backend(backend)
     check_solver(solver, installed=False)  # before any solver runs; cvxpy checks installed
     if backend == "auto":
-        large = pp.base.n_samples * pp.base.n_features >= AUTO_FAST_SIZE
+        large = pp.base.n_samples * pp.base.n_features >= AUTO_FAST_SIZE_PENALIZED
         use_fast = (not pp.base.on_host and fast_supported(pp)) or (
             large and not isinstance(pp.base.family, Hinge) and fast_supported(pp))
         backend = "fast" if use_fast else "cvxpy"
