@@ -53,13 +53,15 @@ class InaccurateSolutionWarning(UserWarning):
 
 
 class SolverFallbackWarning(UserWarning):
-    """The requested conic solver failed numerically and another one solved the problem.
+    """The requested solver failed and another one solved the problem.
 
     Interior-point solvers on exponential cones (Poisson, logistic) occasionally stop
     with a numerical error on well-posed problems. The cvxpy backend then tries the
     other installed solvers in the order ECOS, CLARABEL, SCS (at the same tolerance);
     the Result and its certificate name the solver that succeeded. When every solver
-    fails, the first failure is raised as a ``SolverError``.
+    fails, the first failure is raised as a ``SolverError``. Likewise, where
+    ``backend="auto"`` chose the fast path and it ran out of iterations, the cvxpy
+    backend solves the problem (``Result.backend`` is then "cvxpy").
 
     Examples
     --------

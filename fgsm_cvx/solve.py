@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 from ._validation import check_max_iter, check_tol
 from .cvx import check_solver, solve_cvxpy
+from .exceptions import SolverError, SolverFallbackWarning
 from .families import Hinge
 from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
@@ -115,6 +118,10 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     ------
     ValueError, TypeError
         For a bad backend, solver, tol or max_iter, before anything is solved.
+    SolverFallbackWarning
+        (a warning) when "auto" chose the fast path and it ran out of its default
+        iteration budget: the cvxpy backend then solved the problem (``Result.backend``
+        says so).
     SolverError
         When the solver fails, stops at its iteration limit, returns a non-finite point,
         or the returned point proves that no minimiser exists (separable classes); the
@@ -141,8 +148,20 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         check_backend(backend)
         return lla_solve(prob, backend=backend, solver=solver, tol=tol, max_iter=max_iter,
                          init=warm_start)
-    backend = resolve_backend(prob, backend)
-    if backend == "fast":
+    chosen = resolve_backend(prob, backend)
+    if chosen == "fast":
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
-        return solve_fast(prob, tol=tol, warm_start=warm_start, **kwargs)
+        try:
+            return solve_fast(prob, tol=tol, warm_start=warm_start, **kwargs)
+        except SolverError as err:
+            # "auto" chose the fast path by size; where it runs out of its default
+            # budget (a hard problem for a first-order method) the interior-point
+            # solver, which takes X on the host, answers instead (a budget the caller
+            # set is kept: its error stands)
+            if backend != "auto" or err.status != "max_iter" or max_iter is not None \
+                    or not prob.on_host:
+                raise
+            warnings.warn(f"the fast path did not converge ({err}); backend='auto' "
+                          f"solved the problem with cvxpy ({solver}) instead",
+                          SolverFallbackWarning, stacklevel=2)
     return solve_cvxpy(prob, solver=solver, tol=tol, max_iter=max_iter, verbose=verbose)

@@ -1,5 +1,7 @@
 """The fast first-order path against the cvxpy backend (the independent reference)."""
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -185,6 +187,32 @@ def test_auto_picks_fast_for_large_problems():
             labels = np.arange(n) % 2
             prob = fc.AdversarialProblem(rows, labels, family=family, eps=0.01)
             assert resolve_backend(prob, "auto") == expected, (family, n, p)
+
+
+def test_auto_falls_back_to_cvxpy_when_the_fast_path_runs_out_of_iterations(monkeypatch):
+    """Only "auto" with the default budget falls back (with a SolverFallbackWarning), and
+    only for max_iter: other failures, explicit budgets and backend="fast" raise."""
+    solve_module = importlib.import_module("fgsm_cvx.solve")  # (fc.solve is the function)
+    X, y = _data(n=2000, d=8)
+    prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.01)
+    assert solve_module.resolve_backend(prob, "auto") == "fast"
+    status = {"value": "max_iter"}
+
+    def failing(*args, **kwargs):
+        raise fc.SolverError("did not converge", status=status["value"], solver="FISTA")
+
+    monkeypatch.setattr(solve_module, "solve_fast", failing)
+    with pytest.warns(fc.SolverFallbackWarning, match="did not converge"):
+        res = fc.solve(prob)
+    ref = fc.solve(prob, backend="cvxpy")
+    assert res.backend == "cvxpy"
+    np.testing.assert_allclose(res.coef, ref.coef)
+    for kwargs in ({"backend": "fast"}, {"max_iter": 500}):
+        with pytest.raises(fc.SolverError, match="did not converge"):
+            fc.solve(prob, **kwargs)
+    status["value"] = "no_minimiser"
+    with pytest.raises(fc.SolverError, match="did not converge"):
+        fc.solve(prob)
 
 
 def test_iteration_budget_raises_solver_error():
