@@ -23,14 +23,13 @@ AUTO_FAST_SIZE_WIDE = 100_000
 #: The same three for the hinge loss, whose exact finish is itself a small cvxpy program
 #: (``fast/working_set.py``): ECOS is about as fast on the smallest problems
 AUTO_FAST_HINGE = (10_000, 8, 500_000)
-# Measured 2026-12-02, one solve at eps = 0.2 eps_max, Linf and L2, fast vs cvxpy with
-# ECOS (docs/performance.md, "The choice of backend"): from 5000 entries and 2 samples
-# per feature the fast path was faster for every family but hinge (gaussian, binomial,
-# Huber, Poisson 1.4x-99x: n = 100 x d = 50, 250 x 20, 500 x 20, 1000 x 10, 2500 x 2,
-# 200 x 100); with fewer samples per feature and 2e4 entries (50 x 400, 100 x 200) it
-# was 0.1x-1.8x, at 1e5 (200 x 500, 300 x 300) 1.1x-24x. Hinge: 0.8x-1.0x below 1e4
-# entries or at 2 samples per feature (200 x 100: 0.3x), 1.1x-4.2x at 8 and more from
-# 1e4 entries (400 x 50, 500 x 20, 1000 x 10, 1000 x 20), 5.5x-15x at 2000 x 50.
+# Measured 2026-12-02 by benchmarks/bench_auto.py (one solve at eps = 0.2 eps_max, Linf
+# and L2, fast vs cvxpy with ECOS; docs/performance.md, "The choice of backend"): above
+# the rule the fast path was 1.4x-500x faster for every family (n x d = 250 x 20,
+# 500 x 20, 1000 x 10, 2500 x 2, 200 x 100, 200 x 500) but Poisson at 100 x 50 (0.4x-0.8x);
+# with fewer samples per feature at 2e4 entries (50 x 400, 100 x 200) it was 0.1x-1.8x.
+# Hinge: 0.2x-1.0x below 1e4 entries or at 2 samples per feature, 1.0x-2.5x from 1e4
+# entries and 20 per feature (500 x 20, 1000 x 10), 5.5x-15x at 2000 x 50 (bench_fast).
 # (Until then "auto" took the fast path from 2e4 entries, 5e5 for hinge.)
 
 

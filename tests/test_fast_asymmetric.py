@@ -24,7 +24,8 @@ BOX_SETS = {
     # a box on every other feature; scalar bounds broadcast over the masked features
     "masked_box": lambda d: fc.Masked(fc.Box(-0.3, 1.0), np.arange(d) % 2 == 0),
 }
-N_EXAMPLES = 3 if QUICK else 30
+# CI runs the quick mode; the full mode draws 50 problems per family and set
+N_EXAMPLES = 3 if QUICK else 50
 
 
 def _labels(family_id, n, rng):
