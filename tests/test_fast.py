@@ -189,6 +189,33 @@ def test_auto_picks_fast_for_large_problems():
             assert resolve_backend(prob, "auto") == expected, (family, n, p)
 
 
+def test_auto_rule_edge_problems_agree_with_cvxpy(family_id):
+    """The smallest problems the size rule sends to the fast path (two samples per
+    feature at 5000 entries; hinge: eight at 1e4), drawn as the rule's benchmark draws
+    them (benchmarks/bench_auto.py): the fast path's objective matches cvxpy's."""
+    from fgsm_cvx.solve import (
+        AUTO_FAST_HINGE,
+        AUTO_FAST_SAMPLES_PER_FEATURE,
+        AUTO_FAST_SIZE,
+        resolve_backend,
+    )
+
+    size, ratio = AUTO_FAST_HINGE[:2] if family_id == "hinge" else (
+        AUTO_FAST_SIZE, AUTO_FAST_SAMPLES_PER_FEATURE)
+    d = int(np.ceil(np.sqrt(size / ratio)))
+    n = ratio * d
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((n, d))
+    y = make_y(family_id, X @ (rng.standard_normal(d) * (rng.random(d) < 0.3)), rng)
+    prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](), perturbation="linf")
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    assert resolve_backend(prob, "auto") == "fast"
+    res = fc.solve(prob)
+    ref = _reference(prob)
+    assert res.backend == "fast"
+    assert res.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-10)
+
+
 def test_auto_falls_back_to_cvxpy_when_the_fast_path_runs_out_of_iterations(monkeypatch):
     """Only "auto" with the default budget falls back (with a SolverFallbackWarning), and
     only for max_iter: other failures, explicit budgets and backend="fast" raise."""
