@@ -423,6 +423,15 @@ class AdversarialProblem:
             new.__dict__["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
         return new
 
+    def _with_perturbation(self, perturbation):
+        """A copy with another perturbation set whose shift has the same degree, sharing
+        the data and the caches (the fast path's equivalent problems, ``fast/box.py``)."""
+        perturbation.check_dim(self.n_features)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__["perturbation"] = perturbation
+        return new
+
     def with_penalty(self, penalty, constraints=None):
         """A copy with another generalized-FGSM penalty (and optionally constraints).
 

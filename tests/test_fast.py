@@ -131,13 +131,21 @@ def test_float32_works():
     np.testing.assert_allclose(res.coef, ref.coef, atol=1e-4)
 
 
-def test_warm_start_returns_in_very_few_iterations():
-    X, y = _data(family_id="poisson")
-    prob = fc.AdversarialProblem(X, y, family="poisson", perturbation="l2", eps=0.03)
+@pytest.mark.parametrize("perturbation", ["linf", "l2", "masked_box"])
+def test_warm_start_returns_in_very_few_iterations(family_id, perturbation):
+    """From its own solution a solve takes at most 3 iterations: the kinked families'
+    exact step certifies the candidate (11-81 iterations before it did, where samples
+    sit at their kinks), the others' probe or Newton pass confirms it."""
+    X, y = _data(n=3000, family_id=family_id)
+    if perturbation == "masked_box":
+        perturbation = fc.Masked(fc.Box(-0.3, 1.0), np.arange(8) % 2 == 0)
+    prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](),
+                                 perturbation=perturbation)
+    prob = prob.with_params(eps=0.3 * min(fc.eps_max(prob), 1.0))
     cold = fc.solve(prob, backend="fast")
     warm = fc.solve(prob, backend="fast", warm_start=cold)
     assert warm.n_iter <= 3 < cold.n_iter
-    assert warm.objective <= cold.objective + 1e-12
+    assert warm.objective <= cold.objective + 1e-9 * (1 + abs(cold.objective))
 
 
 def test_unsupported_problems_name_the_cvxpy_backend():

@@ -200,3 +200,50 @@ def test_box_goes_fast_in_auto_paths_and_estimators():
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     np.testing.assert_allclose(clf.coef_.ravel(), ref.coef,
                                atol=1e-4 * (1 + np.abs(ref.coef).max()))
+
+
+@pytest.mark.parametrize("set_id", list(BOX_SETS))
+def test_centred_box_is_the_weighted_linf_problem(family_id, set_id):
+    """At alpha = 0 the box problem is the weighted l-inf problem of the half-widths with
+    the intercept moved by eps m^T beta (``box.centred_box``): the numpy objectives of
+    the two agree at random points, each from its own set's worst case; with a clean term
+    or (for an off-centre box) without an intercept there is no such problem."""
+    from fgsm_cvx.fast.box import centred_box
+    from fgsm_cvx.problem import robust_objective
+
+    rng = np.random.default_rng(11)
+    d = 5
+    X = rng.standard_normal((300, d))
+    y = make_y(family_id, X @ (0.5 * rng.standard_normal(d)), rng)
+    prob = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](),
+                                 perturbation=BOX_SETS[set_id](d), eps=0.4)
+    equivalent, centre = centred_box(prob)
+    box = BoxShift.from_perturbation(prob.perturbation, d)
+    np.testing.assert_allclose(centre, 0.5 * (box.upper + box.lower))
+    assert isinstance(equivalent.perturbation, fc.WeightedLinf)
+    for _ in range(5):
+        beta, b = 0.5 * rng.standard_normal(d), rng.standard_normal()
+        assert robust_objective(prob, beta, b) == pytest.approx(
+            robust_objective(equivalent, beta, b + prob.eps * centre @ beta), rel=1e-12)
+    assert centred_box(prob.with_params(alpha=0.3)) is None
+    no_intercept = fc.AdversarialProblem(X, y, family=FAMILY_CASES[family_id](),
+                                         perturbation=BOX_SETS[set_id](d), eps=0.4,
+                                         fit_intercept=False)
+    assert centred_box(no_intercept) is None  # these boxes are off-centre
+
+
+def test_box_warm_start_from_its_solution_takes_few_iterations():
+    """A Result of the box problem warm-starts its weighted l-inf equivalent as a
+    candidate solution (its intercept moved too): a few iterations, the same point."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3000, 8))
+    y = make_y("poisson", X @ (0.3 * rng.standard_normal(8)), rng)
+    prob = fc.AdversarialProblem(X, y, family="poisson", perturbation=BOX_SETS["masked_box"](8),
+                                 eps=0.3)
+    res = fc.solve(prob, backend="fast")
+    ref = _reference(prob)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-7)
+    again = fc.solve(prob, backend="fast", warm_start=res)
+    assert again.n_iter <= 3
+    assert again.intercept == pytest.approx(res.intercept, abs=1e-6)
+    assert again.objective == pytest.approx(res.objective, rel=1e-9)

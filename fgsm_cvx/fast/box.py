@@ -18,13 +18,19 @@ For a box S = {l <= delta <= u} (l <= 0 <= u) the support function is separable,
 
 and so is sigma_S(-beta) (u and -l swapped). A ``Masked`` box is the box with
 l_j = u_j = 0 on the immutable features: they are free (no shift contribution).
+
+Without the clean term (alpha = 0) and with an intercept a box needs none of this: it is
+its centre m = (u + l)/2 plus the symmetric box of half-widths q = (u - l)/2, so the
+interval of predictors is centred at eta + eps m^T beta with half-width
+eps sum_j q_j |beta_j| (``centred_box``), the interval of the weighted l-inf ball
+``WeightedLinf(q)`` around the predictor with the intercept b + eps m^T beta.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..perturbations import Box, Masked
+from ..perturbations import Box, Masked, WeightedLinf
 
 #: Newton steps per 1-d search (each search ends after finitely many; this only guards).
 _MAX_STEPS = 200
@@ -72,6 +78,37 @@ class BoxShift:
         pos, neg = np.maximum(beta, 0.0), np.maximum(-beta, 0.0)
         return np.array([self.upper @ pos - self.lower @ neg,
                          self.upper @ neg - self.lower @ pos])
+
+
+def centred_box(prob):
+    """The box problem as a symmetric one: (problem, m) with the problem's set
+    ``WeightedLinf(q)``, or None where that does not hold.
+
+    With q = (u - l)/2 and m = (u + l)/2, sigma_S(beta) - sigma_S(-beta) = 2 m^T beta
+    (max(u b, l b) - max(-u b, -l b) = (u + l) b for l <= 0 <= u) and
+    sigma_S(beta) + sigma_S(-beta) = 2 sum_j q_j |beta_j|, so the interval
+    [eta - eps sigma_S(-beta), eta + eps sigma_S(beta)] is
+
+    .. math:: [\\eta' - \\epsilon \\textstyle\\sum_j q_j |\\beta_j|,\\;
+               \\eta' + \\epsilon \\textstyle\\sum_j q_j |\\beta_j|], \\qquad
+              \\eta' = x^\\top \\beta + b + \\epsilon\\, m^\\top \\beta,
+
+    the weighted l-inf ball's interval (support sum_j q_j |beta_j|) around eta'. Every
+    family's worst case depends on the interval only, so the robust objective at
+    alpha = 0 is F(beta, b) = F_q(beta, b + eps m^T beta): the same minimisers with the
+    intercept b = b' - eps m^T beta. Returns None with a clean term (alpha > 0: it sees
+    eta, not eta'), without an intercept unless m = 0, with a penalty, and for any other
+    set. The problem shares the data and the caches (its shift has the same degree).
+    """
+    if prob.penalty is not None or prob.alpha > 0.0 or prob.perturbation.symmetric:
+        return None
+    box = BoxShift.from_perturbation(prob.perturbation, prob.n_features)
+    if box is None:
+        return None
+    centre = 0.5 * (box.upper + box.lower)
+    if not prob.fit_intercept and np.any(centre):
+        return None
+    return prob._with_perturbation(WeightedLinf(0.5 * (box.upper - box.lower))), centre
 
 
 def project_box_epigraph(shift, beta0, t0, eps):
