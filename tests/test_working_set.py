@@ -126,6 +126,28 @@ def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
         _check_against_cvxpy(prob, res)
 
 
+def test_fista_keeps_its_momentum_after_a_declined_try(monkeypatch):
+    """A try that declines (the band too wide) is asked again at the stage's end only;
+    FISTA runs the stage through meanwhile. (It ran one iteration per call, each
+    restarting its momentum: 2378 iterations on a hinge path's first radius that now
+    takes 211.) At eps = eps_max, with the first try declined: 335 iterations here,
+    8359 with one-iteration runs."""
+    original = ws._near_set
+    calls = []
+
+    def first_declined(*args):
+        calls.append(1)
+        return None if len(calls) == 1 else original(*args)
+
+    prob = _problem("linf", n=3000, d=8, fraction=1.0)
+    monkeypatch.setattr(ws, "_near_set", first_declined)
+    declined = fc.solve(prob, backend="fast")
+    assert len(calls) >= 2  # declined once, asked again
+    assert declined.n_iter <= 1000
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert declined.objective == pytest.approx(ref.objective, rel=1e-7)
+
+
 def test_a_far_point_is_not_certified():
     """From a point far from the solution (the cvxpy optimum's coefficients halved) the
     step either certifies the true optimum or declines and hands the state back."""

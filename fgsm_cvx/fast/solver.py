@@ -849,9 +849,13 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         # curvature t / mu slows FISTA, cost most)
         while exact_step is not None and smooth and not converged \
                 and max_iter > total_iter:
+            # (a step that declined at this mu is asked again at the stage's end only:
+            # FISTA runs the stage through, its momentum kept; cut into one-iteration
+            # runs, each restarting it, a hinge stage took thousands of iterations)
+            chunk = max_iter - total_iter if declined == mu else \
+                min(max_iter - total_iter, max(int(np.ceil(due - work)), 1))
             state, f_mu, L, it, residual, converged = _fista(
-                model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
-                min(max_iter - total_iter, max(int(np.ceil(due - work)), 1)))
+                model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol, chunk)
             total_iter += it
             work += it
             pinned = try_exact(state, mu) if not converged and pinned_pays() else None
