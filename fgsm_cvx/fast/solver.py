@@ -718,7 +718,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     (``newton.newton``), when given, takes over each stage after a few FISTA iterations
     have identified the manifold; FISTA finishes any stage it does not (its passes
     count as iterations). ``candidate``: the warm start may be this problem's solution
-    (a Result of the same parameters), worth a probe at a fine smoothing.
+    (a Result of the same parameters), offered first to ``exact_step`` (which
+    certifies it where it is one), else probed by one step at a fine smoothing.
     ``exact_step(state, mu, tol, gap_tol)`` (``kinks.pinned_newton``), when given, is
     tried once the solve's work reaches ``PINNED_MIN_WORK`` FISTA iterations, within a
     stage or after one that a finer one would follow (the first time already at
@@ -966,9 +967,10 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     max_iter : int
         Total iteration budget over all continuation stages.
     warm_start : Result or (coef, intercept) or None
-        Starting point. A Result with this problem's eps and alpha is probed as a
-        candidate solution (one step at a fine smoothing; a few iterations in all when
-        it is one).
+        Starting point. A Result with this problem's eps and alpha is tried as a
+        candidate solution: the kinked families' exact step certifies it, the others'
+        first step or Newton pass confirms it (at most a few iterations when it is
+        one).
 
     Raises
     ------
