@@ -351,11 +351,8 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
             results.append(zero_solution(prob.with_params(eps=e), backend))
             continue
         start = _predict(grid, results, k) if backend == "fast" else None
-        result = solve(prob.with_params(eps=e), backend=backend, solver=solver, tol=tol,
-                       max_iter=max_iter, warm_start=start)
-        if e >= top:
-            result = zero_if_better(prob.with_params(eps=e), result, rtol=tol)
-        results.append(result)
+        results.append(solve(prob.with_params(eps=e), backend=backend, solver=solver,
+                             tol=tol, max_iter=max_iter, warm_start=start))
     return Path(eps=grid, coefs=np.array([r.coef for r in results]),
                 intercepts=np.array([r.intercept for r in results]),
                 objectives=np.array([r.objective for r in results]),

@@ -415,22 +415,26 @@ class AdversarialProblem:
 
     def with_params(self, eps=None, alpha=None):
         """A copy with new eps and/or alpha, sharing data and solver caches."""
+        fields = {}
+        if eps is not None:
+            fields["eps"] = check_scalar(eps, "eps", lower=0.0)
+        if alpha is not None:
+            fields["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
+        return self._replaced(**fields)
+
+    def _replaced(self, **fields):
+        """A shallow copy with ``fields`` replaced (the object is immutable: copies share
+        the data and, unless a field replaces it, the ``_cache``)."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        if eps is not None:
-            new.__dict__["eps"] = check_scalar(eps, "eps", lower=0.0)
-        if alpha is not None:
-            new.__dict__["alpha"] = check_scalar(alpha, "alpha", lower=0.0, upper=1.0)
+        new.__dict__.update(fields)
         return new
 
     def _with_perturbation(self, perturbation):
         """A copy with another perturbation set whose shift has the same degree, sharing
         the data and the caches (the fast path's equivalent problems, ``fast/box.py``)."""
         perturbation.check_dim(self.n_features)
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.__dict__["perturbation"] = perturbation
-        return new
+        return self._replaced(perturbation=perturbation)
 
     def with_penalty(self, penalty, constraints=None):
         """A copy with another generalized-FGSM penalty (and optionally constraints).
@@ -445,15 +449,12 @@ class AdversarialProblem:
             penalty.check_dim(self.n_features)
         if constraints is not None and not isinstance(constraints, CoefConstraints):
             raise TypeError("constraints must be a CoefConstraints here")
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.__dict__["penalty"] = penalty
-        if constraints is not None:
-            new.__dict__["constraints"] = constraints
+        fields = {"penalty": penalty} if constraints is None else \
+            {"penalty": penalty, "constraints": constraints}
         # the data's own entries stay: X's statistics and engine (y and w placed there)
-        new.__dict__["_cache"] = {k: v for k, v in self._cache.items()
-                                  if k in ("x_stats", "x_scale", "engine")}
-        return new
+        fields["_cache"] = {k: v for k, v in self._cache.items()
+                            if k in ("x_stats", "x_scale", "engine")}
+        return self._replaced(**fields)
 
     # ----- numpy pieces shared by objectives, attacks and backends -----------------
     def check_coef(self, coef, intercept):
