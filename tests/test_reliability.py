@@ -76,6 +76,25 @@ def test_more_features_than_samples(family_id):
     assert ref.objective < fc.robust_objective(prob, np.zeros(30), ref.intercept)
 
 
+@pytest.mark.parametrize("perturbation", ["linf", "l2"])
+def test_recession_program_follows_the_radius_along_a_path(perturbation):
+    """The separation check's program is built once per data set and its eps updated
+    (the problem's copies share it): along radii in any order its answer is the closed
+    form's. One feature, classes at |x| in [1, 3] on either side of 0, no intercept: the
+    robust margins along u are |x_i| |u| - eps |u| (sigma = |u| in one dimension), all
+    >= 0 and some > 0 exactly when eps <= min |x_i| = 1."""
+    from fgsm_cvx._diagnostics import recession_direction
+
+    x = np.concatenate([np.linspace(1.0, 3.0, 10), -np.linspace(1.0, 3.0, 10)])
+    y = (x > 0).astype(float)
+    prob = fc.AdversarialProblem(x[:, None], y, family="logistic", perturbation=perturbation,
+                                 fit_intercept=False)
+    for eps in (0.5, 1.5, 0.9, 2.0, 1.1, 0.2):
+        assert recession_direction(prob.with_params(eps=eps)) == (eps <= 1.0), eps
+    programs = [k for k in prob._cache if k[0] == "recession_program"]
+    assert len(programs) == 1
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_single_sample_regression(backend):
     """n = 1: any beta != 0 only adds the shift, so beta = 0 and b = y (closed form)."""
