@@ -9,6 +9,8 @@ is timed ``--repeat`` times on fresh problems (no shared caches) and the fastest
     python benchmarks/bench_path.py                    # n = 2000, d = 20, 50 radii
     python benchmarks/bench_path.py --n 20000 --backends fast
     python benchmarks/bench_path.py --d 50 --rho 0.9 --backends fast   # correlated columns
+    python benchmarks/bench_path.py --dataset breast_cancer --families binomial hinge \
+        --backends fast                         # scikit-learn's bundled data, standardised
 """
 
 from __future__ import annotations
@@ -31,16 +33,24 @@ def main():
                         help="AR(1) correlation between neighbouring features (default 0)")
     parser.add_argument("--families", nargs="+", default=["gaussian", "binomial", "poisson"])
     parser.add_argument("--backends", nargs="+", default=["cvxpy", "fast"])
+    parser.add_argument("--dataset", choices=["synthetic", "breast_cancer", "digits",
+                                              "diabetes"], default="synthetic",
+                        help="synthetic (n, d, rho as given) or a bundled scikit-learn "
+                             "data set, standardised (digits: labels >= 5 against the rest, "
+                             "diabetes: the response standardised; binomial/hinge and "
+                             "gaussian/huber respectively)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each (path and cold solves, on fresh problems); the "
                              "fastest counts")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"n={args.n} d={args.d} rho={args.rho} radii={args.n_eps}")
+    print(f"{args.dataset}: n={args.n} d={args.d} rho={args.rho} radii={args.n_eps}"
+          if args.dataset == "synthetic" else f"{args.dataset}: radii={args.n_eps}")
     print(f"{'family':>9} {'backend':>7} {'path s':>8} {'cold s':>8} {'cold/path':>9} "
           f"{'max rel obj diff':>16}")
     for family in args.families:
-        X, y = make_data(family, args.n, args.d, rng, rho=args.rho)
+        X, y = make_data(family, args.n, args.d, rng, rho=args.rho) \
+            if args.dataset == "synthetic" else bundled(args.dataset)
         prob = fc.AdversarialProblem(X, y, family=family)
         grid = fc.eps_grid(prob, args.n_eps)
         for backend in args.backends:
@@ -57,6 +67,20 @@ def main():
             diff = np.max(np.abs(path.objectives - cold) / np.maximum(1e-12, np.abs(cold)))
             print(f"{family:>9} {backend:>7} {t_path:8.2f} {t_cold:8.2f} "
                   f"{t_cold / t_path:9.1f} {diff:16.1e}")
+
+
+def bundled(name):
+    """(X standardised, y) of a scikit-learn data set shipped with the package."""
+    from sklearn import datasets
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    X = X[:, X.std(axis=0) > 0]  # (digits: constant pixels)
+    if name == "digits":
+        y = (y >= 5).astype(float)
+    elif name == "diabetes":
+        y = (y - y.mean()) / y.std()
+    return StandardScaler().fit_transform(X), y
 
 
 if __name__ == "__main__":
