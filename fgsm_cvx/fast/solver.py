@@ -709,7 +709,7 @@ PINNED_STAGE_END = 10
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
               candidate=False, exact_step=None, early_exact=False,
-              first_due=PINNED_MIN_WORK, check_flat=False, check_step=None):
+              first_due=PINNED_MIN_WORK, check_step=None):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -725,11 +725,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     stage or after one that a finer one would follow (the first time already at
     ``PINNED_STAGE_END`` after a stage when ``early_exact``: the step predicts its
     constraints), and after each failure once the work has doubled: when it certifies
-    the exact solution, the continuation ends there. ``check_flat`` (unsmoothed
-    problems): a solve that FISTA has not finished in ``DECREMENT_CHECK_AFTER``
-    iterations (small curvature) is finished by ``_check_flat``: Newton (``check_step``,
-    for the logistic loss) until its decrement meets the objective tolerance, else FISTA
-    with a tighter residual tolerance. Newton's own solutions of such a problem are
+    the exact solution, the continuation ends there. Unsmoothed problems (``smooth``
+    False): a solve that FISTA has not finished in ``DECREMENT_CHECK_AFTER`` iterations
+    (small curvature) is finished by ``_check_flat``: Newton (``check_step``, for the
+    logistic loss) until its decrement meets the objective tolerance, else FISTA with a
+    tighter residual tolerance. Newton's own solutions of such a problem are
     tested by the decrement throughout.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
@@ -874,7 +874,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
             break
         # the unsmoothed loss: FISTA that has not converged in DECREMENT_CHECK_AFTER
         # iterations (small curvature) hands over to Newton, tested by its decrement
-        flat_check = check_flat and not smooth and not by_newton
+        flat_check = not smooth and not by_newton
         if not converged:
             budget = max_iter - total_iter
             state, f_mu, L, it, residual, converged = _fista(
@@ -1070,10 +1070,10 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     manifold = structure if has_second_order(prob.family) and (large or near) else None
     newton_step = None if manifold is None else _NewtonStage(
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
-    # the unsmoothed (logistic) loss: FISTA's slow solutions are tested by their Newton
-    # decrement (``_check_flat``), at every size
+    # the unsmoothed (logistic) loss: FISTA's slow solutions are finished by Newton and
+    # tested by its decrement (``_check_flat``), at every size
     check_step = newton_step if newton_step is not None or structure is None \
-        or needs_smoothing(prob.family) or not has_second_order(prob.family) \
+        or needs_smoothing(prob.family) \
         else _NewtonStage(model, structure, prox, prob.fit_intercept, eps, prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
@@ -1088,8 +1088,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
         newton_step=newton_step, candidate=candidate, exact_step=exact_step,
-        early_exact=early_exact, first_due=first_due, check_flat=check_step is not None,
-        check_step=check_step,
+        early_exact=early_exact, first_due=first_due, check_step=check_step,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
@@ -1161,8 +1160,8 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
         isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None,
-        cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam),
-        check_flat=True)  # (no Newton for a penalty: FISTA's tighter tolerance)
+        cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam))
+    # (a slow solve ends with FISTA's tighter tolerance: no Newton for a penalty)
     b = b if prob.fit_intercept else 0.0
     elapsed = time.perf_counter() - start
     return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
