@@ -1072,9 +1072,10 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     # the unsmoothed (logistic) loss: FISTA's slow solutions are finished by Newton and
     # tested by its decrement (``_check_flat``), at every size
-    check_step = newton_step if newton_step is not None or structure is None \
-        or needs_smoothing(prob.family) \
-        else _NewtonStage(model, structure, prox, prob.fit_intercept, eps, prob._cache)
+    check_step = newton_step
+    if check_step is None and structure is not None and not needs_smoothing(prob.family):
+        check_step = _NewtonStage(model, structure, prox, prob.fit_intercept, eps,
+                                  prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
     pert, first_due = _formulated_set(prob), PINNED_MIN_WORK
