@@ -221,7 +221,10 @@ def check_poisson_zeros(prob, solver):
 
 
 def explain_failure(prob):
-    """A sentence on why no minimiser may exist, or '' when the data shows no such cause."""
+    """A sentence on why no minimiser exists, or '' when the data shows no such cause.
+
+    Non-empty only where the program found a direction of recession: a proof, so the
+    backends raise their failure with status "unbounded" then."""
     try:
         found = recession_direction(prob)
     except Exception:  # the explanation must never mask the original failure

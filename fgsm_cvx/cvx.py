@@ -222,8 +222,10 @@ def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, v
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.unpack_results(raw, chain, inverse)
     except cp.error.SolverError as exc:
+        reason = why()  # (non-empty where a program proves that no minimiser exists)
         raise SolverError(f"{solver} failed: {str(exc).rstrip('.')}; {_ADVICE['solver_error']}."
-                          f"{why()}", status="solver_error", solver=solver) from exc
+                          f"{reason}", status="unbounded" if reason else "solver_error",
+                          solver=solver) from exc
     elapsed = time.perf_counter() - start
     status = problem.status
     base = status.replace("_inaccurate", "")
@@ -231,7 +233,7 @@ def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, v
         advice = _ADVICE.get(base, _ADVICE["solver_error"])
         explained = "" if base == "infeasible" else why()
         raise SolverError(f"{solver} returned status '{status}': {advice}.{explained}",
-                          status=status, solver=solver)
+                          status="unbounded" if explained else status, solver=solver)
     coef = form.beta.value
     intercept = float(form.intercept.value) if form.intercept is not None else 0.0
     if coef is None or not np.all(np.isfinite(coef)) or not np.isfinite(intercept):

@@ -14,6 +14,8 @@ JSON with ``to_dict`` / ``from_dict`` (never pickle).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import check_cv
@@ -510,21 +512,27 @@ class _CVMixin:
         y_labels = y if not self._is_classifier else self.classes_[y.astype(np.intp)]
         for train, test in splitter.split(X, y):
             prob = self._problem(X[train], y[train], None if w is None else w[train])
-            path = adversarial_path(prob, eps=grid, backend=self.backend, solver=self.solver,
-                                    tol=self.tol, max_iter=self.max_iter,
-                                    verbose=self.verbose)
-            scores.append([
-                self._score(self._fitted_at(c, b, X.shape[1]), X[test], y_labels[test],
-                            None if w is None else w[test])
-                for c, b in zip(path.coefs, path.intercepts, strict=True)])
+            with warnings.catch_warnings():  # (the stop is recorded as NaN scores)
+                warnings.filterwarnings("ignore", message="the path stops at eps")
+                path = adversarial_path(prob, eps=grid, backend=self.backend,
+                                        solver=self.solver, tol=self.tol,
+                                        max_iter=self.max_iter, verbose=self.verbose,
+                                        on_unbounded="stop")
+            fold = [self._score(self._fitted_at(c, b, X.shape[1]), X[test], y_labels[test],
+                                None if w is None else w[test])
+                    for c, b in zip(path.coefs, path.intercepts, strict=True)]
+            # radii where this training part has no minimiser (separable classes): NaN
+            scores.append(fold + [np.nan] * (grid.shape[0] - len(fold)))
         self.eps_grid_ = grid
         self.cv_scores_ = np.asarray(scores)  # (n_folds, n_eps)
         self.cv_mean_ = self.cv_scores_.mean(axis=0)
         self.cv_se_ = self.cv_scores_.std(axis=0, ddof=1) / np.sqrt(self.cv_scores_.shape[0])
-        best = int(np.argmax(self.cv_mean_))
+        # (a radius with a NaN fold is never chosen; every fold scored the first)
+        mean = np.where(np.isnan(self.cv_mean_), -np.inf, self.cv_mean_)
+        best = int(np.argmax(mean))
         if self.rule == "1se":
             # largest eps (grid is decreasing: smallest index) within one SE of the best
-            ok = self.cv_mean_ >= self.cv_mean_[best] - self.cv_se_[best]
+            ok = mean >= self.cv_mean_[best] - self.cv_se_[best]
             best = int(np.flatnonzero(ok)[0])
         self.best_index_ = best
         self.eps_ = float(grid[best])
@@ -554,6 +562,11 @@ _CV_DOC = """
     attack_perturbation : Perturbation or str or None
         The attack set for the robust score (default: the training perturbation).
     rule : {"best", "1se"}, default "best"
+        A radius at which a training part has no minimiser (logistic classes separable
+        with a margin above it, hence at every smaller radius too) ends that fold's path
+        (``adversarial_path(..., on_unbounded="stop")``): it scores NaN there and is not
+        chosen. (The refit on all the data raises ``SolverError`` in the degenerate case
+        that the whole data has none at the chosen radius.)
     verbose : bool or None
         Progress bars of the paths (None: on a terminal, for long paths).
     Other parameters as for the base estimator (``eps`` is not one: it is chosen).
@@ -564,8 +577,9 @@ _CV_DOC = """
         The chosen radius.
     eps_grid_ : ndarray (n_eps,)
     cv_scores_ : ndarray (n_folds, n_eps)
+        NaN where the fold's training part has no minimiser.
     cv_mean_, cv_se_ : ndarray (n_eps,)
-        Mean score and its standard error across folds.
+        Mean score and its standard error across folds (NaN where a fold is).
     best_index_ : int
     coef_, intercept_, result_, n_iter_, n_features_in_ : of the refit at ``eps_``.
 """

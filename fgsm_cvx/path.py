@@ -20,11 +20,13 @@ sup{-g^T u : A sigma_S(u) + B sigma_S(-u) <= 1} / (1 - alpha).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import cvxpy as cp
 import numpy as np
 
 from ._validation import check_scalar
+from .exceptions import SolverError
 from .families import Hinge
 from .problem import check_problem
 from .result import Certificate, Path, Result
@@ -285,8 +287,13 @@ def _predict(grid, results, k):
     return coef, last.intercept + r * (last.intercept - before.intercept)
 
 
+#: what ``adversarial_path`` does at a radius where no minimiser exists
+ON_UNBOUNDED = ("raise", "stop")
+
+
 def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto",
-                     solver="ECOS", tol=1e-8, max_iter=None, verbose=None):
+                     solver="ECOS", tol=1e-8, max_iter=None, verbose=None,
+                     on_unbounded="raise"):
     """Solve ``prob`` along a decreasing grid of radii, each solve warm-started.
 
     Parameters
@@ -301,10 +308,20 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     verbose : bool or None
         Progress bar: None shows one on a terminal when the path takes more than a
         second; True always; False never.
+    on_unbounded : {"raise", "stop"}
+        At a radius where no minimiser exists (logistic classes separable with a margin
+        above it: ``SolverError`` with status "unbounded"), "raise" the error; "stop"
+        ends the path at the radius before it, with a warning. None exists at any
+        smaller radius either: the robust margins z_i eta_i - eps sigma_S(-z_i beta)
+        only grow as eps falls, so a direction along which they are all >= 0 (some
+        > 0) at eps is one at every smaller radius. Where the first radius has none,
+        "stop" raises too.
 
     Returns
     -------
     Path
+        With ``on_unbounded="stop"``, over the radii before the first without a
+        minimiser.
 
     Notes
     -----
@@ -332,6 +349,8 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     from .solve import resolve_backend, solve
 
     check_problem(prob)
+    if on_unbounded not in ON_UNBOUNDED:
+        raise ValueError(f"on_unbounded must be one of {ON_UNBOUNDED}, got {on_unbounded!r}")
     top = np.nan  # reported only when computed anyway (it costs solves for hinge)
     if eps is None:
         grid = eps_grid(prob, n_eps, eps_min_ratio)
@@ -351,8 +370,17 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
             results.append(zero_solution(prob.with_params(eps=e), backend))
             continue
         start = _predict(grid, results, k) if backend == "fast" else None
-        results.append(solve(prob.with_params(eps=e), backend=backend, solver=solver,
-                             tol=tol, max_iter=max_iter, warm_start=start))
+        try:
+            results.append(solve(prob.with_params(eps=e), backend=backend, solver=solver,
+                                 tol=tol, max_iter=max_iter, warm_start=start))
+        except SolverError as err:
+            if on_unbounded == "raise" or err.status != "unbounded" or not results:
+                raise
+            bar.close()
+            warnings.warn(f"the path stops at eps = {grid[k - 1]:g}: no minimiser exists "
+                          f"at eps = {e:g} or below ({err})", UserWarning, stacklevel=2)
+            grid = grid[:k]
+            break
     return Path(eps=grid, coefs=np.array([r.coef for r in results]),
                 intercepts=np.array([r.intercept for r in results]),
                 objectives=np.array([r.objective for r in results]),

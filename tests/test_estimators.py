@@ -34,19 +34,24 @@ _SEPARABLE_CHECKS = [
     "check_estimators_fit_returns_self", "check_estimators_nan_inf",
     "check_estimators_overwrite_params", "check_estimators_pickle",
     "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_predict1d",
-    "check_n_features_in_after_fitting",  # the CV path's small eps: quasi-separable folds
+    "check_n_features_in_after_fitting",
     "check_methods_sample_order_invariance", "check_methods_subset_invariance",
     "check_non_transformer_estimators_n_iter", "check_pipeline_consistency",
     "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
     "check_sample_weights_not_an_array", "check_sample_weights_not_overwritten",
     "check_sample_weights_pandas_series", "check_sample_weights_shape"]
+# The CV classifier stops a fold's path where it becomes separable (its radii score NaN):
+# only a fold separable at the grid's first radius still raises (weighted data here)
+_SEPARABLE_CHECKS_CV = ["check_sample_weights_not_an_array",
+                        "check_sample_weights_pandas_series"]
 
 
 def _expected_failures(estimator):
     failures = {}
     params = estimator.get_params()
     if params["family"] == "logistic" and params["constraints"] is None:
-        failures = dict.fromkeys(_SEPARABLE_CHECKS, _SEPARABLE)
+        failures = dict.fromkeys(_SEPARABLE_CHECKS_CV if isinstance(
+            estimator, fc.AdversarialClassifierCV) else _SEPARABLE_CHECKS, _SEPARABLE)
     if not isinstance(estimator, fc.AdversarialRegressorCV):
         # (the regressor path's refit happens to land within 1e-7 here)
         failures["check_sample_weight_equivalence_on_dense_data"] = _SW_REASON
@@ -347,3 +352,33 @@ def test_fgsm_is_more_robust_on_breast_cancer():
     rows = example.evaluate([0.2], n_splits=3)
     robust = {name: r for _, name, _, r in rows}
     assert robust["FGSM"] > robust["L1-CV"] and robust["FGSM"] > robust["plain"]
+
+
+def test_cv_scores_nan_where_a_fold_has_no_minimiser():
+    """Breast cancer (standardised): toward 1e-3 eps_max some training parts are
+    separable with a margin above the radius, so their logistic loss has no minimiser.
+    Those folds' paths stop and score NaN (fit used to raise); eps_ is chosen among the
+    radii every fold scored. An independent linear program for a separating direction
+    (``recession_direction``) confirms the stop: one at a fold's first NaN radius, none at
+    the radius before it."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import StratifiedKFold
+
+    from fgsm_cvx._diagnostics import recession_direction
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    cv = StratifiedKFold(3)
+    model = fc.AdversarialClassifierCV(n_eps=12, cv=cv).fit(X, y)
+    scores, grid = model.cv_scores_, model.eps_grid_
+    assert np.isnan(scores).any() and np.isfinite(scores[:, 0]).all()
+    assert np.isfinite(scores[:, model.best_index_]).all()
+    assert model.eps_ == grid[model.best_index_]
+    for (train, _), row in zip(cv.split(X, y), scores, strict=True):
+        nan = np.flatnonzero(np.isnan(row))
+        if not nan.size:
+            continue
+        assert np.isnan(row[nan[0]:]).all()  # once separable, at every smaller radius
+        prob = fc.AdversarialProblem(X[train], y[train], family="logistic")
+        assert recession_direction(prob.with_params(eps=grid[nan[0]]))
+        assert not recession_direction(prob.with_params(eps=grid[nan[0] - 1]))

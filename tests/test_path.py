@@ -225,3 +225,28 @@ def test_path_first_radius_is_zero_without_a_solve(family):
     assert first.objective == pytest.approx(cold.objective, rel=1e-8)
     assert first.certificate.objective_numpy == first.objective
     assert np.any(path.coefs[1] != 0.0)
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+def test_path_stops_where_no_minimiser_exists(backend):
+    """One feature, classes at |x| in [1, 3] on either side of 0, no intercept: the robust
+    margins along u > 0 are (|x_i| - eps) u, all >= 0 and some > 0 exactly when
+    eps <= 1, where no minimiser exists (at 0.8 and every smaller radius). "stop" ends the
+    path at 1.2 with a warning; "raise" (the default) raises the SolverError."""
+    x = np.concatenate([np.linspace(1.0, 3.0, 10), -np.linspace(1.0, 3.0, 10)])
+    prob = fc.AdversarialProblem(x[:, None], (x > 0).astype(float), family="logistic",
+                                 fit_intercept=False)
+    grid = [2.0, 1.5, 1.2, 0.8, 0.5]
+    with pytest.warns(UserWarning, match="the path stops at eps = 1.2"):
+        path = fc.adversarial_path(prob, eps=grid, backend=backend, on_unbounded="stop")
+    assert path.eps.tolist() == grid[:3] and len(path.results) == 3
+    for e, obj in zip(path.eps, path.objectives, strict=True):  # the solved radii are right
+        cold = fc.solve(prob.with_params(eps=e), backend="cvxpy", solver="CLARABEL")
+        assert obj == pytest.approx(cold.objective, rel=1e-6)
+    with pytest.raises(fc.SolverError) as err:
+        fc.adversarial_path(prob, eps=grid, backend=backend)
+    assert err.value.status == "unbounded"
+    with pytest.raises(fc.SolverError):  # nothing solved before the first radius
+        fc.adversarial_path(prob, eps=[0.8, 0.5], backend=backend, on_unbounded="stop")
+    with pytest.raises(ValueError, match="on_unbounded"):
+        fc.adversarial_path(prob, eps=grid, on_unbounded="skip")

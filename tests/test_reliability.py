@@ -244,15 +244,21 @@ def test_separable_hinge_attains_zero():
 
 def test_failure_message_explains_separation():
     """When the solver stops early, a linear program decides whether the data are
-    separable and the message says so (and only then)."""
+    separable and the message says so (and only then); the status is then the verdict,
+    "unbounded" (more iterations cannot help), else the solver's own limit status."""
     X, y = _separable()
     with pytest.raises(fc.SolverError, match="separable with a margin larger than eps") as info:
         fc.solve(fc.AdversarialProblem(X, y, family="binomial", eps=0.0), max_iter=2)
-    assert info.value.status == "user_limit"
+    assert info.value.status == "unbounded"
+    assert "user_limit" in str(info.value)  # (the solver's status stays in the message)
+    with pytest.raises(fc.SolverError, match="separable with a margin larger than eps") as info:
+        fc.solve(fc.AdversarialProblem(X, y, family="binomial", eps=0.0), backend="fast",
+                 max_iter=3)
+    assert info.value.status == "unbounded" and "did not converge" in str(info.value)
     X, y = _data("binomial")
     with pytest.raises(fc.SolverError, match="max_iter") as info:
         fc.solve(fc.AdversarialProblem(X, y, family="binomial", eps=0.0), max_iter=2)
-    assert "separable" not in str(info.value)
+    assert "separable" not in str(info.value) and info.value.status == "user_limit"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -892,10 +892,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                 max_iter - total_iter, check_step)
             total_iter += it
         if not converged:
+            why = explain()  # (non-empty where a program proves that no minimiser exists)
             raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
                               f"(gradient-mapping residual {residual / scale:.2e}); raise "
-                              f"max_iter or use backend='cvxpy'.{explain()}",
-                              status="max_iter", solver="FISTA")
+                              f"max_iter or use backend='cvxpy'.{why}",
+                              status="unbounded" if why else "max_iter", solver="FISTA")
         if not smooth:
             break
         # The exact objective at the stage solution approaches F* about linearly in mu, so
