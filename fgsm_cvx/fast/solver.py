@@ -150,21 +150,22 @@ def _centring(prob):
 
 
 def fast_scaling(prob):
-    """``prob.scaling`` with the feature scale s taken from the centred columns.
+    """``prob.scaling`` with the feature scale s taken from the centred columns and the
+    Huber response scale from the loss (``Scaling(loss_scale=True)``).
 
-    The fast path works with s (X - 1 c^T) (``_centring``): s is the power of two nearest
-    1 / RMS of the centred entries, so that columns with a large common offset (which
-    centring removes) do not leave the centred data badly scaled.
+    With an intercept the fast path works with s (X - 1 c^T) (``_centring``): s is the
+    power of two nearest 1 / RMS of the centred entries, so that columns with a large
+    common offset (which centring removes) do not leave the centred data badly scaled.
     """
-    if not prob.fit_intercept:
-        return prob.scaling
     out = prob._cache.get("fast_scaling")
     if out is None:
         from ..problem import _power_of_two
 
-        mean_sq = _centring(prob)[1] / max(prob.n_features, 1)
-        s = _power_of_two(1.0 / np.sqrt(mean_sq)) if mean_sq > 0 else 1.0
-        out = prob._cache["fast_scaling"] = Scaling(prob, x_scale=s)
+        s = None  # (without an intercept: prob.x_scale)
+        if prob.fit_intercept:
+            mean_sq = _centring(prob)[1] / max(prob.n_features, 1)
+            s = _power_of_two(1.0 / np.sqrt(mean_sq)) if mean_sq > 0 else 1.0
+        out = prob._cache["fast_scaling"] = Scaling(prob, x_scale=s, loss_scale=True)
     return out
 
 
