@@ -876,7 +876,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         # the unsmoothed loss: FISTA that has not converged in DECREMENT_CHECK_AFTER
         # iterations (small curvature) hands over to Newton, tested by its decrement
         flat_check = not smooth and not by_newton
-        if not converged:
+        if not converged and max_iter > total_iter:  # (a spent budget keeps the residual)
             budget = max_iter - total_iter
             state, f_mu, L, it, residual, converged = _fista(
                 model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
