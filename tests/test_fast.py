@@ -466,19 +466,13 @@ def test_huber_threshold_far_below_the_spread(perturbation):
     (``Scaling(loss_scale=True)``) it is within 1e-5 of the better of Clarabel and ECOS
     (measured 3.6e-7 to 9e-6: the continuation's stopping test on this LAD-like problem
     does not reach the 1e-6 of the cross-checks yet)."""
-    import warnings
-
     from sklearn.datasets import load_diabetes
 
     X, y = load_diabetes(return_X_y=True)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     prob = fc.AdversarialProblem(X, y * 1e4, family="huber", perturbation=perturbation)
     prob = prob.with_params(eps=0.3 * fc.eps_max(prob))
-    fast = fc.solve(prob, backend="fast")
-    with warnings.catch_warnings():  # (the references' inaccuracy notes)
-        warnings.simplefilter("ignore")
-        ref = min(fc.solve(prob, backend="cvxpy", solver=s, tol=1e-10).objective
-                  for s in ("CLARABEL", "ECOS"))
+    fast, ref = fc.solve(prob, backend="fast"), _best_reference(prob)
     assert fast.objective <= ref * (1 + 1e-5), (fast.objective, ref)
 
 
@@ -494,3 +488,46 @@ def test_budget_error_reports_the_last_residual():
     with pytest.raises(fc.SolverError, match=r"residual \d\.\d\de-\d\d\)") as err:
         fc.solve(prob, backend="fast", max_iter=300)
     assert err.value.status == "max_iter"
+
+
+def _best_reference(prob):
+    """The better of Clarabel's and ECOS's objectives at tolerance 1e-10 (numpy's, at
+    feasible points: neither is below F*)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return min(fc.solve(prob, backend="cvxpy", solver=s, tol=1e-10).objective
+                   for s in ("CLARABEL", "ECOS"))
+
+
+# Known accuracy gaps of the fast path (a randomized survey against Clarabel and ECOS,
+# 2026-12-02: docs/performance.md, "Known gaps"). Strict: a fix makes them pass, and the
+# marker must then go.
+@pytest.mark.xfail(strict=True, reason="gaussian, d > n, slow first-order convergence: "
+                   "the continuation's stopping test ends 2e-5 to 2e-3 above the optimum")
+@pytest.mark.parametrize("case", ["lp3", "group"])
+def test_known_gap_wide_gaussian(case):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 60))
+    y = X[:, :5].sum(axis=1) + 0.5 * rng.standard_normal(30)
+    pert, frac, kw = {"lp3": (fc.Lp(3.0), 0.01, {}),
+                      "group": (fc.Group(np.repeat(np.arange(20), 3)), 0.001,
+                                {"alpha": 0.9, "fit_intercept": False})}[case]
+    prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation=pert, **kw)
+    prob = prob.with_params(eps=frac * fc.eps_max(prob))
+    ref = _best_reference(prob)
+    assert fc.solve(prob, backend="fast").objective <= ref * (1 + 1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="columns on scales from 1e-2 to 1e3: one feature "
+                   "scale for all columns leaves the problem ill-conditioned; FISTA runs out "
+                   "of its 20000 iterations (standardised: 318)")
+def test_known_gap_badly_scaled_columns():
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X * np.array([1e3, 10, 10, 0.1, 0.1, 0.01, 0.01, 0.01, 0.1, 100])
+    prob = fc.AdversarialProblem(X, (y > 140).astype(float), family="hinge", eps=1e-4)
+    ref = _best_reference(prob)
+    assert fc.solve(prob, backend="fast").objective <= ref * (1 + 1e-6)
