@@ -101,13 +101,12 @@ def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
     reduced program leaves some on the wrong side of their replaced terms; they join it
     and the next program certifies the optimum."""
     monkeypatch.setattr(ws, "MAX_MOVED_FRACTION", np.inf)
-    original_near, original = ws._near_set, ws.hinge_exact
+    original_near, original = ws.near_set, ws.hinge_exact
     rounds = []
 
-    def deficient(a0, a1, weights, w, *args):
-        near = original_near(a0, a1, weights, w, *args)
-        dist = np.minimum(np.abs(a0) if weights[0] else np.inf, np.abs(a1))
-        dist[w <= 0] = np.inf
+    def deficient(dist, w, *args):
+        near = original_near(dist, w, *args)
+        dist = np.where(w > 0, dist, np.inf)
         near[np.argsort(dist)[:4]] = False  # the four nearest their kinks
         return near
 
@@ -116,7 +115,7 @@ def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
         rounds.append((out[3], out[4]))
         return out, lower
 
-    monkeypatch.setattr(ws, "_near_set", deficient)
+    monkeypatch.setattr(ws, "near_set", deficient)
     monkeypatch.setattr(ws, "hinge_exact", recorded)
     for set_id in ("linf", "l2", "box"):
         rounds.clear()
@@ -132,7 +131,7 @@ def test_fista_keeps_its_momentum_after_a_declined_try(monkeypatch):
     restarting its momentum: 2378 iterations on a hinge path's first radius that now
     takes 211.) At eps = eps_max, with the first try declined: 335 iterations here,
     8359 with one-iteration runs."""
-    original = ws._near_set
+    original = ws.near_set
     calls = []
 
     def first_declined(*args):
@@ -140,7 +139,7 @@ def test_fista_keeps_its_momentum_after_a_declined_try(monkeypatch):
         return None if len(calls) == 1 else original(*args)
 
     prob = _problem("linf", n=3000, d=8, fraction=1.0)
-    monkeypatch.setattr(ws, "_near_set", first_declined)
+    monkeypatch.setattr(ws, "near_set", first_declined)
     declined = fc.solve(prob, backend="fast")
     assert len(calls) >= 2  # declined once, asked again
     assert declined.n_iter <= 1000

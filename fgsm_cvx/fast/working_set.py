@@ -109,27 +109,34 @@ def _arguments(model, eta, t, box):
     return a0, a0 + shift
 
 
-def _near_set(a0, a1, split_weights, w, mu, unknowns, n, d):
-    """The near samples: distance to the nearer kink within BAND_MU mu, between the
-    MIN and MAX sizes (the nearest first); None when the band is too wide to be worth a
-    reduced program (more than the MAX sizes)."""
+def _kink_distance(a0, a1, split_weights):
+    """Each sample's distance to the nearer kink of its terms (those of weight > 0)."""
     c0, c1 = split_weights
-    dist = np.full(n, np.inf)
+    dist = np.full(a0.shape[0], np.inf)
     if c0 > 0.0:
         dist = np.minimum(dist, np.abs(a0))
     if c1 > 0.0:
         dist = np.minimum(dist, np.abs(a1))
-    dist[w <= 0.0] = np.inf  # weightless samples are no term at all
+    return dist
+
+
+def near_set(dist, w, mu, unknowns, d, least=None):
+    """The near samples: distance ``dist`` to leaving their pieces within BAND_MU mu,
+    between the MIN (or ``least``) and MAX sizes (the nearest first); None when the band
+    is too wide to be worth a reduced program (more than the MAX sizes)."""
+    n = dist.shape[0]
+    dist = np.where(w > 0.0, dist, np.inf)  # weightless samples are no term at all
     # (no cap relative to n: with fewer samples than the cap the program is the whole
     # problem, which is small then; FISTA alone took 2000-12000 iterations or ran out of
     # them at n = 400, d = 50, where the program of all samples takes ~30 ms)
     cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1))
-    size = max(int(np.count_nonzero(dist <= BAND_MU * mu)), MIN_NEAR_PER_UNKNOWN * unknowns)
+    least = MIN_NEAR_PER_UNKNOWN * unknowns if least is None else least
+    size = min(max(int(np.count_nonzero(dist <= BAND_MU * mu)), least), n)
     if size > cap:
         return None
     idx = np.argpartition(dist, size - 1)[:size] if size < n else np.arange(n)
     near = np.zeros(n, dtype=bool)
-    near[idx[np.isfinite(dist[idx])]] = True
+    near[idx[dist[idx] < np.inf]] = True  # (weightless samples: inf)
     return near
 
 
@@ -224,7 +231,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol)
     a0, a1 = _arguments(model, eta, t0, box)
     weights = (model.alpha, 1.0 - model.alpha)
     unknowns = d + int(fit_intercept) + (2 if box else 1)
-    near = _near_set(a0, a1, weights, w, mu, unknowns, n, d)
+    near = near_set(_kink_distance(a0, a1, weights), w, mu, unknowns, d)
     if near is None:  # declined: no passes spent (``solver._minimise`` asks again later)
         return (state, np.inf, np.inf, None, False), None
     split = _Split(a0, a1, *weights, near)

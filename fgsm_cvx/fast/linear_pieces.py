@@ -1,0 +1,237 @@
+"""The exact solution of the symmetric losses: a reduced program off their linear pieces.
+
+For a symmetric loss rho (gaussian, Huber) the robust objective has, per sample, a clean
+term alpha rho(r_i) and an adversarial term (1 - alpha) rho(|r_i| + u), r_i = y_i -
+eta_i, u = t + offset (the LLA majoriser's constant offset, 0 otherwise). Huber's rho_M
+is linear beyond its threshold M, and its tangents there are minorants everywhere:
+
+.. math:: \\rho_M(v) \\ge M s v - M^2 / 2 \\quad (s = \\pm 1), \\quad
+          \\text{with equality iff } s v \\ge M.
+
+Given a point, a sample whose both terms sit on a linear piece, |r_i| >= M (clean) and
+|r_i| + u >= M (adversarial), with s_i = sign(r_i), is *far*: its terms are replaced by
+
+.. math:: \\alpha (M s_i r_i - M^2/2) + (1 - \\alpha) (M (s_i r_i + u) - M^2/2),
+
+a minorant (M (s r + u) <= M (|r| + u) and the tangent bound), equal to the terms while
+s_i r_i >= M and s_i r_i + u >= M (both hold when s_i r_i >= M). The other samples, the
+*near* set N (any term within BAND_MU mu of leaving its linear piece or of the kink at
+r = 0), are kept whole. The reduced objective
+
+.. math:: G(\\beta, b, t) = \\sum_{N} w_i [\\alpha \\rho(r_i) + (1 - \\alpha)\\rho(|r_i| + u)]
+          + \\sum_{far} w_i M s_i (y_i - \\eta_i) + \\text{const} + (1-\\alpha) M W_{far} t
+
+is then a minorant of F on the same feasible set {eps sigma_S(beta) <= t}, equal to F
+where the split holds: any lower bound on min G (the conic solver's dual objective) is one
+on F*, and the certificate of the program's solution x* is F(x*) minus that bound, as for
+the hinge (``working_set.py``, whose near set, cap and solve this module shares). The far
+samples enter through one vector X_c^T (w M s) and a few sums (one X^T u pass); N's rows
+come from the engine, so the program's size does not grow with n.
+
+This is what certifies Huber where most residuals lie beyond the threshold (a threshold
+far below the residuals' spread: nearly least absolute deviations), where the problem is
+degenerate, continuation slow and the pinned step (``kinks.py``) fails to settle: a
+randomized survey found such solves ending 1e-6 to 4e-3 above the optimum after
+thousands of iterations. The gaussian loss has no linear piece: every sample is near, and
+the program is the whole problem, tried only where it is small (n at most
+MAX_NEAR_PER_UNKNOWN samples per unknown).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..families import _SymmetricFamily
+from .working_set import (
+    MAX_NEAR_ENTRIES,
+    MAX_NEAR_PER_UNKNOWN,
+    MAX_ROUNDS,
+    SNAP,
+    _solve,
+    near_set,
+)
+
+# the near set's growth where the reduced program is unbounded below
+GROWTH = 4
+
+
+def covers(family, perturbation, box):
+    """True where the program applies: a symmetric loss, a set to formulate, one shift."""
+    return isinstance(family, _SymmetricFamily) and perturbation is not None and not box
+
+
+def _distance(model, r, t):
+    """Each sample's distance to leaving the linear pieces of its terms (-inf for the
+    gaussian loss, which has none): the clean term's |r| >= M, the adversarial term's
+    kink at r = 0 and |r| + u >= M."""
+    threshold = getattr(model.family, "threshold", None)
+    ar = np.abs(r)
+    if threshold is None:  # gaussian: every sample near
+        return np.full(r.shape[0], -np.inf)
+    dist = np.full(r.shape[0], np.inf)
+    if model.alpha > 0.0:
+        dist = np.minimum(dist, ar - threshold)
+    if model.alpha < 1.0:
+        dist = np.minimum(dist, np.minimum(ar, ar + t + model.offset - threshold))
+    return dist
+
+
+def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b_fixed,
+             kappa):
+    """G as a cvxpy problem on the near rows: (problem, (beta, b_c, t), sigma).
+
+    ``lin`` = (const, g_beta, g_b, g_t): the far samples' part const + g_beta^T beta +
+    g_b b_c + g_t t. The program is posed in units of the near responses' scale
+    sigma (beta = sigma beta~, b_c = sigma b~, t = sigma t~: the constraint is
+    homogeneous) and of the objective's ``kappa`` (the objective at the point: the
+    program's value is then of order one, where Clarabel's gap tolerance, relative to
+    max(1, |value|), is a relative one), with rho_M(sigma v) = sigma^2 rho_{M/sigma}(v):
+    the minimum of G is kappa times the program's. Nearly least absolute deviations in
+    the fast path's scaled units have responses of ~1e4 and thresholds of ~1e-4, where
+    Clarabel reported the unscaled program infeasible. The variables hold beta~, b~ (a
+    number without an intercept) and t~.
+    """
+    import cvxpy as cp
+
+    threshold = getattr(family, "threshold", None)
+    sigma = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
+    sigma = sigma if sigma > 0.0 else 1.0
+    scaled = family if threshold is None else type(family)(threshold=threshold / sigma)
+    beta = cp.Variable(rows.shape[1])
+    b = cp.Variable() if fit_intercept else b_fixed / sigma
+    t = cp.Variable(nonneg=True)
+    const, g_beta, g_b, g_t = lin
+    objective = (const + sigma * (g_beta @ beta + g_b * b + g_t * t)) / kappa
+    if rows.shape[0]:
+        r = y / sigma - (rows @ beta + b)
+        weight = w * (sigma * sigma / kappa)  # rho(sigma v) / kappa
+        if alpha > 0.0:
+            objective = objective + (alpha * weight) @ scaled.rho_cvx(r)
+        if alpha < 1.0:
+            # rho(|r| + u): rho increasing on the nonnegative argument (DCP)
+            objective = objective + ((1.0 - alpha) * weight) @ scaled.rho_cvx(
+                cp.abs(r) + (t + offset / sigma))
+    problem = cp.Problem(cp.Minimize(objective), [eps * pert.support_cvx(beta) <= t])
+    return problem, (beta, b, t), sigma
+
+
+def _far_gradient(model, u):
+    """-X_c^T u (one X^T u pass; none where u = 0): the far samples' beta coefficient."""
+    if not np.any(u):
+        return np.zeros(model.engine.shape[1])
+    (xtu,) = model.engine.fetch(model.engine.rmatvec(model.engine.put(u)))
+    g_beta = -np.asarray(xtu, dtype=np.float64).ravel() * model.scale
+    if model.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
+        g_beta = g_beta + model.centre * float(np.sum(u))
+    return g_beta
+
+
+def _far_gradient_change(model, moved, u):
+    """The change of -X_c^T u when the samples ``moved`` leave the far set (their rows)."""
+    return np.asarray(model.rows(moved), dtype=np.float64).T @ u[moved]
+
+
+def _far_part(model, u, near, g_beta):
+    """(const, g_beta, g_b, g_t): the far samples' terms as const + g_beta^T beta +
+    g_b b_c + g_t t. With u = w M s on them (0 on N) and eta = X_c beta + b_c,
+    sum_far w [M s (y - eta) - M^2 / 2 + (1 - alpha) M (t + offset)] (the clean and
+    adversarial pieces' weights alpha and 1 - alpha summing to one)."""
+    threshold = getattr(model.family, "threshold", 0.0)
+    w_far = float(np.sum(model.w_host[~near]))
+    adversarial = (1.0 - model.alpha) * threshold * w_far
+    const = float(u @ model.y_host) - 0.5 * threshold**2 * w_far + adversarial * model.offset
+    return const, g_beta, -float(np.sum(u)), adversarial
+
+
+class SymmetricExact:
+    """The step on one problem, called as ``kinks.pinned_newton`` is (``solver._minimise``:
+    (state, mu, tol, gap_tol) -> (state, F, gap, passes, certified)); ``bounds`` keeps the
+    last certified (F, lower bound) for the Result's certificate, or None."""
+
+    def __init__(self, model, shift, pert, fit_intercept, eps):
+        self.args = (model, shift, pert, fit_intercept, eps)
+        self.bounds = None
+
+    def __call__(self, state, mu, tol, gap_tol):
+        out, lower = symmetric_exact(*self.args, state, mu, tol, gap_tol)
+        if out[4]:
+            self.bounds = (out[1], lower)
+        return out
+
+
+def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol):
+    """The exact solution of a symmetric loss from a point ``state`` = (beta, b, t, X beta).
+
+    As ``working_set.hinge_exact``: ``tol`` is unused, ``gap_tol`` the absolute objective
+    tolerance on F(x*) minus the program's dual bound. Returns ((state, F, gap, passes,
+    certified), lower bound); passes None where the step declined (too many near samples).
+    """
+    del tol
+    engine = model.engine
+    _, b0, t0, Xb0 = state
+    d = engine.shape[1]
+    y, w = model.y_host, model.w_host
+    r = y - (engine.fetch(Xb0)[0] + b0)
+    dist, unknowns = _distance(model, r, float(t0)), d + int(fit_intercept) + 1
+    near = near_set(dist, w, mu, unknowns, d)
+    if near is None:
+        return (state, np.inf, np.inf, None, False), None
+    s = np.sign(r)
+    threshold = getattr(model.family, "threshold", 0.0)
+    u = np.where(near, 0.0, w * threshold * s)  # the far samples' w M s
+    g_beta = _far_gradient(model, u)
+    passes = int(np.any(u))
+    b_fixed = None if fit_intercept else float(b0)
+    # the objective's units: F at the point (the tolerance's scale where it is ~0)
+    kappa = float(model.value(Xb0, b0, t0, 0.0))
+    kappa = kappa if np.isfinite(kappa) and kappa > gap_tol else max(gap_tol, 1e-300)
+    # the most samples a program holds (``working_set.near_set``'s cap)
+    cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1))
+    for _ in range(MAX_ROUNDS + 2):  # (up to two growths where G is unbounded)
+        idx = np.flatnonzero(near)
+        problem, (beta_v, b_v, _), sigma = _program(
+            np.asarray(model.rows(idx), dtype=np.float64), y[idx], w[idx], model.family,
+            model.alpha, _far_part(model, u, near, g_beta), pert, eps, model.offset,
+            fit_intercept, b_fixed, kappa)
+        lower = _solve(problem, gap_tol / kappa)
+        if lower is None and problem.status in ("unbounded", "unbounded_inaccurate"):
+            # G unbounded below: too few samples kept whole to hold the linear pieces
+            # (the point's split is off); four times as many, the nearest, once more
+            wider = near_set(dist, w, mu, unknowns, d, least=min(GROWTH * idx.size, cap))
+            if wider is None or np.count_nonzero(wider & ~near) == 0:
+                break
+            moved = np.flatnonzero(wider & ~near)
+            g_beta = g_beta + _far_gradient_change(model, moved, u)
+            u[moved], near[moved] = 0.0, True
+            continue
+        if lower is None or beta_v.value is None:
+            return (state, np.inf, np.inf, passes, False), None
+        lower *= kappa
+        raw = sigma * np.asarray(beta_v.value, dtype=np.float64)
+        b_c = sigma * float(b_v.value) if fit_intercept else b_fixed
+        # interior-point zeros (~1e-12) are zeroed where the bound still certifies
+        snapped = np.where(np.abs(raw) <= SNAP * (1.0 + np.max(np.abs(raw))), 0.0, raw)
+        for beta in (snapped, raw) if np.any(snapped != raw) else (raw,):
+            # the state keeps the uncentred intercept b = b_c - s c^T beta
+            b = b_c - (0.0 if model.centre is None else float(model.centre @ beta))
+            t = eps * shift.value(beta)  # the least feasible shift: F is increasing in t
+            Xb, F = model.evaluate(beta, b, t, 0.0)
+            passes += 1
+            if F - lower <= gap_tol:
+                return ((beta, b, t, Xb), F, max(F - lower, 0.0), passes, True), lower
+        r = y - (engine.fetch(Xb)[0] + b)
+        # far samples whose linear pieces no longer equal their terms: s r < M (clean,
+        # and with u >= 0 enough for the adversarial term's s r + u >= M but for the
+        # kink: s r < 0)
+        off = s * r < (threshold if model.alpha > 0.0 else 0.0)
+        if model.alpha < 1.0:
+            off |= s * r + t + model.offset < threshold
+        moved = np.flatnonzero(off & ~near)
+        # (unlike the hinge's, no limit on the fraction that moves: a point whose near
+        # set is the least one, the continuation's last, left 6x that many on the
+        # wrong side, and the next program certified)
+        if not moved.size or idx.size + moved.size > cap:
+            break  # the split holds (the solve was not accurate enough), or too many
+        g_beta = g_beta + _far_gradient_change(model, moved, u)
+        u[moved], near[moved] = 0.0, True
+    return (state, np.inf, np.inf, passes, False), None
