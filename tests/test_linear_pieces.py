@@ -24,6 +24,8 @@ SETS = {
     "group": lambda d: fc.Group(np.arange(d) // 3),
     "lp3": lambda d: fc.Lp(3.0),
     "masked": lambda d: fc.Masked("linf", np.arange(d) % 3 != 0),
+    # (two shifts at alpha > 0; at alpha = 0 the fast path solves it as weighted l-inf)
+    "box": lambda d: fc.Box(-0.5, np.linspace(0.5, 1.5, d)),
 }
 
 
@@ -130,15 +132,14 @@ def test_bounded_residual_needs_curvature_or_a_small_step():
 
 @pytest.mark.parametrize("family", ["huber", "gaussian"])
 @pytest.mark.parametrize("alpha", [0.0, 0.4])
-def test_program_is_a_minorant_equal_at_its_split(family, alpha):
+@pytest.mark.parametrize("set_id", ["l2", "box"])
+def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
     """G <= F at random points (the numpy objective of the scaled problem), G = F at the
-    point whose split it was built from."""
-    import cvxpy as cp  # noqa: F401  (the program is a cvxpy problem)
-
-    prob = _nearly_lad("l2", seed=3, n=120, d=5, alpha=alpha, weights=True)
+    point whose split it was built from; a box's two shifts included."""
+    prob = _nearly_lad(set_id, seed=3, n=120, d=5, alpha=alpha, weights=True)
     if family == "gaussian":
         prob = fc.AdversarialProblem(prob.X, prob.y, family="gaussian", alpha=alpha,
-                                     perturbation=fc.L2(), eps=prob.eps,
+                                     perturbation=prob.perturbation, eps=prob.eps,
                                      sample_weight=prob.sample_weight)
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     sc = fast_scaling(prob)
@@ -152,13 +153,14 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha):
     d = prob.n_features
     near = near_set(lp._distance(model, r, t0), model.w_host, 1e-3, d + 2, d)
     assert near is not None and (family == "gaussian" or not near.all())
-    u = np.where(near, 0.0, model.w_host * getattr(model.family, "threshold", 0.0)
-                 * np.sign(r))
+    side = np.sign(r - lp._interval(t0, model.offset)[0])
+    u = np.where(near, 0.0, model.w_host * getattr(model.family, "threshold", 0.0) * side)
     idx = np.flatnonzero(near)
     kappa = 0.3  # (any unit: the program's value times kappa is G)
     problem, (beta_v, b_v, t_v), sigma = lp._program(
         np.asarray(model.rows(idx)), model.y_host[idx], model.w_host[idx], model.family,
-        model.alpha, lp._far_part(model, u, near, lp._far_gradient(model, u)),
+        model.alpha, lp._far_part(model, u, near, lp._far_gradient(model, u),
+                                  box=np.ndim(t0) > 0),
         prob.perturbation, eps, model.offset, True, None, kappa)
 
     def both(beta, b):  # (G, F) at (beta, b) with t = eps sigma_S(beta)

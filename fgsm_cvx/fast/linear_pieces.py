@@ -55,25 +55,52 @@ from .working_set import (
 GROWTH = 4
 
 
-def covers(family, perturbation, box):
-    """True where the program applies: a symmetric loss, a set to formulate, one shift."""
-    return isinstance(family, _SymmetricFamily) and perturbation is not None and not box
+def covers(family, perturbation):
+    """True where the program applies: a symmetric loss and a set to formulate."""
+    return isinstance(family, _SymmetricFamily) and perturbation is not None
+
+
+def _interval(t, offset):
+    """(h, u): the adversarial term's centre shift and half-width, rho(|r - h| + u).
+
+    One shift t: h = 0, u = t + offset. A box's pair (t_up, t_dn): the residuals reach
+    [r - t_up, r + t_dn] (``objective.interval_terms``), so h = (t_up - t_dn) / 2 and
+    u = (t_up + t_dn) / 2 + offset (the offset shifts both ends)."""
+    if np.ndim(t):
+        return 0.5 * float(t[0] - t[1]), 0.5 * float(t[0] + t[1]) + offset
+    return 0.0, float(t) + offset
 
 
 def _distance(model, r, t):
     """Each sample's distance to leaving the linear pieces of its terms (-inf for the
     gaussian loss, which has none): the clean term's |r| >= M, the adversarial term's
-    kink at r = 0 and |r| + u >= M."""
+    kink at a = r - h = 0 and |a| + u >= M (``_interval``); -inf too where r and a have
+    opposite signs (the two terms' pieces on different sides)."""
     threshold = getattr(model.family, "threshold", None)
-    ar = np.abs(r)
     if threshold is None:  # gaussian: every sample near
         return np.full(r.shape[0], -np.inf)
+    h, u = _interval(t, model.offset)
+    a = r - h
     dist = np.full(r.shape[0], np.inf)
     if model.alpha > 0.0:
-        dist = np.minimum(dist, ar - threshold)
+        dist = np.minimum(dist, np.abs(r) - threshold)
+        dist[np.sign(a) != np.sign(r)] = -np.inf
     if model.alpha < 1.0:
-        dist = np.minimum(dist, np.minimum(ar, ar + t + model.offset - threshold))
+        dist = np.minimum(dist, np.minimum(np.abs(a), np.abs(a) + u - threshold))
     return dist
+
+
+def _off_pieces(model, s, r, t):
+    """The samples whose linear pieces (sides s) are not their terms at (r, t): the clean
+    term's s r < M (which with u >= 0 implies the adversarial term's s a + u < M but
+    for the kink, s a < 0) and the adversarial term's s a < 0 or s a + u < M."""
+    threshold = getattr(model.family, "threshold", 0.0)  # (gaussian: no far samples)
+    h, u = _interval(t, model.offset)
+    off = s * r < threshold if model.alpha > 0.0 else np.zeros(r.shape[0], dtype=bool)
+    if model.alpha < 1.0:
+        a = s * (r - h)
+        off |= (a < 0.0) | (a + u < threshold)
+    return off
 
 
 def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b_fixed,
@@ -97,21 +124,28 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
     sigma = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     sigma = sigma if sigma > 0.0 else 1.0
     scaled = family if threshold is None else type(family)(threshold=threshold / sigma)
+    box = np.ndim(lin[3]) > 0
     beta = cp.Variable(rows.shape[1])
     b = cp.Variable() if fit_intercept else b_fixed / sigma
-    t = cp.Variable(nonneg=True)
+    t = cp.Variable(2, nonneg=True) if box else cp.Variable(nonneg=True)  # t~ (up, dn)
     const, g_beta, g_b, g_t = lin
-    objective = (const + sigma * (g_beta @ beta + g_b * b + g_t * t)) / kappa
+    objective = (const + sigma * (g_beta @ beta + g_b * b + g_t @ t if box
+                                  else g_beta @ beta + g_b * b + g_t * t)) / kappa
     if rows.shape[0]:
         r = y / sigma - (rows @ beta + b)
         weight = w * (sigma * sigma / kappa)  # rho(sigma v) / kappa
         if alpha > 0.0:
             objective = objective + (alpha * weight) @ scaled.rho_cvx(r)
         if alpha < 1.0:
-            # rho(|r| + u): rho increasing on the nonnegative argument (DCP)
+            # rho(|r - h| + u) (``_interval``): rho increasing on the nonnegative
+            # argument (DCP)
+            h, u = ((t[0] - t[1]) / 2, (t[0] + t[1]) / 2) if box else (0.0, t)
             objective = objective + ((1.0 - alpha) * weight) @ scaled.rho_cvx(
-                cp.abs(r) + (t + offset / sigma))
-    problem = cp.Problem(cp.Minimize(objective), [eps * pert.support_cvx(beta) <= t])
+                cp.abs(r - h) + (u + offset / sigma))
+    constraints = [eps * pert.support_cvx(beta) <= (t[0] if box else t)]
+    if box:  # (the worst case is nondecreasing in each end: as the hinge's)
+        constraints.append(eps * pert.support_cvx(-beta) <= t[1])
+    problem = cp.Problem(cp.Minimize(objective), constraints)
     return problem, (beta, b, t), sigma
 
 
@@ -131,16 +165,25 @@ def _far_gradient_change(model, moved, u):
     return np.asarray(model.rows(moved), dtype=np.float64).T @ u[moved]
 
 
-def _far_part(model, u, near, g_beta):
+def _far_part(model, u, near, g_beta, box=False):
     """(const, g_beta, g_b, g_t): the far samples' terms as const + g_beta^T beta +
     g_b b_c + g_t t. With u = w M s on them (0 on N) and eta = X_c beta + b_c,
-    sum_far w [M s (y - eta) - M^2 / 2 + (1 - alpha) M (t + offset)] (the clean and
-    adversarial pieces' weights alpha and 1 - alpha summing to one)."""
+    sum_far w [M s (y - eta) - M^2 / 2 + (1 - alpha) M (u - s h)] (the clean and
+    adversarial pieces' weights alpha and 1 - alpha summing to one; ``_interval``):
+    u - s h = t + offset for one shift, for a box t_up (1 - s)/2 + t_dn (1 + s)/2 +
+    offset, so g_t = (1 - alpha) M (sum_far w (1 - s)/2, sum_far w (1 + s)/2)."""
     threshold = getattr(model.family, "threshold", 0.0)
-    w_far = float(np.sum(model.w_host[~near]))
-    adversarial = (1.0 - model.alpha) * threshold * w_far
-    const = float(u @ model.y_host) - 0.5 * threshold**2 * w_far + adversarial * model.offset
-    return const, g_beta, -float(np.sum(u)), adversarial
+    far = ~near
+    w_far = float(np.sum(model.w_host[far]))
+    adversarial = (1.0 - model.alpha) * threshold
+    const = float(u @ model.y_host) - 0.5 * threshold**2 * w_far \
+        + adversarial * model.offset * w_far
+    if box:  # (u = w M s: sum_far w s = sum(u) / M)
+        ws = float(np.sum(u)) / threshold if threshold > 0.0 else 0.0
+        g_t = 0.5 * adversarial * np.array([w_far - ws, w_far + ws])
+    else:
+        g_t = adversarial * w_far
+    return const, g_beta, -float(np.sum(u)), g_t
 
 
 class SymmetricExact:
@@ -172,11 +215,12 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     d = engine.shape[1]
     y, w = model.y_host, model.w_host
     r = y - (engine.fetch(Xb0)[0] + b0)
-    dist, unknowns = _distance(model, r, float(t0)), d + int(fit_intercept) + 1
+    box = np.ndim(t0) > 0
+    dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
     near = near_set(dist, w, mu, unknowns, d)
     if near is None:
         return (state, np.inf, np.inf, None, False), None
-    s = np.sign(r)
+    s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = getattr(model.family, "threshold", 0.0)
     u = np.where(near, 0.0, w * threshold * s)  # the far samples' w M s
     g_beta = _far_gradient(model, u)
@@ -191,7 +235,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         idx = np.flatnonzero(near)
         problem, (beta_v, b_v, _), sigma = _program(
             np.asarray(model.rows(idx), dtype=np.float64), y[idx], w[idx], model.family,
-            model.alpha, _far_part(model, u, near, g_beta), pert, eps, model.offset,
+            model.alpha, _far_part(model, u, near, g_beta, box), pert, eps, model.offset,
             fit_intercept, b_fixed, kappa)
         lower = _solve(problem, gap_tol / kappa)
         if lower is None and problem.status in ("unbounded", "unbounded_inaccurate"):
@@ -220,13 +264,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             if F - lower <= gap_tol:
                 return ((beta, b, t, Xb), F, max(F - lower, 0.0), passes, True), lower
         r = y - (engine.fetch(Xb)[0] + b)
-        # far samples whose linear pieces no longer equal their terms: s r < M (clean,
-        # and with u >= 0 enough for the adversarial term's s r + u >= M but for the
-        # kink: s r < 0)
-        off = s * r < (threshold if model.alpha > 0.0 else 0.0)
-        if model.alpha < 1.0:
-            off |= s * r + t + model.offset < threshold
-        moved = np.flatnonzero(off & ~near)
+        # far samples whose linear pieces no longer equal their terms
+        moved = np.flatnonzero(_off_pieces(model, s, r, t) & ~near)
         # (unlike the hinge's, no limit on the fraction that moves: a point whose near
         # set is the least one, the continuation's last, left 6x that many on the
         # wrong side, and the next program certified)

@@ -705,9 +705,6 @@ class _Identification:
 # -> 4.18 s, gaussian and Huber 20-27% faster, Poisson unchanged.
 PINNED_MIN_WORK = 50
 PINNED_STAGE_END = 10
-# A solve that the continuation's stopping test ends after this many iterations without
-# a certificate tries the exact step once more there
-FINAL_TRY_AFTER = 200
 
 
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
@@ -914,10 +911,10 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         exact = model.value(state[3], state[1], state[2], 0.0) + h(state[0])
         small = 10.0 * tol * (1.0 + abs(exact))
         if previous - exact <= small and f_mu - exact <= small and stage_tol <= tol_grad:
-            # the test estimates the gap; a slow solve (a degenerate problem, where it
-            # stopped up to 4e-3 above the optimum) asks the exact step once more
-            final = exact_step is not None and total_iter >= FINAL_TRY_AFTER \
-                and declined != mu
+            # the test estimates the gap; where the exact step has failed (a degenerate
+            # problem, where it stopped up to 4e-2 above the optimum) it is asked once
+            # more
+            final = tried and declined != mu
             pinned = try_exact(state, mu) if final else None
             if pinned is not None:
                 (state, f_mu, residual), certified = pinned, True
@@ -1116,7 +1113,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
     pert, first_due = _formulated_set(prob), PINNED_MIN_WORK
-    if linear_pieces.covers(prob.family, pert, isinstance(shift, BoxShift)):
+    if linear_pieces.covers(prob.family, pert):
         # the reduced program certifies where the pinned step does not settle (nearly
         # least absolute deviations): after its first failure, or alone (no manifold)
         program = linear_pieces.SymmetricExact(model, shift, pert, prob.fit_intercept, eps)
