@@ -524,14 +524,25 @@ def test_wide_gaussian_certified_by_the_reduced_program(case):
     assert res.certificate.dual_objective <= ref + 1e-8 * (1 + ref)
 
 
-@pytest.mark.xfail(strict=True, reason="columns on scales from 1e-2 to 1e3: one feature "
-                   "scale for all columns leaves the problem ill-conditioned; FISTA runs out "
-                   "of its 20000 iterations (standardised: 318)")
-def test_known_gap_badly_scaled_columns():
+@pytest.mark.parametrize("family", [
+    "hinge", "huber",
+    pytest.param("poisson", marks=pytest.mark.xfail(
+        strict=True, reason="no reduced program for Poisson (its far terms are exponential, "
+        "not linear): FISTA runs out of its 20000 iterations")),
+])
+def test_badly_scaled_columns(family):
+    """Columns on scales from 1e-2 to 1e3: one feature scale for all columns leaves the
+    problem ill-conditioned (~1e10) and FISTA ran out of its 20000 iterations (a known gap
+    until 2026-12-03; standardised: 318). The reduced programs, their near sets doubled
+    after each failed try (``working_set.ReducedStep``), grow to the whole problem and
+    certify it: hinge and Huber 240-650 iterations."""
     from sklearn.datasets import load_diabetes
 
     X, y = load_diabetes(return_X_y=True)
     X = X * np.array([1e3, 10, 10, 0.1, 0.1, 0.01, 0.01, 0.01, 0.1, 100])
-    prob = fc.AdversarialProblem(X, (y > 140).astype(float), family="hinge", eps=1e-4)
+    prob = fc.AdversarialProblem(X, (y > 140).astype(float) if family == "hinge" else y,
+                                 family=family, eps=1e-4)
     ref = _best_reference(prob)
-    assert fc.solve(prob, backend="fast").objective <= ref * (1 + 1e-6)
+    res = fc.solve(prob, backend="fast")
+    assert res.objective <= ref + 1e-6 * abs(ref)
+    assert res.certificate.dual_objective <= ref + 1e-8 * (1 + abs(ref))

@@ -104,8 +104,8 @@ def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
     original_near, original = ws.near_set, ws.hinge_exact
     rounds = []
 
-    def deficient(dist, w, *args):
-        near = original_near(dist, w, *args)
+    def deficient(dist, w, *args, **kwargs):
+        near = original_near(dist, w, *args, **kwargs)
         dist = np.where(w > 0, dist, np.inf)
         near[np.argsort(dist)[:4]] = False  # the four nearest their kinks
         return near
@@ -134,9 +134,9 @@ def test_fista_keeps_its_momentum_after_a_declined_try(monkeypatch):
     original = ws.near_set
     calls = []
 
-    def first_declined(*args):
+    def first_declined(*args, **kwargs):
         calls.append(1)
-        return None if len(calls) == 1 else original(*args)
+        return None if len(calls) == 1 else original(*args, **kwargs)
 
     prob = _problem("linf", n=3000, d=8, fraction=1.0)
     monkeypatch.setattr(ws, "near_set", first_declined)
@@ -162,7 +162,7 @@ def test_a_far_point_is_not_certified():
         shift = shift_set(prob)
         t = eps * shift.value(beta)
         Xb = model.engine.matvec(beta * model.scale)
-        step = ws.HingeExact(model, shift, prob.perturbation, True, eps)
+        step = ws.ReducedStep(ws.hinge_exact, model, shift, prob.perturbation, True, eps)
         state = (beta, b, t, Xb)
         out = step(state, 0.05, 0.0, 1e-9)
         if out[4]:
@@ -183,3 +183,43 @@ def test_reduced_program_on_other_engines(engine):
                                          alpha=0.3), backend="fast")
     assert res.engine == engine
     _check_against_cvxpy(prob, res)
+
+
+def test_each_failed_try_widens_the_next_near_set():
+    """``ReducedStep``: a failed try doubles the near set's sizes for the next one (a
+    declined try does not), and a certified one keeps its bounds."""
+    seen = []
+
+    def step(*args, widen):
+        seen.append(widen)
+        state, outcome = args[-4], args[0][len(seen) - 1]
+        if outcome == "declined":
+            return (state, np.inf, np.inf, None, False), None
+        if outcome == "failed":
+            return (state, np.inf, np.inf, 2, False), None
+        return (state, 1.5, 0.0, 3, True), 1.25
+
+    outcomes = ["failed", "declined", "failed", "failed", "certified"]
+    reduced = ws.ReducedStep(step, outcomes)
+    for _ in outcomes:
+        out = reduced("state", 0.1, 0.0, 1e-9)
+    assert seen == [1, 2, 2, 4, 8]
+    assert out[4] and reduced.bounds == (1.5, 1.25)
+    seen.clear()  # with widen_declined, a decline widens the next try too
+    reduced = ws.ReducedStep(step, outcomes, widen_declined=True)
+    for _ in outcomes:
+        reduced("state", 0.1, 0.0, 1e-9)
+    assert seen == [1, 2, 4, 8, 16]
+
+
+def test_near_set_widened():
+    """``near_set`` with ``widen``: at least MIN x widen per unknown (the nearest first),
+    None beyond MAX x widen."""
+    rng = np.random.default_rng(0)
+    dist, w = rng.random(500), np.ones(500)
+    near = ws.near_set(dist, w, 0.0, 5, 3, widen=4)
+    assert near.sum() == ws.MIN_NEAR_PER_UNKNOWN * 5 * 4
+    assert np.all(dist[near] < np.min(dist[~near]))  # the nearest
+    wide = np.full(500, 0.001)  # all within the band
+    assert ws.near_set(wide, w, 1.0, 5, 3) is None  # 500 > 20 per unknown x 5
+    assert ws.near_set(wide, w, 1.0, 5, 3, widen=8).sum() == 500

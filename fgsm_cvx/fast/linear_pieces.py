@@ -42,14 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..families import _SymmetricFamily
-from .working_set import (
-    MAX_NEAR_ENTRIES,
-    MAX_NEAR_PER_UNKNOWN,
-    MAX_ROUNDS,
-    SNAP,
-    _solve,
-    near_set,
-)
+from .working_set import MAX_ROUNDS, SNAP, _solve, near_cap, near_set
 
 # the near set's growth where the reduced program is unbounded below
 GROWTH = 4
@@ -186,23 +179,8 @@ def _far_part(model, u, near, g_beta, box=False):
     return const, g_beta, -float(np.sum(u)), g_t
 
 
-class SymmetricExact:
-    """The step on one problem, called as ``kinks.pinned_newton`` is (``solver._minimise``:
-    (state, mu, tol, gap_tol) -> (state, F, gap, passes, certified)); ``bounds`` keeps the
-    last certified (F, lower bound) for the Result's certificate, or None."""
-
-    def __init__(self, model, shift, pert, fit_intercept, eps):
-        self.args = (model, shift, pert, fit_intercept, eps)
-        self.bounds = None
-
-    def __call__(self, state, mu, tol, gap_tol):
-        out, lower = symmetric_exact(*self.args, state, mu, tol, gap_tol)
-        if out[4]:
-            self.bounds = (out[1], lower)
-        return out
-
-
-def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol):
+def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
+                    widen=1):
     """The exact solution of a symmetric loss from a point ``state`` = (beta, b, t, X beta).
 
     As ``working_set.hinge_exact``: ``tol`` is unused, ``gap_tol`` the absolute objective
@@ -217,7 +195,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     r = y - (engine.fetch(Xb0)[0] + b0)
     box = np.ndim(t0) > 0
     dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
-    near = near_set(dist, w, mu, unknowns, d)
+    near = near_set(dist, w, mu, unknowns, d, widen=widen)
     if near is None:
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
@@ -230,7 +208,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     kappa = float(model.value(Xb0, b0, t0, 0.0))
     kappa = kappa if np.isfinite(kappa) and kappa > gap_tol else max(gap_tol, 1e-300)
     # the most samples a program holds (``working_set.near_set``'s cap)
-    cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1))
+    cap = near_cap(unknowns, d, widen)
     for _ in range(MAX_ROUNDS + 2):  # (up to two growths where G is unbounded)
         idx = np.flatnonzero(near)
         problem, (beta_v, b_v, _), sigma = _program(
@@ -241,7 +219,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         if lower is None and problem.status in ("unbounded", "unbounded_inaccurate"):
             # G unbounded below: too few samples kept whole to hold the linear pieces
             # (the point's split is off); four times as many, the nearest, once more
-            wider = near_set(dist, w, mu, unknowns, d, least=min(GROWTH * idx.size, cap))
+            wider = near_set(dist, w, mu, unknowns, d, least=min(GROWTH * idx.size, cap),
+                             widen=widen)
             if wider is None or np.count_nonzero(wider & ~near) == 0:
                 break
             moved = np.flatnonzero(wider & ~near)

@@ -1116,12 +1116,14 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     if linear_pieces.covers(prob.family, pert):
         # the reduced program certifies where the pinned step does not settle (nearly
         # least absolute deviations): after its first failure, or alone (no manifold)
-        program = linear_pieces.SymmetricExact(model, shift, pert, prob.fit_intercept, eps)
+        program = working_set.ReducedStep(linear_pieces.symmetric_exact, model, shift, pert,
+                                          prob.fit_intercept, eps, widen_declined=True)
         exact_step = program if exact_step is None else _Chained(exact_step, program)
     if working_set.covers(prob.family, pert):
         # hinge: the reduced program on the samples near their kinks (its cost does not
         # grow with n), tried early: within the first stage or at its end
-        exact_step = working_set.HingeExact(model, shift, pert, prob.fit_intercept, eps)
+        exact_step = working_set.ReducedStep(working_set.hinge_exact, model, shift, pert,
+                                             prob.fit_intercept, eps)
         early_exact, first_due = True, working_set.FIRST_TRY
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,

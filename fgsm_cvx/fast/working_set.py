@@ -120,17 +120,24 @@ def _kink_distance(a0, a1, split_weights):
     return dist
 
 
-def near_set(dist, w, mu, unknowns, d, least=None):
+def near_cap(unknowns, d, widen=1):
+    """The most samples a reduced program holds: MAX_NEAR_PER_UNKNOWN per unknown times
+    ``widen``, at most MAX_NEAR_ENTRIES entries of X."""
+    return min(MAX_NEAR_PER_UNKNOWN * unknowns * widen, MAX_NEAR_ENTRIES // max(d, 1))
+
+
+def near_set(dist, w, mu, unknowns, d, least=None, widen=1):
     """The near samples: distance ``dist`` to leaving their pieces within BAND_MU mu,
-    between the MIN (or ``least``) and MAX sizes (the nearest first); None when the band
-    is too wide to be worth a reduced program (more than the MAX sizes)."""
+    between the MIN (or ``least``) and MAX sizes (the nearest first), both times
+    ``widen``; None when the band is too wide to be worth a reduced program (more than
+    the MAX size)."""
     n = dist.shape[0]
     dist = np.where(w > 0.0, dist, np.inf)  # weightless samples are no term at all
     # (no cap relative to n: with fewer samples than the cap the program is the whole
     # problem, which is small then; FISTA alone took 2000-12000 iterations or ran out of
     # them at n = 400, d = 50, where the program of all samples takes ~30 ms)
-    cap = min(MAX_NEAR_PER_UNKNOWN * unknowns, MAX_NEAR_ENTRIES // max(d, 1))
-    least = MIN_NEAR_PER_UNKNOWN * unknowns if least is None else least
+    cap = near_cap(unknowns, d, widen)
+    least = MIN_NEAR_PER_UNKNOWN * unknowns * widen if least is None else least
     size = min(max(int(np.count_nonzero(dist <= BAND_MU * mu)), least), n)
     if size > cap:
         return None
@@ -193,23 +200,39 @@ def _solve(problem, gap_tol):
     return dual + (value - primal)
 
 
-class HingeExact:
-    """The step on one problem, called as ``kinks.pinned_newton`` is (``solver._minimise``:
-    (state, mu, tol, gap_tol) -> (state, F, gap, passes, certified)); ``bounds`` keeps the
-    last certified (F, lower bound) for the Result's certificate, or None."""
+class ReducedStep:
+    """A reduced program's step on one problem (``hinge_exact`` or
+    ``linear_pieces.symmetric_exact`` with its leading arguments), called as
+    ``kinks.pinned_newton`` is (``solver._minimise``: (state, mu, tol, gap_tol) ->
+    (state, F, gap, passes, certified)); ``bounds`` keeps the last certified
+    (F, lower bound) for the Result's certificate, or None.
 
-    def __init__(self, model, shift, pert, fit_intercept, eps):
-        self.args = (model, shift, pert, fit_intercept, eps)
-        self.bounds = None
+    Each try that fails doubles the near set's sizes for the next (``near_set``'s
+    ``widen``): a solve that FISTA does not advance (columns on scales from 1e-2 to 1e3,
+    conditioning ~1e10) leaves the program's split wrong at every try, and the program
+    grows towards the whole problem, which the interior-point solver does not mind (tries
+    come at doubling work, so the program's cost follows the solve's). With
+    ``widen_declined`` a declined try widens the next too: the symmetric losses' program,
+    asked only once the pinned step has failed twice (a slow solve), whose near set is
+    the whole problem for the gaussian loss (a gaussian ``L1`` problem on raw breast
+    cancer columns ended 7e-5 above the optimum after 1787 iterations, each try
+    declined)."""
+
+    def __init__(self, step, *args, widen_declined=False):
+        self.step, self.args, self.widen_declined = step, args, widen_declined
+        self.bounds, self.failures = None, 0
 
     def __call__(self, state, mu, tol, gap_tol):
-        out, lower = hinge_exact(*self.args, state, mu, tol, gap_tol)
+        out, lower = self.step(*self.args, state, mu, tol, gap_tol,
+                               widen=2 ** min(self.failures, 30))
         if out[4]:
             self.bounds = (out[1], lower)
+        elif out[3] is not None or self.widen_declined:  # (else a decline is no failure)
+            self.failures += 1
         return out
 
 
-def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol):
+def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1):
     """The exact hinge solution from a smoothed one, ``state`` = (beta, b, t, X beta).
 
     ``shift`` is the fast path's shift function (``SupportShift`` or ``BoxShift``),
@@ -231,7 +254,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol)
     a0, a1 = _arguments(model, eta, t0, box)
     weights = (model.alpha, 1.0 - model.alpha)
     unknowns = d + int(fit_intercept) + (2 if box else 1)
-    near = near_set(_kink_distance(a0, a1, weights), w, mu, unknowns, d)
+    near = near_set(_kink_distance(a0, a1, weights), w, mu, unknowns, d, widen=widen)
     if near is None:  # declined: no passes spent (``solver._minimise`` asks again later)
         return (state, np.inf, np.inf, None, False), None
     split = _Split(a0, a1, *weights, near)
