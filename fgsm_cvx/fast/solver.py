@@ -710,7 +710,7 @@ PINNED_STAGE_END = 10
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
               candidate=False, exact_step=None, early_exact=False,
-              first_due=PINNED_MIN_WORK, check_step=None):
+              first_due=PINNED_MIN_WORK, check_step=None, late_newton=None):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -871,6 +871,15 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
             if pinned is not None:
                 (state, f_mu, residual), certified = pinned, True
                 break
+            if late_newton is not None and newton_step is None and not converged \
+                    and work >= LATE_NEWTON_WORK and max_iter > total_iter:
+                # FISTA does not advance (ill-conditioned: columns on very different
+                # scales): Newton takes this stage over, and the next stages' starts
+                newton_step = late_newton
+                state, f_mu, residual, it, converged = newton_step(
+                    state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter))
+                total_iter += it
+                work += 0.5 * newton_step.pass_cost(state[0]) * it
         if certified:
             break
         # the unsmoothed loss: FISTA that has not converged in DECREMENT_CHECK_AFTER
@@ -1032,6 +1041,10 @@ class _NewtonStage:
         return pass_cost(self.manifold, beta)
 
 
+# A smoothed solve below the Newton size rule that FISTA has not finished after this much
+# work (in FISTA iterations) hands its stages to Newton (``late_newton``): a Poisson solve
+# on raw columns (scales 1e-2 to 1e3) ran out of its 20000 iterations
+LATE_NEWTON_WORK = 1000
 # A cold solve uses the Newton step from this many samples and entries of X on. Below,
 # a pass over X costs less than the Newton pass's fixed work per block of rows (a Newton
 # pass took ~10 X^T (X v) passes at n = 2e4, d = 20), and the smoothed kinks of few
@@ -1125,12 +1138,17 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         exact_step = working_set.ReducedStep(working_set.hinge_exact, model, shift, pert,
                                              prob.fit_intercept, eps)
         early_exact, first_due = True, working_set.FIRST_TRY
+    # (below the size rule: Newton only once FISTA has not advanced, LATE_NEWTON_WORK)
+    late_newton = _NewtonStage(model, structure, prox, prob.fit_intercept, eps,
+                               prob._cache) if newton_step is None and structure is not None \
+        and has_second_order(prob.family) and needs_smoothing(prob.family) else None
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
         newton_step=newton_step, candidate=candidate, exact_step=exact_step,
         early_exact=early_exact, first_due=first_due, check_step=check_step,
+        late_newton=late_newton,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
