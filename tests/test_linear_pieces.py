@@ -14,6 +14,7 @@ from test_fast import _best_reference
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
 import fgsm_cvx.fast.linear_pieces as lp
+import fgsm_cvx.fast.working_set as ws
 from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
 from fgsm_cvx.fast.working_set import near_set
 
@@ -159,7 +160,7 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
     kappa = 0.3  # (any unit: the program's value times kappa is G)
     problem, (beta_v, b_v, t_v), sigma = lp._program(
         np.asarray(model.rows(idx)), model.y_host[idx], model.w_host[idx], model.family,
-        model.alpha, lp._far_part(model, u, near, lp._far_gradient(model, u),
+        model.alpha, lp._far_part(model, u, near, ws.linear_coefficient(model, u),
                                   box=np.ndim(t0) > 0),
         prob.perturbation, eps, model.offset, True, None, kappa)
 
@@ -175,3 +176,20 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
         scale = rng.choice([0.1, 1.0, 10.0])
         g, f = both(beta0 + scale * rng.standard_normal(5), b0 + scale * rng.standard_normal())
         assert g <= f + 1e-9 * abs(f)
+
+
+def test_path_starts_each_radius_with_the_program():
+    """An eps path of nearly-LAD Huber (standardised diabetes, y x 100): every radius is
+    certified by the program, at cvxpy's optimum; once the program has certified a
+    radius the next starts with it from the predicted point (a few iterations), where a
+    cold solve waits for the pinned step's two failures (~127 each). Counts, not times."""
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    prob = fc.AdversarialProblem(X, 100 * y, family="huber")
+    path = fc.adversarial_path(prob, n_eps=10, backend="fast", verbose=False)
+    for e, res in zip(path.eps[1:], path.results[1:], strict=True):
+        assert res.certificate.dual_objective is not None
+        _check(fc.AdversarialProblem(X, 100 * y, family="huber", eps=e), res)
+    cold = [fc.solve(fc.AdversarialProblem(X, 100 * y, family="huber", eps=e),
+                     backend="fast").n_iter for e in path.eps[1:]]
+    assert sum(r.n_iter for r in path.results[2:]) * 4 <= sum(cold[1:])

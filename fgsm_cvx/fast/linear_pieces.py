@@ -39,10 +39,18 @@ MAX_NEAR_PER_UNKNOWN samples per unknown).
 
 from __future__ import annotations
 
+import cvxpy as cp
 import numpy as np
 
 from ..families import _SymmetricFamily
-from .working_set import MAX_ROUNDS, SNAP, _solve, near_cap, near_set
+from .working_set import (
+    MAX_ROUNDS,
+    _solve,
+    linear_coefficient,
+    near_cap,
+    near_set,
+    program_point,
+)
 
 # the near set's growth where the reduced program is unbounded below
 GROWTH = 4
@@ -111,8 +119,6 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
     Clarabel reported the unscaled program infeasible. The variables hold beta~, b~ (a
     number without an intercept) and t~.
     """
-    import cvxpy as cp
-
     threshold = getattr(family, "threshold", None)
     sigma = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     sigma = sigma if sigma > 0.0 else 1.0
@@ -140,17 +146,6 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
         constraints.append(eps * pert.support_cvx(-beta) <= t[1])
     problem = cp.Problem(cp.Minimize(objective), constraints)
     return problem, (beta, b, t), sigma
-
-
-def _far_gradient(model, u):
-    """-X_c^T u (one X^T u pass; none where u = 0): the far samples' beta coefficient."""
-    if not np.any(u):
-        return np.zeros(model.engine.shape[1])
-    (xtu,) = model.engine.fetch(model.engine.rmatvec(model.engine.put(u)))
-    g_beta = -np.asarray(xtu, dtype=np.float64).ravel() * model.scale
-    if model.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
-        g_beta = g_beta + model.centre * float(np.sum(u))
-    return g_beta
 
 
 def _far_gradient_change(model, moved, u):
@@ -201,7 +196,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = getattr(model.family, "threshold", 0.0)
     u = np.where(near, 0.0, w * threshold * s)  # the far samples' w M s
-    g_beta = _far_gradient(model, u)
+    g_beta = linear_coefficient(model, u)
     passes = int(np.any(u))
     b_fixed = None if fit_intercept else float(b0)
     # the objective's units: F at the point (the tolerance's scale where it is ~0)
@@ -230,18 +225,13 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         if lower is None or beta_v.value is None:
             return (state, np.inf, np.inf, passes, False), None
         lower *= kappa
-        raw = sigma * np.asarray(beta_v.value, dtype=np.float64)
-        b_c = sigma * float(b_v.value) if fit_intercept else b_fixed
-        # interior-point zeros (~1e-12) are zeroed where the bound still certifies
-        snapped = np.where(np.abs(raw) <= SNAP * (1.0 + np.max(np.abs(raw))), 0.0, raw)
-        for beta in (snapped, raw) if np.any(snapped != raw) else (raw,):
-            # the state keeps the uncentred intercept b = b_c - s c^T beta
-            b = b_c - (0.0 if model.centre is None else float(model.centre @ beta))
-            t = eps * shift.value(beta)  # the least feasible shift: F is increasing in t
-            Xb, F = model.evaluate(beta, b, t, 0.0)
-            passes += 1
-            if F - lower <= gap_tol:
-                return ((beta, b, t, Xb), F, max(F - lower, 0.0), passes, True), lower
+        point, F, certified, evaluated = program_point(
+            model, shift, eps, sigma * np.asarray(beta_v.value, dtype=np.float64),
+            sigma * float(b_v.value) if fit_intercept else b_fixed, lower, gap_tol)
+        passes += evaluated
+        if certified:
+            return (point, F, max(F - lower, 0.0), passes, True), lower
+        _, b, t, Xb = point
         r = y - (engine.fetch(Xb)[0] + b)
         # far samples whose linear pieces no longer equal their terms
         moved = np.flatnonzero(_off_pieces(model, s, r, t) & ~near)

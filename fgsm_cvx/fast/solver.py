@@ -710,7 +710,8 @@ PINNED_STAGE_END = 10
 def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, max_iter,
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
               candidate=False, exact_step=None, early_exact=False,
-              first_due=PINNED_MIN_WORK, check_step=None, late_newton=None):
+              first_due=PINNED_MIN_WORK, check_step=None, late_newton=None,
+              start_exact=False):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -731,7 +732,12 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     (small curvature) is finished by ``_check_flat``: Newton (``check_step``, for the
     logistic loss) until its decrement meets the objective tolerance, else FISTA with a
     tighter residual tolerance. Newton's own solutions of such a problem are
-    tested by the decrement throughout.
+    tested by the decrement throughout. ``late_newton`` (a Newton stage where
+    ``newton_step`` is None) takes a smoothed stage over once FISTA's work reaches
+    ``LATE_NEWTON_WORK`` (FISTA not advancing: ill-conditioned data); ``start_exact``
+    offers a warm start to ``exact_step`` at once, as a candidate solution is (a path
+    whose last radius the symmetric losses' reduced program certified). Where the
+    exact step has failed, the continuation's stopping test asks it once more.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
     """
     def h(v):
@@ -799,7 +805,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         return out[:3] if out[4] else None
 
     first, certified = True, False
-    if smooth and warm and candidate and newton_step is None:
+    # (``start_exact``: a warm start offered to the exact step at once, as a candidate)
+    if smooth and warm and (candidate or start_exact) and newton_step is None:
         # A candidate solution: the exact step certifies it where it is one (the pinned
         # samples' KKT conditions, the hinge's reduced program), in a pass or two; the
         # smoothed problem's probe alone cannot (the exact solution is not stationary
@@ -1045,6 +1052,11 @@ class _NewtonStage:
 # work (in FISTA iterations) hands its stages to Newton (``late_newton``): a Poisson solve
 # on raw columns (scales 1e-2 to 1e3) ran out of its 20000 iterations
 LATE_NEWTON_WORK = 1000
+# the problem cache's flag: the symmetric losses' reduced program certified the last
+# solve (an eps path of nearly-LAD Huber: each radius then starts with it; 20 radii on
+# diabetes with y x 1e4 took longer than the cold solves, each waiting for the pinned
+# step's two failures)
+_PROGRAM_CERTIFIED = "fast_program_certified"
 # A cold solve uses the Newton step from this many samples and entries of X on. Below,
 # a pass over X costs less than the Newton pass's fixed work per block of rows (a Newton
 # pass took ~10 X^T (X v) passes at n = 2e4, d = 20), and the smoothed kinks of few
@@ -1125,13 +1137,17 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
                                   prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
-    pert, first_due = _formulated_set(prob), PINNED_MIN_WORK
+    pert, first_due, start_exact = _formulated_set(prob), PINNED_MIN_WORK, False
     if linear_pieces.covers(prob.family, pert):
         # the reduced program certifies where the pinned step does not settle (nearly
         # least absolute deviations): after its first failure, or alone (no manifold)
         program = working_set.ReducedStep(linear_pieces.symmetric_exact, model, shift, pert,
                                           prob.fit_intercept, eps, widen_declined=True)
-        exact_step = program if exact_step is None else _Chained(exact_step, program)
+        # along a path (problems made by with_params share _cache) whose last solve the
+        # program certified, a warm start goes to it first, from the predicted point
+        start_exact = warm_start is not None and prob._cache.get(_PROGRAM_CERTIFIED, False)
+        exact_step = program if exact_step is None or start_exact else \
+            _Chained(exact_step, program)
     if working_set.covers(prob.family, pert):
         # hinge: the reduced program on the samples near their kinks (its cost does not
         # grow with n), tried early: within the first stage or at its end
@@ -1148,7 +1164,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
         newton_step=newton_step, candidate=candidate, exact_step=exact_step,
         early_exact=early_exact, first_due=first_due, check_step=check_step,
-        late_newton=late_newton,
+        late_newton=late_newton, start_exact=start_exact,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
@@ -1160,7 +1176,9 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     objective = robust_objective(prob, coef, b, eta=eta) if finite else np.nan
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
     check_minimiser_exists(prob, coef, b, "fast", "FISTA", eta=eta)
-    bounds = getattr(exact_step, "bounds", None)  # the hinge's reduced program
+    bounds = getattr(exact_step, "bounds", None)  # a reduced program's
+    if linear_pieces.covers(prob.family, pert):
+        prob._cache[_PROGRAM_CERTIFIED] = bounds is not None
     return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
                    model.engine.name, bounds=None if bounds is None else
                    tuple(sc.objective(v) for v in bounds), eps=prob.eps, alpha=prob.alpha)

@@ -232,6 +232,37 @@ class ReducedStep:
         return out
 
 
+def linear_coefficient(model, u):
+    """-X_c^T u, the beta coefficient of the replaced terms' part -u^T eta (eta = X_c beta
+    + b_c): one X^T u pass, none where u = 0."""
+    if not np.any(u):
+        return np.zeros(model.engine.shape[1])
+    (xtu,) = model.engine.fetch(model.engine.rmatvec(model.engine.put(u)))
+    g_beta = -np.asarray(xtu, dtype=np.float64).ravel() * model.scale
+    if model.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
+        g_beta = g_beta + model.centre * float(np.sum(u))
+    return g_beta
+
+
+def program_point(model, shift, eps, raw, b_c, lower, gap_tol):
+    """(state, F, certified, evaluations): a reduced program's solution (beta, b_c) as the
+    fast path's state (beta, b, t, X beta), with its exact objective F, certified where
+    F - ``lower`` <= ``gap_tol``. An interior-point solution has its zero coefficients at
+    ~1e-12: they are zeroed where the bound still certifies the point (beyond eps_max all
+    are), else the solution is taken as it is (the last tried is returned uncertified)."""
+    snapped = np.where(np.abs(raw) <= SNAP * (1.0 + np.max(np.abs(raw))), 0.0, raw)
+    evaluated = 0
+    for beta in (snapped, raw) if np.any(snapped != raw) else (raw,):
+        # the state keeps the uncentred intercept b = b_c - s c^T beta
+        b = b_c - (0.0 if model.centre is None else float(model.centre @ beta))
+        t = eps * shift.value(beta)  # the least feasible shift: F is increasing in t
+        Xb, F = model.evaluate(beta, b, t, 0.0)
+        evaluated += 1
+        if F - lower <= gap_tol:
+            return (beta, b, t, Xb), F, True, evaluated
+    return (beta, b, t, Xb), F, False, evaluated
+
+
 def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1):
     """The exact hinge solution from a smoothed one, ``state`` = (beta, b, t, X beta).
 
@@ -263,11 +294,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     # coefficient is -X_c^T (lin z) (one pass) and the b_c coefficient -sum lin z
     lin, on_shift = split.coefficients(w)
     u = lin * z
-    (xtu,) = engine.fetch(engine.rmatvec(engine.put(u)))
-    g_beta = -np.asarray(xtu, dtype=np.float64).ravel() * model.scale
-    if model.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
-        g_beta = g_beta + model.centre * float(np.sum(u))
-    g_b = -float(np.sum(u))
+    g_beta, g_b = linear_coefficient(model, u), -float(np.sum(u))
     passes = 1
     b_fixed = None if fit_intercept else float(b0)
     for _ in range(MAX_ROUNDS):
@@ -282,20 +309,13 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         lower = _solve(problem, gap_tol)
         if lower is None or beta_v.value is None:
             return (state, np.inf, np.inf, passes, False), None
-        raw = np.asarray(beta_v.value, dtype=np.float64)
-        b_c = float(b_v.value) if fit_intercept else b_fixed
-        # An interior-point solution has its zero coefficients at ~1e-12: they are
-        # zeroed where the bound still certifies the point (beyond eps_max all are)
-        snapped = np.where(np.abs(raw) <= SNAP * (1.0 + np.max(np.abs(raw))), 0.0, raw)
-        for beta in (snapped, raw) if np.any(snapped != raw) else (raw,):
-            # the state keeps the uncentred intercept b = b_c - s c^T beta
-            b = b_c - (0.0 if model.centre is None else float(model.centre @ beta))
-            t = eps * shift.value(beta)  # the least feasible shift: F is increasing in t
-            Xb, F = model.evaluate(beta, b, t, 0.0)
-            passes += 1
-            gap = F - lower
-            if gap <= gap_tol:
-                return ((beta, b, t, Xb), F, max(gap, 0.0), passes, True), lower
+        point, F, certified, evaluated = program_point(
+            model, shift, eps, np.asarray(beta_v.value, dtype=np.float64),
+            float(b_v.value) if fit_intercept else b_fixed, lower, gap_tol)
+        passes += evaluated
+        if certified:
+            return (point, F, max(F - lower, 0.0), passes, True), lower
+        _, b, t, Xb = point
         eta = engine.fetch(Xb)[0] + b
         moved = split.wrong(*_arguments(model, eta, t, box))
         if not moved.size or moved.size > MAX_MOVED_FRACTION * idx.size:
