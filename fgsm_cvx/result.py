@@ -55,11 +55,12 @@ class Certificate:
         \\underbrace{(F_{numpy} - F_{solver}) + \\text{gap}}_{\\text{suboptimality\\_bound}}.
 
     For the fast backend ``residual`` is the norm of the projected-gradient mapping,
-    zero exactly at a minimiser (relative to the objective scale). Where the hinge's
-    reduced program finished the solve (``fast/working_set.py``), the primal and dual
-    objectives are F at the returned point and the reduced program's dual bound, which
-    is a lower bound on F* (the reduced objective is a minorant of F), ``gap`` their
-    difference, and ``residual`` that gap relative to the objective scale.
+    zero exactly at a minimiser (relative to the objective scale). Where a reduced
+    program finished the solve (the hinge's, ``fast/working_set.py``, or the symmetric
+    losses', ``fast/linear_pieces.py``), the primal and dual objectives are F at the
+    returned point and the reduced program's dual bound, which is a lower bound on F*
+    (the reduced objective is a minorant of F), ``gap`` their difference, and
+    ``residual`` that gap relative to the objective scale.
 
     Attributes
     ----------

@@ -544,10 +544,14 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
             n_b = b + d_bc + model.centred_step(start, n_beta)
             n_sigma = manifold.value(n_beta)
             n_t = eps * n_sigma
+            n_W = manifold.working(n_beta, {})[0] if optimistic and alpha == 1.0 else None
+            if optimistic and alpha == 1.0 and (n_W is None
+                                                 or n_W.shape[0] > MAX_WORKING_SET):
+                # the full step leaves the manifolds Newton handles (a step of ~1e4 on
+                # the l-inf tie manifold, columns on scales 1e-2 to 1e3): the line search
+                # goes on by the objective alone (it had stopped Newton after one pass)
+                optimistic = False
             if optimistic and alpha == 1.0:
-                n_W = manifold.working(n_beta, {})[0]
-                if n_W is None or n_W.shape[0] > MAX_WORKING_SET:
-                    break
                 # (in a flat valley the decrement is tested again: a full pass)
                 trial = _GradientPoint(model, n_beta, n_b, n_t, mu, fit_intercept) \
                     if rates.predicts_convergence(mu, residual, tol) and not flat \
