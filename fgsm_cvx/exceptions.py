@@ -36,7 +36,10 @@ class InaccurateSolutionWarning(UserWarning):
     """The solver stopped with a usable but inaccurate solution (see its certificate).
 
     Raised only when the package's own certificate does not confirm the point (its
-    suboptimality bound is above ``max(1000 tol, 1e-6)`` relative).
+    suboptimality bound is above ``max(1000 tol, 1e-6)`` relative). With
+    ``backend="auto"`` the fast path then solves from that point where it covers the
+    problem, and its answer replaces the inaccurate one where no worse (a
+    ``SolverFallbackWarning`` instead).
 
     Examples
     --------

@@ -6,7 +6,7 @@ import warnings
 
 from ._validation import check_max_iter, check_tol
 from .cvx import check_solver, solve_cvxpy
-from .exceptions import SolverError, SolverFallbackWarning
+from .exceptions import InaccurateSolutionWarning, SolverError, SolverFallbackWarning
 from .families import Hinge
 from .fast import shift_set, solve_fast
 from .problem import AdversarialProblem
@@ -120,14 +120,16 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
     SolverFallbackWarning
         (a warning) when "auto" chose the fast path and it ran out of its default
         iteration budget: the cvxpy backend then solved the problem (``Result.backend``
-        says so).
+        says so); or when "auto" chose cvxpy and its solution was inaccurate without its
+        certificate confirming it: the fast path then solved from that point, and its
+        answer, no worse, is returned.
     SolverError
         When the solver fails, stops at its iteration limit, returns a non-finite point,
         or the returned point proves that no minimiser exists (separable classes); the
         exception carries ``status`` and ``solver`` and its message says what to try.
     InaccurateSolutionWarning
         (a warning) when a solver stops with an inaccurate solution that its certificate
-        does not confirm.
+        does not confirm (and, with "auto", the fast path found none better).
 
     Notes
     -----
@@ -163,4 +165,37 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
             warnings.warn(f"the fast path did not converge ({err}); backend='auto' "
                           f"solved the problem with cvxpy ({solver}) instead",
                           SolverFallbackWarning, stacklevel=2)
+    elif backend == "auto" and prob.on_host and fast_supported(prob):
+        return _cvxpy_or_fast(prob, solver, tol, max_iter, verbose)  # (below the size rule)
     return solve_cvxpy(prob, solver=solver, tol=tol, max_iter=max_iter, verbose=verbose)
+
+
+def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
+    """"auto" below the size rule: the cvxpy backend, and where its solution is
+    inaccurate and its certificate does not confirm it (``InaccurateSolutionWarning``)
+    the fast path from that point, whose answer is returned where it is no worse (a
+    ``SolverFallbackWarning`` says so; else the cvxpy answer and its warnings).
+
+    Measured: Huber with a box at alpha = 0.3 on standardised diabetes rows, y x 1e4 and
+    the threshold 0.01 (nearly least absolute deviations with a tiny threshold): ECOS
+    returned 'optimal_inaccurate' 0.5-4.5% above the optimum on each of 8 problems (51 to
+    323 rows), where the fast path's reduced program certifies the optimum.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = solve_cvxpy(prob, solver=solver, tol=tol, max_iter=max_iter, verbose=verbose)
+    if any(issubclass(w.category, InaccurateSolutionWarning) for w in caught):
+        try:
+            fast = solve_fast(prob, tol=tol, warm_start=(res.coef, res.intercept))
+        except SolverError:
+            fast = None
+        if fast is not None and fast.objective <= res.objective:
+            warnings.warn(f"{solver} returned an inaccurate solution that its certificate "
+                          f"does not confirm (objective {res.objective:.10g}); "
+                          f"backend='auto' solved the problem with the fast path instead "
+                          f"(objective {fast.objective:.10g})", SolverFallbackWarning,
+                          stacklevel=3)
+            return fast
+    for w in caught:  # the cvxpy answer stands, with what it warned
+        warnings.warn(w.message, w.category, stacklevel=3)
+    return res
