@@ -326,8 +326,8 @@ def _bounded(residual, H, step, grad, beta, b, gap_tol):
     r^2 / (2 m) for the model's least curvature m (the quadratic model's minimum), and
     r ||x - x*|| where the objective is linear (F convex: F(x) - F* <= g^T (x - x*)),
     estimated by r (1 + ||x||). Where most samples lie beyond Huber's threshold the
-    pieces are nearly linear (m ~ 0): the pinned step certified a vertex with r of
-    1e-6 2e-3 above the optimum, coefficients of ~1e2 in the scaled problem. The
+    pieces are nearly linear (m ~ 0): the pinned step certified a vertex with a residual
+    of 1.7e-6, 2.3e-3 above the optimum, coefficients of ~1e2 in the scaled problem. The
     quadratic model's decrease along this active set's KKT step (Newton's decrement:
     ``newton.decrement``) must be within the tolerance too.
     """

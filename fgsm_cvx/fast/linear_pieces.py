@@ -61,6 +61,11 @@ def covers(family, perturbation):
     return isinstance(family, _SymmetricFamily) and perturbation is not None
 
 
+def _threshold(family):
+    """Huber's threshold M, or 0 for the gaussian loss (no linear piece: no far sample)."""
+    return getattr(family, "threshold", 0.0)
+
+
 def _interval(t, offset):
     """(h, u): the adversarial term's centre shift and half-width, rho(|r - h| + u).
 
@@ -77,8 +82,8 @@ def _distance(model, r, t):
     gaussian loss, which has none): the clean term's |r| >= M, the adversarial term's
     kink at a = r - h = 0 and |a| + u >= M (``_interval``); -inf too where r and a have
     opposite signs (the two terms' pieces on different sides)."""
-    threshold = getattr(model.family, "threshold", None)
-    if threshold is None:  # gaussian: every sample near
+    threshold = _threshold(model.family)
+    if not threshold:  # gaussian: every sample near
         return np.full(r.shape[0], -np.inf)
     h, u = _interval(t, model.offset)
     a = r - h
@@ -95,7 +100,7 @@ def _off_pieces(model, s, r, t):
     """The samples whose linear pieces (sides s) are not their terms at (r, t): the clean
     term's s r < M (which with u >= 0 implies the adversarial term's s a + u < M but
     for the kink, s a < 0) and the adversarial term's s a < 0 or s a + u < M."""
-    threshold = getattr(model.family, "threshold", 0.0)  # (gaussian: no far samples)
+    threshold = _threshold(model.family)
     h, u = _interval(t, model.offset)
     off = s * r < threshold if model.alpha > 0.0 else np.zeros(r.shape[0], dtype=bool)
     if model.alpha < 1.0:
@@ -119,10 +124,10 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
     Clarabel reported the unscaled program infeasible. The variables hold beta~, b~ (a
     number without an intercept) and t~.
     """
-    threshold = getattr(family, "threshold", None)
+    threshold = _threshold(family)
     sigma = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     sigma = sigma if sigma > 0.0 else 1.0
-    scaled = family if threshold is None else type(family)(threshold=threshold / sigma)
+    scaled = type(family)(threshold=threshold / sigma) if threshold else family
     box = np.ndim(lin[3]) > 0
     beta = cp.Variable(rows.shape[1])
     b = cp.Variable() if fit_intercept else b_fixed / sigma
@@ -160,7 +165,7 @@ def _far_part(model, u, near, g_beta, box=False):
     adversarial pieces' weights alpha and 1 - alpha summing to one; ``_interval``):
     u - s h = t + offset for one shift, for a box t_up (1 - s)/2 + t_dn (1 + s)/2 +
     offset, so g_t = (1 - alpha) M (sum_far w (1 - s)/2, sum_far w (1 + s)/2)."""
-    threshold = getattr(model.family, "threshold", 0.0)
+    threshold = _threshold(model.family)
     far = ~near
     w_far = float(np.sum(model.w_host[far]))
     adversarial = (1.0 - model.alpha) * threshold
@@ -194,7 +199,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     if near is None:
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
-    threshold = getattr(model.family, "threshold", 0.0)
+    threshold = _threshold(model.family)
     u = np.where(near, 0.0, w * threshold * s)  # the far samples' w M s
     g_beta = linear_coefficient(model, u)
     passes = int(np.any(u))

@@ -1138,6 +1138,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
     pert, first_due, start_exact = _formulated_set(prob), PINNED_MIN_WORK, False
+    program = None  # the symmetric losses' reduced program, where it applies
     if linear_pieces.covers(prob.family, pert):
         # the reduced program certifies where the pinned step does not settle (nearly
         # least absolute deviations): after its first failure, or alone (no manifold)
@@ -1177,8 +1178,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     check_finite(coef, b, objective, "optimal", "fast", "FISTA")
     check_minimiser_exists(prob, coef, b, "fast", "FISTA", eta=eta)
     bounds = getattr(exact_step, "bounds", None)  # a reduced program's
-    if linear_pieces.covers(prob.family, pert):
-        prob._cache[_PROGRAM_CERTIFIED] = bounds is not None
+    if program is not None:
+        prob._cache[_PROGRAM_CERTIFIED] = program.bounds is not None
     return _result(coef, b, sc.objective(f_mu), residual, n_iter, elapsed, objective,
                    model.engine.name, bounds=None if bounds is None else
                    tuple(sc.objective(v) for v in bounds), eps=prob.eps, alpha=prob.alpha)

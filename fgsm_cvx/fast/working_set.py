@@ -278,7 +278,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     del tol
     engine = model.engine
     _, b0, t0, Xb0 = state
-    n, d = engine.shape
+    d = engine.shape[1]
     box = np.ndim(t0) > 0
     z, w = model.y_host, model.w_host
     eta = engine.fetch(Xb0)[0] + b0
