@@ -39,13 +39,14 @@ MAX_NEAR_PER_UNKNOWN samples per unknown).
 
 from __future__ import annotations
 
+import warnings
+
 import cvxpy as cp
 import numpy as np
 
 from ..families import _SymmetricFamily
 from .working_set import (
     MAX_ROUNDS,
-    _solve,
     linear_coefficient,
     near_cap,
     near_set,
@@ -151,6 +152,30 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
         constraints.append(eps * pert.support_cvx(-beta) <= t[1])
     problem = cp.Problem(cp.Minimize(objective), constraints)
     return problem, (beta, b, t), sigma
+
+
+def _solve(problem, gap_tol):
+    """The reduced program's dual bound, by Clarabel, or None on any failure.
+
+    Through cvxpy's get_problem_data / solve_via_data / unpack_results (as the cvxpy
+    backend, ``cvx.solve_formulation``), for Clarabel's raw output: the dual bound is
+    its dual objective plus the constant cvxpy moved out (value - primal objective).
+    """
+    opts = {"tol_gap_abs": 0.1 * gap_tol, "tol_gap_rel": 1e-9, "tol_feas": 1e-8}
+    try:
+        data, chain, inverse = problem.get_problem_data(solver="CLARABEL", solver_opts=opts)
+        raw = chain.solve_via_data(problem, data, warm_start=False, solver_opts=opts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            problem.unpack_results(raw, chain, inverse)
+    except (cp.error.SolverError, ValueError, ArithmeticError):
+        return None
+    if problem.status != cp.OPTIMAL or problem.value is None:
+        return None
+    value, primal, dual = float(problem.value), float(raw.obj_val), float(raw.obj_val_dual)
+    if not np.isfinite(dual + primal):
+        return None
+    return dual + (value - primal)
 
 
 def _far_gradient_change(model, moved, u):

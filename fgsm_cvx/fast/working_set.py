@@ -26,21 +26,23 @@ the samples whose term changed side join N and the program is solved again.
 
 The V terms enter G through one vector, X_c^T (w c z 1_V), and a few sums (one X^T u
 pass); N's rows come from the engine. The reduced program (|N| rows, a few times d) is
-solved by Clarabel through cvxpy with the perturbation's own support function
-(``support_cvx``): every set the cvxpy backend formulates, at a cost independent of n
-(measured 7-30 ms for |N| = 100-400, d = 50). A point far from the solution (a wide
+assembled here as Clarabel's data and solved by Clarabel directly; its constraint
+eps sigma_S(beta) <= t comes from the perturbation's own support function
+(``support_cvx``) canonicalised once per set by cvxpy (``conic.support_template``):
+every set the cvxpy backend formulates, at a cost independent of n (measured 10-15 ms
+for |N| = 130-170, d = 50, of which Clarabel's solve is about 8; with cvxpy
+canonicalising the whole program it was 17-30 ms). A point far from the solution (a wide
 band) is not tried; with fewer samples than the near set's bounds the program holds them
 all: the whole problem, small then.
 """
 
 from __future__ import annotations
 
-import warnings
-
-import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from ..families import Hinge
+from . import conic
 
 # The near set: the samples within BAND_MU smoothing widths of a kink, at least
 # MIN_NEAR_PER_UNKNOWN per unknown (beta, b, t) nearest their kinks, at most
@@ -148,56 +150,63 @@ def near_set(dist, w, mu, unknowns, d, least=None, widen=1):
 
 
 def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, offset):
-    """The reduced program G as a cvxpy problem, with its variables (beta, b_c, t).
+    """The reduced program G as Clarabel data: (q, A, b, cones, constant), the minimum of
+    G being that of q^T x subject to b - A x in the cones, plus the constant.
 
-    ``lin`` = (constant, g_beta, g_b, g_t): G's linear part from the replaced terms,
-    const + g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift).
+    Columns x = (beta, b_c [with an intercept], t (one, or two on a box), s0, s1, the
+    support template's auxiliaries), s0 and s1 the near samples' clean and adversarial
+    hinge terms (present where their weight c0 = alpha, c1 = 1 - alpha is > 0) by their
+    epigraphs s >= 0, s >= a: with a0 = 1 - z eta and a1 = a0 + shift + offset, eta =
+    rows beta + b_c, each row a <= s reads -z rows beta - z b_c [+ shift] - s <= -1
+    [- offset] (without an intercept z b_c, a constant, moves to the right). ``lin`` =
+    (constant, g_beta, g_b, g_t): G's linear part from the replaced terms, const +
+    g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift).
     """
-    d = rows.shape[1]
-    beta = cp.Variable(d)
-    b = cp.Variable() if fit_intercept else b_fixed
-    t = cp.Variable(2, nonneg=True) if box else cp.Variable(nonneg=True)
+    m, d = rows.shape
     const, g_beta, g_b, g_t = lin
-    eta = rows @ beta + b
-    # (without an intercept b is the fixed number, g_b b a constant)
-    objective = const + g_beta @ beta + g_b * b + (g_t @ t if box else g_t * t)
-    if rows.shape[0]:
-        margin = cp.multiply(z, eta)
-        if c0 > 0.0:
-            objective = objective + (c0 * w) @ cp.pos(1.0 - margin)
-        if c1 > 0.0:
-            shift = (t[1] * (z > 0) + t[0] * (z < 0) if box else t) + offset
-            objective = objective + (c1 * w) @ cp.pos(1.0 - margin + shift)
-    if box:
-        constraints = [eps * pert.support_cvx(beta) <= t[0],
-                       eps * pert.support_cvx(-beta) <= t[1]]
+    n_t = 2 if box else 1
+    terms = [(c, k) for k, c in enumerate((c0, c1)) if c > 0.0 and m]
+    col_b, col_t = d, d + int(fit_intercept)
+    col_s = col_t + n_t  # the first slack block; the template's auxiliaries after them
+    template = conic.support_template(pert, d)
+    n_cols = col_s + m * len(terms) + n_t * template.n_aux
+    q = np.zeros(n_cols)
+    q[:d], q[col_t:col_s] = g_beta, g_t
+    if fit_intercept:
+        q[col_b] = g_b
     else:
-        constraints = [eps * pert.support_cvx(beta) <= t]
-    return cp.Problem(cp.Minimize(objective), constraints), beta, b
-
-
-def _solve(problem, gap_tol):
-    """The reduced program's dual bound, by Clarabel, or None on any failure.
-
-    Through cvxpy's get_problem_data / solve_via_data / unpack_results (as the cvxpy
-    backend, ``cvx.solve_formulation``), for Clarabel's raw output: the dual bound is
-    its dual objective plus the constant cvxpy moved out (value - primal objective).
-    """
-    opts = {"tol_gap_abs": 0.1 * gap_tol, "tol_gap_rel": 1e-9, "tol_feas": 1e-8}
-    try:
-        data, chain, inverse = problem.get_problem_data(solver="CLARABEL", solver_opts=opts)
-        raw = chain.solve_via_data(problem, data, warm_start=False, solver_opts=opts)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            problem.unpack_results(raw, chain, inverse)
-    except (cp.error.SolverError, ValueError, ArithmeticError):
-        return None
-    if problem.status != cp.OPTIMAL or problem.value is None:
-        return None
-    value, primal, dual = float(problem.value), float(raw.obj_val), float(raw.obj_val_dual)
-    if not np.isfinite(dual + primal):
-        return None
-    return dual + (value - primal)
+        const = const + g_b * b_fixed  # g_b b_c, a constant
+    entries = [(np.arange(n_t), np.arange(col_t, col_s), -np.ones(n_t))]  # t >= 0
+    rhs = [np.zeros(n_t)]
+    tz = -z[:, None] * rows
+    at = np.arange(m)
+    for j, (c, k) in enumerate(terms):
+        top, col = n_t + 2 * m * j, col_s + m * j  # rows: s >= 0, then s >= a
+        q[col:col + m] = c * w
+        entries.append((top + at, col + at, -np.ones(m)))
+        entries.append((top + m + at, col + at, -np.ones(m)))
+        entries.append((top + m + np.repeat(at, d), np.tile(np.arange(d), m), tz.ravel()))
+        shift = -1.0 - (offset if k else 0.0)
+        if fit_intercept:
+            entries.append((top + m + at, np.full(m, col_b), -z))
+        else:
+            shift = shift + z * b_fixed
+        rhs += [np.zeros(m), np.broadcast_to(shift, (m,))]
+        if k:  # + shift: t, or on a box t_dn (t[1]) for z = +1 and t_up (t[0]) for z = -1
+            which = (z > 0).astype(int) if box else np.zeros(m, dtype=int)
+            entries.append((top + m + at, col_t + which, np.ones(m)))
+    r, c, v = (np.concatenate(part) for part in zip(*entries, strict=True))
+    n_rows = n_t + 2 * m * len(terms)
+    blocks, cones = [sp.csc_matrix((v, (r, c)), shape=(n_rows, n_cols))], \
+        [conic.nonneg_cone(n_rows)]
+    for i, sign in enumerate((1.0, -1.0)[:n_t]):  # eps sigma(beta) <= t[0], (-beta) <= t[1]
+        A_e, b_e, cones_e = conic.epigraph_rows(
+            template, eps, sign, 0, col_t + i, col_s + m * len(terms) + i * template.n_aux,
+            n_cols)
+        blocks.append(A_e)
+        rhs.append(b_e)
+        cones += cones_e
+    return q, sp.vstack(blocks, format="csc"), np.concatenate(rhs), cones, const
 
 
 class ReducedStep:
@@ -303,15 +312,16 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         const = float(np.sum(lin) + np.sum(on_shift) * model.offset)
         g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
             else float(np.sum(on_shift))
-        problem, beta_v, b_v = _program(rows, z[idx], w[idx], *weights,
-                                        (const, g_beta, g_b, g_t), pert, eps, box,
-                                        fit_intercept, b_fixed, model.offset)
-        lower = _solve(problem, gap_tol)
-        if lower is None or beta_v.value is None:
+        q, A, rhs, cones, const = _program(rows, z[idx], w[idx], *weights,
+                                           (const, g_beta, g_b, g_t), pert, eps, box,
+                                           fit_intercept, b_fixed, model.offset)
+        solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol)
+        if solved is None:
             return (state, np.inf, np.inf, passes, False), None
+        x, lower = solved[0], solved[1] + const
         point, F, certified, evaluated = program_point(
-            model, shift, eps, np.asarray(beta_v.value, dtype=np.float64),
-            float(b_v.value) if fit_intercept else b_fixed, lower, gap_tol)
+            model, shift, eps, x[:d], float(x[d]) if fit_intercept else b_fixed, lower,
+            gap_tol)
         passes += evaluated
         if certified:
             return (point, F, max(F - lower, 0.0), passes, True), lower

@@ -1,0 +1,135 @@
+"""Reduced programs handed to Clarabel directly, the support function by a cone template.
+
+A reduced program (``working_set``) is a few hundred linear rows in (beta, b, t) plus the
+epigraph of the perturbation's support function,
+
+.. math:: \\epsilon\\, \\sigma_S(\\beta) \\le t.
+
+cvxpy formulates sigma_S for every set (``support_cvx``, custom sets included), but
+canonicalising the whole program took 7-28 ms at |N| = 250-500 rows, d = 50, more than
+Clarabel's solve. The epigraph's conic form does not depend on the data, so cvxpy
+canonicalises only {sigma_S(beta) <= tau} (once per set and dimension, kept while the
+set lives): rows
+
+.. math:: A_\\beta \\beta + A_\\tau \\tau + A_u u + s = b_S, \\qquad s \\in K_S
+
+(u cvxpy's auxiliary variables). For eps > 0 the epigraph is the template with
+tau = t / eps (sigma_S is positively homogeneous): the t column is A_tau / eps; a box's
+second shift uses the template at -beta (the beta columns negated) with its own u.
+At eps = 0 there is no epigraph row (the shift t >= 0 is free, and optimal at 0).
+The program's own rows are stacked on top of them as a nonnegative cone.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from ..perturbations import L1, L2, Linf, Lp
+
+# per perturbation set, per dimension d: L_p balls by their exponent (the shorthand
+# "linf" makes a new set per problem), any other set by itself (weakly: the template
+# goes with the set)
+_LP_TEMPLATES = {}
+_TEMPLATES = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class SupportTemplate:
+    """The cone rows of {sigma_S(beta) <= tau}: ``A`` (CSC, columns beta (d), tau, then
+    ``n_aux`` auxiliaries), ``b`` and ``cones`` (Clarabel's, in row order)."""
+
+    A: sp.csc_matrix
+    b: np.ndarray
+    cones: tuple
+    d: int
+
+    @property
+    def n_aux(self):
+        return self.A.shape[1] - self.d - 1
+
+
+def support_template(pert, d):
+    """The set's ``SupportTemplate`` in dimension d (cached: per exponent for the L_p
+    balls, else while ``pert`` lives)."""
+    if type(pert) in (Lp, Linf, L2, L1):
+        per_set = _LP_TEMPLATES.setdefault(float(pert.p), {})
+    else:
+        try:
+            per_set = _TEMPLATES.setdefault(pert, {})
+        except TypeError:  # (an object that takes no weak reference: not cached)
+            per_set = {}
+    template = per_set.get(d)
+    if template is None:
+        template = per_set[d] = _canonicalise(pert, d)
+    return template
+
+
+def _canonicalise(pert, d):
+    """cvxpy's Clarabel data of min 0 s.t. sigma_S(beta) <= tau, columns reordered to
+    (beta, tau, auxiliaries)."""
+    from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import dims_to_solver_cones
+
+    beta, tau = cp.Variable(d), cp.Variable()
+    problem = cp.Problem(cp.Minimize(0), [pert.support_cvx(beta) <= tau])
+    data, _, _ = problem.get_problem_data(solver="CLARABEL")
+    A = sp.csc_matrix(data["A"])
+    cols = data["param_prob"].var_id_to_col
+    first = np.r_[np.arange(cols[beta.id], cols[beta.id] + d), cols[tau.id]]
+    rest = np.setdiff1d(np.arange(A.shape[1]), first)  # cvxpy's auxiliaries
+    return SupportTemplate(A=A[:, np.r_[first, rest]].tocsc(),
+                           b=np.asarray(data["b"], dtype=np.float64),
+                           cones=tuple(dims_to_solver_cones(data["dims"])), d=d)
+
+
+def epigraph_rows(template, eps, sign, beta_col, t_col, aux_col, n_cols):
+    """The rows of eps sigma_S(sign beta) <= t in a program of ``n_cols`` columns, beta at
+    ``beta_col`` .. + d, t at ``t_col``, the template's auxiliaries from ``aux_col``:
+    (A, b, cones), none at eps = 0."""
+    if eps <= 0.0:
+        return sp.csc_matrix((0, n_cols)), np.zeros(0), ()
+    d = template.d
+    A = template.A.tocoo()
+    col = np.where(A.col < d, beta_col + A.col,
+                   np.where(A.col == d, t_col, aux_col + A.col - d - 1))
+    # beta -> sign beta; tau = t / eps (sigma_S positively homogeneous, eps > 0)
+    data = np.where(A.col < d, sign * A.data, np.where(A.col == d, A.data / eps, A.data))
+    rows = sp.csc_matrix((data, (A.row, col)), shape=(A.shape[0], n_cols))
+    return rows, template.b, template.cones
+
+
+def clarabel_solve(q, A, b, cones, gap_tol):
+    """Minimise q^T x subject to b - A x in the cones, by Clarabel: (x, dual objective), or
+    None on any failure (a status other than solved, a non-finite bound).
+
+    The dual objective bounds the minimum from below (weak duality, up to Clarabel's
+    feasibility tolerance 1e-8); the absolute gap tolerance is 0.1 ``gap_tol``.
+    """
+    import clarabel
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs, settings.tol_gap_rel, settings.tol_feas = 0.1 * gap_tol, 1e-9, 1e-8
+    n = q.shape[0]
+    try:
+        solver = clarabel.DefaultSolver(sp.csc_matrix((n, n)), np.asarray(q, np.float64),
+                                        sp.csc_matrix(A), np.asarray(b, np.float64),
+                                        list(cones), settings)
+        solution = solver.solve()
+    except (ValueError, ArithmeticError, RuntimeError):
+        return None
+    dual = float(solution.obj_val_dual)
+    if solution.status != clarabel.SolverStatus.Solved or not np.isfinite(dual):
+        return None
+    return np.asarray(solution.x, dtype=np.float64), dual
+
+
+def nonneg_cone(n):
+    """Clarabel's nonnegative cone of dimension n."""
+    import clarabel
+
+    return clarabel.NonnegativeConeT(n)

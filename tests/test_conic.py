@@ -1,0 +1,72 @@
+"""The support-function cone template (fast/conic.py) against each set's closed-form
+support function: with beta pinned, the least t the epigraph rows allow is
+eps sigma_S(sign beta)."""
+
+import clarabel
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_working_set import SETS
+
+import fgsm_cvx as fc
+from fgsm_cvx.fast import conic
+
+D = 6
+
+
+def _least_t(pert, beta, eps, sign):
+    """min t s.t. eps sigma_S(sign beta) <= t, beta fixed by equality rows, t >= 0, solved
+    by Clarabel from the template's rows (columns: beta, t, the template's auxiliaries)."""
+    template = conic.support_template(pert, D)
+    n_cols = D + 1 + template.n_aux
+    A_e, b_e, cones_e = conic.epigraph_rows(template, eps, sign, beta_col=0, t_col=D,
+                                            aux_col=D + 1, n_cols=n_cols)
+    pin = sp.hstack([sp.eye(D), sp.csc_matrix((D, n_cols - D))])  # beta = beta0
+    t_nonneg = sp.csc_matrix(([-1.0], ([0], [D])), shape=(1, n_cols))  # 0 - (-t) >= 0
+    A = sp.vstack([pin, t_nonneg, A_e]).tocsc()
+    b = np.r_[beta, 0.0, b_e]
+    cones = [clarabel.ZeroConeT(D), conic.nonneg_cone(1), *cones_e]
+    q = np.zeros(n_cols)
+    q[D] = 1.0
+    solved = conic.clarabel_solve(q, A, b, cones, gap_tol=1e-10)
+    assert solved is not None
+    x, dual = solved
+    assert dual == pytest.approx(x[D], rel=1e-8, abs=1e-8)  # the dual bound meets it
+    return x[D]
+
+
+@pytest.mark.parametrize("set_id", list(SETS))
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_template_epigraph_is_the_support_function(set_id, sign):
+    pert = SETS[set_id](D)
+    rng = np.random.default_rng(3)
+    for eps in (0.37, 2.5):
+        beta = rng.standard_normal(D) * rng.choice([0.1, 1.0, 10.0], D)
+        expected = eps * float(pert.support(sign * beta))
+        assert _least_t(pert, beta, eps, sign) == pytest.approx(expected, rel=1e-6,
+                                                                abs=1e-8)
+
+
+def test_no_epigraph_rows_at_eps_zero():
+    template = conic.support_template(fc.L2(), D)
+    A, b, cones = conic.epigraph_rows(template, 0.0, 1.0, 0, D, D + 1, 20)
+    assert A.shape == (0, 20) and b.size == 0 and cones == ()
+
+
+def test_templates_are_shared_by_lp_exponent_and_kept_per_set():
+    # a new l-inf ball per problem (the shorthand) reuses the canonicalised template ...
+    assert conic.support_template(fc.Linf(), D) is conic.support_template(fc.Linf(), D)
+    assert conic.support_template(fc.Lp(3), D) is not conic.support_template(fc.Lp(4), D)
+    # ... other sets keep theirs while they live, one per dimension
+    group = fc.Group(np.arange(D) // 2)
+    assert conic.support_template(group, D) is conic.support_template(group, D)
+    other = conic.support_template(fc.Group(np.arange(D) // 2), D)
+    assert other is not conic.support_template(group, D)
+    assert conic.support_template(fc.L1(), D + 1).d == D + 1
+
+
+def test_clarabel_solve_reports_failure_as_none():
+    # min x s.t. x >= 1 and -x >= 0: infeasible
+    A = sp.csc_matrix(np.array([[-1.0], [1.0]]))
+    assert conic.clarabel_solve(np.ones(1), A, np.array([-1.0, 0.0]),
+                                [conic.nonneg_cone(2)], gap_tol=1e-8) is None
