@@ -53,10 +53,15 @@ def test_no_epigraph_rows_at_eps_zero():
     assert A.shape == (0, 20) and b.size == 0 and cones == ()
 
 
-def test_templates_are_shared_by_lp_exponent_and_kept_per_set():
+def test_templates_are_shared_by_value_or_kept_per_set():
     # a new l-inf ball per problem (the shorthand) reuses the canonicalised template ...
     assert conic.support_template(fc.Linf(), D) is conic.support_template(fc.Linf(), D)
     assert conic.support_template(fc.Lp(3), D) is not conic.support_template(fc.Lp(4), D)
+    # ... as weighted l-inf balls of the same scales (a box's centred form, new per solve)
+    scales = np.linspace(0.5, 1.5, D)
+    wlinf = conic.support_template(fc.WeightedLinf(scales), D)
+    assert conic.support_template(fc.WeightedLinf(scales.copy()), D) is wlinf
+    assert conic.support_template(fc.WeightedLinf(scales + 1.0), D) is not wlinf
     # ... other sets keep theirs while they live, one per dimension
     group = fc.Group(np.arange(D) // 2)
     assert conic.support_template(group, D) is conic.support_template(group, D)

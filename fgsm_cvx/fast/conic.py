@@ -29,12 +29,15 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ..perturbations import L1, L2, Linf, Lp
+from ..perturbations import L1, L2, Linf, Lp, WeightedLinf
 
 # per perturbation set, per dimension d: L_p balls by their exponent (the shorthand
-# "linf" makes a new set per problem), any other set by itself (weakly: the template
-# goes with the set)
+# "linf" makes a new set per problem), weighted l-inf balls by their scales (a box at
+# alpha = 0 is solved as a new one per solve, ``box.centred_box``; the last
+# _MAX_BY_VALUE kept), any other set by itself (weakly: the template goes with the set)
 _LP_TEMPLATES = {}
+_MAX_BY_VALUE = 32
+_BY_VALUE = {}
 _TEMPLATES = weakref.WeakKeyDictionary()
 
 
@@ -55,9 +58,14 @@ class SupportTemplate:
 
 def support_template(pert, d):
     """The set's ``SupportTemplate`` in dimension d (cached: per exponent for the L_p
-    balls, else while ``pert`` lives)."""
+    balls, per scales for the weighted l-inf balls, else while ``pert`` lives)."""
     if type(pert) in (Lp, Linf, L2, L1):
         per_set = _LP_TEMPLATES.setdefault(float(pert.p), {})
+    elif type(pert) is WeightedLinf:
+        key = pert.scales.tobytes()
+        if key not in _BY_VALUE and len(_BY_VALUE) >= _MAX_BY_VALUE:
+            del _BY_VALUE[next(iter(_BY_VALUE))]  # the oldest (dicts keep insertion order)
+        per_set = _BY_VALUE.setdefault(key, {})
     else:
         try:
             per_set = _TEMPLATES.setdefault(pert, {})
@@ -107,25 +115,34 @@ def clarabel_solve(q, A, b, cones, gap_tol):
     None on any failure (a status other than solved, a non-finite bound).
 
     The dual objective bounds the minimum from below (weak duality, up to Clarabel's
-    feasibility tolerance 1e-8); the absolute gap tolerance is 0.1 ``gap_tol``.
+    feasibility tolerance 1e-8); the absolute gap tolerance is 0.1 ``gap_tol``. A linear
+    program (nonnegative cones only) is solved first without iterative refinement of
+    the KKT solves: the same iterations and bound to 1e-11 on the hinge's reduced
+    programs, 25-40% faster (7-8 ms against 9-11 ms at 370-430 rows, d = 50); with
+    second-order cones it stopped "almost solved" there. Where that first solve does not
+    succeed, the default settings answer.
     """
     import clarabel
 
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    settings.tol_gap_abs, settings.tol_gap_rel, settings.tol_feas = 0.1 * gap_tol, 1e-9, 1e-8
     n = q.shape[0]
-    try:
-        solver = clarabel.DefaultSolver(sp.csc_matrix((n, n)), np.asarray(q, np.float64),
-                                        sp.csc_matrix(A), np.asarray(b, np.float64),
-                                        list(cones), settings)
-        solution = solver.solve()
-    except (ValueError, ArithmeticError, RuntimeError):
-        return None
-    dual = float(solution.obj_val_dual)
-    if solution.status != clarabel.SolverStatus.Solved or not np.isfinite(dual):
-        return None
-    return np.asarray(solution.x, dtype=np.float64), dual
+    P, q, A, b = sp.csc_matrix((n, n)), np.asarray(q, np.float64), sp.csc_matrix(A), \
+        np.asarray(b, np.float64)
+    cones = list(cones)
+    linear = all(isinstance(cone, clarabel.NonnegativeConeT) for cone in cones)
+    for refine in ((False, True) if linear else (True,)):
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        settings.tol_gap_abs, settings.tol_gap_rel, settings.tol_feas = \
+            0.1 * gap_tol, 1e-9, 1e-8
+        settings.iterative_refinement_enable = refine
+        try:
+            solution = clarabel.DefaultSolver(P, q, A, b, cones, settings).solve()
+        except (ValueError, ArithmeticError, RuntimeError):
+            continue
+        dual = float(solution.obj_val_dual)
+        if solution.status == clarabel.SolverStatus.Solved and np.isfinite(dual):
+            return np.asarray(solution.x, dtype=np.float64), dual
+    return None
 
 
 def nonneg_cone(n):
