@@ -18,7 +18,7 @@ def _least_t(pert, beta, eps, sign):
     """min t s.t. eps sigma_S(sign beta) <= t, beta fixed by equality rows, t >= 0, solved
     by Clarabel from the template's rows (columns: beta, t, the template's auxiliaries)."""
     template = conic.support_template(pert, D)
-    n_cols = D + 1 + template.n_aux
+    n_cols = D + 1 + template.n_aux  # beta, t, then tau and the auxiliaries
     A_e, b_e, cones_e = conic.epigraph_rows(template, eps, sign, beta_col=0, t_col=D,
                                             aux_col=D + 1, n_cols=n_cols)
     pin = sp.hstack([sp.eye(D), sp.csc_matrix((D, n_cols - D))])  # beta = beta0
@@ -29,8 +29,8 @@ def _least_t(pert, beta, eps, sign):
     q = np.zeros(n_cols)
     q[D] = 1.0
     solved = conic.clarabel_solve(q, A, b, cones, gap_tol=1e-10)
-    assert solved is not None
-    x, dual = solved
+    assert solved.status == "optimal"
+    x, dual = solved.x, solved.dual
     assert dual == pytest.approx(x[D], rel=1e-8, abs=1e-8)  # the dual bound meets it
     return x[D]
 
@@ -70,8 +70,27 @@ def test_templates_are_shared_by_value_or_kept_per_set():
     assert conic.support_template(fc.L1(), D + 1).d == D + 1
 
 
-def test_clarabel_solve_reports_failure_as_none():
+def test_clarabel_solve_reports_infeasible_and_unbounded_programs():
     # min x s.t. x >= 1 and -x >= 0: infeasible
     A = sp.csc_matrix(np.array([[-1.0], [1.0]]))
-    assert conic.clarabel_solve(np.ones(1), A, np.array([-1.0, 0.0]),
-                                [conic.nonneg_cone(2)], gap_tol=1e-8) is None
+    out = conic.clarabel_solve(np.ones(1), A, np.array([-1.0, 0.0]),
+                               [conic.nonneg_cone(2)], gap_tol=1e-8)
+    assert out.status == "failed" and out.x is None
+    # min -x s.t. x >= 1: unbounded below (dual infeasible), with and without P = 0
+    for P in (None, sp.csc_matrix((1, 1))):
+        out = conic.clarabel_solve(-np.ones(1), sp.csc_matrix([[-1.0]]), np.array([-1.0]),
+                                   [conic.nonneg_cone(1)], gap_tol=1e-8, P=P)
+        assert out.status == "unbounded"
+
+
+def test_clarabel_solve_quadratic_objective_against_closed_form():
+    # min (x - 3)^2 / 2 + 2 |y| ... as min x^2/2 - 3x + 2 a s.t. a >= y - 1, a >= 1 - y:
+    # x = 3 and a = |y - 1| = 0 at y = 1: the value -4.5
+    P = sp.diags([1.0, 0.0, 0.0], format="csc")
+    q = np.array([-3.0, 0.0, 2.0])
+    A = sp.csc_matrix(np.array([[0.0, 1.0, -1.0], [0.0, -1.0, -1.0]]))  # b - A x >= 0
+    out = conic.clarabel_solve(q, A, np.array([1.0, -1.0]), [conic.nonneg_cone(2)],
+                               gap_tol=1e-10, P=P)
+    assert out.status == "optimal"
+    assert out.x == pytest.approx([3.0, 1.0, 0.0], abs=1e-6)
+    assert out.dual == pytest.approx(-4.5, abs=1e-8)

@@ -1,29 +1,31 @@
 """Reduced programs handed to Clarabel directly, the support function by a cone template.
 
-A reduced program (``working_set``) is a few hundred linear rows in (beta, b, t) plus the
-epigraph of the perturbation's support function,
+A reduced program (the hinge's, ``working_set``; the symmetric losses', ``linear_pieces``)
+is a few hundred rows in (beta, b, t) and the terms' auxiliary columns (linear, or with a
+diagonal quadratic objective) plus the epigraph of the perturbation's support function,
 
 .. math:: \\epsilon\\, \\sigma_S(\\beta) \\le t.
 
 cvxpy formulates sigma_S for every set (``support_cvx``, custom sets included), but
 canonicalising the whole program took 7-28 ms at |N| = 250-500 rows, d = 50, more than
 Clarabel's solve. The epigraph's conic form does not depend on the data, so cvxpy
-canonicalises only {sigma_S(beta) <= tau} (once per set and dimension, kept while the
-set lives): rows
+canonicalises only {sigma_S(beta) <= tau} (once per set and dimension; see
+``support_template`` for how long it is kept): rows
 
 .. math:: A_\\beta \\beta + A_\\tau \\tau + A_u u + s = b_S, \\qquad s \\in K_S
 
-(u cvxpy's auxiliary variables). For eps > 0 the epigraph is the template with
-tau = t / eps (sigma_S is positively homogeneous): the t column is A_tau / eps; a box's
-second shift uses the template at -beta (the beta columns negated) with its own u.
-At eps = 0 there is no epigraph row (the shift t >= 0 is free, and optimal at 0).
-The program's own rows are stacked on top of them as a nonnegative cone.
+(u cvxpy's auxiliary variables). For eps > 0 the epigraph is the template and the row
+eps tau <= t (as cvxpy poses it); a box's second shift uses the template at -beta (the
+beta columns negated) with its own tau and u. At eps = 0 there is no epigraph row (the
+shift t >= 0 is free, and optimal at 0). Each program's own rows come first, as zero
+and nonnegative cones.
 """
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cvxpy as cp
 import numpy as np
@@ -53,7 +55,8 @@ class SupportTemplate:
 
     @property
     def n_aux(self):
-        return self.A.shape[1] - self.d - 1
+        """The columns an epigraph adds to a program: tau and cvxpy's auxiliaries."""
+        return self.A.shape[1] - self.d
 
 
 def support_template(pert, d):
@@ -96,39 +99,60 @@ def _canonicalise(pert, d):
 
 def epigraph_rows(template, eps, sign, beta_col, t_col, aux_col, n_cols):
     """The rows of eps sigma_S(sign beta) <= t in a program of ``n_cols`` columns, beta at
-    ``beta_col`` .. + d, t at ``t_col``, the template's auxiliaries from ``aux_col``:
-    (A, b, cones), none at eps = 0."""
+    ``beta_col`` .. + d, t at ``t_col``, tau and the template's auxiliaries from
+    ``aux_col`` (``template.n_aux`` columns): (A, b, cones), none at eps = 0.
+
+    The template's rows sigma_S(sign beta) <= tau and the row eps tau <= t, as cvxpy
+    poses eps sigma_S(beta) <= t: the cone rows keep the template's unit scale. (With
+    tau = t / eps substituted instead, the t column is the template's over eps; at
+    eps = 0.01 eps_max Clarabel stopped "almost solved" on a gaussian program with
+    `Lp(3)`, d = 60.)
+    """
     if eps <= 0.0:
         return sp.csc_matrix((0, n_cols)), np.zeros(0), ()
     d = template.d
     A = template.A.tocoo()
-    col = np.where(A.col < d, beta_col + A.col,
-                   np.where(A.col == d, t_col, aux_col + A.col - d - 1))
-    # beta -> sign beta; tau = t / eps (sigma_S positively homogeneous, eps > 0)
-    data = np.where(A.col < d, sign * A.data, np.where(A.col == d, A.data / eps, A.data))
-    rows = sp.csc_matrix((data, (A.row, col)), shape=(A.shape[0], n_cols))
-    return rows, template.b, template.cones
+    # beta -> sign beta; tau and the auxiliaries from aux_col
+    col = np.where(A.col < d, beta_col + A.col, aux_col + A.col - d)
+    data = np.where(A.col < d, sign * A.data, A.data)
+    k = A.shape[0]
+    # eps tau - t <= 0: b - A x = t - eps tau >= 0 with A = (eps at tau, -1 at t), b = 0
+    rows = sp.csc_matrix((np.r_[data, eps, -1.0], (np.r_[A.row, k, k],
+                                                   np.r_[col, aux_col, t_col])),
+                         shape=(k + 1, n_cols))
+    return rows, np.r_[template.b, 0.0], (*template.cones, nonneg_cone(1))
 
 
-def clarabel_solve(q, A, b, cones, gap_tol):
-    """Minimise q^T x subject to b - A x in the cones, by Clarabel: (x, dual objective), or
-    None on any failure (a status other than solved, a non-finite bound).
+class ConicSolution(NamedTuple):
+    """Clarabel's answer: ``status`` "optimal" (with ``x`` and the dual objective
+    ``dual``), "unbounded" (the primal unbounded below: dual infeasible) or "failed"."""
 
-    The dual objective bounds the minimum from below (weak duality, up to Clarabel's
-    feasibility tolerance 1e-8); the absolute gap tolerance is 0.1 ``gap_tol``. A linear
-    program (nonnegative cones only) is solved first without iterative refinement of
-    the KKT solves: the same iterations and bound to 1e-11 on the hinge's reduced
-    programs, 25-40% faster (7-8 ms against 9-11 ms at 370-430 rows, d = 50); with
-    second-order cones it stopped "almost solved" there. Where that first solve does not
-    succeed, the default settings answer.
+    status: str
+    x: np.ndarray | None = None
+    dual: float | None = None
+
+
+def clarabel_solve(q, A, b, cones, gap_tol, P=None):
+    """Minimise x^T P x / 2 + q^T x subject to b - A x in the cones, by Clarabel: a
+    ``ConicSolution``; "failed" on any other status or a non-finite bound.
+
+    ``P`` (upper triangular, CSC) defaults to zero: a linear or conic program. The dual
+    objective bounds the minimum from below (weak duality, up to Clarabel's feasibility
+    tolerance 1e-8); the absolute gap tolerance is 0.1 ``gap_tol``. A linear program
+    (nonnegative cones only) is solved first without iterative refinement of the KKT
+    solves: the same iterations and bound to 1e-11 on the hinge's reduced programs,
+    25-40% faster (7-8 ms against 9-11 ms at 370-430 rows, d = 50); with second-order
+    cones it stopped "almost solved" there. Where that first solve does not succeed, the
+    default settings answer.
     """
     import clarabel
 
     n = q.shape[0]
-    P, q, A, b = sp.csc_matrix((n, n)), np.asarray(q, np.float64), sp.csc_matrix(A), \
-        np.asarray(b, np.float64)
+    linear = P is None and all(isinstance(cone, clarabel.NonnegativeConeT) for cone in cones)
+    P = sp.csc_matrix((n, n)) if P is None else sp.csc_matrix(P)
+    q, A, b = np.asarray(q, np.float64), sp.csc_matrix(A), np.asarray(b, np.float64)
     cones = list(cones)
-    linear = all(isinstance(cone, clarabel.NonnegativeConeT) for cone in cones)
+    status = "failed"
     for refine in ((False, True) if linear else (True,)):
         settings = clarabel.DefaultSettings()
         settings.verbose = False
@@ -141,8 +165,11 @@ def clarabel_solve(q, A, b, cones, gap_tol):
             continue
         dual = float(solution.obj_val_dual)
         if solution.status == clarabel.SolverStatus.Solved and np.isfinite(dual):
-            return np.asarray(solution.x, dtype=np.float64), dual
-    return None
+            return ConicSolution("optimal", np.asarray(solution.x, dtype=np.float64), dual)
+        if solution.status in (clarabel.SolverStatus.DualInfeasible,
+                               clarabel.SolverStatus.AlmostDualInfeasible):
+            status = "unbounded"
+    return ConicSolution(status)
 
 
 def nonneg_cone(n):
@@ -150,3 +177,10 @@ def nonneg_cone(n):
     import clarabel
 
     return clarabel.NonnegativeConeT(n)
+
+
+def zero_cone(n):
+    """Clarabel's zero cone of dimension n (equality rows)."""
+    import clarabel
+
+    return clarabel.ZeroConeT(n)

@@ -39,12 +39,11 @@ MAX_NEAR_PER_UNKNOWN samples per unknown).
 
 from __future__ import annotations
 
-import warnings
-
-import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from ..families import _SymmetricFamily
+from . import conic
 from .working_set import (
     MAX_ROUNDS,
     linear_coefficient,
@@ -112,70 +111,130 @@ def _off_pieces(model, s, r, t):
 
 def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b_fixed,
              kappa):
-    """G as a cvxpy problem on the near rows: (problem, (beta, b_c, t), sigma).
+    """G on the near rows as Clarabel data: (P, q, A, b, cones, constant, sigma), the
+    minimum of G being kappa (that of x^T P x / 2 + q^T x subject to b - A x in the
+    cones, plus the constant).
 
     ``lin`` = (const, g_beta, g_b, g_t): the far samples' part const + g_beta^T beta +
     g_b b_c + g_t t. The program is posed in units of the near responses' scale
     sigma (beta = sigma beta~, b_c = sigma b~, t = sigma t~: the constraint is
     homogeneous) and of the objective's ``kappa`` (the objective at the point: the
     program's value is then of order one, where Clarabel's gap tolerance, relative to
-    max(1, |value|), is a relative one), with rho_M(sigma v) = sigma^2 rho_{M/sigma}(v):
-    the minimum of G is kappa times the program's. Nearly least absolute deviations in
-    the fast path's scaled units have responses of ~1e4 and thresholds of ~1e-4, where
-    Clarabel reported the unscaled program infeasible. The variables hold beta~, b~ (a
-    number without an intercept) and t~.
+    max(1, |value|), is a relative one), with rho_M(sigma v) = sigma^2 rho_{M/sigma}(v).
+    Nearly least absolute deviations in the fast path's scaled units have responses of
+    ~1e4 and thresholds of ~1e-4, where Clarabel reported the unscaled program
+    infeasible.
+
+    Columns x = (beta~, b~ [with an intercept], t~ (one, or (t_up, t_dn) on a box), the
+    residuals r = y / sigma - rows beta~ - b~ (m, by equality rows: the only rows that
+    read X; with r folded into every row Clarabel stopped "almost solved" on a
+    gaussian `Lp(3)` program at d = 60), per term of weight c > 0 (c = alpha clean,
+    1 - alpha adversarial) a block p and for Huber a block a, then the support
+    template's columns). With M the scaled threshold (Huber as the infimal convolution
+    of p^2 / 2 and M |.|):
+
+    * clean, rho(r) = min p^2/2 + M a s.t. a >= |r - p| (gaussian: r^2 / 2, no block);
+    * adversarial, rho(v) for v = |r - h| + u >= 0, rho nondecreasing there:
+      min p^2/2 + M a s.t. p + a >= v, a >= 0 (gaussian: p >= v), v >= r - h + u and
+      v >= h - r + u written as two rows; one shift: h = 0, u = t + offset / sigma; a
+      box: r - h + u = r + t_dn + offset / sigma and h - r + u = t_up - r + offset / sigma
+      (``_interval``).
+
+    P is diagonal: c w sigma^2 / kappa on each p (on r for the gaussian clean term); q
+    holds c w sigma^2 / kappa M on each a and the far part, sigma (g_beta, g_b, g_t) /
+    kappa. Rows: the residuals' equalities (a zero cone), then t >= 0 and the terms'
+    rows (nonnegative), then eps sigma_S(+-beta~) <= t~ (``conic.epigraph_rows``). Each
+    row is an expression e^T x + c in the cone, i.e. A = -e, b = c.
     """
+    m, d = rows.shape
     threshold = _threshold(family)
     sigma = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     sigma = sigma if sigma > 0.0 else 1.0
-    scaled = type(family)(threshold=threshold / sigma) if threshold else family
-    box = np.ndim(lin[3]) > 0
-    beta = cp.Variable(rows.shape[1])
-    b = cp.Variable() if fit_intercept else b_fixed / sigma
-    t = cp.Variable(2, nonneg=True) if box else cp.Variable(nonneg=True)  # t~ (up, dn)
+    M = threshold / sigma
     const, g_beta, g_b, g_t = lin
-    objective = (const + sigma * (g_beta @ beta + g_b * b + g_t @ t if box
-                                  else g_beta @ beta + g_b * b + g_t * t)) / kappa
-    if rows.shape[0]:
-        r = y / sigma - (rows @ beta + b)
-        weight = w * (sigma * sigma / kappa)  # rho(sigma v) / kappa
-        if alpha > 0.0:
-            objective = objective + (alpha * weight) @ scaled.rho_cvx(r)
-        if alpha < 1.0:
-            # rho(|r - h| + u) (``_interval``): rho increasing on the nonnegative
-            # argument (DCP)
-            h, u = ((t[0] - t[1]) / 2, (t[0] + t[1]) / 2) if box else (0.0, t)
-            objective = objective + ((1.0 - alpha) * weight) @ scaled.rho_cvx(
-                cp.abs(r - h) + (u + offset / sigma))
-    constraints = [eps * pert.support_cvx(beta) <= (t[0] if box else t)]
-    if box:  # (the worst case is nondecreasing in each end: as the hinge's)
-        constraints.append(eps * pert.support_cvx(-beta) <= t[1])
-    problem = cp.Problem(cp.Minimize(objective), constraints)
-    return problem, (beta, b, t), sigma
+    box = np.ndim(g_t) > 0
+    n_t = 2 if box else 1
+    col_b, col_t = d, d + int(fit_intercept)
+    col_r = col_t + n_t
+    # the terms' blocks: (weight c, adversarial?, first column); gaussian clean: none
+    blocks, col = [], col_r + m
+    for k, c in enumerate((alpha, 1.0 - alpha)):
+        if c > 0.0 and m and (k or M > 0.0):
+            blocks.append((c, k, col))
+            col += m * (2 if M > 0.0 else 1)  # p (and a)
+    col_aux = col
+    template = conic.support_template(pert, d)
+    n_cols = col_aux + n_t * template.n_aux
+    q = np.zeros(n_cols)
+    q[:d], q[col_t:col_r] = sigma * np.asarray(g_beta) / kappa, sigma * np.asarray(g_t) / kappa
+    if fit_intercept:
+        q[col_b] = sigma * g_b / kappa
+    else:
+        const = const + g_b * b_fixed  # g_b b_c, a constant
+    weight = w * (sigma * sigma / kappa)  # rho(sigma v) / kappa
+    p_diag = np.zeros(n_cols)
+    at, ones = np.arange(m), np.ones(m)
+    r = col_r + at
+    if alpha > 0.0 and not M > 0.0:
+        p_diag[r] = alpha * weight  # the gaussian clean term r^2 / 2
+    # r + rows beta~ + b~ - r0 = 0, r0 = y / sigma (less b_fixed / sigma without an
+    # intercept)
+    entries = [(np.repeat(at, d), np.tile(np.arange(d), m), rows.ravel()), (at, r, ones)]
+    if fit_intercept:
+        entries.append((at, np.full(m, col_b), ones))
+    zero = [(entries, -(y - (0.0 if fit_intercept else b_fixed)) / sigma)]
+    nonneg = [([(np.arange(n_t), col_t + np.arange(n_t), np.ones(n_t))],
+               np.zeros(n_t))]  # t >= 0
+    off = offset / sigma
+    t_dn, t_up = (col_t + 1, col_t) if box else (col_t, col_t)
+    for c, k, first in blocks:
+        p = first + at
+        a = p + m  # (Huber only)
+        p_diag[p] = c * weight
+        if M > 0.0:
+            q[a] = c * weight * M
+        if not k:  # clean (Huber): a - r + p >= 0 and a + r - p >= 0
+            nonneg.append(([(at, a, ones), (at, r, -ones), (at, p, ones)], np.zeros(m)))
+            nonneg.append(([(at, a, ones), (at, r, ones), (at, p, -ones)], np.zeros(m)))
+            continue
+        v = [(at, p, ones)] + ([(at, a, ones)] if M > 0.0 else [])  # v: p (+ a)
+        # v - r - t_dn - off >= 0 (one shift: t) and v + r - t_up - off >= 0
+        nonneg.append((v + [(at, r, -ones), (at, np.full(m, t_dn), -ones)],
+                       np.full(m, -off)))
+        nonneg.append((v + [(at, r, ones), (at, np.full(m, t_up), -ones)],
+                       np.full(m, -off)))
+        if M > 0.0:  # a >= 0
+            nonneg.append(([(at, a, ones)], np.zeros(m)))
+    mats, rhs, cones = [], [], []
+    for parts, cone in ((zero, conic.zero_cone), (nonneg, conic.nonneg_cone)):
+        A_k, b_k = _stack(parts, n_cols)
+        if A_k.shape[0]:
+            mats.append(A_k)
+            rhs.append(b_k)
+            cones.append(cone(A_k.shape[0]))
+    for i, sign in enumerate((1.0, -1.0)[:n_t]):  # eps sigma(beta) <= t_0, (-beta) <= t_1
+        A_e, b_e, cones_e = conic.epigraph_rows(template, eps, sign, 0, col_t + i,
+                                                col_aux + i * template.n_aux, n_cols)
+        mats.append(A_e)
+        rhs.append(b_e)
+        cones += cones_e
+    return sp.diags(p_diag, format="csc"), q, sp.vstack(mats, format="csc"), \
+        np.concatenate(rhs), cones, const / kappa, sigma
 
 
-def _solve(problem, gap_tol):
-    """The reduced program's dual bound, by Clarabel, or None on any failure.
-
-    Through cvxpy's get_problem_data / solve_via_data / unpack_results (as the cvxpy
-    backend, ``cvx.solve_formulation``), for Clarabel's raw output: the dual bound is
-    its dual objective plus the constant cvxpy moved out (value - primal objective).
-    """
-    opts = {"tol_gap_abs": 0.1 * gap_tol, "tol_gap_rel": 1e-9, "tol_feas": 1e-8}
-    try:
-        data, chain, inverse = problem.get_problem_data(solver="CLARABEL", solver_opts=opts)
-        raw = chain.solve_via_data(problem, data, warm_start=False, solver_opts=opts)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            problem.unpack_results(raw, chain, inverse)
-    except (cp.error.SolverError, ValueError, ArithmeticError):
-        return None
-    if problem.status != cp.OPTIMAL or problem.value is None:
-        return None
-    value, primal, dual = float(problem.value), float(raw.obj_val), float(raw.obj_val_dual)
-    if not np.isfinite(dual + primal):
-        return None
-    return dual + (value - primal)
+def _stack(parts, n_cols):
+    """(A, b) of blocks of rows, each (entries, constants): an entry (rows, columns,
+    values) of the expressions e^T x + c, each block's rows from 0, stacked; A = -e,
+    b = c (Clarabel's b - A x in the cone)."""
+    entries, rhs, top = [], [], 0
+    for block, c in parts:
+        entries += [(top + r, col, -val) for r, col, val in block]
+        rhs.append(np.asarray(c, dtype=np.float64))
+        top += rhs[-1].shape[0]
+    if not entries:
+        return sp.csc_matrix((0, n_cols)), np.zeros(0)
+    r, col, val = (np.concatenate(x) for x in zip(*entries, strict=True))
+    return sp.csc_matrix((val, (r, col)), shape=(top, n_cols)), np.concatenate(rhs)
 
 
 def _far_gradient_change(model, moved, u):
@@ -236,12 +295,12 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     cap = near_cap(unknowns, d, widen)
     for _ in range(MAX_ROUNDS + 2):  # (up to two growths where G is unbounded)
         idx = np.flatnonzero(near)
-        problem, (beta_v, b_v, _), sigma = _program(
+        P, q, A, rhs, cones, const, sigma = _program(
             np.asarray(model.rows(idx), dtype=np.float64), y[idx], w[idx], model.family,
             model.alpha, _far_part(model, u, near, g_beta, box), pert, eps, model.offset,
             fit_intercept, b_fixed, kappa)
-        lower = _solve(problem, gap_tol / kappa)
-        if lower is None and problem.status in ("unbounded", "unbounded_inaccurate"):
+        solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol / kappa, P=P)
+        if solved.status == "unbounded":
             # G unbounded below: too few samples kept whole to hold the linear pieces
             # (the point's split is off); four times as many, the nearest, once more
             wider = near_set(dist, w, mu, unknowns, d, least=min(GROWTH * idx.size, cap),
@@ -252,12 +311,12 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             g_beta = g_beta + _far_gradient_change(model, moved, u)
             u[moved], near[moved] = 0.0, True
             continue
-        if lower is None or beta_v.value is None:
+        if solved.status != "optimal":
             return (state, np.inf, np.inf, passes, False), None
-        lower *= kappa
+        lower, x = (solved.dual + const) * kappa, solved.x
         point, F, certified, evaluated = program_point(
-            model, shift, eps, sigma * np.asarray(beta_v.value, dtype=np.float64),
-            sigma * float(b_v.value) if fit_intercept else b_fixed, lower, gap_tol)
+            model, shift, eps, sigma * x[:d], sigma * float(x[d]) if fit_intercept
+            else b_fixed, lower, gap_tol)
         passes += evaluated
         if certified:
             return (point, F, max(F - lower, 0.0), passes, True), lower

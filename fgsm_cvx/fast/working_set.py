@@ -316,9 +316,9 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
                                            (const, g_beta, g_b, g_t), pert, eps, box,
                                            fit_intercept, b_fixed, model.offset)
         solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol)
-        if solved is None:
+        if solved.status != "optimal":
             return (state, np.inf, np.inf, passes, False), None
-        x, lower = solved[0], solved[1] + const
+        x, lower = solved.x, solved.dual + const
         point, F, certified, evaluated = program_point(
             model, shift, eps, x[:d], float(x[d]) if fit_intercept else b_fixed, lower,
             gap_tol)
