@@ -46,7 +46,7 @@ _TEMPLATES = weakref.WeakKeyDictionary()
 @dataclass(frozen=True)
 class SupportTemplate:
     """The cone rows of {sigma_S(beta) <= tau}: ``A`` (CSC, columns beta (d), tau, then
-    ``n_aux`` auxiliaries), ``b`` and ``cones`` (Clarabel's, in row order)."""
+    cvxpy's auxiliaries), ``b`` and ``cones`` (Clarabel's, in row order)."""
 
     A: sp.csc_matrix
     b: np.ndarray
@@ -103,10 +103,8 @@ def epigraph_rows(template, eps, sign, beta_col, t_col, aux_col, n_cols):
     ``aux_col`` (``template.n_aux`` columns): (A, b, cones), none at eps = 0.
 
     The template's rows sigma_S(sign beta) <= tau and the row eps tau <= t, as cvxpy
-    poses eps sigma_S(beta) <= t: the cone rows keep the template's unit scale. (With
-    tau = t / eps substituted instead, the t column is the template's over eps; at
-    eps = 0.01 eps_max Clarabel stopped "almost solved" on a gaussian program with
-    `Lp(3)`, d = 60.)
+    poses eps sigma_S(beta) <= t: the cone rows keep the template's unit scale whatever
+    eps (substituting tau = t / eps instead would scale the t column by 1 / eps).
     """
     if eps <= 0.0:
         return sp.csc_matrix((0, n_cols)), np.zeros(0), ()
