@@ -209,6 +209,31 @@ def test_stalled_newton_is_retried_after_identification(monkeypatch, n, d, rho):
     np.testing.assert_allclose(runs[2].objectives, runs[1].objectives, rtol=1e-7)
 
 
+def test_hinge_path_radii_try_the_reduced_program_early(monkeypatch):
+    """A hinge path's warm radii try the exact finish after WARM_FIRST_TRY FISTA
+    iterations instead of FIRST_TRY: the predicted point is near the solution. Counts,
+    not times: at most 0.6x the iterations of the same path with the cold rule (0.40x
+    measured, 675 against 1703), and the same objectives, certified (2026-12-04)."""
+    from fgsm_cvx.fast import working_set
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 20))
+    beta = rng.standard_normal(20) * (rng.random(20) < 0.3) / np.sqrt(20) * 3
+    y = (rng.random(2000) < 1.0 / (1.0 + np.exp(-X @ beta))).astype(float)
+    runs = {}
+    for rule in ("warm", "cold"):
+        if rule == "cold":
+            monkeypatch.setattr(working_set, "WARM_FIRST_TRY", working_set.FIRST_TRY)
+        runs[rule] = fc.adversarial_path(fc.AdversarialProblem(X, y, family="hinge"),
+                                         n_eps=50, backend="fast",
+                                         verbose=False)
+    iterations = {k: sum(r.n_iter for r in p.results) for k, p in runs.items()}
+    assert iterations["warm"] <= 0.6 * iterations["cold"], iterations
+    np.testing.assert_allclose(runs["warm"].objectives, runs["cold"].objectives,
+                               rtol=1e-8)
+    assert all(r.certificate.dual_objective is not None for r in runs["warm"].results[1:])
+
+
 @pytest.mark.parametrize("family", ["gaussian", "hinge"])
 def test_path_first_radius_is_zero_without_a_solve(family):
     """At the default grid's first radius, eps_max, beta = 0 with the intercept-only fit

@@ -167,6 +167,9 @@ def clarabel_solve(q, A, b, cones, gap_tol, P=None):
         if solution.status in (clarabel.SolverStatus.DualInfeasible,
                                clarabel.SolverStatus.AlmostDualInfeasible):
             status = "unbounded"
+        if solution.status in (clarabel.SolverStatus.DualInfeasible,
+                               clarabel.SolverStatus.PrimalInfeasible):
+            break  # (infeasible or unbounded: no second solve)
     return ConicSolution(status)
 
 

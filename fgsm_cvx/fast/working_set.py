@@ -64,6 +64,13 @@ MAX_MOVED_FRACTION = 0.5
 # try at 35 iterations certified in one reduced program on all of them; at 15 and 25
 # most tries failed or needed a second, larger program (up to 260 ms)
 FIRST_TRY = 35
+# The first try of a warm start (an eps path's predicted point): near the solution
+# already, its split settles sooner. Hinge paths of 50 radii (bench_path.py's data),
+# iterations over the path and time against 50 cold solves: n = 2000, d = 20, 1703 ->
+# 675 iterations (cold 1862), 0.97x -> 1.5x; n = 2e4, d = 20, 930 -> 669, 2.1x -> 2.5x;
+# n = 1e4, d = 50, 1484 -> 757, 1.7x -> 2.4x (first tries at 6, 8, 12 and 15 iterations:
+# 779-973 at n = 2000)
+WARM_FIRST_TRY = 10
 
 
 def covers(family, perturbation):
