@@ -29,9 +29,9 @@ pass); N's rows come from the engine. The reduced program (|N| rows, a few times
 assembled here as Clarabel's data and solved by Clarabel directly; its constraint
 eps sigma_S(beta) <= t comes from the perturbation's own support function
 (``support_cvx``) canonicalised once per set by cvxpy (``conic.support_template``):
-every set the cvxpy backend formulates, at a cost independent of n (measured 10-15 ms
-for |N| = 130-170, d = 50, of which Clarabel's solve is about 8; with cvxpy
-canonicalising the whole program it was 17-30 ms). A point far from the solution (a wide
+every set the cvxpy backend formulates, at a cost independent of n (measured 7-17 ms
+for |N| = 130-210, d = 50, the assembly under 1.3 ms of it; with cvxpy canonicalising
+the whole program it was 17-30 ms). A point far from the solution (a wide
 band) is not tried; with fewer samples than the near set's bounds the program holds them
 all: the whole problem, small then.
 """
