@@ -2,7 +2,10 @@
 support function: with beta pinned, the least t the epigraph rows allow is
 eps sigma_S(sign beta)."""
 
+import copy
+
 import clarabel
+import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -54,20 +57,41 @@ def test_no_epigraph_rows_at_eps_zero():
 
 
 def test_templates_are_shared_by_value_or_kept_per_set():
-    # a new l-inf ball per problem (the shorthand) reuses the canonicalised template ...
+    # the package's sets by value: a new l-inf ball per problem (the shorthand), a box's
+    # centred weighted l-inf ball (new per solve), an estimator's set after ``clone``
+    # reuse the canonicalised template ...
     assert conic.support_template(fc.Linf(), D) is conic.support_template(fc.Linf(), D)
     assert conic.support_template(fc.Lp(3), D) is not conic.support_template(fc.Lp(4), D)
-    # ... as weighted l-inf balls of the same scales (a box's centred form, new per solve)
     scales = np.linspace(0.5, 1.5, D)
     wlinf = conic.support_template(fc.WeightedLinf(scales), D)
     assert conic.support_template(fc.WeightedLinf(scales.copy()), D) is wlinf
     assert conic.support_template(fc.WeightedLinf(scales + 1.0), D) is not wlinf
-    # ... other sets keep theirs while they live, one per dimension
-    group = fc.Group(np.arange(D) // 2)
-    assert conic.support_template(group, D) is conic.support_template(group, D)
-    other = conic.support_template(fc.Group(np.arange(D) // 2), D)
-    assert other is not conic.support_template(group, D)
+    for make in (lambda: fc.Group(np.arange(D) // 2),
+                 lambda: fc.Masked(fc.Box(-0.5, 1.0), np.arange(D) % 3 != 0),
+                 lambda: fc.Ellipsoid(np.eye(D) + 0.3 * np.diag(np.ones(D - 1), 1))):
+        pert = make()
+        assert conic.support_template(copy.deepcopy(pert), D) \
+            is conic.support_template(pert, D)
+    assert conic.support_template(fc.Group(np.arange(D) // 3), D) \
+        is not conic.support_template(fc.Group(np.arange(D) // 2), D)
+    # ... one per dimension
     assert conic.support_template(fc.L1(), D + 1).d == D + 1
+    # custom sets (no value to compare) keep theirs while they live
+    custom = fc.CustomSet(_l2_ball, symmetric=True)
+    assert conic.support_template(custom, D) is conic.support_template(custom, D)
+    assert conic.support_template(fc.CustomSet(_l2_ball, symmetric=True), D) \
+        is not conic.support_template(custom, D)
+
+
+def _l2_ball(delta):
+    return [cp.norm(delta, 2) <= 1.0]
+
+
+def test_custom_set_template_is_its_support_function():
+    custom = fc.CustomSet(_l2_ball, symmetric=True)
+    beta = np.linspace(-1.0, 2.0, D)
+    assert _least_t(custom, beta, 0.7, 1.0) == pytest.approx(
+        0.7 * float(np.linalg.norm(beta)), rel=1e-6)
 
 
 def test_clarabel_solve_reports_infeasible_and_unbounded_programs():

@@ -31,14 +31,14 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ..perturbations import L1, L2, Linf, Lp, WeightedLinf
+from ..perturbations import CustomSet, Perturbation
 
-# per perturbation set, per dimension d: L_p balls by their exponent (the shorthand
-# "linf" makes a new set per problem), weighted l-inf balls by their scales (a box at
-# alpha = 0 is solved as a new one per solve, ``box.centred_box``; the last
-# _MAX_BY_VALUE kept), any other set by itself (weakly: the template goes with the set)
-_LP_TEMPLATES = {}
-_MAX_BY_VALUE = 32
+# per perturbation set, per dimension d: the package's own sets by value (the shorthand
+# "linf" makes a new set per problem, a box at alpha = 0 is solved as a new
+# ``WeightedLinf`` per solve, scikit-learn's ``clone`` copies an estimator's set; the
+# last _MAX_BY_VALUE kept), any other set (custom ones) by itself, weakly: the template
+# goes with the set
+_MAX_BY_VALUE = 64
 _BY_VALUE = {}
 _TEMPLATES = weakref.WeakKeyDictionary()
 
@@ -59,13 +59,31 @@ class SupportTemplate:
         return self.A.shape[1] - self.d
 
 
+def _value_key(value):
+    """A hashable key equal for equal parameters: arrays by dtype, shape and bytes, lists
+    and tuples item by item, the package's sets by type and public attributes (their
+    private ones are derived from those, or caches); None where a value has no key."""
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        keys = tuple(_value_key(v) for v in value)
+        return None if None in keys else keys
+    if isinstance(value, Perturbation):
+        if type(value).__module__ != Perturbation.__module__ or isinstance(value, CustomSet):
+            return None
+        keys = tuple((name, _value_key(v)) for name, v in sorted(vars(value).items())
+                     if not name.startswith("_"))
+        return None if any(k is None for _, k in keys) else (type(value).__name__, keys)
+    if isinstance(value, (bool, int, float, str, np.number)):
+        return value
+    return None
+
+
 def support_template(pert, d):
-    """The set's ``SupportTemplate`` in dimension d (cached: per exponent for the L_p
-    balls, per scales for the weighted l-inf balls, else while ``pert`` lives)."""
-    if type(pert) in (Lp, Linf, L2, L1):
-        per_set = _LP_TEMPLATES.setdefault(float(pert.p), {})
-    elif type(pert) is WeightedLinf:
-        key = pert.scales.tobytes()
+    """The set's ``SupportTemplate`` in dimension d (cached: the package's sets by value,
+    others while ``pert`` lives)."""
+    key = _value_key(pert)
+    if key is not None:
         if key not in _BY_VALUE and len(_BY_VALUE) >= _MAX_BY_VALUE:
             del _BY_VALUE[next(iter(_BY_VALUE))]  # the oldest (dicts keep insertion order)
         per_set = _BY_VALUE.setdefault(key, {})
