@@ -118,3 +118,25 @@ def test_clarabel_solve_quadratic_objective_against_closed_form():
     assert out.status == "optimal"
     assert out.x == pytest.approx([3.0, 1.0, 0.0], abs=1e-6)
     assert out.dual == pytest.approx(-4.5, abs=1e-8)
+
+
+def test_without_a_template_the_solve_is_finished_by_continuation(monkeypatch):
+    """Where cvxpy cannot give the cone template (an internal it reads is missing), the
+    reduced program declines and the continuation finishes the hinge solve: the same
+    optimum, without the program's dual bound."""
+    import weakref
+
+    from test_fast import _best_reference
+    from test_working_set import _problem
+
+    def missing(pert, d):
+        raise AttributeError("no var_id_to_col in this cvxpy")
+
+    monkeypatch.setattr(conic, "_canonicalise", missing)
+    monkeypatch.setattr(conic, "_BY_VALUE", {})
+    monkeypatch.setattr(conic, "_TEMPLATES", weakref.WeakKeyDictionary())
+    prob = _problem("l2")
+    res = fc.solve(prob, backend="fast")
+    assert res.certificate.dual_objective is None
+    ref = _best_reference(prob)
+    assert res.objective == pytest.approx(ref, rel=1e-6)

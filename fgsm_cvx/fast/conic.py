@@ -81,7 +81,12 @@ def _value_key(value):
 
 def support_template(pert, d):
     """The set's ``SupportTemplate`` in dimension d (cached: the package's sets by value,
-    others while ``pert`` lives)."""
+    others while ``pert`` lives), or None where cvxpy cannot provide it: the reduced
+    programs then decline and the continuation finishes the solve.
+
+    The template reads cvxpy's problem data through two of its internals (the variables'
+    columns, ``var_id_to_col``, and ``dims_to_solver_cones``), present in the versions the
+    package supports (>= 1.5); a version without them costs speed, not answers."""
     key = _value_key(pert)
     if key is not None:
         if key not in _BY_VALUE and len(_BY_VALUE) >= _MAX_BY_VALUE:
@@ -92,10 +97,13 @@ def support_template(pert, d):
             per_set = _TEMPLATES.setdefault(pert, {})
         except TypeError:  # (an object that takes no weak reference: not cached)
             per_set = {}
-    template = per_set.get(d)
-    if template is None:
-        template = per_set[d] = _canonicalise(pert, d)
-    return template
+    if d not in per_set:
+        try:
+            per_set[d] = _canonicalise(pert, d)
+        except (ImportError, AttributeError, KeyError, ValueError, cp.error.DCPError,
+                cp.error.SolverError):
+            per_set[d] = None
+    return per_set[d]
 
 
 def _canonicalise(pert, d):

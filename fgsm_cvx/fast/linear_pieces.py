@@ -275,6 +275,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]
+    if conic.support_template(pert, d) is None:  # (declined: no cone template)
+        return (state, np.inf, np.inf, None, False), None
     y, w = model.y_host, model.w_host
     r = y - (engine.fetch(Xb0)[0] + b0)
     box = np.ndim(t0) > 0

@@ -295,6 +295,8 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]
+    if conic.support_template(pert, d) is None:  # (declined: no cone template)
+        return (state, np.inf, np.inf, None, False), None
     box = np.ndim(t0) > 0
     z, w = model.y_host, model.w_host
     eta = engine.fetch(Xb0)[0] + b0
