@@ -164,7 +164,7 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
         np.asarray(model.rows(idx)), model.y_host[idx], model.w_host[idx], model.family,
         model.alpha, lp._far_part(model, u, near, ws.linear_coefficient(model, u),
                                   box=np.ndim(t0) > 0),
-        prob.perturbation, eps, model.offset, True, None, kappa)
+        conic.support_template(prob.perturbation, d), eps, model.offset, True, None, kappa)
 
     def both(beta, b):  # (G, F) at (beta, b) with t = eps sigma_S(beta)
         t = eps * shift.value(beta)

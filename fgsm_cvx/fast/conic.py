@@ -147,6 +147,22 @@ def epigraph_rows(template, eps, sign, beta_col, t_col, aux_col, n_cols):
     return rows, np.r_[template.b, 0.0], (*template.cones, nonneg_cone(1))
 
 
+def with_epigraphs(mats, rhs, cones, template, eps, n_t, t_col, aux_col, n_cols):
+    """A program's own rows (lists of CSC blocks, right-hand sides and cones, in row
+    order) followed by eps sigma_S(beta) <= t_0 and, for a box's two shifts (n_t = 2),
+    eps sigma_S(-beta) <= t_1 (``epigraph_rows``; beta at columns 0 .. d, the shifts from
+    ``t_col``, each epigraph's ``template.n_aux`` columns from ``aux_col``): the stacked
+    (A, b, cones)."""
+    mats, rhs, cones = list(mats), list(rhs), list(cones)
+    for i, sign in enumerate((1.0, -1.0)[:n_t]):
+        A_e, b_e, cones_e = epigraph_rows(template, eps, sign, 0, t_col + i,
+                                          aux_col + i * template.n_aux, n_cols)
+        mats.append(A_e)
+        rhs.append(b_e)
+        cones += cones_e
+    return sp.vstack(mats, format="csc"), np.concatenate(rhs), cones
+
+
 class ConicSolution(NamedTuple):
     """Clarabel's answer: ``status`` "optimal" (with ``x`` and the dual objective
     ``dual``), "unbounded" (the primal unbounded below: dual infeasible) or "failed"."""

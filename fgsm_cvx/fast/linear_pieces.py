@@ -109,21 +109,21 @@ def _off_pieces(model, s, r, t):
     return off
 
 
-def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b_fixed,
+def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercept, b_fixed,
              kappa):
     """G on the near rows as Clarabel data: (P, q, A, b, cones, constant, sigma), the
     minimum of G being kappa (that of x^T P x / 2 + q^T x subject to b - A x in the
     cones, plus the constant).
 
     ``lin`` = (const, g_beta, g_b, g_t): the far samples' part const + g_beta^T beta +
-    g_b b_c + g_t t. The program is posed in units of the near responses' scale
-    sigma (beta = sigma beta~, b_c = sigma b~, t = sigma t~: the constraint is
-    homogeneous) and of the objective's ``kappa`` (the objective at the point: the
-    program's value is then of order one, where Clarabel's gap tolerance, relative to
-    max(1, |value|), is a relative one), with rho_M(sigma v) = sigma^2 rho_{M/sigma}(v).
-    Nearly least absolute deviations in the fast path's scaled units have responses of
-    ~1e4 and thresholds of ~1e-4, where Clarabel reported the unscaled program
-    infeasible.
+    g_b b_c + g_t t; ``template`` the set's ``conic.SupportTemplate``. The program is
+    posed in units of the near responses' scale sigma (beta = sigma beta~, b_c = sigma
+    b~, t = sigma t~: the constraint is homogeneous) and of the objective's ``kappa``
+    (the objective at the point: the program's value is then of order one, where
+    Clarabel's gap tolerance, relative to max(1, |value|), is a relative one), with
+    rho_M(sigma v) = sigma^2 rho_{M/sigma}(v). Nearly least absolute deviations in the
+    fast path's scaled units have responses of ~1e4 and thresholds of ~1e-4, where
+    Clarabel reported the unscaled program infeasible.
 
     Columns x = (beta~, b~ [with an intercept], t~ (one, or (t_up, t_dn) on a box), the
     residuals r = y / sigma - rows beta~ - b~ (m, by equality rows: the only rows that
@@ -163,7 +163,6 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
             blocks.append((c, k, col))
             col += m * (2 if M > 0.0 else 1)  # p (and a)
     col_aux = col
-    template = conic.support_template(pert, d)
     n_cols = col_aux + n_t * template.n_aux
     q = np.zeros(n_cols)
     q[:d], q[col_t:col_r] = sigma * np.asarray(g_beta) / kappa, sigma * np.asarray(g_t) / kappa
@@ -212,14 +211,9 @@ def _program(rows, y, w, family, alpha, lin, pert, eps, offset, fit_intercept, b
             mats.append(A_k)
             rhs.append(b_k)
             cones.append(cone(A_k.shape[0]))
-    for i, sign in enumerate((1.0, -1.0)[:n_t]):  # eps sigma(beta) <= t_0, (-beta) <= t_1
-        A_e, b_e, cones_e = conic.epigraph_rows(template, eps, sign, 0, col_t + i,
-                                                col_aux + i * template.n_aux, n_cols)
-        mats.append(A_e)
-        rhs.append(b_e)
-        cones += cones_e
-    return sp.diags(p_diag, format="csc"), q, sp.vstack(mats, format="csc"), \
-        np.concatenate(rhs), cones, const / kappa, sigma
+    A, b, cones = conic.with_epigraphs(mats, rhs, cones, template, eps, n_t, col_t,
+                                       col_aux, n_cols)
+    return sp.diags(p_diag, format="csc"), q, A, b, cones, const / kappa, sigma
 
 
 def _stack(parts, n_cols):
@@ -275,7 +269,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]
-    if conic.support_template(pert, d) is None:  # (declined: no cone template)
+    template = conic.support_template(pert, d)
+    if template is None:  # (declined: no cone template)
         return (state, np.inf, np.inf, None, False), None
     y, w = model.y_host, model.w_host
     r = y - (engine.fetch(Xb0)[0] + b0)
@@ -299,8 +294,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         idx = np.flatnonzero(near)
         P, q, A, rhs, cones, const, sigma = _program(
             np.asarray(model.rows(idx), dtype=np.float64), y[idx], w[idx], model.family,
-            model.alpha, _far_part(model, u, near, g_beta, box), pert, eps, model.offset,
-            fit_intercept, b_fixed, kappa)
+            model.alpha, _far_part(model, u, near, g_beta, box), template, eps,
+            model.offset, fit_intercept, b_fixed, kappa)
         solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol / kappa, P=P)
         if solved.status == "unbounded":
             # G unbounded below: too few samples kept whole to hold the linear pieces

@@ -156,7 +156,7 @@ def near_set(dist, w, mu, unknowns, d, least=None, widen=1):
     return near
 
 
-def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, offset):
+def _program(rows, z, w, c0, c1, lin, template, eps, box, fit_intercept, b_fixed, offset):
     """The reduced program G as Clarabel data: (q, A, b, cones, constant), the minimum of
     G being that of q^T x subject to b - A x in the cones, plus the constant.
 
@@ -167,7 +167,8 @@ def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, of
     rows beta + b_c, each row a <= s reads -z rows beta - z b_c [+ shift] - s <= -1
     [- offset] (without an intercept z b_c, a constant, moves to the right). ``lin`` =
     (constant, g_beta, g_b, g_t): G's linear part from the replaced terms, const +
-    g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift).
+    g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift); ``template`` the set's
+    ``conic.SupportTemplate``.
     """
     m, d = rows.shape
     const, g_beta, g_b, g_t = lin
@@ -175,7 +176,6 @@ def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, of
     terms = [(c, k) for k, c in enumerate((c0, c1)) if c > 0.0 and m]
     col_b, col_t = d, d + int(fit_intercept)
     col_s = col_t + n_t  # the first slack block; the template's auxiliaries after them
-    template = conic.support_template(pert, d)
     n_cols = col_s + m * len(terms) + n_t * template.n_aux
     q = np.zeros(n_cols)
     q[:d], q[col_t:col_s] = g_beta, g_t
@@ -204,16 +204,11 @@ def _program(rows, z, w, c0, c1, lin, pert, eps, box, fit_intercept, b_fixed, of
             entries.append((top + m + at, col_t + which, np.ones(m)))
     r, c, v = (np.concatenate(part) for part in zip(*entries, strict=True))
     n_rows = n_t + 2 * m * len(terms)
-    blocks, cones = [sp.csc_matrix((v, (r, c)), shape=(n_rows, n_cols))], \
-        [conic.nonneg_cone(n_rows)]
-    for i, sign in enumerate((1.0, -1.0)[:n_t]):  # eps sigma(beta) <= t[0], (-beta) <= t[1]
-        A_e, b_e, cones_e = conic.epigraph_rows(
-            template, eps, sign, 0, col_t + i, col_s + m * len(terms) + i * template.n_aux,
-            n_cols)
-        blocks.append(A_e)
-        rhs.append(b_e)
-        cones += cones_e
-    return q, sp.vstack(blocks, format="csc"), np.concatenate(rhs), cones, const
+    A, b, cones = conic.with_epigraphs(
+        [sp.csc_matrix((v, (r, c)), shape=(n_rows, n_cols))], [np.concatenate(rhs)],
+        [conic.nonneg_cone(n_rows)], template, eps, n_t, col_t, col_s + m * len(terms),
+        n_cols)
+    return q, A, b, cones, const
 
 
 class ReducedStep:
@@ -295,7 +290,8 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]
-    if conic.support_template(pert, d) is None:  # (declined: no cone template)
+    template = conic.support_template(pert, d)
+    if template is None:  # (declined: no cone template)
         return (state, np.inf, np.inf, None, False), None
     box = np.ndim(t0) > 0
     z, w = model.y_host, model.w_host
@@ -322,7 +318,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
             else float(np.sum(on_shift))
         q, A, rhs, cones, const = _program(rows, z[idx], w[idx], *weights,
-                                           (const, g_beta, g_b, g_t), pert, eps, box,
+                                           (const, g_beta, g_b, g_t), template, eps, box,
                                            fit_intercept, b_fixed, model.offset)
         solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol)
         if solved.status != "optimal":
