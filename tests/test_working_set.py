@@ -223,3 +223,65 @@ def test_near_set_widened():
     wide = np.full(500, 0.001)  # all within the band
     assert ws.near_set(wide, w, 1.0, 5, 3) is None  # 500 > 20 per unknown x 5
     assert ws.near_set(wide, w, 1.0, 5, 3, widen=8).sum() == 500
+
+
+@pytest.mark.parametrize("set_id", ["l2", "box"])
+def test_program_is_a_bounded_minorant_equal_at_its_split(set_id):
+    """With a near set of the few samples nearest their kinks (so most violated terms are
+    replaced by their linear pieces), G is finite at its minimum, which lies below the
+    full problem's optimum (cvxpy), G <= F at random points, far ones included, and G = F
+    at the point whose split it was built from; a box's two shifts included. (With the
+    violated terms entered as their linear sum, not max(0, sum), the l2 program here is
+    unbounded below.)"""
+    from fgsm_cvx.fast import conic
+    from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+
+    prob = _problem(set_id, n=400, d=6, alpha=0.3, weights=True, fraction=0.05)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    sc = fast_scaling(prob)
+    model, eps, shift = _Model(prob, sc), prob.eps * sc.eps, shift_set(prob)
+    rng = np.random.default_rng(0)
+    d = prob.n_features
+    beta0, b0 = sc.to_scaled(ref.coef * (1 + 0.01 * rng.standard_normal(d)), ref.intercept)
+    t0 = eps * shift.value(beta0)
+    box = np.ndim(t0) > 0
+    eta0 = model.engine.fetch(model.engine.matvec(beta0 * model.scale))[0] + b0
+    a0, a1 = ws._arguments(model, eta0, t0, box)
+    weights = (model.alpha, 1.0 - model.alpha)
+    near = ws.near_set(ws._kink_distance(a0, a1, weights), model.w_host, 0.0, d + 3, d,
+                       least=4)
+    split = ws._Split(a0, a1, *weights, near)
+    lin, on_shift = split.coefficients(model.w_host)
+    u = lin * model.y_host
+    z = model.y_host
+    g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
+        else float(np.sum(on_shift))
+    idx = np.flatnonzero(near)
+    q, A, rhs, cones = ws._program(
+        np.asarray(model.rows(idx)), z[idx], model.w_host[idx], *weights,
+        (float(np.sum(lin) + np.sum(on_shift) * model.offset),
+         ws.linear_coefficient(model, u), -float(np.sum(u)), g_t),
+        conic.support_template(prob.perturbation, d), eps, box, True, None, model.offset)
+    least = conic.clarabel_solve(q, A, rhs, cones, 1e-12)
+    assert least.status == "optimal"
+    assert sc.objective(least.dual) <= ref.objective + 1e-8 * abs(ref.objective)
+    centre = np.zeros(d) if model.centre is None else model.centre
+
+    def both(beta, b):  # (G, F) at (beta, b) with t = eps sigma_S(beta)
+        t = eps * shift.value(beta)
+        # G there: the program with (beta, b_c, t) pinned by equality rows, minimised over
+        # its slacks (b = b_c - s c^T beta)
+        fixed = np.r_[beta, b + float(centre @ beta), t]
+        k = fixed.size
+        pin = sp.hstack([sp.eye(k), sp.csc_matrix((k, A.shape[1] - k))])
+        solved = conic.clarabel_solve(q, sp.vstack([pin, A]), np.r_[fixed, rhs],
+                                      [conic.zero_cone(k), *cones], 1e-12)
+        assert solved.status == "optimal"
+        return q @ solved.x, model.evaluate(beta, b, t, 0.0)[1]
+
+    g, f = both(beta0, b0)
+    assert g == pytest.approx(f, rel=1e-8)
+    for _ in range(20):
+        scale = rng.choice([0.1, 1.0, 10.0, 1e3])
+        g, f = both(beta0 + scale * rng.standard_normal(d), b0 + scale * rng.standard_normal())
+        assert 0.0 <= g + 1e-9 and g <= f + 1e-8 * abs(f)

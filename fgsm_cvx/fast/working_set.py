@@ -14,12 +14,17 @@ solution), split each term's samples into near N (|a| small: kept as max(0, a)),
 violated V (a > 0: replaced by a, linear) and inactive I (a < 0: replaced by 0). The
 reduced objective
 
-.. math:: G(\\beta, b, t) = \\sum_{N} w_i c_i \\max(0, a_i) + \\sum_{V} w_i c_i a_i
+.. math:: G(\\beta, b, t) = \\sum_{N} w_i c_i \\max(0, a_i)
+          + \\max\\Big(0, \\sum_{V} w_i c_i a_i\\Big)
 
-(c the term's weight alpha or 1 - alpha) is a minorant of F everywhere (max(0, a) >= a
-and >= 0), equal to it where the split holds, over the same feasible set
-{eps sigma_S(beta) <= t}. Hence for the minimiser x* of G, if every V term has a >= 0 and
-every I term a <= 0 at x*, F(x) >= G(x) >= G(x*) = F(x*) for all feasible x: x* minimises
+(c the term's weight alpha or 1 - alpha) is a minorant of F everywhere
+(sum_V w c max(0, a) >= max(0, sum_V w c a): each term is >= a and >= 0), equal to it
+where the split holds, over the same feasible set {eps sigma_S(beta) <= t}. The max
+keeps G bounded below (G >= 0): with the V terms' linear sum alone, a near set that
+misses samples the solution needs (nearly separable classes) left G unbounded below,
+an interior-point solve spent on proving it, and no bound. Hence for the minimiser x*
+of G, if every V term has a >= 0 and every I term a <= 0 at x* (then the max is the
+sum), F(x) >= G(x) >= G(x*) = F(x*) for all feasible x: x* minimises
 F, and any lower bound on min G (the reduced solver's dual objective) is one on F*. The
 certificate is F(x*) minus that bound, whatever the split was; where it is too large
 the samples whose term changed side join N and the program is solved again.
@@ -157,31 +162,31 @@ def near_set(dist, w, mu, unknowns, d, least=None, widen=1):
 
 
 def _program(rows, z, w, c0, c1, lin, template, eps, box, fit_intercept, b_fixed, offset):
-    """The reduced program G as Clarabel data: (q, A, b, cones, constant), the minimum of
-    G being that of q^T x subject to b - A x in the cones, plus the constant.
+    """The reduced program G as Clarabel data: (q, A, b, cones), the minimum of G being
+    that of q^T x subject to b - A x in the cones.
 
-    Columns x = (beta, b_c [with an intercept], t (one, or two on a box), s0, s1, the
+    Columns x = (beta, b_c [with an intercept], t (one, or two on a box), s0, s1, v, the
     support template's auxiliaries), s0 and s1 the near samples' clean and adversarial
     hinge terms (present where their weight c0 = alpha, c1 = 1 - alpha is > 0) by their
     epigraphs s >= 0, s >= a: with a0 = 1 - z eta and a1 = a0 + shift + offset, eta =
     rows beta + b_c, each row a <= s reads -z rows beta - z b_c [+ shift] - s <= -1
     [- offset] (without an intercept z b_c, a constant, moves to the right). ``lin`` =
-    (constant, g_beta, g_b, g_t): G's linear part from the replaced terms, const +
-    g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift); ``template`` the set's
-    ``conic.SupportTemplate``.
+    (constant, g_beta, g_b, g_t): the replaced violated terms' sum
+    L = const + g_beta^T beta + g_b b_c + g_t^T t (g_t one number per shift), which
+    enters G as max(0, L) by its epigraph v >= 0, v >= L (``_Split``: bounded below);
+    ``template`` the set's ``conic.SupportTemplate``.
     """
     m, d = rows.shape
     const, g_beta, g_b, g_t = lin
     n_t = 2 if box else 1
     terms = [(c, k) for k, c in enumerate((c0, c1)) if c > 0.0 and m]
     col_b, col_t = d, d + int(fit_intercept)
-    col_s = col_t + n_t  # the first slack block; the template's auxiliaries after them
-    n_cols = col_s + m * len(terms) + n_t * template.n_aux
+    col_s = col_t + n_t  # the first slack block; v, then the template's auxiliaries
+    col_v = col_s + m * len(terms)
+    n_cols = col_v + 1 + n_t * template.n_aux
     q = np.zeros(n_cols)
-    q[:d], q[col_t:col_s] = g_beta, g_t
-    if fit_intercept:
-        q[col_b] = g_b
-    else:
+    q[col_v] = 1.0
+    if not fit_intercept:
         const = const + g_b * b_fixed  # g_b b_c, a constant
     entries = [(np.arange(n_t), np.arange(col_t, col_s), -np.ones(n_t))]  # t >= 0
     rhs = [np.zeros(n_t)]
@@ -202,13 +207,22 @@ def _program(rows, z, w, c0, c1, lin, template, eps, box, fit_intercept, b_fixed
         if k:  # + shift: t, or on a box t_dn (t[1]) for z = +1 and t_up (t[0]) for z = -1
             which = (z > 0).astype(int) if box else np.zeros(m, dtype=int)
             entries.append((top + m + at, col_t + which, np.ones(m)))
+    # v >= 0 and L - v <= 0: g_beta^T beta + g_b b_c + g_t^T t - v <= -const
+    top = n_t + 2 * m * len(terms)
+    linear = [(np.arange(d), g_beta), (np.arange(col_t, col_s), np.atleast_1d(g_t))]
+    if fit_intercept:
+        linear.append((np.array([col_b]), np.array([g_b])))
+    cols_l = np.concatenate([c for c, _ in linear] + [np.array([col_v])])
+    vals_l = np.concatenate([v for _, v in linear] + [np.array([-1.0])])
+    entries.append((np.array([top]), np.array([col_v]), np.array([-1.0])))
+    entries.append((np.full(cols_l.shape[0], top + 1), cols_l, vals_l))
+    rhs += [np.zeros(1), np.array([-const])]
     r, c, v = (np.concatenate(part) for part in zip(*entries, strict=True))
-    n_rows = n_t + 2 * m * len(terms)
+    n_rows = top + 2
     A, b, cones = conic.with_epigraphs(
         [sp.csc_matrix((v, (r, c)), shape=(n_rows, n_cols))], [np.concatenate(rhs)],
-        [conic.nonneg_cone(n_rows)], template, eps, n_t, col_t, col_s + m * len(terms),
-        n_cols)
-    return q, A, b, cones, const
+        [conic.nonneg_cone(n_rows)], template, eps, n_t, col_t, col_v + 1, n_cols)
+    return q, A, b, cones
 
 
 class ReducedStep:
@@ -317,13 +331,13 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         const = float(np.sum(lin) + np.sum(on_shift) * model.offset)
         g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
             else float(np.sum(on_shift))
-        q, A, rhs, cones, const = _program(rows, z[idx], w[idx], *weights,
-                                           (const, g_beta, g_b, g_t), template, eps, box,
-                                           fit_intercept, b_fixed, model.offset)
+        q, A, rhs, cones = _program(rows, z[idx], w[idx], *weights,
+                                    (const, g_beta, g_b, g_t), template, eps, box,
+                                    fit_intercept, b_fixed, model.offset)
         solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol)
-        if solved.status != "optimal":
+        if solved.status != "optimal":  # (not unbounded: G >= 0)
             return (state, np.inf, np.inf, passes, False), None
-        x, lower = solved.x, solved.dual + const
+        x, lower = solved.x, solved.dual
         point, F, certified, evaluated = program_point(
             model, shift, eps, x[:d], float(x[d]) if fit_intercept else b_fixed, lower,
             gap_tol)
