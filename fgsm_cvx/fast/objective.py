@@ -167,9 +167,8 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np, ref=None):
         return H, H_e, H_t, H_ee, H_et, H_tt
     if isinstance(family, _SymmetricFamily):
         r = y - eta
-        ar, dar = huber_abs(r, mu, xp)
-        if ref is not None:  # the pieces of the reference signs (mu = 0)
-            ar, dar = ref * r, ref
+        # the pieces of the reference signs (mu = 0), else the smoothed |r|
+        ar, dar = huber_abs(r, mu, xp) if ref is None else (ref * r, ref)
         u = ar + t
         rho1 = -family.grad(u, 0.0, xp)  # rho'(u) = -l'(u, 0)
         rho2 = _rho_curvature(family, u, xp)
@@ -188,10 +187,9 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np, ref=None):
         e = xp.exp(eta)
         s, s1, s2, ch, sh = _sinhc_derivatives(t)
         x_e, x_t = e * s, e * s1  # = x_ee, x_et
-        A, A1 = huber_abs(x_e - y, mu, xp)
+        # the pieces of the reference signs (mu = 0): |x| -> s x, else the smoothed |x|
+        A, A1 = huber_abs(x_e - y, mu, xp) if ref is None else (ref * (x_e - y), ref)
         A2 = xp.astype(xp.abs(x_e - y) <= mu, e.dtype) / mu if mu > 0 else 0.0 * e
-        if ref is not None:  # the pieces of the reference signs (mu = 0): |x| -> s x
-            A, A1 = ref * (x_e - y), ref
         H = (1 - a) * (e * ch - y * eta + t * A)
         H_e = (1 - a) * (e * ch - y + A1 * e * sh)  # t s = sinh t
         H_t = (1 - a) * (e * sh + A + t * A1 * x_t)
