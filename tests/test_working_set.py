@@ -252,15 +252,13 @@ def test_program_is_a_bounded_minorant_equal_at_its_split(set_id):
                        least=4)
     split = ws._Split(a0, a1, *weights, near)
     lin, on_shift = split.coefficients(model.w_host)
-    u = lin * model.y_host
     z = model.y_host
-    g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
-        else float(np.sum(on_shift))
+    u = lin * z
     idx = np.flatnonzero(near)
     q, A, rhs, cones = ws._program(
         np.asarray(model.rows(idx)), z[idx], model.w_host[idx], *weights,
-        (float(np.sum(lin) + np.sum(on_shift) * model.offset),
-         ws.linear_coefficient(model, u), -float(np.sum(u)), g_t),
+        ws.replaced_sum(model, lin, on_shift, ws.linear_coefficient(model, u),
+                        -float(np.sum(u)), box),
         conic.support_template(prob.perturbation, d), eps, box, True, None, model.offset)
     least = conic.clarabel_solve(q, A, rhs, cones, 1e-12)
     assert least.status == "optimal"

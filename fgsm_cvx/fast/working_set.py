@@ -225,6 +225,19 @@ def _program(rows, z, w, c0, c1, lin, template, eps, box, fit_intercept, b_fixed
     return q, A, b, cones
 
 
+def replaced_sum(model, lin, on_shift, g_beta, g_b, box):
+    """(const, g_beta, g_b, g_t): the replaced violated terms' sum
+    L = const + g_beta^T beta + g_b b_c + g_t^T t, from ``_Split.coefficients`` (lin,
+    on_shift) and the coefficients of eta (g_beta = -X_c^T (lin z), ``linear_coefficient``,
+    and g_b = -sum lin z): each term w c (1 [+ offset] - z eta [+ shift]), the shift t,
+    or on a box t_up for z = -1 and t_dn for z = +1."""
+    z = model.y_host
+    const = float(np.sum(lin) + np.sum(on_shift) * model.offset)
+    g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
+        else float(np.sum(on_shift))
+    return const, g_beta, g_b, g_t
+
+
 class ReducedStep:
     """A reduced program's step on one problem (``hinge_exact`` or
     ``linear_pieces.symmetric_exact`` with its leading arguments), called as
@@ -328,12 +341,9 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     for _ in range(MAX_ROUNDS):
         idx = np.flatnonzero(split.near)
         rows = np.asarray(model.rows(idx), dtype=np.float64)
-        const = float(np.sum(lin) + np.sum(on_shift) * model.offset)
-        g_t = np.array([on_shift[z < 0].sum(), on_shift[z > 0].sum()]) if box \
-            else float(np.sum(on_shift))
         q, A, rhs, cones = _program(rows, z[idx], w[idx], *weights,
-                                    (const, g_beta, g_b, g_t), template, eps, box,
-                                    fit_intercept, b_fixed, model.offset)
+                                    replaced_sum(model, lin, on_shift, g_beta, g_b, box),
+                                    template, eps, box, fit_intercept, b_fixed, model.offset)
         solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol)
         if solved.status != "optimal":  # (not unbounded: G >= 0)
             return (state, np.inf, np.inf, passes, False), None
