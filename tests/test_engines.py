@@ -255,11 +255,11 @@ def test_per_sample_work_travels_to_workers():
     and four numbers) and the block functions, not the problem or X."""
     import pickle
 
-    from fgsm_cvx.fast.solver import _Model
+    from fgsm_cvx.fast.model import Model
 
     X, y = _data("huber")
     prob = _problem(_dask(X), y, "huber", alpha=0.2)
-    fn = _Model(prob, prob.scaling)._fn(0.1, 0.2, 1e-3, True, True)
+    fn = Model(prob, prob.scaling)._fn(0.1, 0.2, 1e-3, True, True)
     assert len(pickle.dumps(fn)) < 2000
     sums, g = pickle.loads(pickle.dumps(fn))(np, X[:10] @ np.ones(D), y[:10], np.ones(10))
     assert len(sums) == 3 and g.shape == (10,)

@@ -19,9 +19,10 @@ import fgsm_cvx.fast.kinks as kinks
 import fgsm_cvx.fast.linear_pieces as linear_pieces
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.families import Gaussian, Huber, Poisson
+from fgsm_cvx.fast.model import Model, fast_scaling
 from fgsm_cvx.fast.newton import _Point, manifold_of
 from fgsm_cvx.fast.objective import second_order_terms
-from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+from fgsm_cvx.fast.solver import shift_set
 
 
 def _record_pinned(monkeypatch):
@@ -107,7 +108,7 @@ def test_release_updates_the_pass_as_a_fresh_pass(name):
         family, y = Huber(1.0), X @ rng.standard_normal(d) + rng.standard_normal(n)
     prob = fc.AdversarialProblem(X, y, family=family, eps=0.2, alpha=0.3)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     beta, b = 0.1 * rng.standard_normal(d), 0.3
     t = 0.2 * sc.eps * np.abs(beta).sum()
     eta_all = model.engine.matvec(beta * sc.x) + b
@@ -208,7 +209,7 @@ def test_an_uncertified_step_leaves_the_state_alone():
     rng = np.random.default_rng(8)
     prob = manifold_problem("gaussian", "linf", rng, 500)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     manifold = manifold_of(shift_set(prob), prob.n_features)
     beta = rng.standard_normal(prob.n_features)
     Xb = model.engine.matvec(beta * sc.x)

@@ -17,7 +17,8 @@ import fgsm_cvx.fast.kinks as kinks
 import fgsm_cvx.fast.linear_pieces as lp
 import fgsm_cvx.fast.working_set as ws
 from fgsm_cvx.fast import conic
-from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+from fgsm_cvx.fast.model import Model, fast_scaling
+from fgsm_cvx.fast.solver import shift_set
 from fgsm_cvx.fast.working_set import near_set
 
 SETS = {
@@ -146,7 +147,7 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
                                      sample_weight=prob.sample_weight)
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     sc = fast_scaling(prob)
-    model, eps = _Model(prob, sc), prob.eps * sc.eps
+    model, eps = Model(prob, sc), prob.eps * sc.eps
     shift = shift_set(prob)
     rng = np.random.default_rng(0)
     beta0, b0 = sc.to_scaled(ref.coef * (1 + 0.01 * rng.standard_normal(5)), ref.intercept)

@@ -16,12 +16,14 @@ import scipy.sparse as sp
 from conftest import MANIFOLD_SETS, manifold_problem
 
 import fgsm_cvx as fc
+import fgsm_cvx.fast.model as fast_model
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.engine import make_engine
 from fgsm_cvx.families import Binomial, Gaussian, Huber, Poisson
+from fgsm_cvx.fast.model import Model, _per_sample_second, fast_scaling
 from fgsm_cvx.fast.newton import manifold_of
 from fgsm_cvx.fast.objective import _sinhc_derivatives, adversarial_terms, second_order_terms
-from fgsm_cvx.fast.solver import _Model, _per_sample_second, fast_scaling, shift_set
+from fgsm_cvx.fast.solver import shift_set
 from fgsm_cvx.penalties import SquaredL2
 
 FAMILIES = {"binomial": Binomial(), "gaussian": Gaussian(), "huber": Huber(0.8),
@@ -168,7 +170,7 @@ def test_model_second_order_is_centred():
     y = rng.standard_normal(n)
     prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation="linf", eps=0.1)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     w = prob.sample_weight
     c = w @ X
     Xc = sc.x * (X - c)
@@ -293,7 +295,7 @@ def test_tie_multipliers_match_the_objective_moved_off_the_tie():
     wrong = fc.solve(forced, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert wrong.objective > ref.objective * (1 + 1e-6)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     manifold = manifold_of(shift_set(prob), prob.n_features)
     eps = prob.eps * sc.eps
     for res, expect in ((ref, set()), (wrong, {int(j)})):
@@ -375,7 +377,7 @@ def test_newton_converges_quadratically(set_name):
     prob = manifold_problem("binomial", set_name, rng, n=3000, d=10)
     shift = shift_set(prob)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     eps = prob.eps * sc.eps
     loose = fc.solve(prob, backend="fast", tol=1e-4)
     beta, b = sc.to_scaled(loose.coef, loose.intercept)
@@ -407,7 +409,7 @@ def test_gram_norm_estimates_the_top_eigenvalue_from_below():
     prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
                                  sample_weight=w)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     wn = prob.sample_weight
     Xc = sc.x * (X - wn @ X)
     top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
@@ -421,7 +423,7 @@ def test_gram_norm_on_a_row_sample(monkeypatch):
     """Above ``GRAM_NORM_ROWS`` rows the power iteration runs on every k-th row: against
     eigvalsh of the full centred, weighted Gram matrix (within the sample's error), and
     the same estimate on every engine (the same rows)."""
-    monkeypatch.setattr(fast_solver, "GRAM_NORM_ROWS", 500)
+    monkeypatch.setattr(fast_model, "GRAM_NORM_ROWS", 500)
     rng = np.random.default_rng(11)
     n, d = 6000, 8
     X = rng.standard_normal((n, d)) + 1.5 * rng.standard_normal((n, 1)) + 3.0
@@ -430,7 +432,7 @@ def test_gram_norm_on_a_row_sample(monkeypatch):
     estimates = []
     for _, data in _engines(X):
         prob = fc.AdversarialProblem(data, y, family="gaussian", eps=0.1, sample_weight=w)
-        estimates.append(_Model(prob, fast_scaling(prob)).gram_norm())
+        estimates.append(Model(prob, fast_scaling(prob)).gram_norm())
     prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, sample_weight=w)
     wn, s = prob.sample_weight, fast_scaling(prob).x
     Xc = s * (X - wn @ X)
@@ -485,7 +487,7 @@ def test_gradient_pass_agrees_with_the_newton_pass(name, mu):
     X = rng.standard_normal((n, d)) + 3.0  # centring matters
     prob = fc.AdversarialProblem(X, _labels(FAMILIES[name], rng, n), family=FAMILIES[name],
                                  eps=0.2, alpha=0.3, sample_weight=rng.random(n) + 0.5)
-    model = _Model(prob, fast_scaling(prob))
+    model = Model(prob, fast_scaling(prob))
     beta, b, t = 0.3 * rng.standard_normal(d), 0.2, 0.4
     full = _Point(model, beta, b, t, mu, np.arange(d))
     light = _GradientPoint(model, beta, b, t, mu, True)
@@ -556,14 +558,14 @@ def test_gaussian_gram_from_the_constant_one_matches_a_fresh_pass(sparse, alpha,
     X = sp.csr_matrix(np.where(np.abs(X) < 1.0, 0.0, X)) if sparse else X
     prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, alpha=alpha,
                                  sample_weight=rng.random(n) + 0.5)
-    model = _Model(prob, fast_scaling(prob))
+    model = Model(prob, fast_scaling(prob))
     assert model._constant_curvature()
     beta, b, t = 0.2 * rng.standard_normal(d), 0.3, 0.2
     r = model.y_host - (model.engine.fetch(model.engine.matvec(beta * model.scale))[0] + b)
     ref = np.where(np.abs(r) < 0.3, 0.0, np.sign(r))  # some pinned samples
     cases = [(0.3, None, None), (0.3, np.array([1, 4, 7]), None), (0.0, None, ref)]
     ours = [model.second_order(beta, b, t, mu, cols, ref=s) for mu, cols, s in cases]
-    monkeypatch.setattr(_Model, "_constant_curvature", lambda self: False)
+    monkeypatch.setattr(Model, "_constant_curvature", lambda self: False)
     for (mu, cols, s), mine in zip(cases, ours, strict=True):
         fresh = model.second_order(beta, b, t, mu, cols, ref=s)
         assert np.sum(np.abs(r) <= mu) > 50 or s is not None  # the band is populated
@@ -583,7 +585,7 @@ def test_decrement_estimates_the_distance_to_the_minimum(set_name):
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     shift = shift_set(prob)
     sc = fast_scaling(prob)
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     eps = prob.eps * sc.eps
     manifold = manifold_of(shift, prob.n_features)
     star, b_star = sc.to_scaled(ref.coef, ref.intercept)

@@ -150,13 +150,14 @@ def test_fista_keeps_its_momentum_after_a_declined_try(monkeypatch):
 def test_a_far_point_is_not_certified():
     """From a point far from the solution (the cvxpy optimum's coefficients halved) the
     step either certifies the true optimum or declines and hands the state back."""
-    from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+    from fgsm_cvx.fast.model import Model, fast_scaling
+    from fgsm_cvx.fast.solver import shift_set
 
     for set_id in ("linf", "l2"):
         prob = _problem(set_id, alpha=0.2)
         ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
         sc = fast_scaling(prob)
-        model = _Model(prob, sc)
+        model = Model(prob, sc)
         eps = prob.eps * sc.eps
         beta, b = sc.to_scaled(0.5 * ref.coef, ref.intercept)
         shift = shift_set(prob)
@@ -234,12 +235,13 @@ def test_program_is_a_bounded_minorant_equal_at_its_split(set_id):
     violated terms entered as their linear sum, not max(0, sum), the l2 program here is
     unbounded below.)"""
     from fgsm_cvx.fast import conic
-    from fgsm_cvx.fast.solver import _Model, fast_scaling, shift_set
+    from fgsm_cvx.fast.model import Model, fast_scaling
+    from fgsm_cvx.fast.solver import shift_set
 
     prob = _problem(set_id, n=400, d=6, alpha=0.3, weights=True, fraction=0.05)
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     sc = fast_scaling(prob)
-    model, eps, shift = _Model(prob, sc), prob.eps * sc.eps, shift_set(prob)
+    model, eps, shift = Model(prob, sc), prob.eps * sc.eps, shift_set(prob)
     rng = np.random.default_rng(0)
     d = prob.n_features
     beta0, b0 = sc.to_scaled(ref.coef * (1 + 0.01 * rng.standard_normal(d)), ref.intercept)

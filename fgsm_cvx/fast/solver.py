@@ -19,7 +19,7 @@ solves the exact problem with the samples at their kinks as constraints, and end
 continuation when that problem's KKT conditions certify the point.
 
 FISTA's first step size comes from a power-iteration estimate of the Gram norm
-(``_Model.initial_curvature``). For logistic, gaussian and Huber on large problems a
+(``model.Model.initial_curvature``). For logistic, gaussian and Huber on large problems a
 damped Newton step on the smooth manifold (``newton.py``) takes over each stage once a
 short FISTA run has identified the support and signs, when a cost model says its passes
 are cheaper than FISTA's remaining iterations; FISTA finishes whatever Newton does not.
@@ -50,7 +50,6 @@ from .._diagnostics import (
     check_poisson_zeros,
     explain_failure,
 )
-from ..engine import HOST_ENGINES
 from ..exceptions import SolverError
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFamily
 from ..penalties import DualNorm
@@ -59,13 +58,11 @@ from ..result import Certificate, Result
 from . import kinks, linear_pieces, working_set
 from .box import BoxShift, centred_box
 from .epigraph import SupportShift, project_epigraph
+from .model import Model, fast_scaling
 from .newton import manifold_of, newton, pass_cost
 from .objective import (
-    adversarial_terms,
     has_second_order,
     needs_smoothing,
-    second_order_terms,
-    worst_case_terms,
 )
 
 
@@ -128,350 +125,6 @@ def _formulated_set(prob):
     return prob.penalty.perturbation if isinstance(prob.penalty, DualNorm) else None
 
 
-def _centring(prob):
-    """(c, sum_i w_i ||x_i - c||^2): the centre of the fast path's columns and the mean
-    squared row norm of the centred data, from two passes over X, cached along a path.
-
-    c = sum_i w_i x_i (weights sum to one) with an intercept, None (no centring) without;
-    sum_i w_i ||x_i - c||^2 = sum_i w_i ||x_i||^2 - ||c||^2 for that c. Computed by the
-    problem's engine (``weighted_row_norms`` and one X^T w).
-    """
-    out = prob._cache.get("fast_centring")
-    if out is None:
-        engine, w = prob.engine, prob.sample_weight
-        total = engine.weighted_row_norms(w)
-        centre = None
-        if prob.fit_intercept:
-            (centre,) = engine.fetch(engine.rmatvec(engine.put(w)))  # X^T w, d numbers
-            centre = np.asarray(centre, dtype=np.float64).ravel()
-            total = max(total - float(centre @ centre), 0.0)
-        out = prob._cache["fast_centring"] = (centre, total)
-    return out
-
-
-def fast_scaling(prob):
-    """``prob.scaling`` with the feature scale s taken from the centred columns and the
-    Huber response scale from the loss (``Scaling(loss_scale=True)``).
-
-    With an intercept the fast path works with s (X - 1 c^T) (``_centring``): s is the
-    power of two nearest 1 / RMS of the centred entries, so that columns with a large
-    common offset (which centring removes) do not leave the centred data badly scaled.
-    """
-    out = prob._cache.get("fast_scaling")
-    if out is None:
-        from ..problem import _power_of_two
-
-        s = None  # (without an intercept: prob.x_scale)
-        if prob.fit_intercept:
-            mean_sq = _centring(prob)[1] / max(prob.n_features, 1)
-            s = _power_of_two(1.0 / np.sqrt(mean_sq)) if mean_sq > 0 else 1.0
-        out = prob._cache["fast_scaling"] = Scaling(prob, x_scale=s, loss_scale=True)
-    return out
-
-
-def _finite(total):
-    return total if np.isfinite(total) else np.inf
-
-
-def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_intercept):
-    """The per-sample part of F_mu on (a block of) the samples, in the namespace xp.
-
-    Returns ((F_mu,), None), or with ``grad`` ((F_mu, dF/db, dF/dt), dF/deta): the sums
-    over the samples given (a dask block's partial sums) and the per-sample derivative,
-    with F_mu = sum_i w_i [alpha l(y_i, eta_i) + (1 - alpha) h_mu(eta_i, shift)] and
-    eta = X beta + b. A pair ``shift`` = (t_up, t_dn) (a box) gives the interval term and
-    the two sums dF/dt_up, dF/dt_dn in place of dF/dt.
-    """
-    a = alpha
-    eta = Xbeta + b
-    total, g_eta, g_t = 0.0, None, (0.0, 0.0) if isinstance(shift, tuple) else (0.0,)
-    if a < 1.0:
-        if grad:
-            h, d_eta, *d_t = worst_case_terms(family, y, eta, shift, mu, xp=xp)
-            g_eta = (1.0 - a) * d_eta
-            g_t = tuple((1.0 - a) * (w @ d) for d in d_t)  # dF/dt, or dF/dt_up, dF/dt_dn
-        else:
-            h = worst_case_terms(family, y, eta, shift, mu, grad=False, xp=xp)
-        total = (1.0 - a) * (w @ h)
-    if a > 0.0:
-        if isinstance(family, Hinge):  # the clean hinge has a kink too: the t = 0 term
-            out = adversarial_terms(family, y, eta, 0.0, mu, grad=grad, xp=xp)
-            clean, d_clean = out[:2] if grad else (out, None)
-        else:
-            clean = family.loss(y, eta, xp)
-            d_clean = family.grad(y, eta, xp) if grad else None
-        total = total + a * (w @ clean)
-        if grad:
-            g_eta = a * d_clean if g_eta is None else g_eta + a * d_clean
-    if not grad:
-        return (total,), None
-    g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
-    return (total, xp.sum(g_eta) if fit_intercept else 0.0, *g_t), g_eta
-
-
-def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu):
-    """The per-sample part of the Newton step's pass (``newton.py``), in namespace xp.
-
-    Returns (sums, G, D): the sums (F_mu, sum w H_e, sum w H_t, sum w H_ee, sum w H_et,
-    sum w H_tt), the vectors G = (w H_e, w H_et, w H_ee) whose products X^T G the step
-    needs, and the Gram weights D = w H_ee >= 0 (``objective.second_order_terms``;
-    ``ref`` the reference signs of the pinned step, ``kinks.py``).
-    """
-    H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(family, y, Xbeta + b, shift, mu,
-                                                       alpha, xp, ref=ref)
-    wH_e, wH_et = w * H_e, w * H_et
-    wH_ee = w * xp.maximum(H_ee, 0.0)  # >= 0 for a convex term; clip rounding
-    sums = (w @ H, xp.sum(wH_e), w @ H_t, xp.sum(wH_ee), xp.sum(wH_et), w @ H_tt)
-    return sums, [wH_e, wH_et, wH_ee], wH_ee
-
-
-# Rows sampled for the power iteration of ``_Model.gram_norm`` (at least 20 d): at
-# n = 1e5, d = 50 its four iterations over all rows cost 8 of a gaussian solve's ~46
-# X^T (X v) passes; on 1e4 rows, under one
-GRAM_NORM_ROWS = 10_000
-
-
-class _Model:
-    """F_mu and its gradient in (X beta, b, t); the products with X, through the engine.
-
-    It is the equivalent problem of ``scaling`` (data s X and y'', ``prob.scaling`` for the
-    adversarial problem): the products are with s X, formed without copying X (s = 1
-    unless X is badly scaled; s is a power of two, so s (X beta) = X (s beta) exactly).
-
-    X, the predictors X beta and the per-sample vectors y'', w live on the problem's
-    engine (``fgsm_cvx.engine``: numpy / scipy.sparse, dask, or an array API array);
-    beta, b, t and every value handed back (objective, X^T g, dF/db, dF/dt) are numpy
-    arrays and floats on the host.
-
-    ``alpha`` overrides the problem's (1.0 gives the clean loss alone: the smooth part of
-    the penalised likelihood). A penalty with a constant ``offset`` c (the LLA
-    majoriser, shift eps (sigma(beta) + c)) enters as the shift t + eps c, the epigraph
-    variable t still bounding eps sigma(beta).
-    """
-
-    def __init__(self, prob, scaling, alpha=None):
-        self.engine = engine = prob.engine
-        self.family = scaling.family
-        self.y, self.w = engine.put(scaling.y), engine.put(prob.sample_weight)
-        self.y_host = scaling.y
-        self.w_host = prob.sample_weight
-        self.alpha = prob.alpha if alpha is None else alpha
-        self.scale = scaling.x
-        offset = getattr(prob.penalty, "offset", 0.0) if prob.penalty is not None else 0.0
-        # eps (sigma(beta) + c) in eta-units is eps'' sigma(beta'') + eps c / m in the
-        # scaled problem's (eta = m eta'' + o)
-        self.offset = prob.eps * offset / scaling.eta_mult
-        # With an intercept, x_i^T beta + b = (x_i - c)^T beta + b_c, b_c = b + c^T beta, for
-        # any c, and the shift depends on beta alone: FISTA steps in (beta, b_c) with c the
-        # weighted column means (sum_i w_i x_i; weights sum to one), which decouples the
-        # intercept from the features; uncentred data (|c| >> sd) otherwise cost ~100x the
-        # iterations and lose accuracy. X is not modified: the engine keeps s X beta, the
-        # state keeps b, and the gradient in beta is the centred one (``gradient``).
-        centre, self._mean_row_sq = _centring(prob)
-        self._cache = prob._cache
-        self.centre = None if centre is None else self.scale * centre  # s c
-
-    def _fn(self, b, t, mu, grad, fit_intercept=False):
-        """The per-sample work at (b, t, mu), for the engine's map_reduce (picklable: it
-        travels to dask workers with the family and four numbers; a box's t is the pair
-        (t_up, t_dn), passed as a tuple of floats)."""
-        # Python floats: a numpy scalar would pull an engine array into numpy
-        shift = tuple(float(v) + self.offset for v in t) if np.ndim(t) else \
-            float(t) + self.offset
-        return partial(_per_sample, family=self.family, alpha=self.alpha,
-                       shift=shift, b=float(b), mu=float(mu), grad=grad,
-                       fit_intercept=fit_intercept)
-
-    def value(self, Xbeta, b, t, mu):
-        """F_mu at (X beta, b, t) as a float (inf where it overflows): one reduction."""
-        (total,), _ = self.engine.map_reduce(self._fn(b, t, mu, False), Xbeta, self.y,
-                                             self.w, n_sums=1)
-        return _finite(total)
-
-    def gradient(self, Xbeta, b, t, mu, fit_intercept):
-        """(F_mu, dF/dbeta, dF/db, dF/dt) on the host, in one pass over X.
-
-        dF/dbeta = s X^T (dF/deta) by the chain rule through eta = s X beta + b, and
-        dF/db = sum_i dF/deta_i. For a box dF/dt is the array (dF/dt_up, dF/dt_dn).
-        """
-        pair = np.ndim(t) > 0
-        (total, g_b, *g_t), g_beta = self.engine.map_reduce(
-            self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w,
-            n_sums=4 if pair else 3, rmatvec=True)
-        g_t = np.array(g_t) if pair else g_t[0]
-        if self.scale != 1.0:
-            g_beta = g_beta * self.scale
-        if self.centre is not None:  # (X - 1 c^T)^T g = X^T g - c sum_i g_i
-            g_beta = g_beta - self.centre * g_b
-        return _finite(total), g_beta, g_b, g_t
-
-    def gradient_pass(self, beta, b, t, mu, fit_intercept):
-        """(s X beta on the engine, F_mu, dF/dbeta, dF/db, dF/dt) at (beta, b, t): one
-        X v and one X^T g (``gradient`` at the predictors of beta)."""
-        Xbeta = self.engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
-        return (Xbeta, *self.gradient(Xbeta, b, t, mu, fit_intercept))
-
-    def evaluate(self, beta, b, t, mu):
-        """(s X beta kept on the engine, F_mu there): one pass over X."""
-        Xbeta, (total,) = self.engine.matvec_reduce(
-            beta if self.scale == 1.0 else beta * self.scale, self._fn(b, t, mu, False),
-            self.y, self.w, n_sums=1)
-        return Xbeta, _finite(total)
-
-    def second_order(self, beta, b, t, mu, cols, ref=None):
-        """The Newton step's pass (``newton.py``) in the centred coordinates (beta, b_c).
-
-        Returns (s X beta on the engine, F_mu, XtG, Gram, (dF/db, T, S_ee, S_et, S_tt))
-        with XtG the (d, 3) array
-        X_c^T (w H_e, w H_et, w H_ee) and Gram = X_cW^T diag(w H_ee) X_cW for the columns
-        ``cols`` (None: all), X_c = s (X - 1 c^T). From the engine's uncentred products:
-        X_c^T u = s X^T u - s c sum_i u_i and, with v = s X^T D,
-        X_c^T D X_c = s^2 X^T D X - v (s c)^T - (s c) v^T + (sum D) (s c)(s c)^T.
-        ``ref``: the pinned step's reference signs of the kink coordinates
-        (``kinks.py``), a host vector (0: pinned).
-        """
-        fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
-                     shift=float(t) + self.offset, b=float(b), mu=float(mu))
-        # a new host array each time: an engine caches what it placed by identity, and
-        # the pinned step changes its signs in place
-        vectors = (self.y, self.w) + (() if ref is None else
-                                      (self.engine.put(np.array(ref, dtype=np.float64)),))
-        constant = self._constant_curvature()
-        Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
-            fn, beta if self.scale == 1.0 else beta * self.scale, *vectors,
-            cols=np.empty(0, dtype=np.intp) if constant else cols, n_sums=6)
-        XtG, gram = XtG * self.scale, gram * self.scale**2
-        if self.centre is not None:
-            c = self.centre
-            if not constant:
-                v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
-                c_W = c if cols is None else c[cols]
-                gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
-            XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
-        if constant:
-            gram = self._gaussian_gram(Xbeta, b, t, mu, ref)
-            gram = gram if cols is None else gram[np.ix_(cols, cols)]
-        return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
-
-    def _constant_curvature(self):
-        """True where the Gram matrix of the Newton pass is X_c^T W X_c but for a few rows:
-        the gaussian loss on a host engine. Its per-sample curvature w_i H_ee is w_i
-        ((1 - alpha) rho'' a'^2 + alpha rho'' = 1 with rho'' = 1, a' = +-1) except inside
-        the smoothing band (mu > 0: a' = r / mu, plus rho'(u) / mu) and, in the pinned
-        step, at the pinned samples (their piece rho(t) has no curvature in eta)."""
-        return type(self.family) is Gaussian and getattr(self.engine, "name", None) \
-            in HOST_ENGINES
-
-    def _gaussian_gram(self, Xbeta, b, t, mu, ref):
-        """X_c^T diag(w H_ee) X_c for the gaussian loss: the constant X_c^T W X_c (one
-        blocked pass, cached with the problem: shared along an eps path) corrected by the
-        rows whose curvature differs, sum_i (w_i H_ee,i - w_i) x_c,i x_c,i^T."""
-        G0 = self._cache.get("fast_gaussian_gram")
-        if G0 is None:
-            def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
-                return [0.0] * 6, [w], w
-
-            G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]), self.y,
-                                          self.w, cols=None, n_sums=6)[3] * self.scale**2
-            if self.centre is not None:
-                # X_c^T W X_c = s^2 X^T W X - (s c)(s c)^T: s X^T w = s c (sum w = 1)
-                G0 = G0 - np.outer(self.centre, self.centre)
-            G0 = self._cache["fast_gaussian_gram"] = 0.5 * (G0 + G0.T)
-        eta = self.engine.fetch(Xbeta)[0] + b
-        r = self.y_host - eta
-        special = np.flatnonzero(np.abs(r) <= mu) if ref is None else np.flatnonzero(ref == 0.0)
-        if not special.size:
-            return G0.copy()
-        H_ee = second_order_terms(self.family, self.y_host[special], eta[special],
-                                  float(t) + self.offset, mu, self.alpha, np,
-                                  ref=None if ref is None else ref[special])[3]
-        w = self.w_host[special]
-        extra = w * np.maximum(H_ee, 0.0) - w
-        gram = G0.copy()
-        step = max(1, 2**17 // max(G0.shape[0], 1))  # rows at a time: O(1) extra memory
-        for start in range(0, special.shape[0], step):
-            A = self.rows(special[start:start + step])
-            gram += A.T @ (extra[start:start + step, None] * A)
-        return gram
-
-    def rows(self, idx):
-        """The centred, scaled rows X_c[idx] = s X[idx] - s c as a host (|idx|, d) array."""
-        A = self.engine.rows(idx) * self.scale
-        return A if self.centre is None else A - self.centre
-
-    def curvature_bound(self):
-        """The weighted mean of ||(s (x_i - c), 1, 1)||^2 = s^2 sum_i w_i ||x_i - c||^2 + 2
-        (sum w = 1; c = 0 without centring): an upper bound on the Lipschitz constant for
-        a loss with l'' <= 1 (``_centring`` computed the sum)."""
-        return self._mean_row_sq * self.scale**2 + 2.0
-
-    def gram_norm(self, iterations=4):
-        """lambda_max(X_c^T W X_c) of the centred, scaled columns, by power iteration.
-
-        v <- X_c^T W X_c v / ||.|| from a fixed random start, on a sample of the rows
-        (every k-th, about ``GRAM_NORM_ROWS`` of them, weights renormalised: the
-        weighted Gram matrix is a mean over the rows, which the sample estimates to
-        about sqrt(d / rows) relative; one pass over the sample per iteration). The
-        Rayleigh quotient estimates lambda_max from below (backtracking corrects an
-        underestimate). X_c v = s X v - s c^T v with c the centre of all rows, and
-        X_c^T u = s X^T u - s c sum_i u_i. Cached with the problem (it depends on X,
-        the weights and the scale only).
-        """
-        lam = self._cache.get("fast_gram_norm")
-        if lam is not None:
-            return lam
-        n, d = self.engine.shape
-        step = max(1, n // max(GRAM_NORM_ROWS, 20 * d))
-        w = self.w_host[::step]
-        if not w.sum() > 0.0:  # the sample has no weight: all rows
-            step, w = 1, self.w_host
-        engine = self.engine.row_sample(step)
-        w = engine.put(w / w.sum())
-        v = np.random.default_rng(0).standard_normal(d)
-        v /= np.linalg.norm(v)
-        lam = 0.0
-        for _ in range(iterations):
-            a = engine.matvec(v * self.scale)
-            if self.centre is not None:
-                a = a - float(self.centre @ v)
-            u = w * a
-            g, total = engine.fetch(engine.rmatvec(u), engine.xp.sum(u))
-            g = np.asarray(g, dtype=np.float64) * self.scale
-            if self.centre is not None:
-                g = g - self.centre * total
-            lam, norm = float(v @ g), float(np.linalg.norm(g))
-            if not norm > 0.0:
-                break
-            v = g / norm
-        self._cache["fast_gram_norm"] = lam
-        return lam
-
-    def initial_curvature(self):
-        """A first Lipschitz estimate for FISTA: kappa max(lambda_max, 1).
-
-        The Hessian of F in (beta, b_c, t) is sum_i w_i J_i^T D_i J_i with J_i the
-        Jacobian of (eta_i, t) and D_i the 2 x 2 Hessian of the term, D_i <= kappa I: for
-        the centred columns sum_i w_i J_i^T J_i = diag(X_c^T W X_c, 1, 1), of norm
-        max(lambda_max, 1). kappa = 1/2 for logistic (2 phi'' <= 1/2 for phi(z eta - t)),
-        2 for gaussian and Huber ((|r| + t)^2 / 2 has Hessian [[1, -s], [-s, 1]]). The
-        row-norm bound (``curvature_bound``) exceeds lambda_max about d-fold on
-        well-conditioned data, and FISTA, shrinking L by 10% per step, spent some 40 of
-        its 54 iterations (binomial, d = 50) undoing it. Hinge (smoothed, curvature
-        1 / mu) and Poisson (e^eta) keep the bound, backtracking finding their own.
-        """
-        kappa = 0.5 if isinstance(self.family, Binomial) else \
-            2.0 if isinstance(self.family, (Gaussian, Huber)) else None
-        if kappa is None:
-            return self.curvature_bound()
-        return min(kappa * max(self.gram_norm(), 1.0), self.curvature_bound())
-
-    def centred_step(self, y_beta, n_beta):
-        """s c^T (y_beta - n_beta): with the intercept b = b_c - s c^T beta of the centred
-        parametrisation, the change of b when b_c takes no step and beta moves from
-        y_beta to n_beta (0 without centring)."""
-        return 0.0 if self.centre is None else float(self.centre @ (y_beta - n_beta))
-
-
 def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
            settled=None):
     """FISTA with backtracking and function-value restart, from ``state``.
@@ -504,7 +157,7 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
         f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept)
         while True:
             n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
-            # the step is taken in (beta, b_c) (see _Model: b_c = b + s c^T beta); the
+            # the step is taken in (beta, b_c) (see model.Model: b_c = b + s c^T beta); the
             # state keeps b, which moves by the step of b_c minus s c^T (n_beta - y_beta)
             d_b = -g_b / L
             n_b = y_b + d_b + model.centred_step(y_beta, n_beta)
@@ -745,7 +398,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
 
     Xb, f_start = model.evaluate(beta, b, t, 0.0)
     scale = 1.0 + abs(f_start + h(beta))
-    # Initial curvature guess (``_Model.initial_curvature``; backtracking corrects it
+    # Initial curvature guess (``model.Model.initial_curvature``; backtracking corrects it
     # either way). Along a path (problems made by with_params share _cache) the previous
     # solve's first-stage curvature estimate is a better start still.
     L = None if cache is None else cache.get("fast_first_stage_L")
@@ -1104,7 +757,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         return _solve_centred_box(prob, *centred, tol, max_iter, warm_start)
     start = time.perf_counter()
     sc = fast_scaling(prob)  # solve for (beta'', b'') of the well-scaled equivalent problem
-    model = _Model(prob, sc)
+    model = Model(prob, sc)
     eps = prob.eps * sc.eps
     beta, b = _start(prob, sc, warm_start)
 
@@ -1228,7 +881,7 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
     check_penalized_fast(prob, penalty)
     start = time.perf_counter()
     sc = Scaling(prob, identity=True)  # lam P is not invariant under the scaling
-    model = _Model(prob, sc, alpha=1.0)
+    model = Model(prob, sc, alpha=1.0)
     beta, b = _start(prob, sc, warm_start)
 
     def prox(v_beta, v_t, L):
