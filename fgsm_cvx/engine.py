@@ -48,6 +48,10 @@ import scipy.sparse as sp
 #: The engines whose arrays the cvxpy backend (and the numpy diagnostics) can take.
 HOST_ENGINES = ("numpy", "scipy.sparse")
 
+#: Dense host X with at most this many entries (32 MB of float64) is multiplied by one
+#: BLAS thread during a fast solve (``blas_threads``); 0 leaves BLAS as configured always.
+SINGLE_THREAD_ENTRIES = 2**22
+
 
 def engine_name(X):
     """The engine that an array belongs to, or None for what numpy must convert first.
@@ -461,6 +465,37 @@ def _row_blocks(X, size=2**22):
     for start in range(0, n, step):
         rows = slice(start, min(start + step, n))
         yield rows, X[rows, :]
+
+
+_CONTROLLER = None
+
+
+def blas_threads(engine):
+    """A context for a fast solve on ``engine``: one BLAS thread for dense host X of at
+    most ``SINGLE_THREAD_ENTRIES`` entries, BLAS as configured otherwise.
+
+    The fast path multiplies by X hundreds of times per solve, each product from
+    microseconds to a few milliseconds. When another process keeps a core busy, a
+    multi-threaded BLAS waits for its other threads' time slices on every call:
+    ``benchmarks/bench_threads.py --load 1`` on 2 cores measured fast solves 13x-23x
+    slower with BLAS's default 2 threads than with one at n = 1e4, d = 50 and n = 2e4,
+    d = 20, 3.6x-4x at n = 1e5, d = 50 and 1.6x-1.8x at n = 4e5, d = 50 (a hinge solve
+    at n = 1e4, d = 50: 617 ms instead of 28 ms). On the idle machine one thread was as
+    fast up to n = 1e5, d = 50 (0.93x-1.02x). So one thread is taken up to the
+    threshold, where a product is too short for more threads to pay much even on many
+    idle cores; larger X keeps the user's setting (threadpoolctl, or
+    OPENBLAS_NUM_THREADS / OMP_NUM_THREADS on a shared machine). scipy.sparse products
+    are single-threaded anyway; dask and GPU arrays are left alone.
+    """
+    global _CONTROLLER
+    X = getattr(engine, "X", None)
+    if type(engine) is not HostEngine or sp.issparse(X) or X.size > SINGLE_THREAD_ENTRIES:
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:  # (inspecting the loaded libraries costs ~0.2 ms: once)
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def make_engine(X):

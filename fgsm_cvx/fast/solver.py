@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from functools import partial
+from functools import partial, wraps
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -50,6 +50,7 @@ from .._diagnostics import (
     check_poisson_zeros,
     explain_failure,
 )
+from ..engine import blas_threads
 from ..exceptions import SolverError
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFamily
 from ..penalties import DualNorm
@@ -724,6 +725,19 @@ NEWTON_MIN_SAMPLES = 5000
 NEWTON_MIN_ENTRIES = 2_000_000
 
 
+def _with_blas_threads(solve):
+    """``solve(prob, ...)`` within ``engine.blas_threads(prob.engine)``: one BLAS thread
+    where X is small enough that more only wait for each other (a busy machine)."""
+
+    @wraps(solve)
+    def solve_within(prob, *args, **kwargs):
+        with blas_threads(prob.engine):
+            return solve(prob, *args, **kwargs)
+
+    return solve_within
+
+
+@_with_blas_threads
 def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     """Solve ``prob`` with the first-order path; return a Result with a residual certificate.
 
@@ -866,6 +880,7 @@ def check_penalized_fast(prob, penalty):
     _check_prox(penalty, prob.n_features)
 
 
+@_with_blas_threads
 def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_000,
                          warm_start=None):
     """Penalised likelihood by accelerated proximal gradient.
