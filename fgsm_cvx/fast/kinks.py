@@ -402,6 +402,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                             fit_intercept, ref, con, rows)
         for _ in range(max_changes):
             W, signs = manifold.working(beta, entering)
+            if W is None:  # no manifold at the stepped point (the outer test ends it)
+                break
             gram = point.gram(W)
             Z = np.flatnonzero(con)
             if gram is None or Z.shape[0] > MAX_PINNED:
