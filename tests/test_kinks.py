@@ -20,7 +20,7 @@ import fgsm_cvx.fast.linear_pieces as linear_pieces
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.families import Gaussian, Huber, Poisson
 from fgsm_cvx.fast.model import Model, fast_scaling
-from fgsm_cvx.fast.newton import _Point, manifold_of
+from fgsm_cvx.fast.newton import MAX_WORKING_SET, _Point, manifold_of, working_set_cap
 from fgsm_cvx.fast.objective import second_order_terms
 from fgsm_cvx.fast.solver import shift_set
 
@@ -326,3 +326,76 @@ def test_a_step_that_leaves_every_manifold_gives_up_cleanly():
     res = fc.solve(prob, backend="fast")
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert res.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def wide_gaussian():
+    """A gaussian ``Linf`` problem at n = 1500, d = 200, 0.05 eps_max whose solution has
+    138 nonzero coefficients (more than ``newton.MAX_WORKING_SET``), and Clarabel's
+    solution of it at tolerance 1e-10."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((1500, 200))
+    y = X @ (rng.standard_normal(200) * (rng.random(200) < 0.5)) + rng.standard_normal(1500)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=1.0)
+    prob = prob.with_params(eps=0.05 * fc.eps_max(prob))
+    return prob, fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+
+
+def _record_working_sets(monkeypatch):
+    """The list to which each pinned step appends (converged, |W| at its start)."""
+    calls, original = [], kinks.pinned_newton
+
+    def recorded(model, manifold, fit_intercept, eps, state, *args, **kwargs):
+        out = original(model, manifold, fit_intercept, eps, state, *args, **kwargs)
+        calls.append((out[4], int(np.count_nonzero(state[0]))))
+        return out
+
+    monkeypatch.setattr(kinks, "pinned_newton", recorded)
+    return calls
+
+
+def test_gaussian_pinned_step_past_the_gram_cap(wide_gaussian, monkeypatch):
+    """The gaussian loss reads its Gram matrix from the cached X_c^T W X_c, so its
+    working sets may exceed ``MAX_WORKING_SET`` (``newton.working_set_cap``): the pinned
+    step certifies a solution with 138 nonzero coefficients, at Clarabel's optimum. With
+    the curvature taken as not constant (the cap at MAX_WORKING_SET) no try of that size
+    is made (before, such solves ended in a conic program of the whole problem)."""
+    prob, ref = wide_gaussian
+    calls = _record_working_sets(monkeypatch)
+    fast = fc.solve(prob, backend="fast")
+    assert any(ok and size > MAX_WORKING_SET for ok, size in calls), calls
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-8
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5 * (1 + np.abs(ref.coef).max()))
+    calls.clear()
+    monkeypatch.setattr(Model, "constant_curvature", lambda self: False)
+    fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    assert not any(ok and size > MAX_WORKING_SET for ok, size in calls), calls
+
+
+def test_a_try_ends_when_its_kkt_solves_exceed_the_budget(wide_gaussian, monkeypatch):
+    """``KKT_SOLVES``: the LU solves of one try cost at most that many solves of the
+    largest system the cap allows (the one-at-a-time releases on |W| = 1000 had taken 88
+    solves of 27 ms a try); a try that would exceed it ends uncertified, and the solve
+    still reaches Clarabel's optimum."""
+    prob, ref = wide_gaussian
+    monkeypatch.setattr(kinks, "KKT_SOLVES", 1)
+    flops, tries = [], []
+    solve_kkt, pinned = kinks._solve_kkt, kinks.pinned_newton
+
+    def counted(K, rhs):
+        flops[-1] += (2.0 / 3.0) * K.shape[0] ** 3
+        return solve_kkt(K, rhs)
+
+    def recorded(model, *args, **kwargs):
+        flops.append(0.0)
+        out = pinned(model, *args, **kwargs)
+        tries.append((out[4], working_set_cap(model)))
+        return out
+
+    monkeypatch.setattr(kinks, "_solve_kkt", counted)
+    monkeypatch.setattr(kinks, "pinned_newton", recorded)
+    fast = fc.solve(prob, backend="fast")
+    budgets = [(16.0 / 3.0) * cap**3 for _, cap in tries]
+    assert all(f <= b for f, b in zip(flops, budgets, strict=True)), (flops, budgets)
+    assert any(f > 0.5 * b for f, b in zip(flops, budgets, strict=True))  # (it binds)
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7

@@ -206,3 +206,36 @@ def test_path_starts_each_radius_with_the_program():
     cold = [fc.solve(fc.AdversarialProblem(X, 100 * y, family="huber", eps=e),
                      backend="fast").n_iter for e in path.eps[1:]]
     assert sum(r.n_iter for r in path.results[2:]) * 4 <= sum(cold[1:])
+
+
+@pytest.mark.parametrize("n, d, expect_program", [(600, 150, False), (200, 10, True)])
+def test_gaussian_program_waits_for_the_work_it_costs(n, d, expect_program, monkeypatch):
+    """The gaussian loss has no linear piece: its program is the whole problem, about
+    PROGRAM_COST n d / n = 50 d passes (a generic interior-point solve: 1.9 s at n = 1000,
+    d = 250, where FISTA and the pinned step took 0.6 s). With the pinned step failing
+    every try, the program runs only once the solve's work pays for it: not at d = 150
+    (7500 passes) within this solve, at once at d = 10 (500 passes); both solves reach the
+    optimum within the solve's tolerance."""
+    monkeypatch.setattr(kinks, "pinned_newton",
+                        lambda model, manifold, fit_intercept, eps, state, *a, **k:
+                        (state, np.inf, np.inf, 1, False))
+    tries, original = [], lp.symmetric_exact
+
+    def recorded(*args, work, **kwargs):
+        out, lower = original(*args, work=work, **kwargs)
+        tries.append((work, out[3] is not None))
+        return out, lower
+
+    monkeypatch.setattr(lp, "symmetric_exact", recorded)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((n, d))
+    y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5)) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation=fc.L2(), eps=1.0)
+    prob = prob.with_params(eps=0.1 * fc.eps_max(prob))
+    res = fc.solve(prob, backend="fast")
+    estimate = lp.PROGRAM_COST * d  # (every sample near: m = n)
+    ran = [work for work, solved in tries if solved]
+    assert tries  # (asked after the pinned step's failures)
+    assert all(estimate <= max(lp.PROGRAM_MIN_PASSES, 4.0 * work) for work in ran), tries
+    assert bool(ran) == expect_program, tries
+    _check(prob, res, rel=1e-6)

@@ -559,13 +559,13 @@ def test_gaussian_gram_from_the_constant_one_matches_a_fresh_pass(sparse, alpha,
     prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, alpha=alpha,
                                  sample_weight=rng.random(n) + 0.5)
     model = Model(prob, fast_scaling(prob))
-    assert model._constant_curvature()
+    assert model.constant_curvature()
     beta, b, t = 0.2 * rng.standard_normal(d), 0.3, 0.2
     r = model.y_host - (model.engine.fetch(model.engine.matvec(beta * model.scale))[0] + b)
     ref = np.where(np.abs(r) < 0.3, 0.0, np.sign(r))  # some pinned samples
     cases = [(0.3, None, None), (0.3, np.array([1, 4, 7]), None), (0.0, None, ref)]
     ours = [model.second_order(beta, b, t, mu, cols, ref=s) for mu, cols, s in cases]
-    monkeypatch.setattr(Model, "_constant_curvature", lambda self: False)
+    monkeypatch.setattr(Model, "constant_curvature", lambda self: False)
     for (mu, cols, s), mine in zip(cases, ours, strict=True):
         fresh = model.second_order(beta, b, t, mu, cols, ref=s)
         assert np.sum(np.abs(r) <= mu) > 50 or s is not None  # the band is populated

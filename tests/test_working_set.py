@@ -191,7 +191,7 @@ def test_each_failed_try_widens_the_next_near_set():
     declined try does not), and a certified one keeps its bounds."""
     seen = []
 
-    def step(*args, widen):
+    def step(*args, widen, work):
         seen.append(widen)
         state, outcome = args[-4], args[0][len(seen) - 1]
         if outcome == "declined":

@@ -56,12 +56,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..families import Poisson, _SymmetricFamily
-from .newton import MAX_WORKING_SET, _Point, basis, lift, newton_system
+from .newton import _Point, basis, lift, newton_system, working_set_cap
 from .objective import _sinhc_derivatives, second_order_terms
 
-# The most constrained samples: the KKT system has |W| + 1 + |Z| rows (generically
-# |Z| <= |W| + 1 at a solution); beyond, the continuation is left to finish
-MAX_PINNED = 2 * MAX_WORKING_SET
+# The most constrained samples, in working-set caps (``newton.working_set_cap``): the
+# KKT system has |W| + 1 + |Z| rows (generically |Z| <= |W| + 1 at a solution); beyond,
+# the continuation is left to finish
+PINNED_PER_WORKING_SET = 2
+# A try's KKT solves (one per change of the active set, each (2 / 3) m^3 flops by LU for
+# m rows) may cost as many as this many solves of the largest system a working-set cap
+# allows, (16 / 3) cap^3 flops: with the gaussian loss's larger caps a one-at-a-time
+# release loop on |W| = 1000 (gaussian, L2, n = 1e4) took 88 solves of 27 ms a try
+KKT_SOLVES = 10
 
 
 def covers(family):
@@ -143,14 +149,14 @@ def _row_W(A, W, fit_intercept):
     return np.hstack([A, np.ones((A.shape[0], 1))]) if fit_intercept else A
 
 
-def _crossings(model, point, k, eta, t, ref, con, flips, limit):
+def _crossings(model, point, k, eta, t, ref, con, flips, limit, most):
     """Samples the last step took across their kinks: a first crossing moves the sample
     to the piece of its new side (the pass updated on the host, ``_release``), a second
     one pins it (constrained, on the piece it has), up to ``limit`` constrained samples
     in all (the nearest their kinks; the others move to their new side). False when more
-    than ``MAX_PINNED`` crossed (the step was far from the solution)."""
+    than ``most`` crossed (the step was far from the solution)."""
     crossed = np.flatnonzero(~con & (ref != 0.0) & (np.sign(k) != ref))
-    if crossed.shape[0] > MAX_PINNED:
+    if crossed.shape[0] > most:
         return False
     again = crossed[(flips[crossed] > 0) | (k[crossed] == 0.0)]
     again = again[np.argsort(np.abs(k[again]))[:max(limit - int(con.sum()), 0)]]
@@ -358,6 +364,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     # rounding left by the projection and the centring is a zero coordinate
     beta[np.abs(beta) <= 1e-14 * max(float(np.max(np.abs(beta), initial=0.0)), 1e-300)] = 0.0
     y, w = model.y_host, model.w_host
+    cap = working_set_cap(model)
+    most = PINNED_PER_WORKING_SET * cap  # constrained samples
+    kkt_budget = KKT_SOLVES * (16.0 / 3.0) * float(cap) ** 3  # flops
     W = manifold.working(beta, {})[0]
     if W is None or not np.any(beta):  # beta = 0 (eps >= eps_max): FISTA's answer
         return state, np.inf, np.inf, 0, False
@@ -382,7 +391,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     flips = np.zeros(k.shape[0], dtype=np.int8)  # kinks crossed, per sample
     while passes < max_passes:
         W, signs = manifold.working(beta, entering)
-        if W is None or W.shape[0] > MAX_WORKING_SET:
+        if W is None or W.shape[0] > cap:
             break
         t = eps * manifold.value(beta)
         point = _Point(model, beta, b, t, 0.0, W, ref=ref)
@@ -394,7 +403,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         k = _coordinate(model, y, eta, t, derivatives=False)
         # (no sample is pinned where there is no kink: t = 0 or alpha = 1)
         limit = W.shape[0] + int(fit_intercept) if _kink(model, t) > 0.0 else 0
-        if stepped and not _crossings(model, point, k, eta, t, ref, con, flips, limit):
+        if stepped and not _crossings(model, point, k, eta, t, ref, con, flips, limit,
+                                      most):
             break  # the step crossed too many kinks: far from the solution
         stepped, released, frozen = False, set(), set()
         if passes == 1 and band.size:  # the constrained samples to start with
@@ -406,7 +416,7 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 break
             gram = point.gram(W)
             Z = np.flatnonzero(con)
-            if gram is None or Z.shape[0] > MAX_PINNED:
+            if gram is None or Z.shape[0] > most:
                 break  # coordinates entered: their Gram rows need another pass
             A = _cached_rows(model, rows, Z, beta.shape[0])
             coords = _coordinate(model, y[Z], eta[Z], t)
@@ -429,6 +439,9 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                                           None if Hs is None else Hs[np.ix_(W, W)], eps)
                 H = H + (C if P is None else P.T @ C @ P)
             K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
+            kkt_budget -= (2.0 / 3.0) * float(K.shape[0]) ** 3
+            if kkt_budget < 0.0:
+                return state, np.inf, residual, passes, False  # too many changes
             sol = _solve_kkt(K, np.concatenate([-grad, -k[Z]]))
             if sol is None:
                 return state, np.inf, residual, passes, False

@@ -34,7 +34,8 @@ degenerate, continuation slow and the pinned step (``kinks.py``) fails to settle
 randomized survey found such solves ending 1e-6 to 4e-3 above the optimum after
 thousands of iterations. The gaussian loss has no linear piece: every sample is near, and
 the program is the whole problem, tried only where it is small (n at most
-MAX_NEAR_PER_UNKNOWN samples per unknown).
+MAX_NEAR_PER_UNKNOWN samples per unknown) and where the solve's work so far pays for it
+(``PROGRAM_COST``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ from .working_set import (
 
 # the near set's growth where the reduced program is unbounded below
 GROWTH = 4
+# The program's cost in X^T (X v) passes, about PROGRAM_COST m d / n for m near samples
+# of n (Clarabel's factorisations with dense rows, ~m d^2 flops an iteration, against
+# 4 n d a pass): measured 35-105 m d / n on gaussian and Huber problems with n = 500 to
+# 2500, d = 50 to 250 (a gaussian program at n = 1000, d = 250, the whole problem: 1.9 s,
+# 26 500 passes). It is tried where that is at most twice the solve's work so far (in
+# passes: FISTA iterations count two) or PROGRAM_MIN_PASSES, whichever is more. The
+# gaussian loss's only: its program is the whole problem, a generic interior-point solve
+# (a solve at n = 2500, d = 250, L2, spent 8.4 s in two such programs, where its FISTA
+# iterations and pinned steps took 0.7 s); Huber's far samples reduce its program, which
+# certifies nearly-LAD fits that FISTA does not finish, and is tried as before
+PROGRAM_COST = 50
+PROGRAM_MIN_PASSES = 3000
 
 
 def covers(family, perturbation):
@@ -258,12 +271,14 @@ def _far_part(model, u, near, g_beta, box=False):
 
 
 def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
-                    widen=1):
+                    widen=1, work=0.0):
     """The exact solution of a symmetric loss from a point ``state`` = (beta, b, t, X beta).
 
     As ``working_set.hinge_exact``: ``tol`` is unused, ``gap_tol`` the absolute objective
-    tolerance on F(x*) minus the program's dual bound. Returns ((state, F, gap, passes,
-    certified), lower bound); passes None where the step declined (too many near samples).
+    tolerance on F(x*) minus the program's dual bound; ``work`` the solve's work so far in
+    FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); passes
+    None where the step declined (too many near samples, or a program costlier than the
+    work allows: ``PROGRAM_COST``).
     """
     del tol
     engine = model.engine
@@ -277,7 +292,9 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     box = np.ndim(t0) > 0
     dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
     near = near_set(dist, w, mu, unknowns, d, widen=widen)
-    if near is None:
+    if near is None or not _threshold(model.family) and \
+            PROGRAM_COST * np.count_nonzero(near) * d / r.shape[0] > \
+            max(PROGRAM_MIN_PASSES, 4.0 * work):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)

@@ -232,7 +232,7 @@ class Model:
         # the pinned step changes its signs in place
         vectors = (self.y, self.w) + (() if ref is None else
                                       (self.engine.put(np.array(ref, dtype=np.float64)),))
-        constant = self._constant_curvature()
+        constant = self.constant_curvature()
         Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
             fn, beta if self.scale == 1.0 else beta * self.scale, *vectors,
             cols=np.empty(0, dtype=np.intp) if constant else cols, n_sums=6)
@@ -249,7 +249,7 @@ class Model:
             gram = gram if cols is None else gram[np.ix_(cols, cols)]
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
-    def _constant_curvature(self):
+    def constant_curvature(self):
         """True where the Gram matrix of the Newton pass is X_c^T W X_c but for a few rows:
         the gaussian loss on a host engine. Its per-sample curvature w_i H_ee is w_i
         ((1 - alpha) rho'' a'^2 + alpha rho'' = 1 with rho'' = 1, a' = +-1) except inside

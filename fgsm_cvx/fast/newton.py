@@ -59,6 +59,30 @@ _ARMIJO = 1e-4
 # The largest working set: the Gram matrix costs n |W|^2 flops (BLAS-3), about |W| / 20
 # X^T (X v) passes measured at d = 50; beyond this FISTA's passes are cheaper
 MAX_WORKING_SET = 128
+# Where the Gram matrix is cached (``working_set_cap``), the dense KKT solve on |W|
+# coordinates and up to |W| + 1 pinned samples, (16 / 3) |W|^3 flops by LU, may cost up
+# to this many X^T (X v) passes of 4 n d flops (LU runs at BLAS-3 speed, several times a
+# product's: a handful of FISTA iterations in time)
+KKT_PASSES = 50
+
+
+def working_set_cap(model):
+    """The largest working set W a Newton or pinned pass forms.
+
+    ``MAX_WORKING_SET`` where each pass forms its Gram matrix X_W^T D X_W (n |W|^2
+    flops). The gaussian loss on a host engine reads it from the cached X_c^T W X_c
+    (``model.Model.constant_curvature``): its cost is then the KKT solve's,
+    (16 / 3) |W|^3 <= KKT_PASSES 4 n d flops, |W| <= (0.75 KKT_PASSES n d)^(1/3). Measured
+    on a 50-radius gaussian path at n = 4000, d = 400 (bench_path.py's data), where the
+    middle radii have 150-350 nonzero coefficients: FISTA took 120-230 iterations on
+    each of them with the cap at 128, 20-30 with the pinned step certifying them.
+    """
+    if not model.constant_curvature():
+        return MAX_WORKING_SET
+    n, d = model.engine.shape
+    cost = (0.75 * KKT_PASSES * n * d) ** (1.0 / 3.0)
+    memory = np.sqrt(n * d / 8.0)  # the KKT matrix, (2 |W|)^2 <= n d / 2 entries
+    return max(MAX_WORKING_SET, int(min(cost, memory)))
 
 
 class _WeightedL1:
@@ -399,8 +423,9 @@ class _Point:
     def __init__(self, model, beta, b, t, mu, W, ref=None):
         d = beta.shape[0]
         # the Gram matrix of all columns costs at most 4x that of W when |W| >= d / 2,
-        # and then serves any working set (coordinates entering need no second pass)
-        self.cols = None if 2 * W.shape[0] >= d else W
+        # and then serves any working set (coordinates entering need no second pass);
+        # a cached one (``working_set_cap``) is corrected on all columns anyway
+        self.cols = None if 2 * W.shape[0] >= d or model.constant_curvature() else W
         self.beta, self.b, self.t = beta, b, t
         (self.Xb, self.f, self.XtG, self._gram, self.sums) = model.second_order(
             beta, b, t, mu, self.cols, ref=ref)
@@ -478,8 +503,9 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
     otherwise, and for the halvings, by the objective alone.
     """
     beta = np.array(state[0], dtype=np.float64)
+    cap = working_set_cap(model)
     W, signs = manifold.working(beta, {})
-    if W is None or W.shape[0] > MAX_WORKING_SET:
+    if W is None or W.shape[0] > cap:
         return state, np.inf, np.inf, 0, False
     point = _Point(model, beta, state[1], eps * manifold.value(beta), mu, W)
     rates = _Rates({} if rates is None else rates)
@@ -500,7 +526,7 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
         if residual <= tol and gap_tol is not None and isinstance(point, _Point):
             # F - F* ~ lambda^2 / 2 (the quadratic model's decrease): a flat valley
             # goes on with the Newton step
-            lam2 = decrement(manifold, point, eps, fit_intercept)
+            lam2 = decrement(manifold, point, eps, fit_intercept, cap)
             flat = lam2 is not None and 0.5 * lam2 > gap_tol
         if residual <= tol and not flat:
             # the coordinates a proximal step would set to zero are zero in FISTA's
@@ -522,7 +548,7 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
             beta = beta.copy()
             beta[bind] = 0.0
         W, signs = manifold.working(beta, entering)
-        if W.shape[0] > MAX_WORKING_SET:
+        if W.shape[0] > cap:
             break
         gram = point.gram(W)
         if gram is None:  # coordinates enter: their Gram rows need another pass
@@ -546,7 +572,7 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
             n_t = eps * n_sigma
             n_W = manifold.working(n_beta, {})[0] if optimistic and alpha == 1.0 else None
             if optimistic and alpha == 1.0 and (n_W is None
-                                                 or n_W.shape[0] > MAX_WORKING_SET):
+                                                 or n_W.shape[0] > cap):
                 # the full step leaves the manifolds Newton handles (a step of ~1e4 on
                 # the l-inf tie manifold, columns on scales 1e-2 to 1e3): the line search
                 # goes on by the objective alone (it had stopped Newton after one pass)
@@ -577,7 +603,7 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
         previous = residual if optimistic else np.inf
         if trial is None:
             n_W = manifold.working(n_beta, {})[0]
-            if n_W is None or n_W.shape[0] > MAX_WORKING_SET:
+            if n_W is None or n_W.shape[0] > cap:
                 break
             trial = _Point(model, n_beta, n_b, n_t, mu, n_W)
             passes += 1
@@ -585,7 +611,7 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
     return (point.beta, point.b, point.t, point.Xb), point.f, residual, passes, False
 
 
-def decrement(manifold, point, eps, fit_intercept):
+def decrement(manifold, point, eps, fit_intercept, cap=MAX_WORKING_SET):
     """The Newton decrement squared, lambda^2 = grad^T H^{-1} grad, of Phi on the working
     set at a full Newton pass ``point`` (``newton_system``), or None where it is not
     available (no working set, too large a one, or its Gram rows not in this pass).
@@ -594,7 +620,7 @@ def decrement(manifold, point, eps, fit_intercept):
     estimate of Phi - min Phi near the minimiser (Boyd and Vandenberghe, section 9.5.1).
     """
     W, signs = manifold.working(point.beta, {})
-    if W is None or W.shape[0] > MAX_WORKING_SET:
+    if W is None or W.shape[0] > cap:
         return None
     gram = point.gram(W)
     if gram is None:

@@ -448,6 +448,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         that declines (passes None: too many samples near their kinks for the hinge's
         reduced program) counts as no try."""
         nonlocal total_iter, work, due, tried, declined
+        if hasattr(exact_step, "work"):  # (a reduced program's budget: ``ReducedStep``)
+            exact_step.work = work
         out = exact_step(state, mu, tol_grad, tol * scale)
         if out[3] is None:
             declined = mu
@@ -671,6 +673,14 @@ class _Chained:
     @property
     def bounds(self):
         return self.second.bounds
+
+    @property
+    def work(self):
+        return self.second.work
+
+    @work.setter
+    def work(self, value):  # (the second's budget: ``working_set.ReducedStep``)
+        self.second.work = value
 
     def __call__(self, state, mu, tol, gap_tol):
         out = self.first(state, mu, tol, gap_tol)

@@ -265,10 +265,13 @@ class ReducedStep:
     def __init__(self, step, *args, widen_declined=False):
         self.step, self.args, self.widen_declined = step, args, widen_declined
         self.bounds, self.failures = None, 0
+        # the solve's work so far in FISTA iterations, set by ``solver._minimise`` before
+        # each try (a step whose program costs more declines: ``linear_pieces``)
+        self.work = 0.0
 
     def __call__(self, state, mu, tol, gap_tol):
         out, lower = self.step(*self.args, state, mu, tol, gap_tol,
-                               widen=2 ** min(self.failures, 30))
+                               widen=2 ** min(self.failures, 30), work=self.work)
         if out[4]:
             self.bounds = (out[1], lower)
         elif out[3] is not None or self.widen_declined:  # (else a decline is no failure)
@@ -309,7 +312,8 @@ def program_point(model, shift, eps, raw, b_c, lower, gap_tol):
     return (beta, b, t, Xb), F, False, evaluated
 
 
-def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1):
+def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1,
+                work=0.0):
     """The exact hinge solution from a smoothed one, ``state`` = (beta, b, t, X beta).
 
     ``shift`` is the fast path's shift function (``SupportShift`` or ``BoxShift``),
@@ -321,7 +325,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     state given and the bound None, passes None where the step declined (the near set
     too large: the point still far, or the program not small).
     """
-    del tol
+    del tol, work  # (the near set's cap bounds the program's cost: no budget)
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]
