@@ -328,17 +328,23 @@ def test_a_step_that_leaves_every_manifold_gives_up_cleanly():
     assert res.objective == pytest.approx(ref.objective, rel=1e-6)
 
 
-@pytest.fixture(scope="module")
-def wide_gaussian():
+def _wide_gaussian():
     """A gaussian ``Linf`` problem at n = 1500, d = 200, 0.05 eps_max whose solution has
-    138 nonzero coefficients (more than ``newton.MAX_WORKING_SET``), and Clarabel's
-    solution of it at tolerance 1e-10."""
+    138 nonzero coefficients (more than ``newton.MAX_WORKING_SET``), made anew (problems
+    made by ``with_params`` share their caches: the solves of one test would steer the
+    next)."""
     rng = np.random.default_rng(7)
     X = rng.standard_normal((1500, 200))
     y = X @ (rng.standard_normal(200) * (rng.random(200) < 0.5)) + rng.standard_normal(1500)
     prob = fc.AdversarialProblem(X, y, family="gaussian", eps=1.0)
-    prob = prob.with_params(eps=0.05 * fc.eps_max(prob))
-    return prob, fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    return prob.with_params(eps=0.05 * fc.eps_max(prob))
+
+
+@pytest.fixture(scope="module")
+def wide_gaussian():
+    """``_wide_gaussian``'s maker, and Clarabel's solution at tolerance 1e-10."""
+    return _wide_gaussian, fc.solve(_wide_gaussian(), backend="cvxpy", solver="CLARABEL",
+                                    tol=1e-10)
 
 
 def _record_working_sets(monkeypatch):
@@ -360,15 +366,15 @@ def test_gaussian_pinned_step_past_the_gram_cap(wide_gaussian, monkeypatch):
     step certifies a solution with 138 nonzero coefficients, at Clarabel's optimum. With
     the curvature taken as not constant (the cap at MAX_WORKING_SET) no try of that size
     is made (before, such solves ended in a conic program of the whole problem)."""
-    prob, ref = wide_gaussian
+    make, ref = wide_gaussian
     calls = _record_working_sets(monkeypatch)
-    fast = fc.solve(prob, backend="fast")
+    fast = fc.solve(make(), backend="fast")
     assert any(ok and size > MAX_WORKING_SET for ok, size in calls), calls
     assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-8
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5 * (1 + np.abs(ref.coef).max()))
     calls.clear()
     monkeypatch.setattr(Model, "constant_curvature", lambda self: False)
-    fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    fc.solve(make(), backend="fast")
     assert not any(ok and size > MAX_WORKING_SET for ok, size in calls), calls
 
 
@@ -377,7 +383,7 @@ def test_a_try_ends_when_its_kkt_solves_exceed_the_budget(wide_gaussian, monkeyp
     largest system the cap allows (the one-at-a-time releases on |W| = 1000 had taken 88
     solves of 27 ms a try); a try that would exceed it ends uncertified, and the solve
     still reaches Clarabel's optimum."""
-    prob, ref = wide_gaussian
+    make, ref = wide_gaussian
     monkeypatch.setattr(kinks, "KKT_SOLVES", 1)
     flops, tries = [], []
     solve_kkt, pinned = kinks._solve_kkt, kinks.pinned_newton
@@ -394,8 +400,30 @@ def test_a_try_ends_when_its_kkt_solves_exceed_the_budget(wide_gaussian, monkeyp
 
     monkeypatch.setattr(kinks, "_solve_kkt", counted)
     monkeypatch.setattr(kinks, "pinned_newton", recorded)
-    fast = fc.solve(prob, backend="fast")
+    fast = fc.solve(make(), backend="fast")
     budgets = [(16.0 / 3.0) * cap**3 for _, cap in tries]
     assert all(f <= b for f, b in zip(flops, budgets, strict=True)), (flops, budgets)
     assert any(f > 0.5 * b for f, b in zip(flops, budgets, strict=True))  # (it binds)
     assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7
+
+
+def test_many_constrained_samples_are_released_together(wide_gaussian, monkeypatch):
+    """Above ``BATCH_RELEASE`` constrained samples a try releases every sample whose
+    multiplier exceeds its bound at once: warm-started from the solution at 1.1 eps, the
+    first try certifies Clarabel's optimum; releasing one at a time, as below that
+    size, the first try fails (its active set does not settle within its passes)."""
+    make, ref = wide_gaussian
+    prob = make()
+    start = fc.solve(prob.with_params(eps=1.1 * prob.eps), backend="fast")
+    calls = _record_working_sets(monkeypatch)
+    fast = fc.solve(prob, backend="fast", warm_start=start)
+    assert calls and calls[0][0], calls
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-8
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5 * (1 + np.abs(ref.coef).max()))
+    calls.clear()
+    monkeypatch.setattr(kinks, "BATCH_RELEASE", np.inf)
+    prob = make()
+    start = fc.solve(prob.with_params(eps=1.1 * prob.eps), backend="fast")
+    calls.clear()
+    fc.solve(prob, backend="fast", warm_start=start)
+    assert calls and not calls[0][0], calls
