@@ -35,7 +35,7 @@ randomized survey found such solves ending 1e-6 to 4e-3 above the optimum after
 thousands of iterations. The gaussian loss has no linear piece: every sample is near, and
 the program is the whole problem, tried only where it is small (n at most
 MAX_NEAR_PER_UNKNOWN samples per unknown) and where the solve's work so far pays for it
-(``PROGRAM_COST``).
+(``program_pays``).
 """
 
 from __future__ import annotations
@@ -55,18 +55,28 @@ from .working_set import (
 
 # the near set's growth where the reduced program is unbounded below
 GROWTH = 4
-# The program's cost in X^T (X v) passes, about PROGRAM_COST m d / n for m near samples
-# of n (Clarabel's factorisations with dense rows, ~m d^2 flops an iteration, against
-# 4 n d a pass): measured 35-105 m d / n on gaussian and Huber problems with n = 500 to
-# 2500, d = 50 to 250 (a gaussian program at n = 1000, d = 250, the whole problem: 1.9 s,
-# 26 500 passes). It is tried where that is at most twice the solve's work so far (in
-# passes: FISTA iterations count two) or PROGRAM_MIN_PASSES, whichever is more. The
-# gaussian loss's only: its program is the whole problem, a generic interior-point solve
-# (a solve at n = 2500, d = 250, L2, spent 8.4 s in two such programs, where its FISTA
-# iterations and pinned steps took 0.7 s); Huber's far samples reduce its program, which
-# certifies nearly-LAD fits that FISTA does not finish, and is tried as before
-PROGRAM_COST = 50
-PROGRAM_MIN_PASSES = 3000
+# The gaussian loss's program is the whole problem, a generic interior-point solve: it
+# is tried where its cost is at most twice the solve's work so far, or PROGRAM_MIN_SECONDS.
+# The cost model, in seconds of the project's 2-core machine (only the ratio matters):
+# the program about PROGRAM_SECONDS m d^2 for m near samples (Clarabel's factorisations
+# with dense rows: 0.2 s at m = 260, d = 130; 1.9 s at 1000 x 250; 4.2 s at 2500 x 250), a
+# FISTA iteration about ITERATION_SECONDS = (2.5e-4, 2e-8, 3.4e-10) as fixed + per sample
+# + per entry (its Python work, per-sample maps, two products: 0.3 ms at 1000 x 250,
+# 0.9 ms at 2e4 x 20). A solve at n = 2500, d = 250 (L2) had spent 8.4 s in two programs
+# where its FISTA iterations and pinned steps took 0.7 s. Huber's far samples reduce its
+# program, which certifies nearly-LAD fits that FISTA does not finish: tried as before.
+PROGRAM_SECONDS = 3e-8
+ITERATION_SECONDS = (2.5e-4, 2e-8, 3.4e-10)
+PROGRAM_MIN_SECONDS = 0.05
+
+
+def program_pays(m, n, d, work):
+    """Whether a program of m near samples (of n, d columns) costs at most twice the
+    work so far (``work`` FISTA iterations) or PROGRAM_MIN_SECONDS, in the cost model
+    above."""
+    fixed, per_sample, per_entry = ITERATION_SECONDS
+    iteration = fixed + per_sample * n + per_entry * n * d
+    return PROGRAM_SECONDS * m * d * d <= max(PROGRAM_MIN_SECONDS, 2.0 * work * iteration)
 
 
 def covers(family, perturbation):
@@ -277,8 +287,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     As ``working_set.hinge_exact``: ``tol`` is unused, ``gap_tol`` the absolute objective
     tolerance on F(x*) minus the program's dual bound; ``work`` the solve's work so far in
     FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); passes
-    None where the step declined (too many near samples, or a program costlier than the
-    work allows: ``PROGRAM_COST``).
+    None where the step declined (too many near samples, or for the gaussian loss a
+    program costlier than the work so far: ``program_pays``).
     """
     del tol
     engine = model.engine
@@ -293,8 +303,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
     near = near_set(dist, w, mu, unknowns, d, widen=widen)
     if near is None or not _threshold(model.family) and \
-            PROGRAM_COST * np.count_nonzero(near) * d / r.shape[0] > \
-            max(PROGRAM_MIN_PASSES, 4.0 * work):
+            not program_pays(np.count_nonzero(near), r.shape[0], d, work):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)
