@@ -655,3 +655,50 @@ def test_a_full_step_off_the_tie_manifold_is_damped():
                   for s in ("CLARABEL", "ECOS"))
     assert res.objective <= ref * (1 + 1e-8)
     assert res.n_iter <= 500
+
+
+def _correlated_binomial(n=800, d=160, rho=0.9, fraction=0.005):
+    """Logistic data on AR(1) columns (neighbours correlated rho) at ``fraction`` eps_max,
+    where the solution has about 150 nonzero coefficients (past MAX_WORKING_SET)."""
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((n, d))
+    X = Z.copy()
+    for j in range(1, d):
+        X[:, j] = rho * X[:, j - 1] + np.sqrt(1 - rho**2) * Z[:, j]
+    eta = 0.3 * X @ (rng.standard_normal(d) * (rng.random(d) < 0.5))
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="binomial", eps=1.0)
+    return prob.with_params(eps=fraction * fc.eps_max(prob))
+
+
+def test_newton_past_the_working_set_cap_where_fista_is_slow(monkeypatch):
+    """A warm start (an eps path's next radius) whose working set is past
+    ``MAX_WORKING_SET`` goes to Newton once FISTA's observed rate says it pays
+    (``newton.newton_cap``, ``solver._Identification``): on correlated columns Newton
+    certifies |W| = 150 in a few passes, at Clarabel's optimum; with the cap at
+    MAX_WORKING_SET no such pass runs and FISTA takes several times the iterations."""
+    from fgsm_cvx.fast import newton as newton_module
+
+    calls, original = [], fast_solver.newton
+
+    def recorded(model, manifold, prox, fit_intercept, state, *args, **kwargs):
+        out = original(model, manifold, prox, fit_intercept, state, *args, **kwargs)
+        calls.append((out[4], int(np.count_nonzero(state[0]))))
+        return out
+
+    monkeypatch.setattr(fast_solver, "newton", recorded)
+    prob = _correlated_binomial()
+    start = fc.solve(prob.with_params(eps=1.15 * prob.eps), backend="fast")
+    calls.clear()
+    fast = fc.solve(prob, backend="fast", warm_start=start)
+    assert any(ok and size > newton_module.MAX_WORKING_SET for ok, size in calls), calls
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-8
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-4 * (1 + np.abs(ref.coef).max()))
+    monkeypatch.setattr(newton_module, "newton_cap", newton_module.working_set_cap)
+    prob = _correlated_binomial()
+    start = fc.solve(prob.with_params(eps=1.15 * prob.eps), backend="fast")
+    calls.clear()
+    capped = fc.solve(prob, backend="fast", warm_start=start)
+    assert not any(ok and size > newton_module.MAX_WORKING_SET for ok, size in calls), calls
+    assert 3 * fast.n_iter <= capped.n_iter, (fast.n_iter, capped.n_iter)

@@ -60,7 +60,7 @@ from . import kinks, linear_pieces, working_set
 from .box import BoxShift, centred_box
 from .epigraph import SupportShift, project_epigraph
 from .model import Model, fast_scaling
-from .newton import manifold_of, newton, pass_cost
+from .newton import manifold_of, newton, pass_cost, working_set_cap
 from .objective import (
     has_second_order,
     needs_smoothing,
@@ -483,11 +483,15 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         converged = by_newton = False
         if newton_step is not None:
             # FISTA identifies the support and signs, then Newton
-            if first and _IDENTIFY[warm] > 0:  # (a warm start goes straight to Newton)
+            # (a warm start goes straight to Newton, unless its working set is past
+            # ``working_set_cap``: such a pass costs more than FISTA's iterations on
+            # well-conditioned data, and FISTA's rate decides, as on a cold start)
+            identify = _IDENTIFY[warm and not newton_step.large(state[0])]
+            if first and identify > 0:
                 watch = _Identification()
                 state, f_mu, L, it, residual, converged = _fista(
                     model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
-                    min(max_iter - total_iter, _IDENTIFY[warm]), settled=watch)
+                    min(max_iter - total_iter, identify), settled=watch)
                 total_iter += it
                 work += it
                 if not watch.newton_pays(stage_tol, newton_step.pass_cost(state[0])):
@@ -710,6 +714,12 @@ class _NewtonStage:
 
     def pass_cost(self, beta):
         return pass_cost(self.manifold, beta)
+
+    def large(self, beta):
+        """Whether the working set at beta is past ``newton.working_set_cap`` (its
+        passes then form Gram matrices larger than MAX_WORKING_SET columns)."""
+        W = self.manifold.working(np.asarray(beta, dtype=np.float64), {})[0]
+        return W is not None and W.shape[0] > working_set_cap(self.args[0])
 
 
 # A smoothed solve below the Newton size rule that FISTA has not finished after this much
