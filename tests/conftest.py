@@ -199,3 +199,18 @@ def manifold_problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=Fal
         top = fc.eps_max(fc.AdversarialProblem(X, y, family=family, eps=1.0,
                                                sample_weight=w, **kw))
     return prob.with_params(eps=0.3 * top)
+
+
+def record_step_sizes(monkeypatch, module, name):
+    """The list to which each call of ``module.name`` (a Newton or pinned step, whose
+    fifth argument is the state (beta, b, t, X beta) it starts from) appends
+    (converged, nonzero coefficients of that state)."""
+    calls, original = [], getattr(module, name)
+
+    def recorded(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((out[4], int(np.count_nonzero(args[4][0]))))
+        return out
+
+    monkeypatch.setattr(module, name, recorded)
+    return calls

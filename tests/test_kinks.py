@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import MANIFOLD_SETS, manifold_problem
+from conftest import MANIFOLD_SETS, manifold_problem, record_step_sizes
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
@@ -349,15 +349,7 @@ def wide_gaussian():
 
 def _record_working_sets(monkeypatch):
     """The list to which each pinned step appends (converged, |W| at its start)."""
-    calls, original = [], kinks.pinned_newton
-
-    def recorded(model, manifold, fit_intercept, eps, state, *args, **kwargs):
-        out = original(model, manifold, fit_intercept, eps, state, *args, **kwargs)
-        calls.append((out[4], int(np.count_nonzero(state[0]))))
-        return out
-
-    monkeypatch.setattr(kinks, "pinned_newton", recorded)
-    return calls
+    return record_step_sizes(monkeypatch, kinks, "pinned_newton")
 
 
 def test_gaussian_pinned_step_past_the_gram_cap(wide_gaussian, monkeypatch):

@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import MANIFOLD_SETS, manifold_problem
+from conftest import MANIFOLD_SETS, manifold_problem, record_step_sizes
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.model as fast_model
@@ -679,14 +679,7 @@ def test_newton_past_the_working_set_cap_where_fista_is_slow(monkeypatch):
     MAX_WORKING_SET no such pass runs and FISTA takes several times the iterations."""
     from fgsm_cvx.fast import newton as newton_module
 
-    calls, original = [], fast_solver.newton
-
-    def recorded(model, manifold, prox, fit_intercept, state, *args, **kwargs):
-        out = original(model, manifold, prox, fit_intercept, state, *args, **kwargs)
-        calls.append((out[4], int(np.count_nonzero(state[0]))))
-        return out
-
-    monkeypatch.setattr(fast_solver, "newton", recorded)
+    calls = record_step_sizes(monkeypatch, fast_solver, "newton")
     prob = _correlated_binomial()
     start = fc.solve(prob.with_params(eps=1.15 * prob.eps), backend="fast")
     calls.clear()

@@ -74,7 +74,7 @@ GRAM_PASS_COST = 0.07
 def newton_cap(model):
     """The largest working set of the damped Newton step (``newton``): the pinned step's
     (``working_set_cap``), or where a pass costs at most NEWTON_PASS_LIMIT X^T (X v)
-    passes by ``pass_cost``, 1.3 + 0.07 |W|^2 / d, whichever is more. Past
+    passes by ``pass_cost``, 1.3 + GRAM_PASS_COST |W|^2 / d, whichever is more. Past
     MAX_WORKING_SET the solver takes Newton only where FISTA's observed rate says it
     pays (``solver._Identification``, on warm starts too): on a binomial eps path at
     n = 4000, d = 400 with AR(1) columns (rho = 0.9) the radii past 128 nonzero

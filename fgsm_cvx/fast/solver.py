@@ -486,8 +486,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
             # (a warm start goes straight to Newton, unless its working set is past
             # ``working_set_cap``: such a pass costs more than FISTA's iterations on
             # well-conditioned data, and FISTA's rate decides, as on a cold start)
-            identify = _IDENTIFY[warm and not newton_step.large(state[0])]
-            if first and identify > 0:
+            identify = _IDENTIFY[warm and not newton_step.large(state[0])] if first else 0
+            if identify > 0:
                 watch = _Identification()
                 state, f_mu, L, it, residual, converged = _fista(
                     model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol,
