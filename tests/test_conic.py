@@ -140,3 +140,63 @@ def test_without_a_template_the_solve_is_finished_by_continuation(monkeypatch):
     assert res.certificate.dual_objective is None
     ref = _best_reference(prob)
     assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+def _small_lp():
+    """min x0 + 2 x1 s.t. x0 + x1 = 1 (a zero cone), x0 >= 0.25, x1 >= 0 (b - A x >= 0):
+    optimum x = (1, 0), value 1; multipliers z_eq = -1 and z = (0, 1) on x0, x1's rows."""
+    A = sp.csc_matrix(np.array([[1.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]))
+    return np.array([1.0, 2.0]), A, np.array([1.0, -0.25, 0.0]), \
+        [clarabel.ZeroConeT(1), conic.nonneg_cone(2)]
+
+
+def test_highs_solve_against_closed_form_and_statuses():
+    q, A, b, cones = _small_lp()
+    out = conic.highs_solve(q, A, b, cones)
+    assert out.status == "optimal"
+    assert out.x == pytest.approx([1.0, 0.0], abs=1e-12)
+    assert out.dual == pytest.approx(1.0, abs=1e-12) and out.dual <= 1.0 + 1e-15
+    assert out.dual_error <= 1e-14
+    # infeasible (x >= 1 and -x >= 0) and unbounded below (min -x s.t. x >= 1)
+    infeasible = conic.highs_solve(np.ones(1), sp.csc_matrix([[-1.0], [1.0]]),
+                                   np.array([-1.0, 0.0]), [conic.nonneg_cone(2)])
+    assert infeasible.status == "failed" and infeasible.x is None
+    unbounded = conic.highs_solve(-np.ones(1), sp.csc_matrix([[-1.0]]), np.array([-1.0]),
+                                  [conic.nonneg_cone(1)])
+    assert unbounded.status == "unbounded"
+
+
+def test_clarabel_reports_its_dual_error():
+    """``dual_error`` = |P x + A^T z + q|^T |x| recomputed from Clarabel's own (x, z)."""
+    q, A, b, cones = _small_lp()
+    out = conic.clarabel_solve(q, A, b, cones, gap_tol=1e-10)
+    assert out.status == "optimal" and out.dual == pytest.approx(1.0, abs=1e-8)
+    assert 0.0 <= out.dual_error <= 1e-6
+
+
+def test_untrusted_linear_programs_go_to_the_simplex(monkeypatch):
+    """A linear program whose interior-point dual error exceeds TRUSTED_DUAL_ERROR gap
+    tolerances is solved again by HiGHS; a trusted one, or a conic program, keeps
+    Clarabel's answer."""
+    q, A, b, cones = _small_lp()
+    calls = []
+    real_highs = conic.highs_solve
+
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None):  # a bound above the minimum
+        return conic.ConicSolution("optimal", np.array([0.5, 0.5]), 1.4, error)
+
+    def highs(*args):
+        calls.append(args)
+        return real_highs(*args)
+
+    monkeypatch.setattr(conic, "clarabel_solve", fake_clarabel)
+    monkeypatch.setattr(conic, "highs_solve", highs)
+    gap_tol = 1e-6
+    error = 10 * conic.TRUSTED_DUAL_ERROR * gap_tol
+    out = conic.solve_program(q, A, b, cones, gap_tol)
+    assert len(calls) == 1 and out.dual == pytest.approx(1.0, abs=1e-12)
+    error = 0.5 * conic.TRUSTED_DUAL_ERROR * gap_tol
+    assert conic.solve_program(q, A, b, cones, gap_tol).dual == 1.4 and len(calls) == 1
+    error = 1.0  # a second-order cone: no simplex to turn to
+    soc = [clarabel.SecondOrderConeT(3)]
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4 and len(calls) == 1

@@ -164,12 +164,104 @@ def with_epigraphs(mats, rhs, cones, template, eps, n_t, t_col, aux_col, n_cols)
 
 
 class ConicSolution(NamedTuple):
-    """Clarabel's answer: ``status`` "optimal" (with ``x`` and the dual objective
-    ``dual``), "unbounded" (the primal unbounded below: dual infeasible) or "failed"."""
+    """A program's answer: ``status`` "optimal" (with ``x`` and the dual objective
+    ``dual``), "unbounded" (the primal unbounded below: dual infeasible) or "failed";
+    ``dual_error`` |r|^T |x| with r = P x + A^T z + q the dual residual (see
+    ``solve_program``)."""
 
     status: str
     x: np.ndarray | None = None
     dual: float | None = None
+    dual_error: float = 0.0
+
+
+# Clarabel's bound on a linear program is taken where its dual error |r|^T |x| is at most
+# this many gap tolerances (so that the certified gap F - bound errs by at most as much),
+# else HiGHS solves the program again. On bench_fast.py's hinge problems (n = 1e3 and
+# 1e4, d = 50, every polyhedral set) the error was 0.003-0.098 tolerances; on the tests'
+# programs, half of them ill-conditioned by design, half were above 0.18 (up to 4e6)
+TRUSTED_DUAL_ERROR = 0.25
+
+
+def solve_program(q, A, b, cones, gap_tol, P=None):
+    """Minimise x^T P x / 2 + q^T x subject to b - A x in the cones: a ``ConicSolution``
+    with a lower bound on the minimum.
+
+    An interior-point dual bound is a lower bound only up to r^T x*, r = P x + A^T z + q
+    the dual residual and x* the unknown minimiser: with Clarabel's feasibility tolerance
+    relative to the data's norms, on ill-conditioned programs that term reached 1e-2 of
+    the objective (raw breast-cancer columns, scales 1e-2 to 1e3, no intercept: a hinge
+    Linf program "solved" to a bound 0.8% above its minimum, which certified a point
+    0.8% above the optimum; later solves stopped "almost solved" 0.1-0.3% above it).
+    So a linear program (``P`` None, zero and nonnegative cones only: the hinge's
+    program for polyhedral sets) whose Clarabel solve has a dual error |r|^T |x| above
+    ``TRUSTED_DUAL_ERROR`` gap tolerances, or no solution, is solved again by HiGHS's
+    dual simplex (``highs_solve``), whose basis leaves r at rounding level (2e-17 there,
+    and the optimum exact; HiGHS alone would cost 2-2.5x Clarabel's 6-9 ms on the
+    benchmark's programs). Other programs (second-order, exponential or power cones;
+    a quadratic objective) have Clarabel's answer only: no such failure is known for
+    them, and the error estimate, which bounds |r^T x| at Clarabel's point, not at x*,
+    exceeds the tolerance on many valid certificates.
+    """
+    first = clarabel_solve(q, A, b, cones, gap_tol, P=P)
+    linear = P is None and all(_kind(cone) in ("zero", "nonneg") for cone in cones)
+    if not linear or first.status == "unbounded" or \
+            first.status == "optimal" and first.dual_error <= TRUSTED_DUAL_ERROR * gap_tol:
+        return first
+    return highs_solve(q, A, b, cones)
+
+
+def _kind(cone):
+    """"zero", "nonneg" or "other" for one of Clarabel's cones."""
+    import clarabel
+
+    if isinstance(cone, clarabel.ZeroConeT):
+        return "zero"
+    return "nonneg" if isinstance(cone, clarabel.NonnegativeConeT) else "other"
+
+
+def highs_solve(q, A, b, cones):
+    """Minimise q^T x subject to b - A x in zero and nonnegative cones (A x = b on the
+    first, A x <= b on the second), by HiGHS's dual simplex (scipy's ``linprog``): a
+    ``ConicSolution``.
+
+    With z the rows' multipliers (z = -marginals: linprog reports d(objective)/d(b);
+    clipped to z >= 0 on inequality rows), q^T x = r^T x - z^T A x >= r^T x - b^T z for
+    every feasible x, r = A^T z + q. A basis leaves r at rounding level; the bound
+    subtracts |r|^T |x| at the simplex's solution as that term's size.
+    """
+    from scipy.optimize import linprog
+
+    A = sp.csr_matrix(A)
+    q, b = np.asarray(q, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    eq = np.concatenate([np.full(cone.dim, _kind(cone) == "zero") for cone in cones]) \
+        if cones else np.zeros(0, dtype=bool)
+    ub, has_eq = ~eq, bool(np.any(eq))
+    res = linprog(q, A_ub=A[ub], b_ub=b[ub], A_eq=A[eq] if has_eq else None,
+                  b_eq=b[eq] if has_eq else None, bounds=(None, None), method="highs-ds")
+    if res.status == 3:  # unbounded below
+        return ConicSolution("unbounded")
+    if res.status != 0 or res.x is None:  # infeasible, iteration limit, numerical trouble
+        return ConicSolution("failed")
+    z = np.zeros(b.shape[0])
+    z[ub] = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)
+    if has_eq:
+        z[eq] = -np.asarray(res.eqlin.marginals)
+    x = np.asarray(res.x, dtype=np.float64)
+    error = _dual_error(None, q, A, z, x)
+    dual = float(-b @ z) - error
+    if not np.isfinite(dual):
+        return ConicSolution("failed")
+    return ConicSolution("optimal", x, dual, error)
+
+
+def _dual_error(P, q, A, z, x):
+    """|r|^T |x| for the dual residual r = P x + A^T z + q (``P`` upper triangular: P x
+    is the full matrix's U x + U^T x - diag(U) x)."""
+    r = A.T @ z + q
+    if P is not None:
+        r = r + P @ x + P.T @ x - P.diagonal() * x
+    return float(np.abs(r) @ np.abs(x))
 
 
 def clarabel_solve(q, A, b, cones, gap_tol, P=None):
@@ -177,10 +269,10 @@ def clarabel_solve(q, A, b, cones, gap_tol, P=None):
     ``ConicSolution``; "failed" on any other status or a non-finite bound.
 
     ``P`` (upper triangular, CSC) defaults to zero: a linear or conic program. The dual
-    objective bounds the minimum from below (weak duality, up to Clarabel's feasibility
-    tolerance 1e-8); the absolute gap tolerance is 0.1 ``gap_tol``. A linear program
-    (nonnegative cones only) is solved first without iterative refinement of the KKT
-    solves: the same iterations and bound to 1e-11 on the hinge's reduced programs,
+    objective bounds the minimum from below (weak duality, up to the dual residual's
+    term: ``solve_program``); the absolute gap tolerance is 0.1 ``gap_tol``. A linear
+    program (nonnegative cones only) is solved first without iterative refinement of the
+    KKT solves: the same iterations and bound to 1e-11 on the hinge's reduced programs,
     25-40% faster (7-8 ms against 9-11 ms at 370-430 rows, d = 50); with second-order
     cones it stopped "almost solved" there. Where that first solve does not succeed, the
     default settings answer.
@@ -189,7 +281,7 @@ def clarabel_solve(q, A, b, cones, gap_tol, P=None):
 
     n = q.shape[0]
     linear = P is None and all(isinstance(cone, clarabel.NonnegativeConeT) for cone in cones)
-    P = sp.csc_matrix((n, n)) if P is None else sp.csc_matrix(P)
+    P = None if P is None else sp.csc_matrix(P)
     q, A, b = np.asarray(q, np.float64), sp.csc_matrix(A), np.asarray(b, np.float64)
     cones = list(cones)
     status = "failed"
@@ -200,12 +292,15 @@ def clarabel_solve(q, A, b, cones, gap_tol, P=None):
             0.1 * gap_tol, 1e-9, 1e-8
         settings.iterative_refinement_enable = refine
         try:
-            solution = clarabel.DefaultSolver(P, q, A, b, cones, settings).solve()
+            solution = clarabel.DefaultSolver(sp.csc_matrix((n, n)) if P is None else P, q,
+                                              A, b, cones, settings).solve()
         except (ValueError, ArithmeticError, RuntimeError):
             continue
         dual = float(solution.obj_val_dual)
         if solution.status == clarabel.SolverStatus.Solved and np.isfinite(dual):
-            return ConicSolution("optimal", np.asarray(solution.x, dtype=np.float64), dual)
+            x = np.asarray(solution.x, dtype=np.float64)
+            error = _dual_error(P, q, A, np.asarray(solution.z, dtype=np.float64), x)
+            return ConicSolution("optimal", x, dual, error)
         if solution.status in (clarabel.SolverStatus.DualInfeasible,
                                clarabel.SolverStatus.AlmostDualInfeasible):
             status = "unbounded"

@@ -322,7 +322,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             np.asarray(model.rows(idx), dtype=np.float64), y[idx], w[idx], model.family,
             model.alpha, _far_part(model, u, near, g_beta, box), template, eps,
             model.offset, fit_intercept, b_fixed, kappa)
-        solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol / kappa, P=P)
+        solved = conic.solve_program(q, A, rhs, cones, gap_tol / kappa, P=P)
         if solved.status == "unbounded":
             # G unbounded below: too few samples kept whole to hold the linear pieces
             # (the point's split is off); four times as many, the nearest, once more

@@ -356,7 +356,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         q, A, rhs, cones = _program(rows, z[idx], w[idx], *weights,
                                     replaced_sum(model, lin, on_shift, g_beta, g_b, box),
                                     template, eps, box, fit_intercept, b_fixed, model.offset)
-        solved = conic.clarabel_solve(q, A, rhs, cones, gap_tol)
+        solved = conic.solve_program(q, A, rhs, cones, gap_tol)
         if solved.status != "optimal":  # (not unbounded: G >= 0)
             return (state, np.inf, np.inf, passes, False), None
         x, lower = solved.x, solved.dual
