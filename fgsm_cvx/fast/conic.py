@@ -18,7 +18,9 @@ canonicalises only {sigma_S(beta) <= tau} (once per set and dimension; see
 eps tau <= t (as cvxpy poses it); a box's second shift uses the template at -beta (the
 beta columns negated) with its own tau and u. At eps = 0 there is no epigraph row (the
 shift t >= 0 is free, and optimal at 0). Each program's own rows come first, as zero
-and nonnegative cones.
+and nonnegative cones. ``solve_program`` solves a program and returns a lower bound on
+its minimum: Clarabel's dual, or for a linear program whose dual Clarabel leaves too
+inexact HiGHS's simplex.
 """
 
 from __future__ import annotations

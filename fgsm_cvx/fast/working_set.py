@@ -31,7 +31,9 @@ the samples whose term changed side join N and the program is solved again.
 
 The V terms enter G through one vector, X_c^T (w c z 1_V), and a few sums (one X^T u
 pass); N's rows come from the engine. The reduced program (|N| rows, a few times d) is
-assembled here as Clarabel's data and solved by Clarabel directly; its constraint
+assembled here as Clarabel's data and solved by Clarabel directly (a linear program
+whose interior-point dual is not accurate enough for a bound by HiGHS's simplex:
+``conic.solve_program``); its constraint
 eps sigma_S(beta) <= t comes from the perturbation's own support function
 (``support_cvx``) canonicalised once per set by cvxpy (``conic.support_template``):
 every set the cvxpy backend formulates, at a cost independent of n (measured 7-17 ms
