@@ -200,3 +200,27 @@ def test_untrusted_linear_programs_go_to_the_simplex(monkeypatch):
     error = 1.0  # a second-order cone: no simplex to turn to
     soc = [clarabel.SecondOrderConeT(3)]
     assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4 and len(calls) == 1
+
+
+def test_untrusted_conic_programs_are_solved_again_with_other_equilibration(monkeypatch):
+    """A conic program that Clarabel leaves "almost solved" with a large dual error is
+    solved again with the equilibration settings of RETRY_EQUILIBRATION; the first
+    trusted answer counts (as "optimal"), and none trusted is a failure."""
+    q, A, b, _ = _small_lp()
+    soc = [clarabel.SecondOrderConeT(3)]
+    gap_tol, calls = 1e-6, []
+    errors = {None: 10.0, 100: 10.0, 0: 0.0}  # dual errors by equilibration setting
+
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None, equilibration=None):
+        calls.append(equilibration)
+        return conic.ConicSolution("almost", np.zeros(2), 0.5, errors[equilibration])
+
+    monkeypatch.setattr(conic, "clarabel_solve", fake_clarabel)
+    out = conic.solve_program(q, A, b, soc, gap_tol)
+    assert calls == [None, *conic.RETRY_EQUILIBRATION] and out.status == "optimal"
+    assert out.dual == 0.5
+    errors[0] = 10.0
+    assert conic.solve_program(q, A, b, soc, gap_tol).status == "failed"
+    errors[None] = 0.1 * conic.TRUSTED_DUAL_ERROR * gap_tol  # trusted at once
+    calls.clear()
+    assert conic.solve_program(q, A, b, soc, gap_tol).status == "optimal" and calls == [None]

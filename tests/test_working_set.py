@@ -322,3 +322,23 @@ def test_ill_conditioned_programs_certify_only_the_optimum(pert):
     res = fc.solve(prob, backend="fast", max_iter=2000)
     assert res.objective <= lp.fun * (1 + 1e-6)
     assert res.certificate.dual_objective <= lp.fun * (1 + 1e-9)
+
+
+def test_ill_conditioned_second_order_program_solved_with_other_equilibration():
+    """The same raw columns with an L2 set (second-order cone programs, no simplex to turn
+    to): Clarabel stopped "almost solved" on every program past 600 rows, and the solve
+    ended without convergence. Solved again with other equilibration settings
+    (``conic.RETRY_EQUILIBRATION``), a trusted program certifies the solution: it must
+    be at least as good as the cvxpy backend's (ECOS, Clarabel; their objectives
+    recomputed at their points, upper bounds on the optimum), its bound below them."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, t = load_breast_cancer(return_X_y=True)
+    prob = fc.AdversarialProblem(X, 2.0 * t - 1.0, family="hinge", perturbation="l2",
+                                 eps=0.1, fit_intercept=False)
+    upper = min(fc.robust_objective(prob, r.coef, r.intercept) for r in
+                (fc.solve(prob, backend="cvxpy", solver=s) for s in ("ECOS", "CLARABEL")))
+    res = fc.solve(prob, backend="fast")
+    assert res.objective <= upper * (1 + 1e-8)
+    assert res.certificate.dual_objective is not None
+    assert res.certificate.dual_objective <= upper * (1 + 1e-8)
