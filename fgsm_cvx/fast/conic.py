@@ -167,7 +167,8 @@ def with_epigraphs(mats, rhs, cones, template, eps, n_t, t_col, aux_col, n_cols)
 
 class ConicSolution(NamedTuple):
     """A program's answer: ``status`` "optimal" (with ``x`` and the dual objective
-    ``dual``), "unbounded" (the primal unbounded below: dual infeasible) or "failed";
+    ``dual``), "almost" (Clarabel's "almost solved", with both: ``clarabel_solve``
+    only), "unbounded" (the primal unbounded below: dual infeasible) or "failed";
     ``dual_error`` |r|^T |x| with r = P x + A^T z + q the dual residual (see
     ``solve_program``)."""
 
@@ -177,9 +178,9 @@ class ConicSolution(NamedTuple):
     dual_error: float = 0.0
 
 
-# Clarabel's bound on a linear program is taken where its dual error |r|^T |x| is at most
-# this many gap tolerances (so that the certified gap F - bound errs by at most as much),
-# else HiGHS solves the program again. On bench_fast.py's hinge problems (n = 1e3 and
+# Clarabel's bound is trusted where its dual error |r|^T |x| is at most this many gap
+# tolerances (so that the certified gap F - bound errs by at most as much), else a
+# linear program goes to HiGHS (``solve_program``). On bench_fast.py's hinge problems (n = 1e3 and
 # 1e4, d = 50, every polyhedral set) the error was 0.003-0.098 tolerances; on the tests'
 # programs, half of them ill-conditioned by design, half were above 0.18 (up to 4e6)
 TRUSTED_DUAL_ERROR = 0.25
@@ -227,9 +228,10 @@ def solve_program(q, A, b, cones, gap_tol, P=None):
 # Clarabel's equilibration iterations for a second try of a conic program it did not
 # solve (its default is 10; 0 turns equilibration off). On the second-order programs of
 # a hinge L2 problem on raw breast-cancer columns without an intercept (up to 1174 rows),
-# the default stopped "almost solved" with dual errors of 4-16 gap tolerances, 100
-# iterations at 0.02 (the bound 0.1113045131, the optimum's ECOS value 0.1113045130),
-# none at 0.08-0.35
+# the default stopped "almost solved" with dual errors of 3.6-16 gap tolerances; on the
+# largest, 100 iterations gave 0.02 (the bound 0.1113045131, ECOS's point 0.1113045130)
+# and none 0.08; on one of 650 rows 103 and 0.35 (the solve then went on to a larger
+# program, trusted at once)
 RETRY_EQUILIBRATION = (100, 0)
 
 
