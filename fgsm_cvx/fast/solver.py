@@ -60,7 +60,7 @@ from . import kinks, linear_pieces, working_set
 from .box import BoxShift, centred_box
 from .epigraph import SupportShift, project_epigraph
 from .model import Model, fast_scaling
-from .newton import manifold_of, newton, pass_cost, working_set_cap
+from .newton import Free, manifold_of, newton, pass_cost, working_set_cap
 from .objective import (
     has_second_order,
     needs_smoothing,
@@ -812,7 +812,10 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     # took 4-40 passes a radius where FISTA's first stage and the pinned step took
     # 10-15 iterations and two passes (eps paths, n = 2000 and 2e4, d = 20)
     near = warm_start is not None and not candidate and not early_exact
-    structure = manifold_of(shift, prob.n_features)  # None: FISTA and continuation only
+    # None: FISTA and continuation only; at eps = 0 the shift vanishes for every set
+    # (a box keeps its two shifts: its structure stays ``manifold_of``'s, None)
+    structure = Free() if eps == 0.0 and not isinstance(shift, BoxShift) else \
+        manifold_of(shift, prob.n_features)
     manifold = structure if has_second_order(prob.family) and (large or near) else None
     newton_step = None if manifold is None else _NewtonStage(
         model, manifold, prox, prob.fit_intercept, eps, prob._cache)
