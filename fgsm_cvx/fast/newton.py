@@ -163,7 +163,27 @@ class _WeightedL1:
         return beta
 
 
-class _Mahalanobis:
+class _EveryCoordinate:
+    """The part of a structure whose working set is every coordinate: no basis, no
+    coordinate enters or binds, nothing to project."""
+
+    def basis(self, beta, W, signs):
+        return None
+
+    def entering(self, beta, loss_gradient, bound, tol):
+        return {}
+
+    def violation(self, beta, loss_gradient, bound, W=None):
+        return np.zeros_like(beta)  # every coordinate is in the working set
+
+    def binding(self, beta, loss_gradient, bound, radius):
+        return np.empty(0, dtype=np.intp)
+
+    def project(self, beta, W, signs):
+        return beta
+
+
+class _Mahalanobis(_EveryCoordinate):
     """sigma(beta) = sqrt(beta^T M beta) (M None: the identity)."""
 
     def __init__(self, M):
@@ -188,29 +208,15 @@ class _Mahalanobis:
         M = np.eye(beta.shape[0]) if self.M is None else self.M
         return (M - np.outer(g, g)) / sigma
 
-    def basis(self, beta, W, signs):
-        return None
 
-    def entering(self, beta, loss_gradient, bound, tol):
-        return {}
-
-    def violation(self, beta, loss_gradient, bound, W=None):
-        return np.zeros_like(beta)  # every coordinate is in the working set
-
-    def binding(self, beta, loss_gradient, bound, radius):
-        return np.empty(0, dtype=np.intp)
-
-    def project(self, beta, W, signs):
-        return beta
-
-
-class Free:
+class Free(_EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
     set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p != 2,
-    ``Lp`` with p not in {1, 2, inf}, boxes, custom sets) then still get Newton and the
-    pinned step: on raw breast-cancer columns (least squares at eps = 0, a ``Group``
-    set with p = inf) FISTA alone ran out of 20 000 iterations."""
+    ``Lp`` with p not in {1, 2, inf}, custom sets; not boxes, whose two shifts stay)
+    then still get Newton and the pinned step: on raw breast-cancer columns (least
+    squares at eps = 0, a ``Group`` set with p = inf) FISTA alone ran out of 20 000
+    iterations."""
 
     def value(self, beta):
         return 0.0
@@ -223,21 +229,6 @@ class Free:
 
     def hessian(self, beta, W):
         return np.zeros((W.shape[0], W.shape[0]))
-
-    def basis(self, beta, W, signs):
-        return None
-
-    def entering(self, beta, loss_gradient, bound, tol):
-        return {}
-
-    def violation(self, beta, loss_gradient, bound, W=None):
-        return np.zeros_like(beta)  # every coordinate is in the working set
-
-    def binding(self, beta, loss_gradient, bound, radius):
-        return np.empty(0, dtype=np.intp)
-
-    def project(self, beta, W, signs):
-        return beta
 
 
 class _GroupL2:
