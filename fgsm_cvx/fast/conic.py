@@ -314,7 +314,7 @@ def clarabel_solve(q, A, b, cones, gap_tol, P=None, equilibration=None):
     import clarabel
 
     n = q.shape[0]
-    linear = P is None and all(isinstance(cone, clarabel.NonnegativeConeT) for cone in cones)
+    linear = P is None and all(_kind(cone) == "nonneg" for cone in cones)
     P = None if P is None else sp.csc_matrix(P)
     q, A, b = np.asarray(q, np.float64), sp.csc_matrix(A), np.asarray(b, np.float64)
     cones = list(cones)
