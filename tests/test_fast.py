@@ -428,6 +428,49 @@ def test_group_general_p_epigraph_projection(p):
         np.testing.assert_array_equal(beta[-2:], beta0[-2:])
 
 
+def _gauge(pert, u):
+    """||u||_S, the norm whose dual norm is sigma_S: l_p for ``Lp``, max_g ||u_g||_p for
+    ``Group`` (every feature in a group), ||A^{-1} u||_2 for an invertible ``Ellipsoid``."""
+    from fgsm_cvx.perturbations import lp_norm
+
+    if type(pert) is fc.Lp:
+        return lp_norm(u, pert.p)
+    if isinstance(pert, fc.Group):
+        return max(lp_norm(u[g], pert.p) for g in pert.groups)
+    return float(np.linalg.norm(np.linalg.solve(pert.A, u)))
+
+
+@pytest.mark.parametrize("where", ["polar", "cone"])
+def test_epigraph_projection_near_the_cones_boundaries(where):
+    """Points within rounding of the polar cone's boundary (the projection near the
+    origin) or of K's (near the point itself), where the root searches' functions are of
+    the size of their rounding: scipy's brentq failed to converge (or found no sign
+    change) on them. Checked by Moreau's decomposition, v = P_K(v) + P_K°(v): x in K,
+    v - x in the polar cone K° = {(u, s): ||u||_S <= -eps s} and <x, v - x> = 0."""
+    rng = np.random.default_rng(0)
+    d = 9
+    sets = [fc.Lp(3), fc.Lp(1.5), fc.Group(np.arange(d) // 3, p=3.0),
+            fc.Ellipsoid(np.eye(d) + 0.3 * rng.standard_normal((d, d)))]
+    for pert in sets:
+        for _ in range(40):
+            beta0 = rng.standard_normal(d) * 10.0 ** rng.uniform(-4, 2)
+            eps = 10.0 ** rng.uniform(-1, 1)
+            delta = rng.choice([-1, 1]) * 10.0 ** rng.uniform(-16, -12)
+            if where == "polar":  # -eps t0 = ||beta0||_S (1 + delta)
+                t0 = -_gauge(pert, beta0) / eps * (1.0 + delta)
+            else:  # t0 = eps sigma_S(beta0) (1 - |delta|)
+                t0 = eps * pert.support(beta0) * (1.0 - abs(delta))
+            if eps * pert.support(beta0) <= t0:
+                continue
+            with np.errstate(over="raise", divide="raise", invalid="raise"):
+                beta, t = project_epigraph(pert, beta0, t0, eps)
+            u, s = beta0 - beta, t0 - t
+            scale = np.linalg.norm(beta0) + abs(t0)
+            assert eps * pert.support(beta) <= t + 1e-12 * scale
+            assert _gauge(pert, u) <= -eps * s + 1e-12 * scale * (1.0 + eps)
+            assert abs(beta @ u + t * s) <= 1e-12 * scale**2
+
+
 class _OneDimensional:
     """A stand-in for the model in ``_polish_intercept``: F depends on the intercept only."""
 

@@ -42,6 +42,55 @@ from ..perturbations import (
 )
 from .box import BoxShift, project_box_epigraph
 
+# Brent's method's iteration cap in ``root_from_zero`` (scipy's default is 100): from a
+# bracket [m, 16 m] a relative tolerance of 4 machine epsilons takes at most ~56
+# bisections, and Brent's rule forces one at least every other step
+ROOT_MAXITER = 200
+_RTOL = 4 * np.finfo(float).eps
+
+
+def root_from_zero(f, hi):
+    """The root of f on [0, hi] (f(0) and f(hi) of opposite signs in exact arithmetic),
+    to rounding relative to the root itself.
+
+    Brent's method from [0, hi] first. With a relative tolerance it needs about
+    log2(hi / root) + 52 bisections where its interpolation fails, which is where
+    the root lies many orders of magnitude below hi and f is of the size of its own
+    rounding near it (a point on the boundary of the polar cone, or barely outside
+    K): there scipy's brentq ran out of its 100 iterations ("failed to converge", an
+    l_p projection on the path of a nearly separable hinge problem). Then the
+    bracket is narrowed geometrically, [hi / 16, hi] and down, one evaluation per
+    factor of 16, to [m, 16 m] around the root, and searched again. Where f(0) has
+    f(hi)'s sign (only by rounding), or the root lies below 1e-150 hi, it is 0 to
+    double precision: a change that small in the multiplier is invisible next to
+    the data the bracket was set from (and the searches' maps underflow further
+    down).
+    """
+    known = {0.0: f(0.0), hi: f(hi)}  # brentq evaluates the ends again
+
+    def g(x):
+        return known[x] if x in known else f(x)
+
+    if known[hi] == 0.0:
+        return hi
+    if known[0.0] == 0.0 or (known[0.0] > 0.0) == (known[hi] > 0.0):
+        return 0.0
+    root, info = brentq(g, 0.0, hi, xtol=1e-300, rtol=_RTOL, maxiter=ROOT_MAXITER,
+                        full_output=True, disp=False)
+    if info.converged:
+        return root
+    above, lo = known[hi] > 0.0, hi / 16.0
+    while True:
+        if lo < 1e-150 * hi:
+            return 0.0
+        f_lo = f(lo)
+        if f_lo == 0.0:
+            return lo
+        if (f_lo > 0.0) != above:  # a sign change in [lo, hi]
+            break
+        lo, hi = lo / 16.0, lo
+    return brentq(f, lo, hi, xtol=1e-300, rtol=_RTOL, maxiter=ROOT_MAXITER)
+
 
 class SupportShift:
     """The support function sigma_S of a symmetric set S as a shift h: value and prox.
@@ -145,12 +194,13 @@ def _project_lp_epigraph(p, q, beta0, t0, eps):
         z, c = parts(mu)
         return eps * lp_norm(a - z, q) - t0 - c / eps
 
-    lo, hi = 0.0, 1.0
-    for _ in range(2000):  # bracket the root: g(lo) < 0 <= g(hi)
-        if g(hi) >= 0.0:
-            break
-        lo, hi = hi, 4.0 * hi
-    mu = brentq(g, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+    hi = 1.0
+    while g(hi) < 0.0:  # bracket the root: g(hi / 16) < 0 <= g(hi)
+        if hi > 1e300:  # g's limit is >= 0 only by rounding: (beta0, t0) lies on K
+            return np.array(beta0, dtype=float), eps * lp_norm(a, q)
+        hi *= 16.0
+    mu = root_from_zero(g, hi) if hi == 1.0 else \
+        brentq(g, hi / 16.0, hi, xtol=1e-300, rtol=_RTOL, maxiter=ROOT_MAXITER)
     z, c = parts(mu)
     return np.sign(beta0) * (a - z), t0 + c / eps
 
@@ -224,7 +274,7 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps):
     if g(c_max) >= 0.0:
         beta[idx] = 0.0
         return beta, 0.0
-    c = brentq(g, 0.0, c_max, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+    c = root_from_zero(g, c_max)
     beta[idx] = np.sign(beta0[idx]) * covered(c)
     return beta, t0 + c / eps
 
@@ -383,6 +433,6 @@ def _project_ellipsoid_epigraph(pert, beta0, t0, eps):
     hi = eps * eps
     while F(hi) >= 0.0:  # (only for t0 < 0; F tends to a negative limit)
         hi *= 2.0
-    rho = brentq(F, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+    rho = root_from_zero(F, hi)
     z = z0 / (1.0 + rho * sv * sv)
     return free + U @ z, eps * float(np.linalg.norm(sv * z))
