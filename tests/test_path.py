@@ -124,6 +124,26 @@ def test_fast_path_on_nearly_separable_data_equals_cold_solves(perturbation):
         assert warm == pytest.approx(cold, rel=1e-6)
 
 
+def test_fast_path_where_newton_zeroes_the_only_group():
+    """Poisson on three standardised diabetes columns, one group (p = 2), no intercept:
+    at the second radius the warm start's Newton step set every coordinate of the one
+    group to zero (its binding test) and then asked the group manifold for a working
+    set at beta = 0, where it has none: an AttributeError. The path now meets cvxpy's
+    objective at every radius."""
+    from sklearn.datasets import load_diabetes
+
+    X, target = load_diabetes(return_X_y=True, scaled=False)
+    X = X[:, [2, 3, 8]]
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    prob = fc.AdversarialProblem(X, np.floor(target / 25.0), family="poisson",
+                                 perturbation=fc.Group(np.zeros(3, dtype=int)),
+                                 fit_intercept=False)
+    path = fc.adversarial_path(prob, n_eps=8, eps_min_ratio=1e-2, backend="fast")
+    for e, obj in zip(path.eps, path.objectives, strict=True):
+        ref = fc.solve(prob.with_params(eps=e), backend="cvxpy", solver="CLARABEL")
+        assert obj == pytest.approx(ref.objective, rel=1e-6), e
+
+
 def test_explicit_grid_is_sorted_and_used():
     prob = fc.AdversarialProblem(*_data("gaussian"))
     path = fc.adversarial_path(prob, eps=[0.01, 0.3, 0.1], backend="cvxpy")

@@ -593,8 +593,8 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
             beta = beta.copy()
             beta[bind] = 0.0
         W, signs = manifold.working(beta, entering)
-        if W.shape[0] > cap:
-            break
+        if W is None or W.shape[0] > cap:  # None: the binding coordinates were all of
+            break  # beta's (no smooth point left: FISTA goes on)
         gram = point.gram(W)
         if gram is None:  # coordinates enter: their Gram rows need another pass
             point = _Point(model, start, b, t, mu, W)
