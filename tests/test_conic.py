@@ -182,8 +182,8 @@ def test_untrusted_linear_programs_go_to_the_simplex(monkeypatch):
     calls = []
     real_highs = conic.highs_solve
 
-    def fake_clarabel(q, A, b, cones, gap_tol, P=None):  # a bound above the minimum
-        return conic.ConicSolution("optimal", np.array([0.5, 0.5]), 1.4, error)
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8):  # a bound above
+        return conic.ConicSolution("optimal", np.array([0.5, 0.5]), 1.4, error)  # the min
 
     def highs(*args):
         calls.append(args)
@@ -224,3 +224,32 @@ def test_untrusted_conic_programs_are_solved_again_with_other_equilibration(monk
     errors[None] = 0.1 * conic.TRUSTED_DUAL_ERROR * gap_tol  # trusted at once
     calls.clear()
     assert conic.solve_program(q, A, b, soc, gap_tol).status == "optimal" and calls == [None]
+
+
+def test_solved_untrusted_conic_programs_are_solved_again_to_a_tighter_feasibility(
+        monkeypatch):
+    """A conic program "solved" with an untrusted dual error is solved once more with
+    Clarabel's feasibility tolerance at TIGHT_FEASIBILITY; the answer with the smaller
+    dual error counts (an "almost solved" one as "optimal"); a trusted first answer is
+    not solved again."""
+    q, A, b, _ = _small_lp()
+    soc = [clarabel.SecondOrderConeT(3)]
+    gap_tol, calls = 1e-6, []
+    answers = {1e-8: ("optimal", 10.0, 1.4), conic.TIGHT_FEASIBILITY: ("almost", 0.5, 1.2)}
+
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8):
+        calls.append(tol_feas)
+        status, error, dual = answers[tol_feas]
+        return conic.ConicSolution(status, np.zeros(2), dual, error * gap_tol)
+
+    monkeypatch.setattr(conic, "clarabel_solve", fake_clarabel)
+    out = conic.solve_program(q, A, b, soc, gap_tol)
+    assert calls == [1e-8, conic.TIGHT_FEASIBILITY]
+    assert out.status == "optimal" and out.dual == 1.2
+    answers[conic.TIGHT_FEASIBILITY] = ("almost", 20.0, 1.2)  # worse: the first counts
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4
+    answers[conic.TIGHT_FEASIBILITY] = ("failed", 0.0, None)
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4
+    answers[1e-8] = ("optimal", 0.1 * conic.TRUSTED_DUAL_ERROR, 1.4)  # trusted at once
+    calls.clear()
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4 and calls == [1e-8]
