@@ -718,3 +718,25 @@ def test_eps_zero_is_least_squares_for_every_set(pert):
     best = fc.robust_objective(prob, coef[:-1], coef[-1])
     res = fc.solve(prob, backend="fast")
     assert res.objective == pytest.approx(best, rel=1e-9)  # (numpy's: the optimum to rounding)
+
+
+def test_newton_at_a_point_without_a_working_set_costs_no_work(monkeypatch):
+    """Newton asked at a point with no working set (an L2 set at beta = 0: no smooth
+    point) makes no pass and reports an infinite pass cost; the solve's work count took
+    0.5 * inf * 0 = NaN and the next FISTA chunk's length raised "cannot convert float
+    NaN to integer" (a Poisson ``Masked(L2)`` problem of a randomized survey). Forced
+    here on every Newton stage of a warm-started Poisson solve: FISTA and the pinned
+    step finish it, at cvxpy's objective."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 6))
+    y = rng.poisson(np.exp(X @ np.array([0.3, -0.2, 0.1, 0.2, 0.0, -0.1]))).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="poisson", perturbation="l2", eps=0.05)
+
+    def no_working_set(model, manifold, prox, fit_intercept, state, *args, **kwargs):
+        return state, np.inf, np.inf, 0, False  # newton.newton's answer where W is None
+
+    monkeypatch.setattr(fast_solver, "pass_cost", lambda manifold, beta: np.inf)
+    monkeypatch.setattr(fast_solver, "newton", no_working_set)
+    res = fc.solve(prob, backend="fast", warm_start=(np.zeros(6), 0.0))
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    assert res.objective == pytest.approx(ref.objective, rel=1e-6)

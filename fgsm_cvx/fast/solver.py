@@ -430,6 +430,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     # cost in passes over X (``newton.pass_cost``) / 2, a pinned pass 3
     work = 0.0
 
+    def newton_work(cost, passes):
+        # (Newton at a point with no working set costs no pass and has an infinite
+        # pass cost: inf * 0 would make the work NaN)
+        return 0.5 * cost * passes if passes else 0.0
+
     due = first_due  # the work at which the next try of the pinned step is due
 
     tried, declined = False, None
@@ -517,7 +522,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                     gap_tol=None if smooth else tol * scale)
                 by_newton = converged
                 total_iter += it
-                work += 0.5 * cost * it
+                work += newton_work(cost, it)
                 if not converged and attempt == NEWTON_TRIES - 1:
                     newton_step = None  # the finer stages would be harder still
         # FISTA runs the stage until the next try of the pinned step is due, and the
@@ -546,7 +551,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                 state, f_mu, residual, it, converged = newton_step(
                     state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter))
                 total_iter += it
-                work += 0.5 * newton_step.pass_cost(state[0]) * it
+                work += newton_work(newton_step.pass_cost(state[0]), it)
         if certified:
             break
         # the unsmoothed loss: FISTA that has not converged in DECREMENT_CHECK_AFTER
