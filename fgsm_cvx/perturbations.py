@@ -39,11 +39,17 @@ def conjugate_exponent(p):
 
 
 def lp_norm(v, p):
-    """||v||_p for p in [1, inf] (0 for an empty vector)."""
-    v = np.asarray(v, dtype=float)
-    if v.size == 0:
-        return 0.0
-    return float(np.linalg.norm(v, ord=p))
+    """||v||_p for p in [1, inf] (0 for an empty vector).
+
+    Computed as m ||v / m||_p with m = max_j |v_j| (homogeneity): the powers |v_j / m|^p
+    lie in [0, 1], where |v_j|^p itself overflows for large p (2^1024 = inf: p = 1000
+    with |v_j| = 2) and underflows for small |v_j|.
+    """
+    v = np.abs(np.asarray(v, dtype=float))
+    m = float(np.max(v)) if v.size else 0.0
+    if m == 0.0 or not np.isfinite(m) or p in (1, 2, np.inf):
+        return float(np.linalg.norm(v, ord=p)) if v.size else 0.0
+    return m * float(np.linalg.norm(v / m, ord=p))
 
 
 def lp_norm_cvx(v, p):

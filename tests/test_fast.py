@@ -131,6 +131,36 @@ def test_float32_works():
     np.testing.assert_allclose(res.coef, ref.coef, atol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["gaussian", "huber", "poisson"])
+@pytest.mark.parametrize("perturbation", ["linf", "l2", "box"])
+def test_alpha_one_is_the_clean_fit_at_any_eps(family, perturbation):
+    """alpha = 1 gives the worst-case term weight 0: eps has no effect. The fast path kept
+    the constraint eps sigma_S(beta) <= t with a t that costs nothing, and at eps = 1e5
+    returned beta ~ 0 as 'optimal' (0.2-0.6% above the clean fit). Reference: the clean
+    fit, cvxpy at eps = 0 (no shift at all; for gaussian also least squares)."""
+    rng = np.random.default_rng(12)
+    rng.integers(10, 60)  # (the survey's draw: the same X and y)
+    X = rng.standard_normal((40, 2))
+    y = X @ [0.3, -0.5] + rng.standard_normal(40)
+    if family == "poisson":
+        y = np.abs(y).round()
+    if perturbation == "box":
+        perturbation = fc.Box(-0.5, 2.0)
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=perturbation,
+                                 alpha=1.0, eps=1e5)
+    clean = fc.solve(prob.with_params(eps=0.0), backend="cvxpy", solver="CLARABEL",
+                     tol=1e-10)
+    if family == "gaussian":  # (and the closed form: least squares with an intercept)
+        ols = np.linalg.lstsq(np.c_[X, np.ones(40)], y, rcond=None)[0]
+        np.testing.assert_allclose(clean.coef, ols[:2], atol=1e-6)
+    res = fc.solve(prob, backend="fast")
+    assert res.eps == 1e5 and res.alpha == 1.0
+    assert res.objective == pytest.approx(clean.objective, rel=1e-7)
+    np.testing.assert_allclose(res.coef, clean.coef, atol=1e-4)
+    warm = fc.solve(prob, backend="fast", warm_start=res)
+    assert warm.n_iter <= 3 and warm.objective <= res.objective + 1e-9
+
+
 @pytest.mark.parametrize("perturbation", ["linf", "l2", "masked_box"])
 def test_warm_start_returns_in_very_few_iterations(family_id, perturbation):
     """From its own solution a solve takes at most 3 iterations: the kinked families'
@@ -426,6 +456,68 @@ def test_group_general_p_epigraph_projection(p):
         assert float(np.sum((beta - beta0) ** 2) + (t - t0) ** 2) <= dist.value + 1e-9
         np.testing.assert_allclose(beta, b.value, atol=1e-4)
         np.testing.assert_array_equal(beta[-2:], beta0[-2:])
+
+
+@pytest.mark.parametrize("p", [1.004, 250.0])
+def test_epigraph_projection_at_the_ends_of_the_exponent_range(p):
+    """``Lp`` and ``Group`` at the ends of ``EXPONENT_RANGE``, coefficients from 1e-2 to
+    1e2, against cvxpy's projection: |beta_j|^p overflowed (p = 250 and 1000 with
+    |beta_j| ~ 100) and the search returned feasible points up to 2.7x farther than the
+    nearest; now solved for (beta0, t0) / max |beta0_j| (the cone's homogeneity)."""
+    import cvxpy as cp
+
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        d = int(rng.integers(2, 8))
+        beta0 = rng.standard_normal(d) * 10 ** rng.uniform(-2, 2)
+        t0, eps = rng.standard_normal() * 10 ** rng.uniform(-2, 1), 10 ** rng.uniform(-1, 1)
+        for pert in (fc.Lp(p), fc.Group(np.arange(d) % 2, p=p)):
+            beta, t = project_epigraph(pert, beta0, t0, eps)
+            b, tt = cp.Variable(d), cp.Variable()
+            dist = cp.Problem(cp.Minimize(cp.sum_squares(b - beta0) + cp.square(tt - t0)),
+                              [eps * pert.support_cvx(b) <= tt])
+            dist.solve(solver="CLARABEL")
+            scale = 1.0 + float(np.sum(beta0**2) + t0**2)
+            assert eps * pert.support(beta) <= t + 1e-9 * scale
+            assert float(np.sum((beta - beta0) ** 2) + (t - t0) ** 2) \
+                <= dist.value + 1e-7 * scale
+
+
+def test_lp_norm_of_large_and_small_entries():
+    """||v||_p at p = 250 and 1.004 for entries from 1e-3 to 1e3, against the log-sum-exp
+    form exp(logsumexp(p log|v_j|) / p) (np.linalg.norm overflowed: ||(2, 3)||_1000 =
+    inf, so eps_max of an ``Lp(1000)`` problem was inf)."""
+    from scipy.special import logsumexp
+
+    from fgsm_cvx.perturbations import lp_norm
+
+    v = np.array([3e2, -1e3, 0.5, 1e-3, 0.0, 7.0])
+    for p in (1.004, 3.0, 250.0):
+        a = np.abs(v[v != 0])
+        assert lp_norm(v, p) == pytest.approx(np.exp(logsumexp(p * np.log(a)) / p), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lp", "group"])
+@pytest.mark.parametrize("family", ["gaussian", "binomial"])
+@pytest.mark.parametrize("p", [1.004, 250.0])
+def test_extreme_exponents_with_large_coefficients(p, family, kind):
+    """Solves at the ends of ``EXPONENT_RANGE`` with coefficients of ~1e2 (columns scaled
+    by 1e-2) against cvxpy: the fast path returned beta = 0 or points 4-12% above the
+    optimum, the objective's own check overflowed for both backends (``lp_norm``)."""
+    rng = np.random.default_rng(0)
+    X = 1e-2 * rng.standard_normal((40, 4))
+    eta = 100.0 * X @ [1.0, -1.0, 0.5, 0.0]
+    y = eta + rng.standard_normal(40) if family == "gaussian" \
+        else (rng.random(40) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    pert = fc.Lp(p) if kind == "lp" else fc.Group([[0, 1], [2, 3]], p=p)
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=pert)
+    top = fc.eps_max(prob)
+    assert np.isfinite(top) and top > 0
+    prob = prob.with_params(eps=0.3 * top)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    res = fc.solve(prob, backend="fast")
+    assert res.objective == pytest.approx(ref.objective, rel=1e-6)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-4 * (1 + np.abs(ref.coef).max()))
 
 
 def _gauge(pert, u):

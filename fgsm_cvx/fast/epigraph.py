@@ -147,10 +147,19 @@ def _project_by_root(shift, beta0, t0, eps, s0):
     over a dual-ball radius for the general l_p sets."""
     pert = getattr(shift, "perturbation", None)
     general_p = isinstance(pert, (Lp, Group)) and 1.0 < pert.p < np.inf and pert.p != 2.0
-    if general_p and type(pert) is Lp:
-        return _project_lp_epigraph(pert.p, pert.q, beta0, t0, eps)
-    if general_p and type(pert) is Group:
-        return _project_group_lp_epigraph(pert, beta0, t0, eps)
+    if general_p and type(pert) in (Lp, Group):
+        # K is a cone, P_K(s x) = s P_K(x): solved for (beta0, t0) / s with s = max_j
+        # |beta0_j|, so that the searches' powers |beta_j|^p and |beta_j|^q lie in [0, 1]
+        # (with coefficients of ~100 and p = 1000 they overflowed: a binomial solve
+        # ended 5% above the optimum). s = 0 (t0 < 0): the nearest point has t = 0
+        s = float(np.max(np.abs(beta0), initial=0.0))
+        if not s > 0.0:
+            return np.array(beta0, dtype=float), 0.0
+        if type(pert) is Lp:
+            beta, t = _project_lp_epigraph(pert.p, pert.q, beta0 / s, t0 / s, eps)
+        else:
+            beta, t = _project_group_lp_epigraph(pert, beta0 / s, t0 / s, eps)
+        return beta * s, t * s
 
     def phi(lam):
         return eps * shift.value(shift.prox(beta0, lam * eps)) - t0 - lam
@@ -215,15 +224,14 @@ def _group_ball_coordinates(a, gid, n_groups, c, p):
     gives F_g <= 0 there), with dz/dmu = -p z^(p-1) / (1 + mu p (p-1) z^(p-2)).
     """
     q = p / (p - 1.0)
-    norms = np.bincount(gid, a**p, n_groups) ** (1.0 / p)
+    norms = _group_norms(a, gid, n_groups, p)
     active = norms > c
     if not np.any(active):
         return a.copy()
     if c <= 0.0:
         return np.zeros_like(a)
     lo = np.zeros(n_groups)
-    hi = np.where(active, np.bincount(gid, a**q, n_groups) ** (1.0 / q) / (p * c ** (p - 1.0)),
-                  0.0)
+    hi = np.where(active, _group_norms(a, gid, n_groups, q) / (p * c ** (p - 1.0)), 0.0)
     mu = 0.5 * hi
     target = c**p
     for _ in range(200):
@@ -261,14 +269,13 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps):
     idx, gid = pert.labels()
     n_groups, p, q = len(pert.groups), pert.p, pert.q
     a = np.abs(beta0[idx])
-    c_max = float(np.max(np.bincount(gid, a**p, n_groups) ** (1.0 / p)))
+    c_max = float(np.max(_group_norms(a, gid, n_groups, p)))
 
     def covered(c):  # |beta_j| = a_j - z_j >= 0 (clipped: z <= a up to rounding)
         return np.maximum(a - _group_ball_coordinates(a, gid, n_groups, c, p), 0.0)
 
     def g(c):
-        b = covered(c)
-        return eps * float(np.sum(np.bincount(gid, b**q, n_groups) ** (1.0 / q))) - t0 - c / eps
+        return eps * float(np.sum(_group_norms(covered(c), gid, n_groups, q))) - t0 - c / eps
 
     beta = np.array(beta0, dtype=float)
     if g(c_max) >= 0.0:
@@ -277,6 +284,16 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps):
     c = root_from_zero(g, c_max)
     beta[idx] = np.sign(beta0[idx]) * covered(c)
     return beta, t0 + c / eps
+
+
+def _group_norms(a, gid, n_groups, r):
+    """(||a_g||_r)_g for a >= 0, each as m_g ||a_g / m_g||_r with m_g = max_{j in g} a_j
+    (homogeneity): the powers lie in [0, 1], where a_j^r overflows or underflows for r
+    in the hundreds (0.4^1000 = 0: a group of such entries would count as zero)."""
+    m = np.zeros(n_groups)
+    np.maximum.at(m, gid, a)
+    safe = np.where(m > 0.0, m, 1.0)
+    return m * np.bincount(gid, (a / safe[gid]) ** r, n_groups) ** (1.0 / r)
 
 
 def _closed_form(pert, beta0, t0, eps):

@@ -791,6 +791,17 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     """
     shift = shift_set(prob)
     check_poisson_zeros(prob, "FISTA")
+    if prob.alpha == 1.0 and prob.eps != 0.0:
+        # alpha = 1: the worst-case term has weight 1 - alpha = 0, so F does not depend
+        # on eps and the problem is the one at eps = 0 (the clean fit). Solved as given,
+        # the constraint eps sigma_S(beta) <= t stays with t costing nothing: the
+        # projection pulls beta towards 0 at every step while the gradient never moves t
+        # up, and at eps = 1e5 FISTA's residual test passed at beta ~ 0 (gaussian,
+        # Huber and Poisson 0.2-0.6% above the clean fit's objective)
+        same = _same_parameters(warm_start, prob.eps, prob.alpha, None)
+        res = solve_fast(prob.with_params(eps=0.0), tol, max_iter,
+                         dataclasses.replace(warm_start, eps=0.0) if same else warm_start)
+        return dataclasses.replace(res, eps=prob.eps)
     centred = centred_box(prob)
     if centred is not None:  # a box at alpha = 0: the weighted l-inf problem
         return _solve_centred_box(prob, *centred, tol, max_iter, warm_start)
