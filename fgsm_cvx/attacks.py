@@ -228,9 +228,12 @@ def robust_score(model, X, y, eps, perturbation="linf", metric=None, family=None
     (a sample labelled classes_[0] counts as correct when its worst decision value is
     <= 0, scikit-learn's rule); R^2 with each prediction moved to the end of its
     interval farther from y_i; or the mean worst-case family loss (``metric="loss"``,
-    THEORY.md §2). Each equals the score of the model on ``perturb(...)``'s inputs
-    (for the default metric), and no other perturbation in the ball scores lower
-    (higher for the loss).
+    THEORY.md §2). Each equals the metric of the model's predictions on
+    ``perturb(...)``'s inputs (the same ``metric``): ``accuracy_score`` or ``r2_score``,
+    which is ``model.score`` for classifiers and least-squares regressors but not for a
+    GLM regressor whose ``score`` is a deviance D^2 (scikit-learn's PoissonRegressor:
+    ``robust_score`` at eps = 0 is its clean R^2, not its ``score``); no other
+    perturbation in the ball scores lower (higher for the loss).
 
     Parameters are those of ``perturb``; ``sample_weight`` weights the average.
 
