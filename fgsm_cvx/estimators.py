@@ -24,12 +24,20 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._spec import decode_value, encode_value
-from ._validation import check_sample_weight, check_y
+from ._validation import (
+    check_bool,
+    check_max_iter,
+    check_sample_weight,
+    check_scalar,
+    check_tol,
+    check_y,
+)
+from .cvx import check_solver
 from .engine import is_engine_array, make_engine, to_numpy
 from .families import Binomial, Poisson
-from .problem import AdversarialProblem, resolve_family
+from .problem import AdversarialProblem, resolve_family, resolve_penalty, resolve_perturbation
 from .result import Result
-from .solve import solve
+from .solve import check_backend, solve
 
 _FORMAT, _VERSION = "fgsm_cvx.model", 1
 
@@ -62,6 +70,22 @@ class _AdversarialGLM(BaseEstimator):
             raise ValueError(f"{type(self).__name__} family must be one of "
                              f"{list(self._families)}, got {self.family!r}")
         return family
+
+    def _check_params(self):
+        """Every parameter as ``fit`` checks it, without data (``AdversarialProblem``
+        and ``solve``'s checks; the set's and penalty's dimensions need X): a model
+        loaded by ``from_dict`` is refused at once rather than at its first use."""
+        self._family()
+        resolve_perturbation(self.perturbation)
+        resolve_penalty(self.penalty)
+        check_scalar(self.eps, "eps", lower=0.0)
+        check_scalar(self.alpha, "alpha", lower=0.0, upper=1.0)
+        check_bool(self.fit_intercept, "fit_intercept")
+        check_bool(self.warm_start, "warm_start")
+        check_backend(self.backend)
+        check_solver(self.solver, installed=False)
+        check_tol(self.tol)
+        check_max_iter(self.max_iter)
 
     def _problem(self, X, y, sample_weight, eps=None):
         return AdversarialProblem(
@@ -183,7 +207,7 @@ class _AdversarialGLM(BaseEstimator):
             raise ValueError(f"unknown parameters {unknown}; {cls.__name__} takes "
                              f"{sorted(valid)}")
         model = cls(**{k: decode_value(v, f"params.{k}") for k, v in params.items()})
-        model._family()  # the family must be one this estimator takes
+        model._check_params()  # (a hand-edited file: eps = -1 would load and score)
         if "fitted" in d:
             model._load_fitted(d["fitted"])
         return model
@@ -469,6 +493,16 @@ class _CVMixin:
     def _check_cv_params(self):
         if self.rule not in ("best", "1se"):
             raise ValueError(f"rule must be 'best' or '1se', got {self.rule!r}")
+        if self.attack_eps is not None:
+            check_scalar(self.attack_eps, "attack_eps", lower=0.0)
+        if self.attack_perturbation is not None:
+            resolve_perturbation(self.attack_perturbation)
+        if self.verbose is not None:
+            check_bool(self.verbose, "verbose")
+
+    def _check_params(self):
+        super()._check_params()
+        self._check_cv_params()
 
     def _score(self, model, X, y, w):
         """Clean score (accuracy / R^2), or the robust one at ``attack_eps``."""

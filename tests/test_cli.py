@@ -149,6 +149,40 @@ def test_fit_output_then_attack_matches_robust_score(tables, capsys, tmp_path):
     assert status == 0 and "robust accuracy" in out and "linf" in out
 
 
+def test_attack_on_held_out_data_and_its_messages(tables, capsys, tmp_path):
+    """Held-out data of one class is scored (the fit's two-label rule refused it); a
+    target among the model's features is named so (attack has no --features); a model
+    file edited to eps = -1 is refused on loading; integer labels print plainly."""
+    model_file = tmp_path / "model.json"
+    status, out, err = in_process(capsys, "fit", tables["cls"], "-t", "status", "-f",
+                                  "logistic", "-e", "0.2", "-o", model_file)
+    assert status == 0, err
+    sick = tables["labels"] == "sick"
+    one = tmp_path / "sick.csv"
+    pd.read_csv(tables["cls"])[sick].to_csv(one, index=False)
+    status, out, err = in_process(capsys, "attack", model_file, one, "-e", "0.3", "--json")
+    assert status == 0, err
+    model = fc.model_from_dict(json.loads(model_file.read_text()))
+    X = tables["X"][sick]
+    assert json.loads(out)["robust_score"] == pytest.approx(
+        fc.robust_score(model, X, tables["labels"][sick], 0.3))
+    status, _, err = in_process(capsys, "attack", model_file, tables["cls"], "-e", "0.1",
+                                "--target", "age")
+    assert status == 2 and "the target column 'age' is one of" in err and "--features" not in err
+    saved = json.loads(model_file.read_text())
+    saved["params"]["eps"] = -1.0
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(saved))
+    status, _, err = in_process(capsys, "attack", edited, tables["cls"], "-e", "0.1")
+    assert status == 2 and "eps must be in [0.0" in err
+    numbers = tmp_path / "numbers.csv"
+    pd.read_csv(tables["cls"]).assign(status=sick.astype(int)).to_csv(numbers, index=False)
+    status, out, err = in_process(capsys, "fit", numbers, "-t", "status", "-f", "logistic",
+                                  "-e", "0.2")
+    assert status == 0, err
+    assert "classes: 0 (negative), 1 (positive)" in out
+
+
 def test_fit_reads_parquet(tables, capsys, tmp_path):
     pytest.importorskip("pyarrow")
     parquet = tmp_path / "reg.parquet"
@@ -182,6 +216,11 @@ def test_path_table_json_and_plot(tables, capsys, tmp_path):
     lines = out.splitlines()
     assert "objective" in lines[1] and "nonzeros" in lines[1] and "rel. gap" in lines[1]
     assert len(lines) == 4
+    # the default grid on the cvxpy backend: its first row (eps_max, no solve) carries a
+    # residual; the column is still the solved radii's relative gap
+    status, out, _ = in_process(capsys, "path", tables["reg"], "-t", "response", "-f",
+                                "gaussian", "--n-eps", "3", "-b", "cvxpy")
+    assert status == 0 and "rel. gap" in out.splitlines()[1]
 
 
 def test_compare_matches_fc_compare(tables, capsys):
@@ -237,6 +276,8 @@ BAD = {
     "simulate bad estimator": (["simulate", "--estimators", "fgsm,bogus"],
                                "unknown estimator(s) bogus"),
     "simulate bad beta0": (["simulate", "--beta0", "1,x"], "write comma-separated numbers"),
+    "no default grid": (["path", "{reg}", "-t", "response", "-f", "gaussian", "--alpha", "1"],
+                        "pass the radii explicitly with --eps E1,E2,..."),
 }
 
 

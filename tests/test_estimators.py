@@ -289,6 +289,13 @@ TAMPERED = [
     (("params", "perturbation"), {"type": "Lp", "params": {"p": 0.5}}, "cannot rebuild Lp"),
     (("params", "evil"), 1, "unknown parameters"),
     (("params", "family"), "gaussian", "family must be one of"),
+    (("params", "eps"), -1.0, "eps must be in"),
+    (("params", "alpha"), 5.0, "alpha must be in"),
+    (("params", "tol"), -1.0, "tol must be in"),
+    (("params", "max_iter"), 0, "max_iter"),
+    (("params", "perturbation"), "l7", "unknown perturbation 'l7'"),
+    (("params", "backend"), "gpu", "backend must be one of"),
+    (("params", "solver"), "NOPE", "solver"),
     (("fitted", "coef"), "1,2,3,4", "must be a list of numbers"),
     (("fitted", "coef"), [1.0, 2.0], "n_features_in"),
     (("fitted", "coef", 0), "nan", "must be a list of numbers"),
@@ -305,6 +312,21 @@ def test_tampered_json_is_refused(logistic_data, path, value, message):
     bad = _tamper(_saved(logistic_data), path, value)
     with pytest.raises(ValueError, match=message):
         fc.model_from_dict(bad)
+
+
+def test_loaded_parameters_are_checked_as_fit_checks_them(logistic_data):
+    """Every value of a hand-edited file is checked on loading (only the family was:
+    eps = -1 loaded and scored), a wrong type with the TypeError ``fit`` raises; the
+    CV estimators' own parameters too."""
+    with pytest.raises(TypeError, match="fit_intercept must be True or False"):
+        fc.model_from_dict(_tamper(_saved(logistic_data), ("params", "fit_intercept"), "yes"))
+    cv = fc.AdversarialClassifierCV(n_eps=3, cv=2).to_dict()
+    with pytest.raises(ValueError, match="rule must be 'best' or '1se'"):
+        fc.model_from_dict(_tamper(cv, ("params", "rule"), "worst"))
+    with pytest.raises(ValueError, match="attack_eps must be in"):
+        fc.model_from_dict(_tamper(cv, ("params", "attack_eps"), -0.1))
+    assert fc.model_from_dict(cv).get_params() == fc.AdversarialClassifierCV(
+        n_eps=3, cv=2).get_params()
 
 
 # ----- cross-validation over the path ----------------------------------------------------

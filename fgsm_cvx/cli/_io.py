@@ -104,7 +104,7 @@ def _numeric_column(series, name):
     return values
 
 
-def design(frame, target, features=None, classification=False):
+def design(frame, target, features=None, classification=False, fitted=None):
     """Split a table into a numeric feature matrix and the target column.
 
     Parameters
@@ -117,6 +117,10 @@ def design(frame, target, features=None, classification=False):
     classification : bool
         Class labels may be any two values (strings included); otherwise the target
         must be numeric.
+    fitted : str or None
+        The model file whose features ``features`` are (``attack``): its labels may be
+        one class only (held-out data; the caller checks them against the model's
+        classes), and the messages name the model, not ``--features``.
 
     Returns
     -------
@@ -132,7 +136,9 @@ def design(frame, target, features=None, classification=False):
         for name in names:
             _check_column(frame, name, "feature column")
         if target in names:
-            raise UsageError(f"the target column '{target}' is also listed in --features")
+            raise UsageError(f"the target column '{target}' is one of {fitted}'s features"
+                             if fitted else
+                             f"the target column '{target}' is also listed in --features")
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise UsageError(f"--features lists {duplicated} more than once")
@@ -147,7 +153,7 @@ def design(frame, target, features=None, classification=False):
     if classification:
         y = column.to_numpy()
         labels = np.unique(y.astype(str))
-        if labels.size != 2:
+        if labels.size != 2 and not (fitted and labels.size == 1):
             raise UsageError(f"target column '{target}' has {labels.size} distinct label(s) "
                              f"({_column_list(labels)}); classification needs exactly two")
     else:
@@ -167,7 +173,7 @@ def parse_perturbation(text):
     """A perturbation set from its command-line name.
 
     ``linf`` (= ``fgsm``), ``l2`` (= ``fgm``), ``l1``, or ``lp:P`` for the l_P ball
-    (P in [1, inf]).
+    (P = 1, inf or in ``EXPONENT_RANGE``, [1.004, 250]).
     """
     import fgsm_cvx as fc
 

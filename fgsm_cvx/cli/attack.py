@@ -94,13 +94,14 @@ def run(args):
         if len(names) != model.n_features_in_:
             raise UsageError(f"the model has {model.n_features_in_} features but "
                              f"{args.data} has {len(names)} columns besides '{target}'")
-    X, y, names = design(frame, target, list(names), classification=hasattr(model, "classes_"))
+    X, y, names = design(frame, target, list(names), classification=hasattr(model, "classes_"),
+                         fitted=args.model)
     if hasattr(model, "classes_"):
         known = np.isin(y.astype(str), np.asarray(model.classes_).astype(str))
         if not np.all(known):
             raise UsageError(f"target column '{target}' holds labels the model does not know: "
-                             f"{sorted(set(y[~known].astype(str)))[:5]} (model classes: "
-                             f"{np.asarray(model.classes_).tolist()})")
+                             f"{sorted(str(v) for v in set(y[~known].astype(str)))[:5]} "
+                             f"(model classes: {np.asarray(model.classes_).tolist()})")
         y = np.asarray(model.classes_)[
             (y.astype(str) == str(model.classes_[1])).astype(np.intp)]
     metric = args.metric or ("accuracy" if hasattr(model, "classes_") else "r2")

@@ -98,7 +98,9 @@ def run(args):
           f"(eps={eps:g}, alpha={data['alpha']:g}) on {data['source']}: {n} samples, "
           f"{d} features, target '{args.target}'")
     if hasattr(model, "classes_"):
-        print(f"classes: {model.classes_[0]!r} (negative), {model.classes_[1]!r} (positive)")
+        negative, positive = (c.item() if isinstance(c, np.generic) else c
+                              for c in model.classes_)  # (numpy 2 reprs: np.int64(0))
+        print(f"classes: {negative!r} (negative), {positive!r} (positive)")
     width = max(11, *(len(s) for s in data["names"]))
     print(f"{'feature':<{width}}  {'coefficient':>13}")
     for name, c in zip(data["names"], model.coef_, strict=True):

@@ -63,9 +63,14 @@ def run(args):
     prob = fc.AdversarialProblem(data["X"], data["y"], family=data["family"],
                                  perturbation=data["perturbation"], eps=0.0,
                                  alpha=data["alpha"], fit_intercept=data["fit_intercept"])
-    path = fc.adversarial_path(prob, eps=eps, n_eps=args.n_eps, eps_min_ratio=ratio,
-                               backend=args.backend, solver=args.solver,
-                               verbose=progress(args))
+    try:
+        path = fc.adversarial_path(prob, eps=eps, n_eps=args.n_eps, eps_min_ratio=ratio,
+                                   backend=args.backend, solver=args.solver,
+                                   verbose=progress(args))
+    except ValueError as err:  # (eps_grid's message names its Python argument)
+        if eps is not None or "no default grid" not in str(err):
+            raise
+        raise UsageError(str(err).replace("with eps=[...]", "with --eps E1,E2,...")) from None
     if args.plot:
         save_path_plot(path, data["names"], args.plot,
                        f"{data['family'].name}, {args.perturbation}: coefficient paths")
@@ -84,7 +89,10 @@ def run(args):
     top = "" if not np.isfinite(path.eps_max) else f"; eps_max = {path.eps_max:.6g}"
     print(f"eps path: {data['family'].name}, perturbation {args.perturbation}, "
           f"{n} samples, {d} features{top}")
-    label = "rel. gap" if path.results[0].certificate.gap is not None else "residual"
+    # (the label of the solved radii: the eps_max point, solved by no solver, carries a
+    # residual of 0 whatever the backend)
+    solved = [r for r in path.results if r.solver != "eps_max"] or path.results
+    label = "rel. gap" if solved[-1].certificate.gap is not None else "residual"
     print(f"{'eps':>12} {'objective':>14} {'nonzeros':>9} {label:>10}  status")
     for row in rows:
         print(f"{row['eps']:12.6g} {row['objective']:14.8g} {row['n_nonzero']:>5d}/{d:<3d} "
