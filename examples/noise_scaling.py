@@ -1,7 +1,7 @@
 """FGSM scales its own penalty with the noise level: a fixed radius suits every sigma.
 
 To first order FGSM training is the Lasso at lam = eps kappa, with kappa the mean
-absolute score (THEORY.md §4); for gaussian noise of standard deviation sigma,
+absolute score (docs/theory.md §4); for gaussian noise of standard deviation sigma,
 
     kappa = E|y - x^T beta| = sigma sqrt(2 / pi),
 

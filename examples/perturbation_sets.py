@@ -1,7 +1,7 @@
 """The attacker's set decides the penalty: Linf, L2, L1 and group attacks on one data set.
 
 Against perturbations delta in eps S the worst case shifts every linear predictor by
-eps sigma_S(beta), the support function of S (THEORY.md §2):
+eps sigma_S(beta), the support function of S (docs/theory.md §2):
 
     Linf box      -> eps ||beta||_1            (Lasso-like: sparse coefficients)
     L2 ball       -> eps ||beta||_2            (shrinks all coefficients together)

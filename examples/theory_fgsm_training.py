@@ -1,6 +1,6 @@
 """FGSM training as practitioners run it reaches the exact convex solution where FGSM is exact.
 
-THEORY.md §5. ``fc.fgsm_train`` runs the deep-learning recipe on the one-layer model: at
+docs/theory.md §5. ``fc.fgsm_train`` runs the deep-learning recipe on the one-layer model: at
 each step, FGSM examples x + eps sign(l') sign(beta) at the current weights, then a
 (mini-batch) gradient step on the loss at those examples. By Danskin's theorem this is a
 stochastic subgradient method on the exact robust objective R whenever the FGSM point is

@@ -1,6 +1,6 @@
 """Automatic noise scaling: FGSM's selection does not depend on the noise level; the Lasso's does.
 
-THEORY.md §4, item 3. FGSM at eps_n = lam / sqrt(n) behaves like a Lasso with penalty
+docs/theory.md §4, item 3. FGSM at eps_n = lam / sqrt(n) behaves like a Lasso with penalty
 lam kappa / sqrt(n), where kappa = E|l'| = sigma sqrt(2/pi) for gaussian noise of sd sigma:
 the effective penalty grows with the noise, as the square-root Lasso's does. The score W
 grows with sigma too, so the limit law of sqrt(n)(beta_hat - beta0) / sigma, and with it

@@ -1,6 +1,6 @@
 """Weakly oracle: P(beta_hat_j = 0) for a true zero tends to the limit-law value, not to 1.
 
-THEORY.md §4, item 2. Along eps_n = lam / sqrt(n), FGSM sets a true-zero coefficient to
+docs/theory.md §4, item 2. Along eps_n = lam / sqrt(n), FGSM sets a true-zero coefficient to
 exactly 0 with a probability that converges to P(u*_j = 0) under the limit law
 argmin_u Z(u), strictly between 0 and 1. Selection becomes consistent when the penalty on
 a true zero, times sqrt(n), diverges:

@@ -1,6 +1,6 @@
 """Root-n consistency of FGSM along eps_n = lam / sqrt(n), and the biased limit at fixed eps.
 
-THEORY.md §4, item 1. With eps_n = lam / sqrt(n), sqrt(n)(theta_hat - theta0) converges in
+docs/theory.md §4, item 1. With eps_n = lam / sqrt(n), sqrt(n)(theta_hat - theta0) converges in
 law to argmin_u Z(u), so sqrt(n) * RMSE is flat in n (at the limit-law value) while the
 RMSE itself falls like 1 / sqrt(n). With eps fixed, theta_hat converges to the minimiser of
 the population robust objective, which is not theta0: the RMSE levels off at that bias and

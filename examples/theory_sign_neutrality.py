@@ -1,6 +1,6 @@
 """Sign neutrality: FGSM minus its penalised twin against the -C^{-1} V prediction.
 
-THEORY.md §4, items 3-4. FGSM at eps_n = lam / sqrt(n) and the penalised-likelihood twin at
+docs/theory.md §4, items 3-4. FGSM at eps_n = lam / sqrt(n) and the penalised-likelihood twin at
 lam'_n = (1 - alpha) lam kappa / sqrt(n) (kappa the population E|l'|) have limit objectives
 that differ only by (1 - alpha) lam P(beta0) V^T u, V = E[sign(l') l'' x~]. With every
 beta0_j != 0 the two limit minimisers differ by the constant

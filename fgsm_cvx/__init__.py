@@ -2,7 +2,7 @@
 
 The attacker's inner maximisation over a perturbation set is closed-form for a linear
 predictor, so FGSM training and its generalisations are convex programs. See
-THEORY.md / docs for the mathematics.
+docs/theory.md / docs for the mathematics.
 """
 
 from . import attacks, penalties

@@ -203,7 +203,7 @@ def _recession_program(prob, s, poisson_case, shifted):
 def check_poisson_zeros(prob, solver):
     """Poisson at eps = 0 (or alpha = 1) with zero counts: raise when no minimiser exists.
 
-    The only poisson problems without a minimiser (THEORY.md §1: e^eta - y eta is coercive
+    The only poisson problems without a minimiser (docs/theory.md §1: e^eta - y eta is coercive
     wherever y > 0, and the robust shift makes every beta != 0 costly) are these: a
     direction that keeps every positive count's predictor and lowers some zero count's
     drives e^eta -> 0 forever. One small linear program decides it before solving.

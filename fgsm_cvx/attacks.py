@@ -2,7 +2,7 @@
 
 For a linear predictor the attacker's best move over eps*S is closed-form: it shifts
 eta_i to the endpoint of [eta_i - eps sigma_S(-beta), eta_i + eps sigma_S(beta)] with
-the larger loss, through delta = argmax_{delta in eps S} +-delta^T beta (THEORY.md §2).
+the larger loss, through delta = argmax_{delta in eps S} +-delta^T beta (docs/theory.md §2).
 Literal FGSM picks the endpoint by sign(l'(eta_i)) instead.
 """
 
@@ -228,7 +228,7 @@ def robust_score(model, X, y, eps, perturbation="linf", metric=None, family=None
     (a sample labelled classes_[0] counts as correct when its worst decision value is
     <= 0, scikit-learn's rule); R^2 with each prediction moved to the end of its
     interval farther from y_i; or the mean worst-case family loss (``metric="loss"``,
-    THEORY.md §2). Each equals the metric of the model's predictions on
+    docs/theory.md §2). Each equals the metric of the model's predictions on
     ``perturb(...)``'s inputs (the same ``metric``): ``accuracy_score`` or ``r2_score``,
     which is ``model.score`` for classifiers and least-squares regressors but not for a
     GLM regressor whose ``score`` is a deviance D^2 (scikit-learn's PoissonRegressor:

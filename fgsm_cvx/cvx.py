@@ -1,6 +1,6 @@
 """The exact adversarial GLM as a disciplined convex program (cvxpy backend).
 
-Epigraph form of THEORY.md §2, with shared scalar shifts t_up, t_down >= 0:
+Epigraph form of docs/theory.md §2, with shared scalar shifts t_up, t_down >= 0:
 
 .. math::
 

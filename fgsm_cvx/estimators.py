@@ -1,7 +1,7 @@
 """scikit-learn estimators for adversarially trained GLMs (and their CV variants).
 
 ``AdversarialRegressor`` (gaussian, huber, poisson) and ``AdversarialClassifier``
-(logistic, hinge; any two labels) minimise the exact robust objective of THEORY.md §2,
+(logistic, hinge; any two labels) minimise the exact robust objective of docs/theory.md §2,
 
 .. math::
 
@@ -255,7 +255,7 @@ class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
     """Adversarially trained GLM regression (FGSM and its generalisations).
 
     Minimises the exact worst-case loss over perturbations delta in eps*S of the inputs,
-    mixed with the clean loss by ``alpha`` (THEORY.md §2):
+    mixed with the clean loss by ``alpha`` (docs/theory.md §2):
 
     .. math::
 
@@ -341,7 +341,7 @@ class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
 class AdversarialClassifier(ClassifierMixin, _AdversarialGLM):
     """Adversarially trained binary linear classifier (logistic or hinge loss).
 
-    Minimises the exact worst-case loss (THEORY.md §2); for a margin loss phi(z eta)
+    Minimises the exact worst-case loss (docs/theory.md §2); for a margin loss phi(z eta)
     the attacker lowers every margin by eps sigma_S(z beta):
 
     .. math::

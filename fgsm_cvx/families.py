@@ -1,11 +1,11 @@
 """GLM families: per-sample losses l(y, eta) in numpy and cvxpy, and their worst case.
 
-Every family is a loss convex in the linear predictor ``eta`` (THEORY.md §1). Besides
+Every family is a loss convex in the linear predictor ``eta`` (docs/theory.md §1). Besides
 the numpy loss and its first two derivatives in ``eta``, each family gives
 
 * ``loss_cvx(y, eta)``: the same loss as a cvxpy expression, valid for affine ``eta``;
 * ``worst_case_cvx(y, eta, t_up, t_down)``: the exact worst case over the predictor
-  interval ``[eta - t_down, eta + t_up]`` (THEORY.md §2),
+  interval ``[eta - t_down, eta + t_up]`` (docs/theory.md §2),
 
   .. math:: \\max(l(y, \\eta + t_{up}),\\; l(y, \\eta - t_{down})),
 
@@ -337,7 +337,7 @@ class Poisson(Family):
     .. math:: l(y, \\eta) = e^{\\eta} - y\\eta, \\quad l' = e^{\\eta} - y, \\quad l'' = e^{\\eta}.
 
     The worst case keeps both endpoints: the loss is not monotone in eta, so the
-    naive composition with a norm would not be DCP (THEORY.md §2).
+    naive composition with a norm would not be DCP (docs/theory.md §2).
     """
 
     name = "poisson"

@@ -1,6 +1,6 @@
 """Generalized FGSM with a non-convex penalty by the local linear approximation (LLA).
 
-THEORY.md §3. For a separable penalty P(beta) = sum_j p(|beta_j|) with p concave on
+docs/theory.md §3. For a separable penalty P(beta) = sum_j p(|beta_j|) with p concave on
 [0, inf) (``penalties.SCAD``, ``MCP``, ``Lr`` with r < 1), the tangent at the iterate
 beta^k majorises it,
 
@@ -174,7 +174,7 @@ def lla_solve(prob, init=None, max_steps=50, rtol=1e-9, backend="auto", solver="
               tol=1e-8, max_iter=None, zero_tol=1e-7):
     """Generalized FGSM with a non-convex penalty, by the local linear approximation.
 
-    Iterates the majorise-minimise step of THEORY.md §3: with v_j = p'(|beta^k_j|) and
+    Iterates the majorise-minimise step of docs/theory.md §3: with v_j = p'(|beta^k_j|) and
     c_k = P(beta^k) - sum_j v_j |beta^k_j|,
 
     .. math::

@@ -1,4 +1,4 @@
-"""eps_max: the smallest attack radius at which beta = 0 is optimal (THEORY.md §2).
+"""eps_max: the smallest attack radius at which beta = 0 is optimal (docs/theory.md §2).
 
 With alpha < 1 and the intercept at its intercept-only optimum b0, write
 l'_i = l'(y_i, b0), g = sum_i w_i l'_i x_i and K = sum_i w_i |l'_i|. The directional

@@ -1,4 +1,4 @@
-"""Generalized-FGSM penalties P(beta) (THEORY.md §3).
+"""Generalized-FGSM penalties P(beta) (docs/theory.md §3).
 
 Generalized FGSM replaces the dual norm ||beta||_* in the predictor shift by a
 penalty P(beta) >= 0:
@@ -199,7 +199,7 @@ class SeparablePenalty(Penalty):
     """P(beta) = sum_j p(|beta_j|) with p(0) = 0 and p nondecreasing on [0, inf).
 
     Subclasses give ``p(u)`` and its (right) derivative ``dp(u)`` for u >= 0. The noise
-    scheme of THEORY.md §3 is d_j = sign(beta_j) p(|beta_j|) / |beta_j| (so that
+    scheme of docs/theory.md §3 is d_j = sign(beta_j) p(|beta_j|) / |beta_j| (so that
     d^T beta = P(beta)), and ``lla_weights(beta) = p'(|beta_j|)`` are the weights of the
     local linear approximation, a majoriser when p is concave on [0, inf):
 

@@ -2,7 +2,7 @@
 
 The attacker moves an input x to x + delta with delta in eps * S, S compact, convex
 and containing 0. For a linear predictor the inner maximisation is closed-form
-(THEORY.md §2):
+(docs/theory.md §2):
 
 .. math:: \\max_{\\delta \\in \\epsilon S} \\delta^\\top \\beta = \\epsilon\\, \\sigma_S(\\beta),
 

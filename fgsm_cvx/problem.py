@@ -1,6 +1,6 @@
 """AdversarialProblem: the single validated specification every backend consumes.
 
-The robust (exact adversarial) objective of THEORY.md §2 is
+The robust (exact adversarial) objective of docs/theory.md §2 is
 
 .. math::
 
@@ -501,7 +501,7 @@ class AdversarialProblem:
 
 
 def robust_objective(prob, coef, intercept=0.0, eta=None):
-    """The exact adversarial objective R(beta, b) of THEORY.md §2 (numpy).
+    """The exact adversarial objective R(beta, b) of docs/theory.md §2 (numpy).
 
     .. math::
 

@@ -42,7 +42,7 @@ def _check_keys(d, required, name):
 
 @dataclass(frozen=True)
 class Certificate:
-    """Evidence of optimality (THEORY.md §6).
+    """Evidence of optimality (docs/theory.md §6).
 
     For the cvxpy backend the solver's primal and dual objectives bound the optimum
     F* from both sides, and the objective recomputed in numpy at the returned point

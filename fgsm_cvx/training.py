@@ -14,7 +14,7 @@ step, on a mini-batch B,
 
    tilde w_i = w_i n / |B| (an unbiased estimate of the full weighted-mean gradient).
 
-Danskin's theorem (THEORY.md §5): where the FGSM point is the exact maximiser of the loss
+Danskin's theorem (docs/theory.md §5): where the FGSM point is the exact maximiser of the loss
 over the ball (gaussian and huber with a symmetric set, logistic with any set), g is a
 (stochastic) subgradient of the exact robust objective R, which is convex; with decaying
 steps (sum lr_t = inf, sum lr_t^2 < inf, or lr / sqrt(t)) the iterates converge to the
@@ -60,7 +60,7 @@ def step_size(lr, t, schedule="sqrt", t0=1.0):
 
 
 def fgsm_exact(prob):
-    """True when the FGSM point is the exact worst case for every sample (THEORY.md §2).
+    """True when the FGSM point is the exact worst case for every sample (docs/theory.md §2).
 
     Logistic: the loss is monotone in the margin, so sign(l') picks the worst endpoint
     for any set. Gaussian and huber: symmetric losses, exact for a symmetric set (equal
@@ -207,7 +207,7 @@ def fgsm_train(prob, lr=0.5, epochs=100, batch_size=None, seed=0, schedule="sqrt
     lr / (1 + t/t0), "constant" lr. With a decaying schedule and FGSM exact
     (``fgsm_exact``: gaussian / huber with a symmetric set, logistic), Danskin's theorem
     makes each step a stochastic subgradient step on the convex robust objective
-    (THEORY.md §5), so the iterates converge to ``fc.solve``'s solution; for poisson and
+    (docs/theory.md §5), so the iterates converge to ``fc.solve``'s solution; for poisson and
     hinge they need not.
 
     Parameters

@@ -1,8 +1,8 @@
 """``fc.compare`` (FGSM against its penalised twin) and ``fc.sign_neutrality``.
 
-References: the family formulas of THEORY.md §1 written out here, independent fits with
+References: the family formulas of docs/theory.md §1 written out here, independent fits with
 ``fc.solve`` and ``fc.penalized_fit``, Gauss-Hermite quadrature for population values,
-Monte Carlo for standard errors, and the asymptotics of THEORY.md §4.
+Monte Carlo for standard errors, and the asymptotics of docs/theory.md §4.
 """
 
 import json
@@ -25,7 +25,7 @@ def _logistic_data(n, seed, beta=(1.0, -0.5, 0.0), b=0.0):
     return X, y
 
 
-# Closed forms of THEORY.md §1: (l', l'') as functions of (y, eta), written independently.
+# Closed forms of docs/theory.md §1: (l', l'') as functions of (y, eta), written independently.
 def _d_logistic(y, eta):
     p = 1.0 / (1.0 + math.exp(-eta))
     return p - y, p * (1.0 - p)
@@ -81,7 +81,7 @@ def test_V_hat_matches_brute_force(family, derivs, make):
 
 def test_V_hat_logistic_population_value_and_standard_errors():
     """At the truth (beta = 1, b = 0.3, x ~ N(0, 1)), V = E[(1 - 2p) p (1 - p) (x, 1)]
-    (THEORY.md §4, item 4) by Gauss-Hermite quadrature; the standard error against the
+    (docs/theory.md §4, item 4) by Gauss-Hermite quadrature; the standard error against the
     spread of V_hat over independent samples."""
     nodes, weights = hermegauss(80)
     weights = weights / np.sqrt(2 * np.pi)
@@ -223,7 +223,7 @@ def test_compare_validation():
         fc.compare(X, y, "binomial", "linf", 0.1, backend="gpu")
 
 
-# ----- the asymptotics of THEORY.md §4 -------------------------------------------------------
+# ----- the asymptotics of docs/theory.md §4 -------------------------------------------------------
 @pytest.mark.slow
 def test_gaussian_difference_is_order_one_over_n():
     """Symmetric noise, eps = lam / sqrt(n): FGSM minus twin is within the certified
@@ -250,7 +250,7 @@ def test_gaussian_difference_is_order_one_over_n():
 
 @pytest.mark.slow
 def test_logistic_difference_matches_first_order_prediction():
-    """THEORY.md §4 item 4: beta0 = (1, -0.5, 0), eps = 2 / sqrt(n); the ratio observed /
+    """docs/theory.md §4 item 4: beta0 = (1, -0.5, 0), eps = 2 / sqrt(n); the ratio observed /
     predicted per nonzero coefficient is within [0.8, 1.25] (n = 1e5; 2e4 in quick mode,
     where the O(eps) remainder is still ~5%). The paper's numbers at n = 2e5: observed
     sqrt(n)-scaled (1.23, -0.61) vs predicted (1.25, -0.63)."""

@@ -71,7 +71,7 @@ def _sparse_data(n, d, seed, family="gaussian"):
 
 
 def _gaussian_objective(X, y, coef, b, eps, pen):
-    """R for gaussian + symmetric shift: mean (|y - eta| + eps P)^2 / 2 (THEORY.md §2)."""
+    """R for gaussian + symmetric shift: mean (|y - eta| + eps P)^2 / 2 (docs/theory.md §2)."""
     return np.mean((np.abs(y - X @ coef - b) + eps * pen(coef)) ** 2) / 2
 
 
@@ -147,7 +147,7 @@ def test_pinning_by_dropped_columns_equals_pinning_by_bounds():
 def test_scad_selects_the_true_support_where_fgsm_keeps_false_positives():
     """Sparse truth, n = 2000, d = 20: SCAD-FGSM (eps = 0.1) recovers the support on most
     seeds and is less biased than FGSM at the same eps; plain FGSM in its root-n regime
-    (eps = 1/sqrt(n): weakly oracle, THEORY.md §4 item 2) keeps false positives."""
+    (eps = 1/sqrt(n): weakly oracle, docs/theory.md §4 item 2) keeps false positives."""
     n, d = 2000, 20
     seeds = range(5 if QUICK else 20)
     exact, fgsm_fp, bias_scad, bias_fgsm = 0, 0, [], []

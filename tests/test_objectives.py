@@ -1,4 +1,4 @@
-"""Exact worst case vs literal FGSM (THEORY.md §2), and basic objective invariants."""
+"""Exact worst case vs literal FGSM (docs/theory.md §2), and basic objective invariants."""
 
 import numpy as np
 import pytest
@@ -81,7 +81,7 @@ def test_robust_objective_invariants(family_id, perturbation_id, eps, alpha, see
 
 
 def test_generalized_penalty_noise_scheme_realises_the_shift():
-    """With P = L_r, delta^T beta = +-eps P(beta) for the worst-case rows (THEORY.md §3)."""
+    """With P = L_r, delta^T beta = +-eps P(beta) for the worst-case rows (docs/theory.md §3)."""
     rng = np.random.default_rng(4)
     X = rng.standard_normal((10, D))
     y = X @ np.ones(D) + rng.standard_normal(10)

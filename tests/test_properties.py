@@ -1,7 +1,7 @@
 """Property-based fuzzing of the core API (issue 8) with hypothesis.
 
 Random families, perturbation sets (Linf, L2, L1, Lp, WeightedLinf, Group, Box), shapes,
-sample weights, eps and alpha. The invariants follow from the definitions (THEORY.md §2),
+sample weights, eps and alpha. The invariants follow from the definitions (docs/theory.md §2),
 not from the code: the attacker can always play delta = 0; a larger ball contains a
 smaller one; a minimiser beats every other point; the worst case is a point of the ball;
 relabelling samples or features changes nothing; the ball scales with the data. Runs are

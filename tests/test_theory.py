@@ -1,6 +1,6 @@
 """``fc.theory``: designs, limit quantities, the limit-law sampler and the Monte Carlo harness.
 
-References (never the code's own output): closed forms of THEORY.md §4 written out here
+References (never the code's own output): closed forms of docs/theory.md §4 written out here
 (gaussian C = E x~x~^T, kappa = sigma sqrt(2/pi), E|Exp(1) - 1| = 2/e, V = 0 for normal
 noise), a two-dimensional Gauss-Hermite product rule and brute-force Monte Carlo written in
 this file, soft thresholding for the one-dimensional limit problem, the KKT conditions of
@@ -166,7 +166,7 @@ def test_logistic_limit_quantities_match_two_dimensional_quadrature():
         p = expit(X @ beta0 + b0)
         Xt = np.hstack([X, np.ones((X.shape[0], 1))])
         outer = Xt[:, :, None] * Xt[:, None, :]
-        # THEORY.md §4 for logistic: l'' = p(1-p) = E[l'^2 | x], E|l'| = 2p(1-p),
+        # docs/theory.md §4 for logistic: l'' = p(1-p) = E[l'^2 | x], E|l'| = 2p(1-p),
         # E[sign(l') l'' | x] = (1 - 2p) p (1 - p)
         h = p * (1 - p)
         return {"C": h[:, None, None] * outer, "kappa": 2 * h,
@@ -381,7 +381,7 @@ DESIGNS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(DESIGNS))
 def test_monte_carlo_matches_the_limit_law(family):
-    """THEORY.md §4: sqrt(n)(theta_hat - theta0) -> argmin Z, coordinate by coordinate."""
+    """docs/theory.md §4: sqrt(n)(theta_hat - theta0) -> argmin Z, coordinate by coordinate."""
     design, lam = DESIGNS[family], 1.0
     ns = (1600,) if QUICK else (400, 1600, 6400)
     reps = 300 if QUICK else 1000
@@ -409,7 +409,8 @@ def test_monte_carlo_matches_the_limit_law(family):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(DESIGNS))
 def test_root_n_rmse_is_flat_and_fixed_eps_is_not(family):
-    """THEORY.md §4 item 1: sqrt(n) RMSE bounded along eps_n = lam / sqrt(n); grows at fixed eps."""
+    """docs/theory.md §4 item 1: sqrt(n) RMSE bounded along eps_n = lam / sqrt(n); grows
+    at fixed eps."""
     design, ns = DESIGNS[family], [400, 1600, 6400]
     reps = 60 if QUICK else 300
 
@@ -426,7 +427,7 @@ def test_root_n_rmse_is_flat_and_fixed_eps_is_not(family):
 
 
 def test_adaptive_and_scad_select_more_zeros_than_fgsm():
-    """THEORY.md §4 item 2: the weighted / LLA versions drop true zeros more often."""
+    """docs/theory.md §4 item 2: the weighted / LLA versions drop true zeros more often."""
     design = GLMDesign("gaussian", [1.0, -0.5, 0.0, 0.0])
     frame = simulate(design, [400], 0.5, 40, estimators=("fgsm", "adaptive", "scad"), seed=2,
                      progress=False)

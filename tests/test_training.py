@@ -1,9 +1,9 @@
-"""``fc.fgsm_train``: the practitioner's FGSM loop on a GLM (THEORY.md §5).
+"""``fc.fgsm_train``: the practitioner's FGSM loop on a GLM (docs/theory.md §5).
 
 References: the exact solution of ``fc.solve`` (cvxpy, an independent solver), finite
 differences of the loss with the FGSM examples held fixed (the definition of the step),
 Danskin's theorem checked by finite differences of the robust objective, and the
-pointwise inequality exact robust objective >= literal FGSM objective (THEORY.md §2).
+pointwise inequality exact robust objective >= literal FGSM objective (docs/theory.md §2).
 """
 
 import numpy as np
@@ -109,7 +109,7 @@ def test_where_fgsm_is_not_exact_the_loop_optimises_a_smaller_objective(family, 
     prob = fc.AdversarialProblem(*_data(family, n=1000), family=family, eps=eps)
     res = fc.fgsm_train(prob, lr=0.3, epochs=100, batch_size=100)
     assert not res.fgsm_is_exact
-    # THEORY.md §2: exact robust objective >= literal FGSM objective, pointwise
+    # docs/theory.md §2: exact robust objective >= literal FGSM objective, pointwise
     assert np.all(res.history >= res.fgsm_history - 1e-12)
     ref = _exact(prob)
     assert res.objective >= ref.objective - 1e-9

@@ -1,4 +1,4 @@
-"""Run the theory experiments: Monte Carlo of FGSM against its limit law (THEORY.md §4).
+"""Run the theory experiments: Monte Carlo of FGSM against its limit law (docs/theory.md §4).
 
 With eps_n = lam / sqrt(n), sqrt(n) (beta_hat - beta0) converges in law to the minimiser of
 

@@ -1,7 +1,7 @@
 """Asymmetric boxes on the fast path: the two shifts and the projection onto their epigraph.
 
 For a set S that is not symmetric the reachable predictors form the interval
-[eta - eps sigma_S(-beta), eta + eps sigma_S(beta)] (THEORY.md §2), so the fast path
+[eta - eps sigma_S(-beta), eta + eps sigma_S(beta)] (docs/theory.md §2), so the fast path
 carries two shifts t = (t_up, t_dn) and the feasible set
 
 .. math::

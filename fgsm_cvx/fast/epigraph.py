@@ -1,4 +1,4 @@
-"""Projection onto the epigraph K = {(beta, t) : eps sigma_S(beta) <= t} (THEORY.md §2).
+"""Projection onto the epigraph K = {(beta, t) : eps sigma_S(beta) <= t} (docs/theory.md §2).
 
 For a symmetric set S with a Euclidean projection P_S, the proximal operator of the
 support function follows from Moreau's decomposition,

@@ -1,7 +1,7 @@
 """The (smoothed) worst-case term and its derivatives in the predictor and the shift.
 
 For a symmetric set the adversarial term of sample i is h = max(l(eta + t), l(eta - t))
-(THEORY.md §2). The first-order solver needs it smooth; each family's kink is smoothed
+(docs/theory.md §2). The first-order solver needs it smooth; each family's kink is smoothed
 with a "Huberised" absolute value that is exact outside a band of width mu,
 
 .. math::

@@ -1,4 +1,4 @@
-"""Penalised likelihood next to FGSM (THEORY.md §4): the twin, the certified comparison,
+"""Penalised likelihood next to FGSM (docs/theory.md §4): the twin, the certified comparison,
 and the sign-neutrality diagnostics (one file per concern)."""
 
 from .compare import Comparison, compare

@@ -1,4 +1,4 @@
-"""FGSM against its penalised-likelihood twin, with certificates (THEORY.md §4, §6).
+"""FGSM against its penalised-likelihood twin, with certificates (docs/theory.md §4, §6).
 
 Expanding the FGSM objective to first order in the shift,
 

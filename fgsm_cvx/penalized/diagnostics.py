@@ -1,6 +1,6 @@
 """Sign-neutrality diagnostics: V_hat, its standard errors and a Wald test of V = 0.
 
-THEORY.md §4: FGSM and its penalised-likelihood twin have the same first-order limit
+docs/theory.md §4: FGSM and its penalised-likelihood twin have the same first-order limit
 exactly when the sign-neutrality vector
 
 .. math:: V = E[\\operatorname{sign}(l'(y, \\eta))\\, l''(y, \\eta)\\, \\tilde x],
@@ -54,7 +54,7 @@ def scores(prob, coef, intercept):
 
 
 def kappa_hat(prob, coef, intercept):
-    """kappa_hat = sum_i w_i |l'(y_i, eta_i)| (THEORY.md §4), at the clean predictor."""
+    """kappa_hat = sum_i w_i |l'(y_i, eta_i)| (docs/theory.md §4), at the clean predictor."""
     g, _ = scores(prob, coef, intercept)
     return float(prob.sample_weight @ np.abs(g))
 

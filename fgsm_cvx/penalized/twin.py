@@ -1,4 +1,4 @@
-"""The penalised-likelihood twin of FGSM (THEORY.md §4, item 3).
+"""The penalised-likelihood twin of FGSM (docs/theory.md §4, item 3).
 
 .. math::
 

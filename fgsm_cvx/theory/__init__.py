@@ -1,4 +1,4 @@
-"""The asymptotic theory of FGSM for GLMs, made checkable (THEORY.md §4).
+"""The asymptotic theory of FGSM for GLMs, made checkable (docs/theory.md §4).
 
 * ``GLMDesign``: iid data-generating processes (gaussian features; gaussian with normal,
   centred exponential or t noise; logistic; poisson);

@@ -1,4 +1,4 @@
-"""Data-generating processes for the asymptotic theory (THEORY.md §4).
+"""Data-generating processes for the asymptotic theory (docs/theory.md §4).
 
 A ``GLMDesign`` is an iid model for (x, y): gaussian features with a given covariance and
 a response drawn from a GLM at the truth (beta0, b0),

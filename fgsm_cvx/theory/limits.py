@@ -1,4 +1,4 @@
-"""Limit quantities and the limit law of FGSM at eps_n = lam / sqrt(n) (THEORY.md §4).
+"""Limit quantities and the limit law of FGSM at eps_n = lam / sqrt(n) (docs/theory.md §4).
 
 At the truth theta0 = (beta0, b0), with x~ = (x, 1) when an intercept is fitted,
 
@@ -49,7 +49,7 @@ ESTIMATORS = ("fgsm", "penalized")
 
 @dataclass(frozen=True)
 class LimitQuantities:
-    """C, Sigma_W, kappa and V of a design at its truth (THEORY.md §4).
+    """C, Sigma_W, kappa and V of a design at its truth (docs/theory.md §4).
 
     Attributes
     ----------
@@ -225,7 +225,7 @@ def _monte_carlo(design, fit_intercept, n_mc, seed, chunk=50_000):
 
 
 def limit_quantities(design, n_mc=200_000, method="auto", fit_intercept=True, seed=0):
-    """C, Sigma_W, kappa and V of ``design`` at its truth (THEORY.md §4).
+    """C, Sigma_W, kappa and V of ``design`` at its truth (docs/theory.md §4).
 
     .. math::
 
@@ -287,7 +287,7 @@ def resolve_limit_penalty(penalty):
     if isinstance(penalty, Perturbation):
         if not penalty.symmetric:
             raise ValueError(f"penalty: the perturbation set {penalty!r} is not symmetric; "
-                             "the theory of THEORY.md §4 needs a norm")
+                             "the theory of docs/theory.md §4 needs a norm")
         return DualNorm(penalty)
     penalty = resolve_penalty(penalty)
     if not isinstance(penalty, Penalty) or not penalty.convex:
@@ -437,7 +437,7 @@ def sample_limit_law(design, lam, alpha=0.0, penalty=None, n_draws=1000, seed=No
             \\big[\\kappa P'(\\beta_0; u) + P(\\beta_0) V^\\top u\\big],
         \\qquad W \\sim N(0, \\Sigma_W)
 
-    (THEORY.md §4), for FGSM at eps_n = lam / sqrt(n). With ``estimator="penalized"``,
+    (docs/theory.md §4), for FGSM at eps_n = lam / sqrt(n). With ``estimator="penalized"``,
     the limit of the penalised-likelihood twin at lam'_n = (1 - alpha) lam kappa / sqrt(n):
     the same Z without the P(beta0) V^T u term. Each draw is a small convex program
     (cvxpy; a chunk of draws is solved as one separable program).

@@ -1,4 +1,4 @@
-"""Monte Carlo of sqrt(n)(theta_hat - theta0) along eps_n = lam n^(-rate) (THEORY.md §4).
+"""Monte Carlo of sqrt(n)(theta_hat - theta0) along eps_n = lam n^(-rate) (docs/theory.md §4).
 
 For every sample size n and every replication, one sample is drawn from the design and
 every requested estimator is fitted on it (common random numbers: differences between
@@ -182,7 +182,7 @@ def simulate(design, ns, lam, reps, estimators=("fgsm", "penalized"), seed=0, al
       attack set whose dual norm is P; the Linf box for P = L1);
     * ``"penalized"``: its penalised-likelihood twin ``fc.penalized_fit`` at
       lam' = (1 - alpha) eps_n kappa, with kappa the *population* value from
-      ``limit_quantities`` (THEORY.md §4 item 3: the two limits then differ only by
+      ``limit_quantities`` (docs/theory.md §4 item 3: the two limits then differ only by
       (1 - alpha) lam P(beta0) V^T u);
     * ``"scad"`` (P = L1 only): generalized FGSM with Fan and Li's SCAD, strength and bend
       lambda_n = eps_n (``penalties.SCAD(a=scad_a, lam=eps_n)``), by the one-step local
@@ -211,7 +211,7 @@ def simulate(design, ns, lam, reps, estimators=("fgsm", "penalized"), seed=0, al
     penalty : None, str, Penalty or Perturbation
         P, the dual norm of the attack set; None is "l1" (FGSM's Linf box).
     eps_rate : float >= 0, default 0.5
-        0 gives a fixed eps = lam (the biased contrast of THEORY.md §4 item 1).
+        0 gives a fixed eps = lam (the biased contrast of docs/theory.md §4 item 1).
     fit_intercept : bool, default True
     n_jobs : int, default 1
         Worker processes (joblib); 1 runs in this process.
