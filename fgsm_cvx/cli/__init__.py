@@ -59,8 +59,10 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND",
                                        parser_class=ArgumentParser)
+    parser.subcommand_parsers = {}  # (main reports unknown options through their own)
     for name, module in SUBCOMMANDS.items():
-        module.add_arguments(subparser(subparsers, name, module, module.HELP))
+        parser.subcommand_parsers[name] = subparser(subparsers, name, module, module.HELP)
+        module.add_arguments(parser.subcommand_parsers[name])
     return parser
 
 
@@ -91,7 +93,10 @@ def main(argv=None):
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # (parse_args reports them as the top-level parser's: "fgsm-cvx: error")
+            where = parser.subcommand_parsers.get(args.command, parser)
+            where.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help, --version, or argparse's own (one-line) error
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:

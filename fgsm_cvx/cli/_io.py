@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,15 @@ def read_table(path):
             raise UsageError(f"cannot read {name} as Parquet: {_one_line(exc)}") from None
     else:
         try:
-            frame = pd.read_csv(source)
+            # index_col=False: a first row with more fields than the header would make
+            # pandas take the first column as the index (the error then blamed the
+            # target's "missing values"); pandas warns instead, which is an error here
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(source, index_col=False)
+        except pd.errors.ParserWarning:
+            raise UsageError(f"cannot read {name} as CSV: a row has more fields than the "
+                             "header") from None
         except pd.errors.EmptyDataError:
             raise UsageError(f"{name} is empty") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
