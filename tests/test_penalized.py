@@ -152,6 +152,50 @@ def test_lam_zero_is_maximum_likelihood_and_large_lam_zeroes():
     assert np.max(np.abs(small.coef)) > 1e-5
 
 
+def test_numerical_failure_of_one_solver_falls_back_to_another(monkeypatch):
+    """The twin retries the other installed solvers where the first fails numerically,
+    as fc.solve does (ECOS failed on 1 in 25 small Poisson twins: the default
+    penalized_fit raised SolverError). ECOS's failure is forced here; the answer is
+    checked against the fast backend."""
+    import warnings
+
+    from fgsm_cvx.exceptions import SolverError, SolverFallbackWarning
+    from fgsm_cvx.penalized import twin
+
+    real = twin.solve_formulation
+
+    def ecos_fails(form, objective, solver="ECOS", **kwargs):
+        if solver == "ECOS":
+            raise SolverError("ECOS failed: forced", status="solver_error", solver="ECOS")
+        return real(form, objective, solver=solver, **kwargs)
+
+    monkeypatch.setattr(twin, "solve_formulation", ecos_fails)
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((50, 3))
+    y = rng.poisson(np.exp(np.clip(X @ rng.standard_normal(3), -2, 2))).astype(float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fc.penalized_fit(X, y, "poisson", "linf", 0.01, backend="cvxpy")
+    assert res.solver != "ECOS"
+    assert any(issubclass(w.category, SolverFallbackWarning) for w in caught)
+    fast = fc.penalized_fit(X, y, "poisson", "linf", 0.01, backend="fast")
+    assert res.objective == pytest.approx(fast.objective, rel=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+def test_lam_zero_on_separable_classes_has_no_minimiser(backend):
+    """At lam = 0 the twin is the clean fit: on separable classes no minimiser exists and
+    the twin says so as fc.solve does (it returned a point of loss 6e-6, 'certified')."""
+    from fgsm_cvx.exceptions import SolverError
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20, 2))
+    y = (X[:, 0] > 0).astype(float)
+    with pytest.raises(SolverError, match="no minimiser exists"):
+        fc.penalized_fit(X, y, "binomial", "ridge", 0.0, backend=backend)
+    assert fc.penalized_fit(X, y, "binomial", "ridge", 0.1, backend=backend).objective > 0.1
+
+
 def test_lam_is_a_dpp_parameter_and_constraints_hold():
     X, y = _data(n=100)
     pp = PenalizedProblem(X, y, "gaussian", "l1", 0.05, constraints="nonnegative")

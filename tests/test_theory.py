@@ -185,6 +185,28 @@ def test_logistic_limit_quantities_match_two_dimensional_quadrature():
     np.testing.assert_allclose(q_no.V, ref["V"][:2], atol=1e-9)
 
 
+@pytest.mark.parametrize("family", ["logistic", "poisson"])
+def test_intercept_only_design_has_closed_form_limit_quantities(family):
+    """beta0 = 0 (eta = b0 for every x, x ~ N(0, I) independent of y): C = Sigma_W =
+    l''(b0) I, kappa = E|l'|, V = E[sign(l') l''] e_intercept, computed from the response's
+    law directly (the quadrature's s = 0 branch raised TypeError under NumPy 2)."""
+    b0 = 0.7
+    q = limit_quantities(GLMDesign(family, [0.0, 0.0], intercept=b0))
+    if family == "logistic":
+        p = expit(b0)
+        h, kappa, v = p * (1 - p), 2 * p * (1 - p), (1 - 2 * p) * p * (1 - p)
+    else:
+        mu = math.exp(b0)
+        k = np.arange(0, 200)
+        pmf = stats.poisson.pmf(k, mu)
+        h, kappa = mu, float(pmf @ np.abs(mu - k))
+        v = mu * float(pmf @ np.sign(mu - k))
+    np.testing.assert_allclose(q.C, h * np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(q.Sigma_W, h * np.eye(3), atol=1e-10)
+    assert q.kappa == pytest.approx(kappa, abs=1e-10)
+    np.testing.assert_allclose(q.V, [0.0, 0.0, v], atol=1e-10)
+
+
 def test_poisson_limit_quantities_match_brute_force_monte_carlo():
     design = GLMDesign("poisson", [0.5, -0.3], intercept=0.4)
     q = limit_quantities(design)

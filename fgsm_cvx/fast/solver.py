@@ -950,6 +950,8 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
         cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam))
     # (a slow solve ends with FISTA's tighter tolerance: no Newton for a penalty)
     b = b if prob.fit_intercept else 0.0
+    if lam == 0.0:  # the clean fit: separable classes have no minimiser (as cvxpy's twin)
+        check_minimiser_exists(prob, beta, float(b), "fast", "FISTA")
     elapsed = time.perf_counter() - start
     return _result(beta, b, f_mu, residual, n_iter, elapsed, objective(beta, b),
                    model.engine.name, eps=0.0, alpha=1.0, lam=lam)

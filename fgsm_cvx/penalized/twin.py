@@ -17,7 +17,7 @@ import cvxpy as cp
 import numpy as np
 
 from .._validation import check_scalar
-from ..cvx import check_solver, solve_formulation
+from ..cvx import check_solver, solve_formulation, with_fallback
 from ..engine import engine_name, require_host
 from ..families import Hinge
 from ..fast.solver import check_penalized_fast, solve_fast_penalized
@@ -142,9 +142,18 @@ def solve_penalized(pp, backend="auto", solver="ECOS", tol=1e-8, max_iter=None,
                                    warm_start=warm_start, **kwargs)
     else:
         require_host(pp.base.X, "cvxpy")
-        res = solve_formulation(_formulation(pp), pp.objective, solver=solver, tol=tol,
-                                max_iter=max_iter, verbose=verbose, eps=0.0, alpha=1.0,
-                                lam=pp.lam, engine=engine_name(pp.base.X))
+        form = _formulation(pp)
+
+        def attempt(name):
+            # at lam = 0 the twin is the clean fit, pp.base: its diagnostics (separable
+            # classes: no minimiser, where the solvers return a point of tiny loss as
+            # 'optimal_inaccurate' with a bound of ~0) apply as they are
+            return solve_formulation(form, pp.objective, solver=name, tol=tol,
+                                     max_iter=max_iter, verbose=verbose,
+                                     prob=pp.base if pp.lam == 0.0 else None, eps=0.0,
+                                     alpha=1.0, lam=pp.lam, engine=engine_name(pp.base.X))
+
+        res = with_fallback(attempt, solver)
     # at lam >= lam_max the exact zero is optimal, which the solvers reach only to ~1e-6
     return zero_if_better(pp.base, res, pp.objective) if pp.lam > 0 else res
 

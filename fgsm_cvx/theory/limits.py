@@ -136,7 +136,7 @@ def _moments_along_eta(design, step=0.25, nodes=20):
     b0 = design.intercept
     s = float(np.sqrt(design.beta0 @ design.feature_cov @ design.beta0))
     if s == 0.0:
-        vals = [float(v) for v in _conditional(design, np.array([b0]))]
+        vals = [float(v[0]) for v in _conditional(design, np.array([b0]))]
         return s, np.array([[v, 0.0, v] for v in vals])
     lo, hi = -12.0, 12.0
     edges = np.arange(lo, hi + step / 2, step)
