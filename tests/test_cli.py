@@ -278,6 +278,8 @@ BAD = {
     "simulate bad beta0": (["simulate", "--beta0", "1,x"], "write comma-separated numbers"),
     "ragged first row": (["fit", "{ragged}", "-t", "y", "-f", "gaussian", "-e", "0.1"],
                          "a row has more fields than the header"),
+    "duplicate header": (["fit", "{dup}", "-t", "y", "-f", "gaussian", "-e", "0.1"],
+                         "the header names a more than once"),
     "unknown option": (["fit", "{reg}", "-t", "response", "-f", "gaussian", "-e", "0.1",
                         "--bogus"], "unrecognized arguments: --bogus (see fgsm-cvx fit --help)"),
     "no default grid": (["path", "{reg}", "-t", "response", "-f", "gaussian", "--alpha", "1"],
@@ -291,10 +293,11 @@ def test_bad_input_in_process(case, tables, capsys):
     (folder / "text.csv").write_text("a,b,y\n1,2,3\n2,x,4\n3,4,5\n")
     (folder / "nan.csv").write_text("a,b,y\n1,2,3\n,3,4\n3,,5\n")
     (folder / "ragged.csv").write_text("a,b,y\n1,2,3,4\n4,5,6\n8,9,10\n")
+    (folder / "dup.csv").write_text("a,a,y\n1,2,3\n4,5,6\n8,9,10\n")
     argv, expected = BAD[case]
     argv = [a.format(folder=folder, reg=tables["reg"], cls=tables["cls"],
                      text=folder / "text.csv", nan=folder / "nan.csv",
-                     ragged=folder / "ragged.csv") for a in argv]
+                     ragged=folder / "ragged.csv", dup=folder / "dup.csv") for a in argv]
     status, out, err = in_process(capsys, *argv)
     assert status == 2, (out, err)
     lines = err.splitlines()

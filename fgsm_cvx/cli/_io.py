@@ -75,6 +75,8 @@ def read_table(path):
             raise UsageError(f"cannot read {name} as CSV: {_one_line(exc)}") from None
     if frame.shape[0] == 0:
         raise UsageError(f"{name} has a header but no data rows")
+    if isinstance(source, Path) and source.suffix.lower() not in PARQUET_SUFFIXES:
+        _check_unique_header(source, name)
     frame.attrs["source"] = name
     return frame
 
@@ -111,6 +113,18 @@ def _numeric_column(series, name):
         raise UsageError(f"column '{name}' has {missing.size} missing or infinite value(s) "
                          f"(first: {kind}, row {row + 1}); drop or impute them first")
     return values
+
+
+def _check_unique_header(path, name):
+    """UsageError for a CSV header that names a column twice (pandas renames the second
+    'x' to 'x.1', and a model would be fitted on a feature nobody named)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        header = next(csv.reader(fh), [])  # (as pandas reads it: no stripping)
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise UsageError(f"{name}: the header names {_column_list(repeated)} more than once")
 
 
 def design(frame, target, features=None, classification=False, fitted=None):
