@@ -159,6 +159,9 @@ class Gaussian(_SymmetricFamily):
         return np.ones_like(np.asarray(eta, dtype=float))
 
     def intercept_only(self, y, w):
+        lo, hi = float(np.min(y)), float(np.max(y))
+        if lo == hi:  # (w @ y rounds one ulp away from a constant y: a score of noise)
+            return lo
         return float(w @ y)  # the weighted mean solves sum_i w_i (b - y_i) = 0
 
     def rho_cvx(self, r):

@@ -24,6 +24,7 @@ import warnings
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from ._validation import check_scalar
 from .exceptions import SolverError
@@ -60,6 +61,11 @@ def eps_max(prob):
     b0 = fam.intercept_only(y, w) if prob.fit_intercept else 0.0
     score = fam.grad(y, np.full(prob.n_samples, b0))
     g = _weighted_xt(prob, w * score)  # sum_i w_i l'_i x_i
+    if prob.fit_intercept and prob.on_host:
+        # a constant column c has g_j = c sum_i w_i l'_i = 0 at the intercept-only optimum,
+        # up to rounding (~1e-16), which made eps_max inf where the set does not move
+        # that feature (the norm of g is then infinite): exactly 0
+        g[_constant_columns(prob.X)] = 0.0
     scale = 1.0 - prob.alpha
     if prob.penalty is not None:
         k = float(w @ np.abs(score))
@@ -153,6 +159,14 @@ def _eps_max_hinge(prob):
     if lam.value is None:  # not solved (infeasible cannot happen: u = 0, lambda << 0)
         return _eps_max_bisection(prob)
     return max(float(lam.value), 0.0) * x_scale  # eps_max is linear in X
+
+
+def _constant_columns(X):
+    """The columns of X (dense or scipy.sparse) with one value in every row."""
+    if sp.issparse(X):
+        return np.asarray(X.max(axis=0).todense()).ravel() == \
+            np.asarray(X.min(axis=0).todense()).ravel()
+    return np.ptp(X, axis=0) == 0
 
 
 def _weighted_xt(prob, v):

@@ -180,7 +180,9 @@ class Scaling:
         if identity:
             pass
         elif isinstance(fam, (Gaussian, Huber)):
-            spread = float(np.sqrt(w @ np.square(y - w @ y)))
+            # (a constant y: w @ y rounds off it, and the spread of rounding, ~4e-16,
+            # made r = 2^-51 and y / r ~ 4e15: both backends failed; r from max |y| then)
+            spread = 0.0 if np.ptp(y) == 0 else float(np.sqrt(w @ np.square(y - w @ y)))
             if loss_scale and isinstance(fam, Huber) and spread > fam.threshold:
                 # the loss's own scale: R'' = R / r^2 is O(1) for r^2 = 2 rho_M(spread),
                 # spread itself within the quadratic zone, sqrt(2 M spread - M^2) beyond

@@ -122,6 +122,69 @@ def test_constant_and_duplicate_columns(family_id, backend):
     _close(merged, ref.coef, 1e-4)
 
 
+@pytest.mark.parametrize("family", ["gaussian", "huber"])
+def test_constant_response(family):
+    """y = 2 everywhere: beta = 0, b = 2 has loss 0, the least possible, at every radius,
+    so eps_max = 0. w @ y rounded one ulp off 2: the response scale became the spread of
+    rounding (2^-51), both backends failed (no convergence, 'infeasible' for Huber), and
+    eps_max was 0.2 or inf."""
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    y = np.full(20, 2.0)
+    assert float(np.full(20, 0.05) @ y) != 2.0  # (the rounding this test is about)
+    for pert in ("linf", "l2", fc.Box(-0.5, 1.0)):
+        prob = fc.AdversarialProblem(X, y, family=family, perturbation=pert, eps=0.1)
+        assert fc.eps_max(prob.with_params(eps=0.0)) == 0.0
+        for backend in ("fast", "cvxpy"):
+            res = fc.solve(prob, backend=backend)
+            assert res.objective <= 1e-12
+            assert np.max(np.abs(res.coef)) <= 1e-6 and res.intercept == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_constant_column_the_set_does_not_move(fmt):
+    """With an intercept a constant column is redundant: its gradient component at the
+    intercept-only point is c sum_i w_i l'_i = 0. Rounding left ~1e-16 there, and for a
+    set that does not move the feature (weight 0, a mask, a group without it) its norm
+    made eps_max inf. Against the problem without the column, and beta = 0 optimal just
+    above eps_max and not below (Clarabel)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.full(20, 1.5), rng.standard_normal((20, 2))])
+    y = X[:, 1] - X[:, 2] + rng.standard_normal(20)
+    top = fc.eps_max(fc.AdversarialProblem(X[:, 1:], y, perturbation="linf"))
+    Xf = sp.csr_matrix(X) if fmt == "csr" else X
+    for pert in (fc.WeightedLinf([0.0, 1.0, 1.0]), fc.Masked("linf", np.array([0, 1, 1]) > 0)):
+        prob = fc.AdversarialProblem(Xf, y, perturbation=pert)
+        assert fc.eps_max(prob) == pytest.approx(top, rel=1e-12)
+    prob = fc.AdversarialProblem(X, y, perturbation=fc.WeightedLinf([0.0, 1.0, 1.0]))
+    # (the constant column's coefficient trades with the intercept: not identified)
+    assert np.max(np.abs(_reference(prob.with_params(eps=1.01 * top)).coef[1:])) < 1e-6
+    assert np.max(np.abs(_reference(prob.with_params(eps=0.9 * top)).coef[1:])) > 1e-3
+
+
+def test_optimal_contradicted_by_its_own_bound_warns(monkeypatch):
+    """A solver's 'optimal' whose own dual bound leaves a gap beyond max(1000 tol, 1e-6)
+    of the objective warns as an inaccurate status does (Clarabel returned 'optimal' 2.9e-5
+    above the optimum with a bound of 9.2e-5 on a small Huber problem, silently). The
+    dual objective is lowered here by 1e-3."""
+    X, y = _data("gaussian")
+    prob = fc.AdversarialProblem(X, y, eps=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the genuine report: no warning
+        fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    real = cvx_module._solver_report
+
+    def lower_dual(solver, raw):
+        primal, dual, n_iter = real(solver, raw)
+        return primal, dual - 1e-3, n_iter
+
+    monkeypatch.setattr(cvx_module, "_solver_report", lower_dual)
+    with pytest.warns(fc.InaccurateSolutionWarning, match="returned 'optimal' but its own"):
+        res = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    assert res.status == "optimal" and res.certificate.suboptimality_bound > 5e-4
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("family_id", ["gaussian", "binomial", "poisson"])
 def test_nearly_collinear_columns(family_id, backend):
