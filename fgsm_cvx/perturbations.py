@@ -381,6 +381,9 @@ def _index_sets(groups):
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise ValueError("groups must be a 1-d integer label array (one label per "
                              "feature, negative = not perturbed) or a list of index lists")
+        if not np.any(arr >= 0):  # (as an empty list: an empty set moves nothing)
+            raise ValueError("groups must contain at least one group: every label is "
+                             "negative (no feature is perturbed)")
         return [np.flatnonzero(arr == g) for g in np.unique(arr[arr >= 0])], arr.shape[0]
     sets = []
     for g in groups:

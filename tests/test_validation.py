@@ -166,6 +166,8 @@ CASES = [
     ("p_beyond_double_precision", lambda: fc.Lp(1e4), ValueError,
      "p must be 1, inf or in [1.004, 250], got 10000"),
     ("p_next_to_one", lambda: fc.Lp(1.0001), ValueError, "use p=1 "),
+    ("group_labels_all_negative", lambda: fc.Group(np.array([-1, -1, -1])), ValueError,
+     "groups must contain at least one group"),
     ("group_p_beyond", lambda: fc.Group([[0, 1]], p=2000.0), ValueError, "use p=inf "),
     ("q_beyond", lambda: fc.penalties.Lq(1e4), ValueError, "q must be 1, inf or in"),
     ("q_below_one", lambda: fc.penalties.Lq(0.9), ValueError, "q must be in [1.0"),
