@@ -509,7 +509,9 @@ class Ellipsoid(Perturbation):
     def norm(self, v):
         v = np.asarray(v, dtype=float)
         u, *_ = np.linalg.lstsq(self.A, v, rcond=None)  # least-norm u with A u = v
-        if np.linalg.norm(self.A @ u - v) > 1e-10 * max(1.0, np.linalg.norm(v)):
+        # (relative to |v|: an absolute floor took v = (0, 1e-12) for a point of the range
+        # of A = 1e-12 e_1)
+        if np.linalg.norm(self.A @ u - v) > 1e-10 * np.linalg.norm(v):
             return np.inf  # v outside the range of A: unreachable
         return float(np.linalg.norm(u))
 
@@ -518,7 +520,7 @@ class Ellipsoid(Perturbation):
         (relative 1e-12), computed once."""
         if not hasattr(self, "_svd"):
             U, sv, Vt = np.linalg.svd(self.A, full_matrices=False)
-            keep = sv > 1e-12 * max(1.0, sv.max(initial=0.0))
+            keep = sv > 1e-12 * sv.max(initial=0.0)  # (A = 1e-13 I kept no direction)
             self._svd = (U[:, keep], sv[keep], Vt[keep])
         return self._svd
 
@@ -537,7 +539,9 @@ class Ellipsoid(Perturbation):
         mu = 0.0
         if unorm(0.0) > 1.0:
             hi = float(np.max(sv * np.abs(c))) * np.sqrt(sv.shape[0])  # unorm(hi) <= 1
-            mu = brentq(lambda m: unorm(m) - 1.0, 0.0, hi, xtol=1e-14, rtol=1e-15)
+            # (xtol relative to the bracket: mu scales as s^2, and an absolute 1e-14 left
+            # A = 1e-13 I's projection 0.5% short)
+            mu = brentq(lambda m: unorm(m) - 1.0, 0.0, hi, xtol=1e-14 * hi, rtol=1e-15)
         return U @ (sv**2 * c / (sv**2 + mu))
 
 

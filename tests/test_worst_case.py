@@ -137,3 +137,24 @@ def test_margin_worst_case_is_the_larger_endpoint_loss(family):
         both = np.maximum(family.loss(y, eta + c_up), family.loss(y, eta - c_down))
         np.testing.assert_allclose(family.worst_case(y, eta, c_up, c_down), both,
                                    rtol=1e-15, atol=0.0)
+
+
+@pytest.mark.parametrize("s", [1e-13, 1e-6, 1e6])
+def test_ellipsoid_methods_are_scale_equivariant(s):
+    """The ellipsoid of s A is s times that of A: its projection of s v is s times A's
+    projection of v, its gauge of s v is A's gauge of v (inf outside the range, for a
+    rank-one A), its support of beta s times A's. Thresholds absolute in A's scale kept
+    no direction of A = 1e-13 I (projection 0) and took (0, 1e-12) for a point of the
+    range of 1e-12 e_1."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 3))
+    thin = np.array([[1.0], [0.0], [0.0]])
+    for v in (rng.standard_normal(3), 5 * rng.standard_normal(3)):
+        np.testing.assert_allclose(fc.Ellipsoid(s * A).project(s * v),
+                                   s * fc.Ellipsoid(A).project(v), rtol=1e-9, atol=0)
+        assert fc.Ellipsoid(s * A).norm(s * v) == pytest.approx(fc.Ellipsoid(A).norm(v),
+                                                                rel=1e-9)
+        assert fc.Ellipsoid(s * A).support(v) == pytest.approx(s * fc.Ellipsoid(A).support(v),
+                                                               rel=1e-12)
+    assert fc.Ellipsoid(s * thin).norm(s * np.array([0.0, 1.0, 0.0])) == np.inf
+    assert fc.Ellipsoid(s * thin).norm(s * np.array([2.0, 0.0, 0.0])) == pytest.approx(2.0)
