@@ -37,6 +37,7 @@ from ..perturbations import (
     Perturbation,
     WeightedLinf,
     _lp_coordinates,
+    _lp_coordinates_log,
     lp_norm,
     prox_support,
 )
@@ -190,27 +191,47 @@ def _project_lp_epigraph(p, q, beta0, t0, eps):
     As mu -> 0, beta -> 0 and g -> -t0 - ||beta0||_p / eps: when that is >= 0 the point
     lies in the polar cone and the projection is the origin. The caller has checked
     eps ||beta0||_q > t0, the limit of g as mu -> inf, so a root exists otherwise.
+
+    For p > 2 the search is over ell = log(mu p) (``_lp_coordinates_log``): z ~ (a / (mu
+    p))^(1/(p-1)), so at p = 250 the root can lie at mu ~ 1e500 (a dual ball of radius
+    1e-2), where the search over mu stopped at 1e300 and returned points up to 2% farther
+    than the nearest, and FISTA did not converge on them.
     """
     a = np.abs(beta0)
     if -t0 - lp_norm(a, p) / eps >= 0.0:
         return np.zeros_like(beta0), 0.0
+    by_log = p > 2.0
 
-    def parts(mu):
-        z = _lp_coordinates(a, mu, p)
+    def parts(x):  # x = log(mu p) for p > 2, mu otherwise
+        z = _lp_coordinates_log(a, x, p) if by_log else _lp_coordinates(a, x, p)
         return z, lp_norm(z, p)
 
-    def g(mu):
-        z, c = parts(mu)
+    def g(x):
+        z, c = parts(x)
         return eps * lp_norm(a - z, q) - t0 - c / eps
 
-    hi = 1.0
-    while g(hi) < 0.0:  # bracket the root: g(hi / 16) < 0 <= g(hi)
-        if hi > 1e300:  # g's limit is >= 0 only by rounding: (beta0, t0) lies on K
-            return np.array(beta0, dtype=float), eps * lp_norm(a, q)
-        hi *= 16.0
-    mu = root_from_zero(g, hi) if hi == 1.0 else \
-        brentq(g, hi / 16.0, hi, xtol=1e-300, rtol=_RTOL, maxiter=ROOT_MAXITER)
-    z, c = parts(mu)
+    if by_log:
+        # g increases in ell, from -t0 - ||a||_p / eps < 0 (ell -> -inf) to
+        # eps ||a||_q - t0 > 0 (ell -> inf): bracket by doubling steps from 0
+        lo, hi, width = 0.0, 0.0, 1.0
+        if g(0.0) >= 0.0:
+            while g(lo) >= 0.0:
+                lo, hi, width = lo - width, lo, 2.0 * width
+        else:
+            while g(hi) < 0.0:
+                if hi > 1e5:  # k = e^1e5: g's limit is >= 0 only by rounding (on K)
+                    return np.array(beta0, dtype=float), eps * lp_norm(a, q)
+                lo, hi, width = hi, hi + width, 2.0 * width
+        x = brentq(g, lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=ROOT_MAXITER)
+    else:
+        hi = 1.0
+        while g(hi) < 0.0:  # bracket the root: g(hi / 16) < 0 <= g(hi)
+            if hi > 1e300:  # g's limit is >= 0 only by rounding: (beta0, t0) lies on K
+                return np.array(beta0, dtype=float), eps * lp_norm(a, q)
+            hi *= 16.0
+        x = root_from_zero(g, hi) if hi == 1.0 else \
+            brentq(g, hi / 16.0, hi, xtol=1e-300, rtol=_RTOL, maxiter=ROOT_MAXITER)
+    z, c = parts(x)
     return np.sign(beta0) * (a - z), t0 + c / eps
 
 
@@ -222,6 +243,7 @@ def _group_ball_coordinates(a, gid, n_groups, c, p):
     F_g(mu) = sum_{j in g} z_j(mu)^p - c^p, found for all groups together by Newton's
     method safeguarded by a bracket [0, ||a_g||_q / (p c^(p-1))] (z_j <= (a_j / (mu p))^(1/(p-1))
     gives F_g <= 0 there), with dz/dmu = -p z^(p-1) / (1 + mu p (p-1) z^(p-2)).
+    For p > 2 the search is over log(mu p) (``_group_ball_coordinates_log``).
     """
     q = p / (p - 1.0)
     norms = _group_norms(a, gid, n_groups, p)
@@ -230,6 +252,8 @@ def _group_ball_coordinates(a, gid, n_groups, c, p):
         return a.copy()
     if c <= 0.0:
         return np.zeros_like(a)
+    if p > 2.0:
+        return _group_ball_coordinates_log(a, gid, n_groups, c, p, norms, active)
     lo = np.zeros(n_groups)
     hi = np.where(active, _group_norms(a, gid, n_groups, q) / (p * c ** (p - 1.0)), 0.0)
     mu = 0.5 * hi
@@ -250,6 +274,50 @@ def _group_ball_coordinates(a, gid, n_groups, c, p):
         if done:
             break
     return _lp_coordinates(a, mu[gid], p)
+
+
+def _group_ball_coordinates_log(a, gid, n_groups, c, p, norms, active):
+    """``_group_ball_coordinates`` for p > 2, by a search over ell_g = log(mu_g p)
+    (``_lp_coordinates_log``: at p = 250 a ball of radius 1e-2 has mu ~ 1e500, past
+    double precision, and the bracket's c^(p-1) underflowed), on
+    F_g(ell) = log ||z_g(ell)||_p - log c, which decreases in ell.
+
+    The bracket: z_j <= (a_j / k)^(1/(p-1)) gives F_g <= 0 at
+    log k = (p - 1) (log ||a_g^(1/(p-1))||_p - log c); and z_j >= a_j - k a_j^(p-1) gives
+    ||z_g||_p >= (1 - delta) ||a_g||_p > c at k m_g^(p-2) = delta = (1 - c / ||a_g||_p) / 2,
+    m_g = max_{j in g} a_j. Newton steps, with dz/d ell = -P / (1 + (p - 1) P / z) for
+    P = k z^(p-1) and dF/d ell = sum z^(p-1) dz/d ell / sum z^p (written with z / m_g,
+    whose powers stay in [0, 1]), fall back to bisection outside the bracket.
+    """
+    m = np.zeros(n_groups)
+    np.maximum.at(m, gid, a)
+    safe = np.where(active, m, 1.0)
+    with np.errstate(divide="ignore"):
+        hi = (p - 1.0) * (np.log(_group_norms(a ** (1.0 / (p - 1.0)), gid, n_groups, p))
+                          - np.log(c))
+        lo = np.log(0.5 * (1.0 - c / np.where(active, norms, 2.0 * c))) \
+            - (p - 2.0) * np.log(safe)
+    lo, hi = np.where(active, np.minimum(lo, hi), 0.0), np.where(active, hi, 0.0)
+    ell = 0.5 * (lo + hi)
+    for _ in range(200):
+        z = _lp_coordinates_log(a, ell[gid], p)
+        norm_z = _group_norms(z, gid, n_groups, p)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            F = np.log(norm_z) - np.log(c)
+            power = np.exp(ell[gid] + (p - 1.0) * np.log(z))  # k z^(p-1)
+            dz = -power / (1.0 + (p - 1.0) * power / z)
+            u = z / safe[gid]  # in [0, 1]
+            dF = np.bincount(gid, np.nan_to_num(u ** (p - 1.0) * dz), n_groups) \
+                / (safe * np.bincount(gid, u**p, n_groups))
+            lo, hi = np.where(F > 0, ell, lo), np.where(F < 0, ell, hi)
+            new = ell - F / dF
+        outside = ~((new > lo) & (new < hi))  # also catches NaN
+        new = np.where(active, np.where(outside, 0.5 * (lo + hi), new), 0.0)
+        done = np.all(np.abs(new - ell) <= 1e-15 * np.maximum(np.abs(ell), 1.0))
+        ell = new
+        if done:
+            break
+    return np.where(active[gid], _lp_coordinates_log(a, ell[gid], p), a)
 
 
 def _project_group_lp_epigraph(pert, beta0, t0, eps):
