@@ -209,6 +209,20 @@ class Scaling:
         else:
             self.eta_mult = r
             self.objective_mult = r * r if isinstance(fam, (Gaussian, Huber)) else 1.0
+        k = prob.shift_degree
+        if not identity and k is not None and k > 1.0:
+            # A shift eps h(beta) of degree k > 1 (ridge, L_r): on unit-size columns the
+            # solution has |beta''| ~ (k eps'')^(-1/(k-1)) when k eps'' > 1, eps'' the
+            # scaled radius, the loss's gradient there balancing the shift's. The
+            # coefficients are scaled by that factor too (a power of two), so that the
+            # solver's variables are of order one: with X ~ 1e-3 and k = 3, eps'' was
+            # 2^40 and beta'' ~ 1e-6, and ECOS returned points 1e-3 (ridge, status
+            # 'optimal') to 1e14 (L_r(3)) relative above the optimum. The factor is set
+            # at the problem's eps (the scaling is shared by ``with_params`` copies;
+            # any eps stays exact, only the conditioning is tuned for this one).
+            eps_unit = prob.eps * (self.x * self.eta_mult) ** k / self.eta_mult
+            if k * eps_unit > 1.0:
+                self.x *= _power_of_two((k * eps_unit) ** (-1.0 / (k - 1.0)))
         self.coef = self.x * self.eta_mult
         self.eps = self.coef ** prob.shift_degree / self.eta_mult  # eps'' = eps * this
         self.identity = self.coef == 1.0 and r == 1.0
