@@ -161,6 +161,32 @@ def test_eps_max_is_the_zero_threshold(family_id, perturbation_id, fit_intercept
     assert fc.robust_objective(below_prob, zero, best_zero) > below.objective + 1e-7
 
 
+def test_hinge_box_eps_max_is_tight():
+    """A hinge with a box: eps_max (a bisection on solves) is the threshold to 1e-3, by
+    Clarabel at tol 1e-11 on either side. Past eps_max ECOS stops at the degenerate
+    optimum with |beta| ~ 1e-6, which the coefficients' test alone took for non-zero:
+    eps_max came out 3% too large; now the zero point's objective decides."""
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # (the survey's draws)
+        X = rng.standard_normal((30, 3))
+        eta = X @ [0.8, -0.5, 0.3]
+        rng.standard_normal(60), rng.random(30)
+        u = rng.random(30)
+        rng.poisson(np.exp(0.3 * eta)), rng.standard_normal((3, 2))
+    y = (u < 1 / (1 + np.exp(-eta))).astype(int)
+    prob = fc.AdversarialProblem(X, y, family="hinge",
+                                 perturbation=fc.Box([-1, -0.2, 0], [0.3, 1, 0.5]))
+    top = fc.eps_max(prob)
+    for ratio, zero_optimal in ((0.999, False), (1.0, True)):
+        at = prob.with_params(eps=ratio * top)
+        res = fc.solve(at, backend="cvxpy", solver="CLARABEL", tol=1e-11)
+        zero = min(fc.robust_objective(at, np.zeros(3), b) for b in np.linspace(-1, 1, 2001))
+        if zero_optimal:
+            assert res.objective >= zero - 1e-9
+        else:
+            assert res.objective < zero - 1e-7
+
+
 def test_eps_max_infinite_for_immutable_gradient_and_alpha_one():
     prob = small_problem("gaussian", fc.Masked("linf", [0, 1]))
     assert fc.eps_max(prob) == np.inf
@@ -214,6 +240,41 @@ def test_generalized_penalty_and_constraints():
     prob2 = small_problem("binomial", "l2", eps=0.1,
                           constraints=lambda beta, b: [cp.sum(beta) == 1])
     assert np.sum(fc.solve(prob2).coef) == pytest.approx(1.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("family,penalty", [("huber", "ridge"), ("gaussian", "L3"),
+                                            ("binomial", "ridge"), ("poisson", "L1.5")])
+def test_penalties_of_degree_other_than_one_on_small_columns(family, penalty):
+    """Shifts eps h(beta) with h of degree k != 1 (ridge, L_r) on columns of size 1e-3:
+    scaling the columns to unit size multiplied eps by 2^(10 k) / m, and ECOS returned
+    points 1e-3 (ridge, status 'optimal') to 1e14 (L_r(3)) relative above the optimum.
+    Against the fast path (first-order, in its own scaling) and a derivative-free
+    minimisation of the package's robust objective from the fast path's point."""
+    rng = np.random.default_rng(1)
+    n, d = 40, 4
+    Z = rng.standard_normal((n, d))
+    eta = Z @ [0.7, -0.5, 0.3, 0.0]
+    y = {"huber": eta + 0.2 + rng.standard_normal(n) + 6.0 * (rng.random(n) < 0.15),
+         "gaussian": 100.0 * (eta + rng.standard_normal(n)),
+         "binomial": (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float),
+         "poisson": rng.poisson(np.exp(0.5 * eta)).astype(float)}[family]
+    pen = {"ridge": fc.penalties.SquaredL2(), "L3": fc.penalties.Lr(3.0),
+           "L1.5": fc.penalties.Lr(1.5)}[penalty]
+    prob = fc.AdversarialProblem(1e-3 * Z, y, family=family, eps=0.3, penalty=pen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fc.InaccurateSolutionWarning)
+        res = fc.solve(prob, backend="cvxpy")
+    fast = fc.solve(prob, backend="fast", tol=1e-10)
+
+    def objective(v):
+        return fc.robust_objective(prob, v[:d], v[d])
+
+    polished = minimize(objective, np.append(fast.coef, fast.intercept), method="Powell",
+                        options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 20000}).fun
+    best = min(fast.objective, polished)
+    assert res.status in ("optimal", "optimal_inaccurate")  # (ECOS's own, for Poisson)
+    assert res.objective <= best * (1 + 1e-6) + 1e-12
+    assert res.objective >= best * (1 - 1e-6)
 
 
 def test_penalty_l1_equals_linf_perturbation():
