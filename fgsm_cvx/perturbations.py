@@ -702,9 +702,10 @@ class CustomSet(Perturbation):
     """Any compact convex set containing 0, given by cvxpy constraints.
 
     ``build(delta)`` receives a cvxpy Variable of shape (n_features,) and returns a list
-    of constraints describing S (auxiliary variables are allowed). The formulation uses
-    the support function through cvxpy's ``SuppFunc`` (conic duality); numpy values and
-    the attacker's move solve the small problem max delta^T beta over S.
+    of constraints describing S, or one constraint (auxiliary variables are allowed).
+    The formulation uses the support function through cvxpy's ``SuppFunc`` (conic
+    duality); numpy values and the attacker's move solve the small problem
+    max delta^T beta over S.
 
     Set ``symmetric=True`` only if S = -S (it enables the cheaper single-shift form).
     """
@@ -725,7 +726,19 @@ class CustomSet(Perturbation):
         """(delta variable, constraints, SuppFunc, LP for numpy support), built once per d."""
         if d not in self._cache:
             delta = cp.Variable(d)
-            constraints = list(self.build(delta))
+            built = self.build(delta)
+            # one constraint alone is accepted, as the coefficients' ``constraints`` are
+            if isinstance(built, cp.constraints.constraint.Constraint):
+                constraints = [built]
+            else:
+                try:
+                    constraints = list(built)
+                except TypeError:  # (None: a build that forgot to return)
+                    constraints = []
+            if not constraints or not all(isinstance(c, cp.constraints.constraint.Constraint)
+                                          for c in constraints):
+                raise TypeError("CustomSet's build(delta) must return a cvxpy constraint or "
+                                f"a non-empty list of them, got {built!r}")
             direction = cp.Parameter(d)
             lp = cp.Problem(cp.Maximize(direction @ delta), constraints)
             self._cache[d] = (delta, constraints, SuppFunc(delta, constraints), direction, lp)

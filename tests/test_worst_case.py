@@ -158,3 +158,18 @@ def test_ellipsoid_methods_are_scale_equivariant(s):
                                                                rel=1e-12)
     assert fc.Ellipsoid(s * thin).norm(s * np.array([0.0, 1.0, 0.0])) == np.inf
     assert fc.Ellipsoid(s * thin).norm(s * np.array([2.0, 0.0, 0.0])) == pytest.approx(2.0)
+
+
+def test_custom_set_of_one_constraint():
+    """build(delta) may return one constraint, as the coefficients' constraints may (it
+    raised TypeError: 'Inequality' object is not iterable); the l-inf ball so written
+    gives the built-in Linf's objective."""
+    import cvxpy as cp
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = X @ [1.0, -1.0, 0.5] + rng.standard_normal(30)
+    one = fc.CustomSet(lambda d: cp.norm(d, "inf") <= 1, symmetric=True)
+    ours = fc.solve(fc.AdversarialProblem(X, y, perturbation=one, eps=0.2), backend="cvxpy")
+    ref = fc.solve(fc.AdversarialProblem(X, y, perturbation="linf", eps=0.2), backend="cvxpy")
+    assert ours.objective == pytest.approx(ref.objective, rel=1e-7)
