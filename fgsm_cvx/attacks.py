@@ -92,7 +92,7 @@ def _default_family(model, family):
 class _Attack:
     """The validated pieces of an attack on a fitted linear model.
 
-    Attributes: X (dense float array), coef, intercept, eta = X beta + b, the two
+    Attributes: X (a float array, or sparse as given), coef, intercept, eta = X beta + b, the two
     candidate moves ``up``/``down`` (rows of length d) and the shifts they cause,
     ``c_up = up^T beta = eps sigma_S(beta)`` and ``c_down = -down^T beta = eps sigma_S(-beta)``,
     the sample weights, and for classifiers the signed labels ``z`` (+1 = classes_[1]).
@@ -104,7 +104,9 @@ class _Attack:
         if X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X has {X.shape[1]} features but the model was fitted with "
                              f"{self.coef.shape[0]}")
-        self.X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        # sparse X stays sparse: only the moved inputs are dense (``moved``), and the
+        # scores form them a block of rows at a time (``_moved_predictions``)
+        self.X = X if sp.issparse(X) else np.asarray(X, dtype=np.float64)
         self.y = check_y(y, X.shape[0])
         self.eps = check_scalar(eps, "eps", lower=0.0)
         pert = resolve_perturbation(perturbation)
@@ -123,7 +125,7 @@ class _Attack:
                                  f"{np.unique(self.y[unknown])[:5].tolist()} (classes_ = "
                                  f"{classes.tolist()})")
             self.z = np.where(self.y == classes[1], 1.0, -1.0)
-        self.eta = self.X @ self.coef + self.intercept
+        self.eta = np.asarray(self.X @ self.coef, dtype=np.float64).ravel() + self.intercept
         # argmax over eps*S of +-delta^T beta: delta^T beta = eps sigma_S(+-beta)
         self.up = self.eps * pert.unit_argmax(self.coef)
         self.down = self.eps * pert.unit_argmax(-self.coef)
@@ -137,12 +139,29 @@ class _Attack:
             return self.family._code(self.z > 0)
         return self.family.encode_y(self.y)[0]
 
-    def moved(self, go_up, stay=None):
-        """X + delta_i with delta_i = up where go_up, down elsewhere (0 where stay)."""
+    def moved(self, go_up, stay=None, rows=slice(None)):
+        """X + delta_i with delta_i = up where go_up, down elsewhere (0 where stay), for
+        the samples ``rows`` (a slice): a dense array (a move of an l-inf ball changes
+        every feature)."""
+        go_up = go_up[rows]
         delta = np.where(go_up[:, None], self.up[None, :], self.down[None, :])
         if stay is not None:
-            delta = np.where(stay[:, None], 0.0, delta)
-        return self.X + delta
+            delta = np.where(stay[rows][:, None], 0.0, delta)
+        X = self.X[rows]
+        return (X.toarray() if sp.issparse(X) else X) + delta
+
+
+# The moved inputs are formed this many entries at a time for a score
+# (``_moved_predictions``): a sparse X of 2e4 x 1e4 was densified whole (1.5 GB)
+_BLOCK_ENTRIES = 2**22
+
+
+def _moved_predictions(model, att, go_up):
+    """model.predict on the moved inputs (``_Attack.moved``), a block of rows at a time."""
+    n, d = att.X.shape
+    step = max(1, _BLOCK_ENTRIES // max(d, 1))
+    return np.concatenate([np.ravel(model.predict(att.moved(go_up, rows=slice(i, i + step))))
+                           for i in range(0, n, step)]) if n else np.zeros(0)
 
 
 def _resolve_metric(metric, classifier):
@@ -165,8 +184,9 @@ def _worst_sides(model, att, metric):
     if metric == "r2":
         # |y - f(eta)| is quasi-convex in eta for a monotone inverse link f, so the worst
         # point of the interval is an endpoint; compare both through the model's predict.
-        err_up = (att.y - model.predict(att.moved(np.ones(att.y.shape[0], bool)))) ** 2
-        err_down = (att.y - model.predict(att.moved(np.zeros(att.y.shape[0], bool)))) ** 2
+        err_up = (att.y - _moved_predictions(model, att, np.ones(att.y.shape[0], bool))) ** 2
+        err_down = (att.y - _moved_predictions(model, att,
+                                               np.zeros(att.y.shape[0], bool))) ** 2
         return err_up >= err_down
     y = att.family_y()
     fam = att.family
@@ -252,7 +272,7 @@ def robust_score(model, X, y, eps, perturbation="linf", metric=None, family=None
         return float(att.w @ att.family.worst_case(att.family_y(), att.eta, att.c_up,
                                                      att.c_down))
     go_up = _worst_sides(model, att, "r2")
-    pred = model.predict(att.moved(go_up))
+    pred = _moved_predictions(model, att, go_up)
     resid = att.w @ (att.y - pred) ** 2
     total = att.w @ (att.y - att.w @ att.y) ** 2
     return float(1.0 - resid / total) if total > 0 else (1.0 if resid == 0 else 0.0)
