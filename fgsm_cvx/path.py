@@ -202,9 +202,14 @@ def _eps_max_bisection(prob, rtol=1e-4):
             res = solve_cvxpy(at)
         if _is_zero(res) or at.constraints is not None:  # (zero need not be feasible)
             return _is_zero(res)
-        # beta = 0 is optimal where no point does better: past eps_max an interior-point
-        # solver stops at the degenerate optimum with |beta| ~ 1e-6 (a hinge with a box:
-        # eps_max came out 3% too large by the coefficients' test alone)
+        # Past eps_max an interior-point solver stops at the degenerate optimum with
+        # |beta| ~ 1e-6 (a hinge with a box: eps_max came out 3% too large by the
+        # coefficients' test alone): there beta = 0 is as good, and the solver's
+        # coefficients move no margin by more than 1e-2 (hinge margins are unit-free).
+        # Both are asked: at radii of 1e10 the solvers' objectives can be 1% high, and
+        # a feature the set cannot move keeps its coefficient (eps_max inf)
+        if np.max(np.abs(at.linear_predictor(res.coef))) > 1e-2:
+            return False
         return _zero_point(at)[2] <= res.objective + 1e-8 * (1.0 + abs(res.objective))
 
     hi = 1.0
