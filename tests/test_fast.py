@@ -221,10 +221,19 @@ def test_auto_picks_fast_for_large_problems():
         for n, p, expected in ((n_size - 1, d, "cvxpy"), (n_size, d, "fast"),
                                (m, p_wide - 1, "cvxpy"), (m, p_wide, "fast"),
                                (ratio * 60 - 1, 60, "cvxpy"), (ratio * 60, 60, "fast")):
-            rows = sp.random(n, p, density=0.5, format="csr", random_state=0)
+            rows = sp.random(n, p, density=1.0, format="csr", random_state=0)
             labels = np.arange(n) % 2
             prob = fc.AdversarialProblem(rows, labels, family=family, eps=0.01)
             assert resolve_backend(prob, "auto") == expected, (family, n, p)
+    # a sparse X counts its nonzeros, not n d: a 2000 x 1000 hinge problem with 2e4
+    # nonzeros went to the fast path (which gave up after 20000 iterations; ECOS: 0.4 s)
+    for family, (n, p, density, expected) in (("hinge", (2000, 1000, 0.01, "cvxpy")),
+                                              ("hinge", (2000, 1000, 0.5, "fast")),
+                                              ("binomial", (20000, 10, 0.02, "cvxpy")),
+                                              ("binomial", (20000, 10, 0.05, "fast"))):
+        rows = sp.random(n, p, density=density, format="csc", random_state=0)
+        prob = fc.AdversarialProblem(rows, np.arange(n) % 2, family=family, eps=0.01)
+        assert resolve_backend(prob, "auto") == expected, (family, n, p, density)
 
 
 def test_auto_rule_edge_problems_agree_with_cvxpy(family_id):
