@@ -118,18 +118,9 @@ def _lp_coordinates(a, lam, p):
     if np.isscalar(lam) and lam <= 0:
         return a.copy()
     k = lam * p
-    scale = max(1.0, float(np.max(a, initial=0.0)))
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        if p >= 2.0:
-            # f(z) = z + k z^(p-1) - a, f'(z) = 1 + k (p-1) z^(p-2)
-            z = np.minimum(a, (a / k) ** (1.0 / (p - 1.0)))
-            for _ in range(100):
-                step = (z + k * z ** (p - 1.0) - a) / (1.0 + k * (p - 1.0) * z ** (p - 2.0))
-                step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
-                z = z - step
-                if np.max(step, initial=0.0) <= 4e-16 * scale:
-                    break
-            return np.maximum(z, 0.0)
+        if p >= 2.0:  # Newton in z, its powers formed in logs
+            return _lp_coordinates_log(a, np.log(k), p)
         # f(w) = w^r + k w - a with r = 1 / (p - 1) > 1, f'(w) = r w^(r-1) + k
         r = 1.0 / (p - 1.0)
         w = np.minimum(a / k, a ** (p - 1.0))
@@ -143,7 +134,7 @@ def _lp_coordinates(a, lam, p):
 
 
 def _lp_coordinates_log(a, log_k, p):
-    """``_lp_coordinates`` for p > 2 with k = lam p given by its logarithm: z >= 0 with
+    """``_lp_coordinates`` for p >= 2 with k = lam p given by its logarithm: z >= 0 with
     z + k z^(p-1) = a, elementwise (a >= 0).
 
     For p in the hundreds the epigraph's search needs k far outside double precision:
@@ -157,7 +148,8 @@ def _lp_coordinates_log(a, log_k, p):
     scale = max(1.0, float(np.max(a, initial=0.0)))
     with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
         log_a = np.log(a)  # -inf at a_j = 0, where z_j = 0
-        z = np.minimum(a, np.exp((log_a - log_k) / (p - 1.0)))
+        # (fmin: at a_j = 0 and k = 0 the second bound is NaN, and z_j = a_j = 0)
+        z = np.fmin(a, np.exp((log_a - log_k) / (p - 1.0)))
         for _ in range(200):
             log_z = np.log(z)
             power = np.exp(log_k + (p - 1.0) * log_z)  # k z^(p-1)

@@ -574,11 +574,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                 max_iter - total_iter, check_step)
             total_iter += it
         if not converged:
-            why = explain()  # (non-empty where a program proves that no minimiser exists)
-            raise SolverError(f"the fast backend did not converge in {max_iter} iterations "
-                              f"(gradient-mapping residual {residual / scale:.2e}); raise "
-                              f"max_iter or use backend='cvxpy'.{why}",
-                              status="unbounded" if why else "max_iter", solver="FISTA")
+            # (explain: non-empty where a program proves that no minimiser exists)
+            raise _out_of_budget(max_iter, residual / scale, why=explain())
         if not smooth:
             break
         # The exact objective at the stage solution approaches F* about linearly in mu, so
@@ -610,11 +607,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                     tol * scale, max_iter - total_iter, newton_step or late_newton, mu)
                 total_iter += it
                 if not converged:
-                    raise SolverError(
-                        f"the fast backend did not converge in {max_iter} iterations "
-                        f"(a flat valley: gradient-mapping residual {residual / scale:.2e} "
-                        f"but Newton's decrement not below the tolerance); raise max_iter "
-                        f"or use backend='cvxpy'.", status="max_iter", solver="FISTA")
+                    raise _out_of_budget(max_iter, residual / scale, "a flat valley: ")
             break
         # a costly continuation with a finer stage to come: end it here?
         pinned = try_exact(state, mu) if pinned_pays(stage_end=True) else None
@@ -627,6 +620,15 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     if smooth and fit_intercept and not certified:  # h does not depend on the intercept
         b = _polish_intercept(model, Xb, b, t, tol * scale)
     return beta, float(b), t, f_mu, residual / scale, total_iter
+
+
+def _out_of_budget(max_iter, residual, what="", why=""):
+    """The SolverError of a solve that ran out of ``max_iter`` iterations (``residual``
+    relative to the objective scale; ``why``: a proof that no minimiser exists)."""
+    return SolverError(f"the fast backend did not converge in {max_iter} iterations "
+                       f"({what}gradient-mapping residual {residual:.2e}); raise max_iter "
+                       f"or use backend='cvxpy'.{why}",
+                       status="unbounded" if why else "max_iter", solver="FISTA")
 
 
 # The unsmoothed (logistic) loss: FISTA that has run this many iterations hands over to
