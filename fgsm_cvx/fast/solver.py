@@ -365,7 +365,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
               candidate=False, exact_step=None, early_exact=False,
               first_due=PINNED_MIN_WORK, check_step=None, late_newton=None,
-              start_exact=False):
+              start_exact=False, stage_end_due=PINNED_STAGE_END):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -379,8 +379,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     ``exact_step(state, mu, tol, gap_tol)`` (``kinks.pinned_newton``), when given, is
     tried once the solve's work reaches ``PINNED_MIN_WORK`` FISTA iterations, within a
     stage or after one that a finer one would follow (the first time already at
-    ``PINNED_STAGE_END`` after a stage when ``early_exact``: the step predicts its
-    constraints), and after each failure once the work has doubled: when it certifies
+    ``stage_end_due`` (``PINNED_STAGE_END``) after a stage when ``early_exact``: the step
+    predicts its constraints), and after each failure once the work has doubled: when it certifies
     the exact solution, the continuation ends there. Unsmoothed problems (``smooth``
     False): a solve that FISTA has not finished in ``DECREMENT_CHECK_AFTER`` iterations
     (small curvature) is finished by ``_check_flat``: Newton (``check_step``, for the
@@ -445,7 +445,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         if exact_step is None or (declined == mu and not stage_end):
             return False
         early = early_exact and stage_end and not tried
-        return work >= (min(due, PINNED_STAGE_END) if early else due)
+        return work >= (min(due, stage_end_due) if early else due)
 
     def try_exact(state, mu):
         """The pinned samples as constraints: (state, F, residual) of the exact solution,
@@ -754,6 +754,19 @@ LATE_NEWTON_WORK = 1000
 # diabetes with y x 1e4 took longer than the cold solves, each waiting for the pinned
 # step's two failures)
 _PROGRAM_CERTIFIED = "fast_program_certified"
+# the problem cache's flag: a warm start of a symmetric loss below the Newton size rule
+# (FISTA and the early pinned step) took ``WARM_NEWTON_AFTER`` iterations or more, so
+# the path's next warm starts take one Newton stage and the pinned step at its end
+# (4-6 passes a radius, each about 4-5 FISTA iterations' cost at d = 20: 20-25 in all).
+# Measured (benchmarks/bench_path.py, 50 radii, fast path): where FISTA's warm radii
+# take 10-22 iterations (n = 2000 and 2e4, d = 20; n = 5000, d = 50, rho = 0.6) Newton
+# on every warm radius made the paths slower (n = 2000, d = 20: 0.12 -> 0.14 s; Huber at
+# n = 2e4, d = 20: 0.36 -> 0.48 s); where they took 30-52 (AR(1) features with rho =
+# 0.9 at n = 2000, d = 50; the diabetes data's small radii) it made them faster
+# (0.48 -> 0.17-0.19 s; 0.19-0.22 -> 0.10-0.11 s). The rule keeps the first and the
+# second: 0.11-0.12, 0.27-0.37, 0.27-0.37, 0.19-0.23 and 0.10-0.11 s on those paths
+_WARM_NEWTON = "fast_warm_newton"
+WARM_NEWTON_AFTER = 30
 # A cold solve uses the Newton step from this many samples and entries of X on. Below,
 # a pass over X costs less than the Newton pass's fixed work per block of rows (a Newton
 # pass took ~10 X^T (X v) passes at n = 2e4, d = 20), and the smoothed kinks of few
@@ -844,8 +857,18 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     # the symmetric losses FISTA with the early pinned step, as a cold start: Newton's
     # smoothed stages (two at least, which the continuation's stopping test compares)
     # took 4-40 passes a radius where FISTA's first stage and the pinned step took
-    # 10-15 iterations and two passes (eps paths, n = 2000 and 2e4, d = 20)
-    near = warm_start is not None and not candidate and not early_exact
+    # 10-15 iterations and two passes (eps paths, n = 2000 and 2e4, d = 20). Along a
+    # path where such a warm start's FISTA was slow (``_WARM_NEWTON``), one Newton stage
+    # and the pinned step at its end (``stage_end_due`` 0) instead. (Along a path whose
+    # last solve the symmetric losses' reduced program certified, a warm start goes to
+    # it first, from the predicted point: ``program_first``.)
+    pert = _formulated_set(prob)
+    program_first = warm_start is not None and linear_pieces.covers(prob.family, pert) \
+        and prob._cache.get(_PROGRAM_CERTIFIED, False)
+    symmetric_warm = early_exact and warm_start is not None and not candidate \
+        and not program_first
+    warm_newton = symmetric_warm and prob._cache.get(_WARM_NEWTON, False)
+    near = warm_start is not None and not candidate and (not early_exact or warm_newton)
     # None: FISTA and continuation only; at eps = 0 the shift vanishes for every set
     # (a box keeps its two shifts: its structure stays ``manifold_of``'s, None)
     structure = Free() if eps == 0.0 and not isinstance(shift, BoxShift) else \
@@ -861,17 +884,14 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
                                   prob._cache)
     exact_step = None if structure is None or not kinks.covers(prob.family) else partial(
         kinks.pinned_newton, model, structure, prob.fit_intercept, eps)
-    pert, first_due, start_exact = _formulated_set(prob), PINNED_MIN_WORK, False
+    first_due = PINNED_MIN_WORK
     program = None  # the symmetric losses' reduced program, where it applies
     if linear_pieces.covers(prob.family, pert):
         # the reduced program certifies where the pinned step does not settle (nearly
         # least absolute deviations): after its first failure, or alone (no manifold)
         program = working_set.ReducedStep(linear_pieces.symmetric_exact, model, shift, pert,
                                           prob.fit_intercept, eps, widen_declined=True)
-        # along a path (problems made by with_params share _cache) whose last solve the
-        # program certified, a warm start goes to it first, from the predicted point
-        start_exact = warm_start is not None and prob._cache.get(_PROGRAM_CERTIFIED, False)
-        exact_step = program if exact_step is None or start_exact else \
+        exact_step = program if exact_step is None or program_first else \
             _Chained(exact_step, program)
     if working_set.covers(prob.family, pert):
         # hinge: the reduced program on the samples near their kinks (its cost does not
@@ -890,8 +910,11 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         warm_start is not None, cache=prob._cache, explain=lambda: explain_failure(prob),
         newton_step=newton_step, candidate=candidate, exact_step=exact_step,
         early_exact=early_exact, first_due=first_due, check_step=check_step,
-        late_newton=late_newton, start_exact=start_exact,
-        first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2)
+        late_newton=late_newton, start_exact=program_first,
+        first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2,
+        stage_end_due=0.0 if warm_newton else PINNED_STAGE_END)
+    if symmetric_warm and not warm_newton:
+        prob._cache[_WARM_NEWTON] = n_iter >= WARM_NEWTON_AFTER
     elapsed = time.perf_counter() - start
     coef, b = sc.to_original(beta, b)
     b = float(b) if prob.fit_intercept else 0.0
