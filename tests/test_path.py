@@ -344,3 +344,25 @@ def test_slow_warm_radii_switch_to_newton(monkeypatch, family):
         ref = fc.solve(fc.AdversarialProblem(X, y, family=family, eps=e), backend="cvxpy",
                        solver="CLARABEL")
         assert paths["newton"].objectives[k] == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed, perturbation", [(1, "weighted"), (3, "l2")])
+def test_well_fitted_path_is_accurate_relative_to_its_objective(seed, perturbation):
+    """A gaussian path on AR(1) columns of scale 10 with little noise: the fit leaves F*
+    at ~1e-3 of the objective at beta = 0, the scaled problem's unit. The continuation's
+    stopping test, relative to 1 + |F| there, stopped radii 2.3e-6 and 2.5e-6 relative
+    above Clarabel's optimum (2026-12-05); relative to |F| + STOP_FLOOR, within 1e-6."""
+    rng = np.random.default_rng(seed)
+    n, d = 400, 12
+    X = rng.standard_normal((n, d))
+    for j in range(1, d):
+        X[:, j] = 0.9 * X[:, j - 1] + np.sqrt(1 - 0.81) * X[:, j]
+    X *= 10
+    y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5)) + 0.1 * rng.standard_t(3, n)
+    pert = fc.WeightedLinf(np.linspace(0.5, 2, d)) if perturbation == "weighted" else fc.L2()
+    prob = fc.AdversarialProblem(X, y, perturbation=pert, alpha=0.5, fit_intercept=False)
+    path = fc.adversarial_path(prob, n_eps=12, backend="fast", verbose=False)
+    for e, obj in zip(path.eps[1:], path.objectives[1:], strict=True):
+        ref = fc.solve(prob.with_params(eps=e), backend="cvxpy", solver="CLARABEL",
+                       tol=1e-10).objective
+        assert obj <= ref + 1e-6 * abs(ref), (e, obj, ref)
