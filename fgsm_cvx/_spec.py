@@ -102,8 +102,11 @@ def to_spec(obj):
         return obj
     name = type(obj).__name__
     if _TYPES.get(name) is not type(obj):
+        why = "a CustomSet wraps Python code" if isinstance(obj, perturbations.CustomSet) \
+            else "a parameter is saved as plain data (numbers, strings, lists, arrays) or " \
+            "as one of these types (a cross-validation splitter: pass cv as an int)"
         raise TypeError(f"{name} objects cannot be saved as JSON (only "
-                        f"{sorted(_TYPES)} can); a CustomSet wraps Python code")
+                        f"{sorted(_TYPES)} can): {why}")
     return {"type": name,
             "params": {k: encode_value(v) for k, v in _constructor_params(obj).items()}}
 

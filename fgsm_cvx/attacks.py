@@ -8,6 +8,8 @@ Literal FGSM picks the endpoint by sign(l'(eta_i)) instead.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import is_classifier
@@ -64,6 +66,8 @@ def _fitted_linear(model):
     if coef is None:
         raise TypeError(f"model must be a fitted linear model exposing coef_ and intercept_, "
                         f"got {type(model).__name__} without coef_")
+    if sp.issparse(coef):  # (scikit-learn's ``sparsify()``)
+        coef = coef.toarray()
     coef = np.asarray(coef, dtype=np.float64)
     if coef.ndim == 2 and coef.shape[0] == 1:
         coef = coef[0]
@@ -74,6 +78,29 @@ def _fitted_linear(model):
     if intercept.shape[0] > 1:
         raise ValueError(f"model.intercept_ must be a scalar, got shape {intercept.shape}")
     return coef, float(intercept[0]) if intercept.shape[0] else 0.0
+
+
+def _check_feature_names(model, X):
+    """scikit-learn's rule for the names of X's columns against the model's
+    ``feature_names_in_``: a DataFrame must carry the fitted names in the fitted order
+    (ValueError otherwise: the attack would move and score the wrong columns); X
+    without names, for a model fitted with them, gets scikit-learn's warning."""
+    fitted = getattr(model, "feature_names_in_", None)
+    columns = getattr(X, "columns", None)
+    names = None if columns is None else [str(c) for c in columns]
+    if names is not None and not all(isinstance(c, str) for c in columns):
+        names = None  # (non-string column labels are no feature names, as in scikit-learn)
+    if fitted is None:
+        return
+    if names is None:
+        warnings.warn(f"X does not have valid feature names, but {type(model).__name__} "
+                      "was fitted with feature names", UserWarning, stacklevel=3)
+    elif names != [str(c) for c in fitted]:
+        raise ValueError(f"the feature names of X should match those that were passed "
+                         f"during fit (in the same order): X has {names[:5]}"
+                         f"{' ...' if len(names) > 5 else ''}, the model "
+                         f"{[str(c) for c in fitted][:5]}"
+                         f"{' ...' if len(fitted) > 5 else ''}")
 
 
 def _is_classifier(model):
@@ -100,6 +127,7 @@ class _Attack:
 
     def __init__(self, model, X, y, eps, perturbation, family, sample_weight):
         self.coef, self.intercept = _fitted_linear(model)
+        _check_feature_names(model, X)
         X = check_X(X)
         if X.shape[1] != self.coef.shape[0]:
             raise ValueError(f"X has {X.shape[1]} features but the model was fitted with "
@@ -160,8 +188,14 @@ def _moved_predictions(model, att, go_up):
     """model.predict on the moved inputs (``_Attack.moved``), a block of rows at a time."""
     n, d = att.X.shape
     step = max(1, _BLOCK_ENTRIES // max(d, 1))
-    return np.concatenate([np.ravel(model.predict(att.moved(go_up, rows=slice(i, i + step))))
-                           for i in range(0, n, step)]) if n else np.zeros(0)
+    with warnings.catch_warnings():
+        # (the moved inputs are arrays in the fitted column order, checked by
+        # ``_check_feature_names``: scikit-learn's warning about their missing names is
+        # no news)
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return np.concatenate([np.ravel(model.predict(att.moved(go_up,
+                                                                rows=slice(i, i + step))))
+                               for i in range(0, n, step)]) if n else np.zeros(0)
 
 
 def _resolve_metric(metric, classifier):

@@ -177,6 +177,10 @@ class _AdversarialGLM(BaseEstimator):
                 "feature_names_in": None if names is None else [str(s) for s in names],
                 "classes": (np.asarray(self.classes_).tolist()
                             if hasattr(self, "classes_") else None),
+                # the labels' dtype (int8, bool, object ...: JSON lists read back as
+                # int64 or str), for predict to return what it did
+                "classes_dtype": (_label_dtype(np.asarray(self.classes_))
+                                  if hasattr(self, "classes_") else None),
                 "result": self.result_.to_dict(),
             }
         return out
@@ -238,7 +242,7 @@ class _AdversarialGLM(BaseEstimator):
                     or not all(isinstance(s, str) for s in names)):
                 raise ValueError("'fitted.feature_names_in' must list one string per feature")
             self.feature_names_in_ = np.asarray(names, dtype=object)
-        self._load_classes(f.get("classes"))
+        self._load_classes(f.get("classes"), f.get("classes_dtype"))
         result = Result.from_dict(f["result"])
         if result.coef.shape != coef.shape:
             raise ValueError("'fitted.result' does not match 'fitted.coef'")
@@ -246,9 +250,18 @@ class _AdversarialGLM(BaseEstimator):
         self._set_solution(result)
         self.coef_, self.intercept_ = coef, float(intercept)
 
-    def _load_classes(self, classes):
-        if classes is not None:
+    def _load_classes(self, classes, dtype=None):
+        if classes is not None or dtype is not None:
             raise ValueError("'fitted.classes' must be null for a regressor")
+
+
+def _label_dtype(classes):
+    """The dtype of the labels as saved: numpy's string for numbers and booleans,
+    "object" for Python objects (pandas' labels), None for numpy strings (the default
+    of a JSON list of strings)."""
+    if classes.dtype == object:
+        return "object"
+    return classes.dtype.str if classes.dtype.kind in "biuf" else None
 
 
 class AdversarialRegressor(RegressorMixin, _AdversarialGLM):
@@ -438,12 +451,25 @@ class AdversarialClassifier(ClassifierMixin, _AdversarialGLM):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _load_classes(self, classes):
+    def _load_classes(self, classes, dtype=None):
         if not isinstance(classes, list) or len(classes) != 2:
             raise ValueError("'fitted.classes' must list the two class labels")
         if not all(isinstance(c, (str, int, float, bool)) for c in classes):
             raise ValueError("'fitted.classes' must hold strings or numbers")
         self.classes_ = np.asarray(classes)
+        if dtype is None:
+            return
+        try:
+            kind = np.dtype(dtype) if dtype != "object" else np.dtype(object)
+        except (TypeError, ValueError):
+            kind = None
+        if kind is None or kind.kind not in "biufO":
+            raise ValueError(f"'fitted.classes_dtype' must be a numeric, bool or object "
+                             f"dtype, got {dtype!r}")
+        cast = self.classes_.astype(kind)
+        if kind.kind != "O" and not np.array_equal(cast, self.classes_):
+            raise ValueError(f"'fitted.classes' {classes} do not fit the dtype {dtype!r}")
+        self.classes_ = np.asarray(classes, dtype=object) if kind.kind == "O" else cast
 
 
 def model_from_dict(d):
@@ -537,7 +563,11 @@ class _CVMixin:
                              f"n_samples={X.shape[0]}")
         full = self._problem(X, y, sample_weight)
         if self.eps_grid is None:
-            grid = eps_grid(full, self.n_eps, self.eps_min_ratio)
+            try:
+                grid = eps_grid(full, self.n_eps, self.eps_min_ratio)
+            except ValueError as err:  # (eps_max 0 or inf: the estimator's own advice)
+                raise ValueError(f"{str(err).split(';')[0]}; pass the radii with "
+                                 f"{type(self).__name__}(eps_grid=[...])") from err
         else:
             grid = np.sort(np.asarray(self.eps_grid, dtype=np.float64))[::-1]
         splitter = check_cv(self.cv, y, classifier=self._is_classifier)
@@ -558,20 +588,71 @@ class _CVMixin:
             # radii where this training part has no minimiser (separable classes): NaN
             scores.append(fold + [np.nan] * (grid.shape[0] - len(fold)))
         self.eps_grid_ = grid
-        self.cv_scores_ = np.asarray(scores)  # (n_folds, n_eps)
-        self.cv_mean_ = self.cv_scores_.mean(axis=0)
-        self.cv_se_ = self.cv_scores_.std(axis=0, ddof=1) / np.sqrt(self.cv_scores_.shape[0])
+        self._set_scores(np.asarray(scores))
         # (a radius with a NaN fold is never chosen; every fold scored the first)
         mean = np.where(np.isnan(self.cv_mean_), -np.inf, self.cv_mean_)
         best = int(np.argmax(mean))
         if self.rule == "1se":
             # largest eps (grid is decreasing: smallest index) within one SE of the best
-            ok = mean >= self.cv_mean_[best] - self.cv_se_[best]
+            se = self.cv_se_[best]
+            if not np.isfinite(se):  # one fold: no standard error (ddof = 1)
+                warnings.warn("rule='1se' needs the scores of two folds or more for a "
+                              "standard error; the best radius is chosen", UserWarning,
+                              stacklevel=3)
+                se = 0.0
+            ok = mean >= self.cv_mean_[best] - se
+            ok[best] = True
             best = int(np.flatnonzero(ok)[0])
         self.best_index_ = best
         self.eps_ = float(grid[best])
         prob = full.with_params(eps=self.eps_)
         return self._set_solution(self._fit_problem(prob))
+
+    def _set_scores(self, scores):
+        """``cv_scores_`` (n_folds, n_eps) and its mean and standard error per radius."""
+        self.cv_scores_ = scores
+        self.cv_mean_ = scores.mean(axis=0)
+        self.cv_se_ = scores.std(axis=0, ddof=1) / np.sqrt(scores.shape[0]) \
+            if scores.shape[0] > 1 else np.full(scores.shape[1], np.nan)
+
+    def to_dict(self):
+        """``to_dict`` of the base estimator, and when fitted the cross-validation's
+        grid, fold scores (NaN written as null) and choice."""
+        out = super().to_dict()
+        if "fitted" in out and hasattr(self, "eps_"):
+            out["fitted"]["cv"] = {
+                "eps_grid": [float(e) for e in self.eps_grid_],
+                "scores": [[None if np.isnan(v) else float(v) for v in row]
+                           for row in self.cv_scores_],
+                "best_index": int(self.best_index_)}
+        return out
+
+    def _load_fitted(self, f):
+        super()._load_fitted(f)
+        cv = f.get("cv")
+        if cv is None:
+            return
+        if not isinstance(cv, dict) or set(cv) != {"eps_grid", "scores", "best_index"}:
+            raise ValueError("'fitted.cv' must hold 'eps_grid', 'scores' and 'best_index'")
+
+        def number(v, null=False):
+            return (null and v is None) or (isinstance(v, (int, float))
+                                            and not isinstance(v, bool) and np.isfinite(v))
+
+        grid, scores, best = cv["eps_grid"], cv["scores"], cv["best_index"]
+        if not (isinstance(grid, list) and grid and all(number(e) and e >= 0 for e in grid)):
+            raise ValueError("'fitted.cv.eps_grid' must list radii >= 0")
+        if not (isinstance(scores, list) and scores and all(
+                isinstance(row, list) and len(row) == len(grid)
+                and all(number(v, null=True) for v in row) for row in scores)):
+            raise ValueError("'fitted.cv.scores' must list one score (or null) per radius "
+                             "for each fold")
+        if isinstance(best, bool) or not isinstance(best, int) or not 0 <= best < len(grid):
+            raise ValueError("'fitted.cv.best_index' must index 'fitted.cv.eps_grid'")
+        self.eps_grid_ = np.asarray(grid, dtype=np.float64)
+        self._set_scores(np.array([[np.nan if v is None else v for v in row]
+                                   for row in scores], dtype=np.float64))
+        self.best_index_, self.eps_ = best, float(self.eps_grid_[best])
 
 
 _CV_DOC = """

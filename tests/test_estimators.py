@@ -258,6 +258,22 @@ def test_model_json_round_trip(logistic_data, cls, y_kind):
     assert json.loads(json.dumps(cls().to_dict()))["params"]["family"] == cls().family
 
 
+@pytest.mark.parametrize("kind", ["int8", "bool", "float", "object", "str"])
+def test_json_round_trip_keeps_the_labels_dtype(kind):
+    """predict returns labels of the fitted dtype after a JSON round trip (int8 came
+    back int64, pandas' object labels numpy strings)."""
+    X = np.random.default_rng(0).standard_normal((60, 2))
+    positive = X[:, 0] > 0
+    y = {"int8": positive.astype(np.int8), "bool": positive,
+         "float": np.where(positive, 2.0, -1.0),
+         "object": np.where(positive, "a", "b").astype(object),
+         "str": np.where(positive, "a", "b")}[kind]
+    model = fc.AdversarialClassifier(eps=0.05).fit(X, y)
+    loaded = fc.model_from_dict(json.loads(json.dumps(model.to_dict())))
+    assert loaded.predict(X).dtype == model.predict(X).dtype == y.dtype
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
 def test_loading_into_the_wrong_class(logistic_data):
     with pytest.raises(ValueError, match="holds a 'AdversarialClassifier'"):
         fc.AdversarialRegressor.from_dict(_saved(logistic_data))
@@ -301,6 +317,9 @@ TAMPERED = [
     (("fitted", "coef", 0), "nan", "must be a list of numbers"),
     (("fitted", "intercept"), None, "intercept"),
     (("fitted", "classes"), [0, 1, 2], "two class labels"),
+    (("fitted", "classes_dtype"), "<U5", "classes_dtype"),
+    (("fitted", "classes_dtype"), "nonsense", "classes_dtype"),
+    (("fitted", "classes"), [0, 1.5], "do not fit the dtype"),
     (("fitted", "result"), KeyError, "missing 'result'"),
     (("fitted", "result", "certificate", "status"), 3, "'status' must be a string"),
 ]
@@ -353,6 +372,53 @@ def test_cv_one_standard_error_rule_picks_a_larger_radius(linear_data):
     assert one_se.cv_mean_[i] >= best.cv_mean_.max() - best.cv_se_[best.best_index_] - 1e-12
     assert np.all(one_se.cv_mean_[:i] < best.cv_mean_.max() - best.cv_se_[best.best_index_])
 
+
+
+def test_cv_one_standard_error_rule_with_one_split(linear_data):
+    """A single (train, test) split is a legal cv: no standard error exists (ddof = 1),
+    so "1se" chooses the best radius with a warning (it raised IndexError), and
+    ``cv_se_`` is NaN without numpy's degrees-of-freedom warning."""
+    X, y = linear_data
+    split = [(np.arange(90), np.arange(90, 120))]
+    best = fc.AdversarialRegressorCV(n_eps=6, cv=split).fit(X, y)
+    with pytest.warns(UserWarning, match="two folds"):
+        one_se = fc.AdversarialRegressorCV(n_eps=6, cv=split, rule="1se").fit(X, y)
+    assert one_se.best_index_ == best.best_index_ == int(np.argmax(best.cv_mean_))
+    assert np.isnan(one_se.cv_se_).all()
+
+
+def test_cv_without_a_default_grid_names_its_parameter(linear_data):
+    """eps_max is infinite for a ridge penalty: the error names ``eps_grid`` (the CV
+    estimator's parameter; it advised ``eps=[...]``, which it does not take), and the
+    advice works."""
+    X, y = linear_data
+    with pytest.raises(ValueError, match=r"AdversarialRegressorCV\(eps_grid="):
+        fc.AdversarialRegressorCV(penalty="ridge").fit(X, y)
+    model = fc.AdversarialRegressorCV(penalty="ridge", eps_grid=[0.1, 0.01], cv=3).fit(X, y)
+    assert model.eps_ in (0.1, 0.01)
+
+
+def test_cv_json_round_trip_keeps_the_choice():
+    """``to_dict`` of a CV estimator keeps eps_, the grid, the fold scores (NaN as null:
+    strict JSON) and the choice; the loaded model's mean and standard error are the
+    fitted ones."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = fc.AdversarialClassifierCV(n_eps=12, cv=3).fit(X, y)
+    assert np.isnan(model.cv_scores_).any()  # (separable training parts: NaN scores)
+    loaded = fc.model_from_dict(json.loads(json.dumps(model.to_dict(), allow_nan=False)))
+    assert loaded.eps_ == model.eps_ and loaded.best_index_ == model.best_index_
+    for name in ("eps_grid_", "cv_scores_", "cv_mean_", "cv_se_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(TypeError, match="pass cv as an int"):
+        fc.AdversarialClassifierCV(cv=KFold(3)).to_dict()
+    d = model.to_dict()
+    d["fitted"]["cv"]["best_index"] = 12
+    with pytest.raises(ValueError, match="best_index"):
+        fc.model_from_dict(d)
 
 def test_cv_with_robust_scoring_prefers_larger_radii(logistic_data):
     X, y = logistic_data

@@ -105,15 +105,15 @@ def run(args):
         y = np.asarray(model.classes_)[
             (y.astype(str) == str(model.classes_[1])).astype(np.intp)]
     metric = args.metric or ("accuracy" if hasattr(model, "classes_") else "r2")
-    frame_X = pd.DataFrame(X, columns=names)
+    frame_X = pd.DataFrame(X, columns=names)  # (the fitted names, in the fitted order)
     if metric == "loss":
-        clean = fc.robust_score(model, X, y, 0.0, perturbation, metric="loss")
+        clean = fc.robust_score(model, frame_X, y, 0.0, perturbation, metric="loss")
     else:
         clean = float(model.score(frame_X, y))
     if args.method == "exact":
-        robust = fc.robust_score(model, X, y, eps, perturbation, metric=args.metric)
+        robust = fc.robust_score(model, frame_X, y, eps, perturbation, metric=args.metric)
     else:
-        X_adv = fc.perturb(model, X, y, eps, perturbation, method="fgsm")
+        X_adv = fc.perturb(model, frame_X, y, eps, perturbation, method="fgsm")
         robust = float(model.score(pd.DataFrame(X_adv, columns=names), y))
     if args.json:
         print_json({"metric": metric, "clean_score": clean, "robust_score": robust,
