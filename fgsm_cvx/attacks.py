@@ -86,20 +86,18 @@ def _check_feature_names(model, X):
     (ValueError otherwise: the attack would move and score the wrong columns); X
     without names, for a model fitted with them, gets scikit-learn's warning."""
     fitted = getattr(model, "feature_names_in_", None)
-    columns = getattr(X, "columns", None)
-    names = None if columns is None else [str(c) for c in columns]
-    if names is not None and not all(isinstance(c, str) for c in columns):
-        names = None  # (non-string column labels are no feature names, as in scikit-learn)
     if fitted is None:
         return
-    if names is None:
+    fitted = [str(c) for c in fitted]
+    columns = getattr(X, "columns", None)
+    # (non-string column labels are no feature names, as in scikit-learn)
+    if columns is None or not all(isinstance(c, str) for c in columns):
         warnings.warn(f"X does not have valid feature names, but {type(model).__name__} "
                       "was fitted with feature names", UserWarning, stacklevel=3)
-    elif names != [str(c) for c in fitted]:
+    elif list(columns) != fitted:
         raise ValueError(f"the feature names of X should match those that were passed "
-                         f"during fit (in the same order): X has {names[:5]}"
-                         f"{' ...' if len(names) > 5 else ''}, the model "
-                         f"{[str(c) for c in fitted][:5]}"
+                         f"during fit (in the same order): X has {list(columns)[:5]}"
+                         f"{' ...' if len(columns) > 5 else ''}, the model {fitted[:5]}"
                          f"{' ...' if len(fitted) > 5 else ''}")
 
 

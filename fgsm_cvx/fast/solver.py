@@ -773,8 +773,8 @@ _PROGRAM_CERTIFIED = "fast_program_certified"
 # on every warm radius made the paths slower (n = 2000, d = 20: 0.12 -> 0.14 s; Huber at
 # n = 2e4, d = 20: 0.36 -> 0.48 s); where they took 30-52 (AR(1) features with rho =
 # 0.9 at n = 2000, d = 50; the diabetes data's small radii) it made them faster
-# (0.48 -> 0.17-0.19 s; 0.19-0.22 -> 0.10-0.11 s). The rule keeps the first and the
-# second: 0.11-0.12, 0.27-0.37, 0.27-0.37, 0.19-0.23 and 0.10-0.11 s on those paths
+# (0.48 -> 0.17-0.19 s; 0.19-0.22 -> 0.10-0.11 s). With this flag the paths of the
+# first kind keep FISTA's times and those of the second get Newton's
 _WARM_NEWTON = "fast_warm_newton"
 WARM_NEWTON_AFTER = 30
 # A cold solve uses the Newton step from this many samples and entries of X on. Below,
