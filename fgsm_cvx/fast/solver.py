@@ -284,8 +284,13 @@ _SETTLED = 3
 # with rho 0, 0.6, 0.9): 14.1 s -> 10.5 s in all (Poisson at n = 2000, d = 50,
 # rho = 0.9: 3958 -> 1091 iterations); cold solves at n = 1e4 and 1e5, d = 50 unchanged
 # but Poisson L2 and Ellipsoid at 1e5 (72 -> 45 and 286 -> 194 iterations;
-# benchmarks/bench_fast.py)
-NEWTON_TRIES = 2
+# benchmarks/bench_fast.py). A third try (2026-12-05): Poisson radii on correlated
+# columns whose coarse stage Newton's damped steps stalled on twice (16 passes each) left
+# FISTA ~300 iterations to finish it; 54 paths of 20 radii (the grid above with n 500,
+# 2000, 8000; d 20, 50) 15.9 -> 13.5 s, Poisson at n = 8000, d = 50, rho = 0.9 2.4 ->
+# 1.0 s, none slower by more than 10%; cold Poisson L2 at n = 1e5 207 -> 96 iterations,
+# at 1e4 unchanged; a fourth try no better (docs/performance.md)
+NEWTON_TRIES = 3
 _RETRY_IDENTIFY = 20
 
 
