@@ -210,23 +210,29 @@ def _correlated_poisson(n, d, rho, seed):
     return X, rng.poisson(np.exp(np.clip(X @ beta, -4, 4))).astype(float)
 
 
-@pytest.mark.parametrize("n, d, rho", [(8000, 30, 0.0), (2000, 50, 0.9)])
-def test_stalled_newton_is_retried_after_identification(monkeypatch, n, d, rho):
-    # Along a Poisson path the predicted point often lies across a change of support,
-    # where Newton stalls; an identification run of FISTA and a second try save FISTA's
-    # hundreds of iterations at the finer smoothings (the same solutions either way)
+def test_stalled_newton_is_retried_after_identification(monkeypatch):
+    """Along a Poisson path on correlated columns the predicted point often lies across
+    a change of support, where Newton's damped steps stall; an identification run of
+    FISTA and another try (``solver.NEWTON_TRIES``) save FISTA's hundreds of iterations
+    at that stage (the same solutions either way). Each try pays here: 2918, 1749 and
+    1365 iterations with one, two and three (2026-12-05). (On uncorrelated columns, where
+    Poisson's pinned step now finishes a stage Newton gave up on, a second try no longer
+    saves: n = 8000, d = 30, 335 with one, 404 with three; over 24 paths of a grid three
+    tries took 12.3 s against 15.4 s with one, docs/performance.md.)"""
     from fgsm_cvx.fast import solver
 
-    X, y = _correlated_poisson(n, d, rho, seed=n + d)
+    X, y = _correlated_poisson(2000, 50, 0.9, seed=2050)
+    assert solver.NEWTON_TRIES == 3
     runs = {}
-    for tries in (1, 2):
+    for tries in (1, 2, 3):
         monkeypatch.setattr(solver, "NEWTON_TRIES", tries)
         runs[tries] = fc.adversarial_path(fc.AdversarialProblem(X, y, family="poisson"),
                                           n_eps=20, backend="fast", verbose=False)
     iterations = {k: sum(r.n_iter for r in p.results) for k, p in runs.items()}
-    # (saved: 43% and 23% of the iterations on these paths, 2026-12-02)
-    assert iterations[2] <= 0.8 * iterations[1], iterations
-    np.testing.assert_allclose(runs[2].objectives, runs[1].objectives, rtol=1e-7)
+    assert iterations[3] < iterations[2] < iterations[1], iterations
+    assert iterations[3] <= 0.6 * iterations[1], iterations
+    for tries in (1, 2):
+        np.testing.assert_allclose(runs[3].objectives, runs[tries].objectives, rtol=1e-7)
 
 
 def test_hinge_path_radii_try_the_reduced_program_early(monkeypatch):
@@ -367,33 +373,3 @@ def test_well_fitted_path_is_accurate_relative_to_its_objective(seed, perturbati
                        tol=1e-10).objective
         assert obj <= ref + 1e-6 * abs(ref), (e, obj, ref)
 
-
-def test_a_third_newton_try_pays_on_correlated_poisson_paths(monkeypatch):
-    """Poisson on AR(1) columns (rho = 0.9): Newton's damped steps stall at some radii's
-    coarse stages, where FISTA, finishing the stage, took ~300 iterations. With a third
-    try after another identification run (``solver.NEWTON_TRIES``) the path costs fewer
-    iterations than with two, and its radii still agree with cold solves."""
-    import fgsm_cvx.fast.solver as fast_solver
-
-    rng = np.random.default_rng(2059)
-    n, d = 2000, 50
-    X = rng.standard_normal((n, d))
-    for j in range(1, d):
-        X[:, j] = 0.9 * X[:, j - 1] + np.sqrt(1 - 0.81) * X[:, j]
-    beta = rng.standard_normal(d) * (rng.random(d) < 0.3) / np.sqrt(d) * 3
-    y = rng.poisson(np.exp(np.clip(X @ beta, -4, 4))).astype(float)
-
-    def iterations():
-        prob = fc.AdversarialProblem(X, y, family="poisson")
-        path = fc.adversarial_path(prob, n_eps=20, backend="fast", verbose=False)
-        return path, sum(r.n_iter for r in path.results)
-
-    path, default = iterations()
-    assert fast_solver.NEWTON_TRIES >= 3
-    monkeypatch.setattr(fast_solver, "NEWTON_TRIES", 2)
-    _, two = iterations()
-    assert default < two, (default, two)
-    for e, obj in zip(path.eps[1::4], path.objectives[1::4], strict=True):
-        cold = fc.solve(fc.AdversarialProblem(X, y, family="poisson", eps=e),
-                        backend="fast").objective
-        assert obj == pytest.approx(cold, rel=1e-6, abs=1e-10)

@@ -286,10 +286,9 @@ _SETTLED = 3
 # but Poisson L2 and Ellipsoid at 1e5 (72 -> 45 and 286 -> 194 iterations;
 # benchmarks/bench_fast.py). A third try (2026-12-05): Poisson radii on correlated
 # columns whose coarse stage Newton's damped steps stalled on twice (16 passes each) left
-# FISTA ~300 iterations to finish it; 54 paths of 20 radii (the grid above with n 500,
-# 2000, 8000; d 20, 50) 15.9 -> 13.5 s, Poisson at n = 8000, d = 50, rho = 0.9 2.4 ->
-# 1.0 s, none slower by more than 10%; cold Poisson L2 at n = 1e5 207 -> 96 iterations,
-# at 1e4 unchanged; a fourth try no better (docs/performance.md)
+# FISTA ~300 iterations to finish it; 24 Poisson paths of 20 radii (n 500 to 2e4, d 20
+# and 50, rho 0, 0.6, 0.9) 15.4 s with one try, 13.6 s with two, 12.3 s with three (with
+# ``kinks.POISSON_PASSES``); cold Poisson at n = 1e4 unchanged; a fourth try no better
 NEWTON_TRIES = 3
 _RETRY_IDENTIFY = 20
 
