@@ -19,7 +19,8 @@ h = sum_g w_g ||beta_g||_2 (Linf, WeightedLinf and Group with p = inf: singleton
 one group; Group with p = 2) the prox shrinks every group by the same c = lam eps, and
 the root is found among the sorted breakpoints; for L1 (h = ||beta||_inf) the same
 holds for the clipping level; an Ellipsoid reduces to one secular equation in the thin
-SVD's coordinates; ``Masked`` projects its sub-vector by its base's rule. The root
+SVD's coordinates; ``Masked`` projects its sub-vector by its base's rule (whichever:
+``project_epigraph``). The root
 search above (``_project_by_root``) serves the rest, and the tests check the closed
 forms against it.
 """
@@ -136,6 +137,18 @@ def project_epigraph(shift, beta0, t0, eps):
     if s0 <= t0:
         return beta0, t0
     pert = getattr(shift, "perturbation", None)
+    if type(pert) is Masked:
+        # sigma_S(beta) = sigma_base(beta_M): the immutable features are free (they keep
+        # beta0) and the masked sub-vector is projected by its base's own rule, whichever
+        # it is (a Masked(Lp(3)) went through the nested search over lam, a ball
+        # projection's search inside each step: 10 ms a projection, 7.7 s a binomial
+        # solve at n = 429, d = 21, where Clarabel took 0.1 s)
+        beta = np.array(beta0, dtype=float)
+        if not pert.indices.size:  # sigma = 0 < -t0: the nearest point has t = 0
+            return beta, 0.0
+        part, t = project_epigraph(pert.base, beta[pert.indices], t0, eps)
+        beta[pert.indices] = part
+        return beta, t
     exact = None if pert is None else _closed_form(pert, np.asarray(beta0, dtype=float), t0, eps)
     if exact is not None:
         return exact
@@ -366,15 +379,8 @@ def _group_norms(a, gid, n_groups, r):
 
 def _closed_form(pert, beta0, t0, eps):
     """The projection of an infeasible (beta0, t0) onto {eps sigma_S(beta) <= t} for the
-    sets with a closed form (module docstring), or None for the others."""
-    if type(pert) is Masked:
-        idx = pert.indices
-        part = _closed_form(pert.base, beta0[idx], t0, eps) if idx.size else None
-        if part is None:
-            return None
-        beta = beta0.copy()  # the immutable features are free: they keep beta0
-        beta[idx] = part[0]
-        return beta, part[1]
+    sets with a closed form (module docstring), or None for the others (a ``Masked``
+    set is reduced to its base by ``project_epigraph``)."""
     a = np.abs(beta0)
     if isinstance(pert, Lp):
         if pert.p == 1.0:
