@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ..perturbations import Ellipsoid, Group, Lp, Masked, WeightedLinf
+from ..perturbations import Ellipsoid, Group, Lp, Masked, WeightedLinf, lp_norm
 
 # Armijo's sufficient-decrease fraction
 _ARMIJO = 1e-4
@@ -209,11 +209,60 @@ class _Mahalanobis(_EveryCoordinate):
         return (M - np.outer(g, g)) / sigma
 
 
+class _Lq(_EveryCoordinate):
+    """sigma(beta) = ||beta_B||_q, 1 < q < inf, q != 2 (``Lp`` with general p, q its
+    dual exponent p / (p - 1); a masked one: B the masked coordinates, the others free).
+
+    With f = sigma(beta) and g = grad sigma, g_j = s_j |beta_j|^(q-1) / f^(q-1) on B,
+
+    .. math:: \\nabla^2 \\sigma = \\frac{q - 1}{f}
+        \\big(\\mathrm{diag}(|\\beta_j / f|^{q-2}) - g g^\\top\\big)
+
+    (on B; zero elsewhere). Smooth away from beta_B = 0 for q > 2; for q < 2 (p > 2)
+    also where a coordinate of B is zero, where |beta_j|^(q-2) is unbounded: such a
+    point is no smooth point here (``working`` None: FISTA goes on). q > 1 makes the
+    norm differentiable at beta_j = 0, so solutions are not pinned there and the
+    projections never produce such zeros from nonzero coordinates.
+    """
+
+    def __init__(self, q, bounded):
+        self.q, self.bounded = float(q), np.asarray(bounded, dtype=bool)
+
+    def value(self, beta):
+        return lp_norm(beta[self.bounded], self.q)
+
+    def working(self, beta, entering):
+        b = beta[self.bounded]
+        if not np.any(b) or (self.q < 2.0 and not np.all(b)):
+            return None, None  # the kink at beta_B = 0, or |beta_j|^(q-2) unbounded
+        return np.arange(beta.shape[0]), None
+
+    def _parts(self, beta):
+        """(f, |beta_B| / f, g on B)."""
+        b = beta[self.bounded]
+        f = lp_norm(b, self.q)
+        r = np.abs(b) / f  # in [0, 1]: the powers below neither overflow nor underflow
+        return f, r, np.sign(b) * r ** (self.q - 1.0)
+
+    def gradient(self, beta, W, signs):
+        out = np.zeros(beta.shape[0])
+        out[self.bounded] = self._parts(beta)[2]
+        return out[W]
+
+    def hessian(self, beta, W):
+        f, r, g = self._parts(beta)
+        H = np.zeros((beta.shape[0], beta.shape[0]))
+        idx = np.flatnonzero(self.bounded)
+        H[np.ix_(idx, idx)] = (self.q - 1.0) / f * (np.diag(r ** (self.q - 2.0))
+                                                    - np.outer(g, g))
+        return H
+
+
 class Free(_EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
     set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p != 2,
-    ``Lp`` with p not in {1, 2, inf}, custom sets; not boxes, whose two shifts stay)
+    custom sets; not boxes, whose two shifts stay)
     then still get Newton and the pinned step: on raw breast-cancer columns (least
     squares at eps = 0, a ``Group`` set with p = inf) FISTA alone ran out of 20 000
     iterations."""
@@ -398,9 +447,10 @@ def manifold_of(shift, d):
 
     Covered: the support functions of ``Linf`` / ``Lp(inf)`` (l1), ``WeightedLinf``
     (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
-    (||A^T beta||_2), ``Group`` with p = 2 (sum_g ||beta_g||_2) and ``Masked`` versions
-    of the first four (the unmasked coordinates are free). Other sets and the penalty
-    shifts (ridge, L_r) return None.
+    (||A^T beta||_2), ``Group`` with p = 2 (sum_g ||beta_g||_2), ``Lp`` with general p
+    (the dual q-norm: ``_Lq``) and ``Masked`` versions of all but ``Ellipsoid`` and
+    ``Group`` (the unmasked coordinates are free). Other sets and the penalty shifts (ridge, L_r)
+    return None.
     """
     pert = getattr(shift, "perturbation", None)
     if pert is None:
@@ -425,6 +475,9 @@ def manifold_of(shift, d):
         return _Mahalanobis(pert.A @ pert.A.T)
     elif isinstance(pert, Group) and pert.q == 2.0 and mask is None:
         return _GroupL2(pert.groups, d)
+    elif type(pert) is Lp and 1.0 < pert.p < np.inf:  # (p = 2 above)
+        return _Lq(pert.q, np.ones(d, dtype=bool) if mask is None
+                   else np.isin(np.arange(d), mask))
     else:
         return None
     if mask is None:
