@@ -449,8 +449,8 @@ def manifold_of(shift, d):
     (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
     (||A^T beta||_2), ``Group`` with p = 2 (sum_g ||beta_g||_2), ``Lp`` with general p
     (the dual q-norm: ``_Lq``) and ``Masked`` versions of all but ``Ellipsoid`` and
-    ``Group`` (the unmasked coordinates are free). Other sets and the penalty shifts (ridge, L_r)
-    return None.
+    ``Group`` (the unmasked coordinates are free). Other sets and the penalty shifts
+    (ridge, L_r) return None.
     """
     pert = getattr(shift, "perturbation", None)
     if pert is None:
