@@ -175,8 +175,9 @@ MANIFOLD_SETS = {
     "group": lambda d: fc.Group(np.arange(d) // 3, p=2),
     "l1": lambda d: fc.L1(),
     "masked_l1": lambda d: fc.Masked("l1", np.arange(d) % 3 != 0),
-    # the dual q-norm, q = 3 (smooth at zero coordinates; q < 2: ``test_newton.py``)
+    # the dual q-norms, q = 3 (smooth at zero coordinates; q < 2: ``test_newton.py``)
     "lp1.5": lambda d: fc.Lp(1.5),
+    "group_p1.5": lambda d: fc.Group(np.arange(d) // 3, p=1.5),
 }
 
 

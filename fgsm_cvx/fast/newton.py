@@ -261,8 +261,8 @@ class _Lq(_EveryCoordinate):
 class Free(_EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
-    set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p != 2,
-    custom sets; not boxes, whose two shifts stay)
+    set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p = 1
+    or inf, custom sets; not boxes, whose two shifts stay)
     then still get Newton and the pinned step: on raw breast-cancer columns (least
     squares at eps = 0, a ``Group`` set with p = inf) FISTA alone ran out of 20 000
     iterations."""
@@ -280,31 +280,39 @@ class Free(_EveryCoordinate):
         return np.zeros((W.shape[0], W.shape[0]))
 
 
-class _GroupL2:
-    """sigma(beta) = sum_g ||beta_g||_2 over disjoint groups (``Group`` with p = 2); the
-    features in no group are free.
+class _GroupLq:
+    """sigma(beta) = sum_g ||beta_g||_q over disjoint groups (``Group`` with p > 1, q its
+    dual exponent, 1 < q < inf); the features in no group are free.
 
-    On the manifold of the nonzero groups it is smooth, with (per group, u_g =
-    beta_g / ||beta_g||) grad sigma = u_g and Hess sigma = (I - u_g u_g^T) / ||beta_g||,
-    block diagonal. A zero group is a kink whose Hessian is unbounded as it leaves zero,
-    so no group enters from zero here (``entering`` is empty): its violation
-    ||dPhi_loss/dbeta_g|| > eps T keeps the residual above the tolerance, the step is
-    left to FISTA (the caller's identification run and retry), and the pinned step does
-    not certify that point.
+    On the manifold of the nonzero groups it is smooth (for q < 2 also where no
+    coordinate of a nonzero group is zero: |beta_j|^(q-2) is unbounded there, and such a
+    point is no smooth point: ``working`` None), with, per group, r_g = ||beta_g||_q and
+    u_g = s |beta_g / r_g|^(q-1) (q = 2: beta_g / r_g), grad sigma = u_g and
+
+    .. math:: \\nabla^2_g \\sigma = \\frac{q - 1}{r_g}
+        \\big(\\mathrm{diag}(|\\beta_g / r_g|^{q-2}) - u_g u_g^\\top\\big)
+
+    (q = 2: (I - u_g u_g^T) / r_g), block diagonal. A zero group is a kink whose Hessian
+    is unbounded as it leaves zero, so no group enters from zero here (``entering`` is
+    empty): its violation ||dPhi_loss/dbeta_g||_p > eps T keeps the residual above the
+    tolerance, the step is left to FISTA (the caller's identification run and retry), and
+    the pinned step does not certify that point.
     """
 
-    def __init__(self, groups, d):
+    def __init__(self, groups, d, q=2.0):
         self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
+        self.q = float(q)
+        self.p = np.inf if self.q == 1.0 else self.q / (self.q - 1.0)  # (q > 1 here)
         covered = np.zeros(d, dtype=bool)
         for g in self.groups:
             covered[g] = True
         self.free = np.flatnonzero(~covered)
 
     def _norms(self, beta):
-        return [float(np.linalg.norm(beta[g])) for g in self.groups]
+        return [lp_norm(beta[g], self.q) for g in self.groups]
 
     def _live(self, beta):
-        """(g, ||beta_g||) for the nonzero groups."""
+        """(g, ||beta_g||_q) for the nonzero groups."""
         return [(g, r) for g, r in zip(self.groups, self._norms(beta), strict=True) if r > 0.0]
 
     def value(self, beta):
@@ -312,21 +320,31 @@ class _GroupL2:
 
     def working(self, beta, entering):
         """(W, None): the free coordinates and those of the nonzero groups; None (no
-        smooth point) when W is empty."""
-        W = np.sort(np.concatenate([self.free, *(g for g, _ in self._live(beta))]))
+        smooth point) when W is empty, or for q < 2 where a nonzero group has a zero
+        coordinate."""
+        live = self._live(beta)
+        if self.q < 2.0 and any(not np.all(beta[g]) for g, _ in live):
+            return None, None
+        W = np.sort(np.concatenate([self.free, *(g for g, _ in live)]))
         return (W, None) if W.shape[0] else (None, None)
 
+    def _unit(self, b, r):
+        """u_g and |beta_g / r_g| of a nonzero group."""
+        a = np.abs(b) / r  # in [0, 1]
+        return (b / r if self.q == 2.0 else np.sign(b) * a ** (self.q - 1.0)), a
+
     def gradient(self, beta, W, signs):
-        u = np.zeros(beta.shape[0])  # u_g = beta_g / ||beta_g|| on the nonzero groups
+        u = np.zeros(beta.shape[0])  # u_g on the nonzero groups
         for g, r in self._live(beta):
-            u[g] = beta[g] / r
+            u[g] = self._unit(beta[g], r)[0]
         return u[W]
 
     def hessian(self, beta, W):
         H = np.zeros((beta.shape[0], beta.shape[0]))
         for g, r in self._live(beta):
-            u = beta[g] / r
-            H[np.ix_(g, g)] = (np.eye(g.shape[0]) - np.outer(u, u)) / r
+            u, a = self._unit(beta[g], r)
+            diag = np.eye(g.shape[0]) if self.q == 2.0 else np.diag(a ** (self.q - 2.0))
+            H[np.ix_(g, g)] = (self.q - 1.0) * (diag - np.outer(u, u)) / r
         return H
 
     def basis(self, beta, W, signs):
@@ -336,18 +354,20 @@ class _GroupL2:
         return {}
 
     def violation(self, beta, loss_gradient, bound, W=None):
-        """max(||dPhi_loss/dbeta_g|| - eps T, 0) for the zero groups (on the group's first
+        """max(||dPhi_loss/dbeta_g||_p - eps T, 0) for the zero groups (the subdifferential
+        of ||.||_q at 0 is the unit ball of its dual norm; on the group's first
         coordinate, so that the vector's norm is that of the groups' violations; none is
         in the working set W)."""
         out = np.zeros(beta.shape[0])
         for g, r in zip(self.groups, self._norms(beta), strict=True):
             if r == 0.0:
-                out[g[0]] = max(float(np.linalg.norm(loss_gradient[g])) - bound, 0.0)
+                out[g[0]] = max(lp_norm(loss_gradient[g], self.p) - bound, 0.0)
         return out
 
     def binding(self, beta, loss_gradient, bound, radius):
         """The coordinates of the nonzero groups within ``radius`` of zero that Phi pushes
-        towards zero: its derivative along -u_g, -(u_g^T g_g + eps T), is negative."""
+        towards zero: its derivative along -beta_g / r_g, -(beta_g^T g_g / r_g + eps T)
+        (sigma falls at rate 1 there: grad sigma^T beta_g = r_g, Euler), is negative."""
         out = [g for g, r in self._live(beta)
                if r <= radius and float(beta[g] @ loss_gradient[g]) / r + bound > 0.0]
         return np.concatenate(out) if out else np.empty(0, dtype=np.intp)
@@ -447,7 +467,7 @@ def manifold_of(shift, d):
 
     Covered: the support functions of ``Linf`` / ``Lp(inf)`` (l1), ``WeightedLinf``
     (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
-    (||A^T beta||_2), ``Group`` with p = 2 (sum_g ||beta_g||_2), ``Lp`` with general p
+    (||A^T beta||_2), ``Group`` with 1 < p < inf (sum_g ||beta_g||_q), ``Lp`` with general p
     (the dual q-norm: ``_Lq``) and ``Masked`` versions of all but ``Ellipsoid`` and
     ``Group`` (the unmasked coordinates are free). Other sets and the penalty shifts
     (ridge, L_r) return None.
@@ -473,8 +493,8 @@ def manifold_of(shift, d):
         return _Max(bounded)
     elif isinstance(pert, Ellipsoid) and mask is None:
         return _Mahalanobis(pert.A @ pert.A.T)
-    elif isinstance(pert, Group) and pert.q == 2.0 and mask is None:
-        return _GroupL2(pert.groups, d)
+    elif isinstance(pert, Group) and 1.0 < pert.p < np.inf and mask is None:
+        return _GroupLq(pert.groups, d, pert.q)
     elif type(pert) is Lp and 1.0 < pert.p < np.inf:  # (p = 2 above)
         return _Lq(pert.q, np.ones(d, dtype=bool) if mask is None
                    else np.isin(np.arange(d), mask))
