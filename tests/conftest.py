@@ -178,6 +178,8 @@ MANIFOLD_SETS = {
     # the dual q-norms, q = 3 (smooth at zero coordinates; q < 2: ``test_newton.py``)
     "lp1.5": lambda d: fc.Lp(1.5),
     "group_p1.5": lambda d: fc.Group(np.arange(d) // 3, p=1.5),
+    # sum_g ||beta_g||_1 (p = inf): the weighted l1 of the grouped features, one free
+    "group_linf": lambda d: fc.Group(np.r_[np.arange(d - 1) // 3, -1], p=np.inf),
 }
 
 

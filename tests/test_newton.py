@@ -319,14 +319,14 @@ def test_tie_multipliers_match_the_objective_moved_off_the_tie():
 
 
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
-    """Hinge, sets without a manifold (Group with p = inf), penalty shifts and small n go
+    """Hinge, sets without a manifold (Group with p = 1), penalty shifts and small n go
     through FISTA alone."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1200, 4))
     y = (rng.random(1200) < 0.5).astype(float)
     fc.solve(fc.AdversarialProblem(X[:900], y[:900], eps=0.05), backend="fast")
     for kw in ({"family": "hinge"},
-               {"family": "binomial", "perturbation": fc.Group([[0, 1], [2, 3]], p=np.inf)},
+               {"family": "binomial", "perturbation": fc.Group([[0, 1], [2, 3]], p=1.0)},
                {"family": "binomial", "penalty": SquaredL2()}):
         kw = {"y": y, "perturbation": "linf", **kw}
         fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")

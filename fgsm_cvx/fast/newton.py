@@ -261,8 +261,8 @@ class _Lq(_EveryCoordinate):
 class Free(_EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
-    set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p = 1
-    or inf, custom sets; not boxes, whose two shifts stay)
+    set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p = 1,
+    custom sets; not boxes, whose two shifts stay)
     then still get Newton and the pinned step: on raw breast-cancer columns (least
     squares at eps = 0, a ``Group`` set with p = inf) FISTA alone ran out of 20 000
     iterations."""
@@ -467,7 +467,8 @@ def manifold_of(shift, d):
 
     Covered: the support functions of ``Linf`` / ``Lp(inf)`` (l1), ``WeightedLinf``
     (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
-    (||A^T beta||_2), ``Group`` with 1 < p < inf (sum_g ||beta_g||_q), ``Lp`` with general p
+    (||A^T beta||_2), ``Group`` with 1 < p <= inf (sum_g ||beta_g||_q; p = inf: the
+    weighted l1 of the grouped features), ``Lp`` with general p
     (the dual q-norm: ``_Lq``) and ``Masked`` versions of all but ``Ellipsoid`` and
     ``Group`` (the unmasked coordinates are free). Other sets and the penalty shifts
     (ridge, L_r) return None.
@@ -495,6 +496,10 @@ def manifold_of(shift, d):
         return _Mahalanobis(pert.A @ pert.A.T)
     elif isinstance(pert, Group) and 1.0 < pert.p < np.inf and mask is None:
         return _GroupLq(pert.groups, d, pert.q)
+    elif isinstance(pert, Group) and np.isinf(pert.p) and mask is None:
+        # sum_g ||beta_g||_1: the l1 norm of the grouped features (the others free)
+        a = np.zeros(d)
+        a[pert.labels()[0]] = 1.0
     elif type(pert) is Lp and 1.0 < pert.p < np.inf:  # (p = 2 above)
         return _Lq(pert.q, np.ones(d, dtype=bool) if mask is None
                    else np.isin(np.arange(d), mask))
