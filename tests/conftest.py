@@ -180,7 +180,21 @@ MANIFOLD_SETS = {
     "group_p1.5": lambda d: fc.Group(np.arange(d) // 3, p=1.5),
     # sum_g ||beta_g||_1 (p = inf): the weighted l1 of the grouped features, one free
     "group_linf": lambda d: fc.Group(np.r_[np.arange(d - 1) // 3, -1], p=np.inf),
+    "masked_ellipsoid": lambda d: fc.Masked(
+        fc.Ellipsoid(np.eye(_n_masked(d)) + 0.3 * np.eye(_n_masked(d), k=1)), _mask(d)),
+    "masked_group_p1.5": lambda d: fc.Masked(fc.Group(np.arange(_n_masked(d)) // 2, p=1.5),
+                                             _mask(d)),
 }
+
+
+def _mask(d):
+    """The masked sets' mask: every feature but every third."""
+    return np.arange(d) % 3 != 0
+
+
+def _n_masked(d):
+    return int(np.count_nonzero(_mask(d)))
+
 
 
 def manifold_problem(family, set_name, rng, n=1500, d=8, offset=0.0, weights=False, **kw):

@@ -469,9 +469,8 @@ def manifold_of(shift, d):
     (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
     (||A^T beta||_2), ``Group`` with 1 < p <= inf (sum_g ||beta_g||_q; p = inf: the
     weighted l1 of the grouped features), ``Lp`` with general p
-    (the dual q-norm: ``_Lq``) and ``Masked`` versions of all but ``Ellipsoid`` and
-    ``Group`` (the unmasked coordinates are free). Other sets and the penalty shifts
-    (ridge, L_r) return None.
+    (the dual q-norm: ``_Lq``) and their ``Masked`` versions (the unmasked coordinates
+    are free). Other sets and the penalty shifts (ridge, L_r) return None.
     """
     pert = getattr(shift, "perturbation", None)
     if pert is None:
@@ -492,13 +491,20 @@ def manifold_of(shift, d):
     elif isinstance(pert, Lp) and pert.p == 1.0:
         bounded = np.ones(d, dtype=bool) if mask is None else np.isin(np.arange(d), mask)
         return _Max(bounded)
-    elif isinstance(pert, Ellipsoid) and mask is None:
-        return _Mahalanobis(pert.A @ pert.A.T)
-    elif isinstance(pert, Group) and 1.0 < pert.p < np.inf and mask is None:
-        return _GroupLq(pert.groups, d, pert.q)
-    elif isinstance(pert, Group) and np.isinf(pert.p) and mask is None:
+    elif isinstance(pert, Ellipsoid):
+        # ||A^T beta_M||_2: M = A A^T on the masked coordinates (a masked one's), 0 elsewhere
+        M = pert.A @ pert.A.T
+        if mask is not None:
+            M = np.zeros((d, d))
+            M[np.ix_(mask, mask)] = pert.A @ pert.A.T
+        return _Mahalanobis(M)
+    elif isinstance(pert, Group) and 1.0 < pert.p < np.inf:
+        # (a masked group's coordinates, numbered within the masked sub-vector, mapped
+        # to the full vector's)
+        return _GroupLq([g if mask is None else mask[g] for g in pert.groups], d, pert.q)
+    elif isinstance(pert, Group) and np.isinf(pert.p):
         # sum_g ||beta_g||_1: the l1 norm of the grouped features (the others free)
-        a = np.zeros(d)
+        a = np.zeros(d_base)
         a[pert.labels()[0]] = 1.0
     elif type(pert) is Lp and 1.0 < pert.p < np.inf:  # (p = 2 above)
         return _Lq(pert.q, np.ones(d, dtype=bool) if mask is None
