@@ -209,55 +209,6 @@ class _Mahalanobis(_EveryCoordinate):
         return (M - np.outer(g, g)) / sigma
 
 
-class _Lq(_EveryCoordinate):
-    """sigma(beta) = ||beta_B||_q, 1 < q < inf, q != 2 (``Lp`` with general p, q its
-    dual exponent p / (p - 1); a masked one: B the masked coordinates, the others free).
-
-    With f = sigma(beta) and g = grad sigma, g_j = s_j |beta_j|^(q-1) / f^(q-1) on B,
-
-    .. math:: \\nabla^2 \\sigma = \\frac{q - 1}{f}
-        \\big(\\mathrm{diag}(|\\beta_j / f|^{q-2}) - g g^\\top\\big)
-
-    (on B; zero elsewhere). Smooth away from beta_B = 0 for q > 2; for q < 2 (p > 2)
-    also where a coordinate of B is zero, where |beta_j|^(q-2) is unbounded: such a
-    point is no smooth point here (``working`` None: FISTA goes on). q > 1 makes the
-    norm differentiable at beta_j = 0, so solutions are not pinned there and the
-    projections never produce such zeros from nonzero coordinates.
-    """
-
-    def __init__(self, q, bounded):
-        self.q, self.bounded = float(q), np.asarray(bounded, dtype=bool)
-
-    def value(self, beta):
-        return lp_norm(beta[self.bounded], self.q)
-
-    def working(self, beta, entering):
-        b = beta[self.bounded]
-        if not np.any(b) or (self.q < 2.0 and not np.all(b)):
-            return None, None  # the kink at beta_B = 0, or |beta_j|^(q-2) unbounded
-        return np.arange(beta.shape[0]), None
-
-    def _parts(self, beta):
-        """(f, |beta_B| / f, g on B)."""
-        b = beta[self.bounded]
-        f = lp_norm(b, self.q)
-        r = np.abs(b) / f  # in [0, 1]: the powers below neither overflow nor underflow
-        return f, r, np.sign(b) * r ** (self.q - 1.0)
-
-    def gradient(self, beta, W, signs):
-        out = np.zeros(beta.shape[0])
-        out[self.bounded] = self._parts(beta)[2]
-        return out[W]
-
-    def hessian(self, beta, W):
-        f, r, g = self._parts(beta)
-        H = np.zeros((beta.shape[0], beta.shape[0]))
-        idx = np.flatnonzero(self.bounded)
-        H[np.ix_(idx, idx)] = (self.q - 1.0) / f * (np.diag(r ** (self.q - 2.0))
-                                                    - np.outer(g, g))
-        return H
-
-
 class Free(_EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
@@ -302,7 +253,7 @@ class _GroupLq:
     def __init__(self, groups, d, q=2.0):
         self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
         self.q = float(q)
-        self.p = np.inf if self.q == 1.0 else self.q / (self.q - 1.0)  # (q > 1 here)
+        self.p = self.q / (self.q - 1.0)  # the dual exponent (q > 1)
         covered = np.zeros(d, dtype=bool)
         for g in self.groups:
             covered[g] = True
@@ -374,6 +325,15 @@ class _GroupLq:
 
     def project(self, beta, W, signs):
         return beta
+
+
+class _Lq(_GroupLq):
+    """sigma(beta) = ||beta_B||_q, 1 < q < inf (``Lp`` with general p, q its dual
+    exponent; a masked one: B the masked coordinates, the others free): the group norm
+    of one group, B."""
+
+    def __init__(self, q, bounded):
+        super().__init__([np.flatnonzero(bounded)], np.shape(bounded)[0], q)
 
 
 class _Max:
@@ -495,8 +455,8 @@ def manifold_of(shift, d):
         # ||A^T beta_M||_2: M = A A^T on the masked coordinates (a masked one's), 0 elsewhere
         M = pert.A @ pert.A.T
         if mask is not None:
-            M = np.zeros((d, d))
-            M[np.ix_(mask, mask)] = pert.A @ pert.A.T
+            M, base = np.zeros((d, d)), M
+            M[np.ix_(mask, mask)] = base
         return _Mahalanobis(M)
     elif isinstance(pert, Group) and 1.0 < pert.p < np.inf:
         # (a masked group's coordinates, numbered within the masked sub-vector, mapped
