@@ -189,8 +189,10 @@ class Huber(_SymmetricFamily):
 
     def loss(self, y, eta, xp=np):
         r = xp.abs(y - eta)
-        m = self.threshold
-        return xp.where(r <= m, 0.5 * r**2, m * r - 0.5 * m**2)
+        # c = min(r, M): c (r - c/2) is r^2/2 for r <= M and M r - M^2/2 beyond, without
+        # a select (xp.where on a random mask costs ~7 products of this size)
+        c = xp.minimum(r, self.threshold)
+        return c * (r - 0.5 * c)
 
     def grad(self, y, eta, xp=np):
         return xp.clip(eta - y, -self.threshold, self.threshold)
@@ -280,7 +282,10 @@ class Binomial(_MarginFamily):
         return 2.0 * y - 1.0
 
     def loss(self, y, eta, xp=np):
-        return xp.logaddexp(0.0, eta) - y * eta  # log(1 + e^eta) without overflow
+        # log(1 + e^eta) = max(eta, 0) + log(1 + e^{-|eta|}), without overflow: logaddexp's
+        # own formula, 7x faster than numpy's logaddexp (whose exponential is not the
+        # vectorised one: 204 against 30 us at n = 1e4)
+        return xp.maximum(eta, 0.0) + xp.log1p(xp.exp(-xp.abs(eta))) - y * eta
 
     def grad(self, y, eta, xp=np):
         return sigmoid(eta, xp) - y

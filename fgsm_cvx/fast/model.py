@@ -91,7 +91,10 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
             h = worst_case_terms(family, y, eta, shift, mu, grad=False, xp=xp)
         total = (1.0 - a) * (w @ h)
     if a > 0.0:
-        if isinstance(family, Hinge):  # the clean hinge has a kink too: the t = 0 term
+        if isinstance(family, (Hinge, Binomial)):
+            # the t = 0 term: the clean hinge has a kink too (smoothed as the shifted
+            # one); the logistic margin form log(1 + e^{-z eta}) is l(y, eta) at the
+            # cost of one exponential (2-3x faster than l and its gradient apart)
             out = adversarial_terms(family, y, eta, 0.0, mu, grad=grad, xp=xp)
             clean, d_clean = out[:2] if grad else (out, None)
         else:

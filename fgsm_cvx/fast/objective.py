@@ -67,12 +67,15 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
     if isinstance(family, Binomial):
         z = family.signed_label(y)
         m = z * eta - t
-        e = xp.exp(-xp.abs(m))  # one exponential serves the value and the derivative
+        e = xp.exp(-xp.abs(m))
         value = xp.maximum(-m, 0.0) + xp.log1p(e)  # log(1 + e^{-m})
         if not grad:
             return value
-        dphi = -xp.where(m > 0, e, 1.0) / (1.0 + e)  # -sigma(-m)
-        return value, z * dphi, -dphi  # dm/deta = z, dm/dt = -1
+        # phi' = -sigma(-m) = -e^{-max(m, 0)} / (1 + e): e / (1 + e) for m > 0, 1 / (1 + e)
+        # else, with no overflow and no select (xp.where on a random mask costs more than
+        # the exponential)
+        s = xp.exp(-xp.maximum(m, 0.0)) / (1.0 + e)
+        return value, -(z * s), s  # dm/deta = z, dm/dt = -1
     if isinstance(family, Hinge):
         z = family.signed_label(y)
         u = 1.0 - z * eta + t

@@ -147,7 +147,7 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
     def h(v):
         return 0.0 if nonsmooth is None else nonsmooth(v)
 
-    f_x = model.value(Xb, b, t, mu) + h(beta)  # F = f_mu + h at the current point
+    f_x = None  # F = f_mu + h at the current point: the first step's f_y + h (y = x)
     y_beta, y_b, y_t, y_Xb = beta, b, t, Xb
     theta = 1.0
     residual, converged = np.inf, False
@@ -156,6 +156,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
         it += 1
         # one pass over X: X^T g at the extrapolated point (its predictor is y_Xb)
         f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept)
+        if f_x is None:
+            f_x = f_y + h(beta)
         while True:
             n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
             # the step is taken in (beta, b_c) (see model.Model: b_c = b + s c^T beta); the
@@ -197,6 +199,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
         L *= 0.9  # let the step grow back where the curvature is lower
         if converged or (settled is not None and settled(beta, residual)):
             break
+    if f_x is None:  # (no step taken)
+        f_x = model.value(Xb, b, t, mu) + h(beta)
     return (beta, b, t, Xb), f_x, L, it, residual, converged
 
 

@@ -1,0 +1,85 @@
+"""The fast path's per-sample maps against the losses written out independently.
+
+The maps avoid numpy's slow kernels (``logaddexp``, ``where`` on a random mask) with
+equivalent formulas; these tests compare them with scipy's and numpy's reference
+functions, over predictors from -800 to 800 (where e^eta overflows), with no warning.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from fgsm_cvx.families import Binomial, Huber
+from fgsm_cvx.fast.model import _per_sample
+from fgsm_cvx.fast.objective import adversarial_terms
+
+
+def _etas(rng, n=400):
+    return np.concatenate([rng.standard_normal(n) * 5.0, [-800.0, -40.0, 0.0, 40.0, 800.0]])
+
+
+def test_logistic_loss_equals_logaddexp_without_overflow():
+    rng = np.random.default_rng(0)
+    eta = _etas(rng)
+    y = (rng.random(eta.shape[0]) < 0.5).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = Binomial().loss(y, eta)
+    np.testing.assert_allclose(got, np.logaddexp(0.0, eta) - y * eta, rtol=1e-13, atol=1e-300)
+
+
+def test_huber_loss_equals_its_two_pieces():
+    rng = np.random.default_rng(1)
+    y, eta = rng.standard_normal(500) * 3.0, rng.standard_normal(500) * 3.0
+    for m in (0.1, 1.345, 10.0):
+        r = np.abs(y - eta)
+        want = np.where(r <= m, 0.5 * r * r, m * r - 0.5 * m * m)
+        np.testing.assert_allclose(Huber(m).loss(y, eta), want, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.7])
+def test_logistic_adversarial_term_and_derivatives(t):
+    """phi(m) = log(1 + e^{-m}) at m = z eta - t and phi'(m) = -expit(-m)."""
+    rng = np.random.default_rng(2)
+    eta = _etas(rng)
+    y = (rng.random(eta.shape[0]) < 0.5).astype(float)
+    z = 2.0 * y - 1.0
+    m = z * eta - t
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, d_eta, d_t = adversarial_terms(Binomial(), y, eta, t, 0.0)
+    np.testing.assert_allclose(value, np.logaddexp(0.0, -m), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(d_eta, -z * expit(-m), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(d_t, expit(-m), rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_logistic_map_mixes_the_clean_and_adversarial_terms(alpha):
+    """The map's sums: F = sum w [alpha phi(z eta) + (1 - alpha) phi(z eta - t)], dF/db,
+    dF/dt and dF/deta, eta = X beta + b, against scipy's expit and numpy's logaddexp."""
+    rng = np.random.default_rng(3)
+    Xbeta = _etas(rng)
+    n = Xbeta.shape[0]
+    y = (rng.random(n) < 0.5).astype(float)
+    w = rng.random(n)
+    w /= w.sum()
+    b, t = 0.25, 0.4
+    eta = Xbeta + b
+    z = 2.0 * y - 1.0
+    phi = [np.logaddexp(0.0, -z * eta), np.logaddexp(0.0, -(z * eta - t))]
+    dphi = [-expit(-z * eta), -expit(-(z * eta - t))]  # d phi / d m
+    want_f = w @ (alpha * phi[0] + (1.0 - alpha) * phi[1])
+    want_g = w * z * (alpha * dphi[0] + (1.0 - alpha) * dphi[1])
+    want_t = -(1.0 - alpha) * (w @ dphi[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (f, g_b, g_t), g = _per_sample(np, Xbeta, y, w, family=Binomial(), alpha=alpha,
+                                       shift=t, b=b, mu=0.0, grad=True, fit_intercept=True)
+        (f_only,), _ = _per_sample(np, Xbeta, y, w, family=Binomial(), alpha=alpha,
+                                   shift=t, b=b, mu=0.0, grad=False, fit_intercept=True)
+    np.testing.assert_allclose([f, f_only], want_f, rtol=1e-13)
+    np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(g_b, want_g.sum(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g_t, want_t, rtol=1e-12, atol=1e-15)
