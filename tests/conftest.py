@@ -184,6 +184,10 @@ MANIFOLD_SETS = {
         fc.Ellipsoid(np.eye(_n_masked(d)) + 0.3 * np.eye(_n_masked(d), k=1)), _mask(d)),
     "masked_group_p1.5": lambda d: fc.Masked(fc.Group(np.arange(_n_masked(d)) // 2, p=1.5),
                                              _mask(d)),
+    # sum_g ||beta_g||_inf (p = 1): the l-inf tie manifold per group, one feature free
+    "group_p1": lambda d: fc.Group(np.r_[np.arange(d - 1) // 3, -1], p=1.0),
+    "masked_group_p1": lambda d: fc.Masked(fc.Group(np.arange(_n_masked(d)) // 2, p=1.0),
+                                           _mask(d)),
 }
 
 

@@ -273,6 +273,39 @@ def test_newton_repairs_wrong_ties_of_the_max(family, newton_calls):
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-4 * (1 + m))
 
 
+
+@pytest.mark.parametrize("family", ["binomial", "gaussian"])
+def test_newton_repairs_wrong_ties_of_the_group_max(family, newton_calls):
+    """Group with p = 1 (sigma = sum_g ||beta_g||_inf, ``_GroupMax``): from a start with
+    every coordinate of each nonzero group tied at its group's max, the ties leave group
+    by group until the whole problem's optimality conditions hold, and each group's tie
+    set is cvxpy's."""
+    rng = np.random.default_rng(9)
+    d = 12
+    groups = np.arange(d) // 4
+    X = rng.standard_normal((2000, d))
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.7)
+    eta = X @ beta
+    y = (rng.random(2000) < 1 / (1 + np.exp(-eta))).astype(float) if family == "binomial" \
+        else eta + rng.standard_normal(2000)
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=fc.Group(groups, p=1.0))
+    prob = prob.with_params(eps=0.3 * fc.eps_max(prob))
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+
+    def ties(coef):
+        m = np.array([np.abs(coef[groups == g]).max() for g in range(3)])[groups]
+        return (m > 1e-6) & (np.abs(np.abs(coef) - m) <= 1e-6 * m)
+
+    tied = ties(ref.coef)
+    m = np.array([np.abs(ref.coef[groups == g]).max() for g in range(3)])[groups]
+    assert tied.sum() < np.count_nonzero(m > 1e-6)  # some free coordinates to repair
+    start = np.where(m > 1e-6, m * np.where(ref.coef != 0, np.sign(ref.coef), 1.0), 0.0)
+    fast = fc.solve(prob, backend="fast", warm_start=(start, ref.intercept))
+    assert any(converged for converged, _ in newton_calls), newton_calls
+    assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-7
+    np.testing.assert_array_equal(ties(fast.coef), tied)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-4 * (1 + np.abs(ref.coef).max()))
+
 def test_tie_multipliers_match_the_objective_moved_off_the_tie():
     """L1's ties (``_Max``): a tied coordinate's optimality condition theta_j >= 0 fails
     (``violation`` > 0, ``entering`` lets it leave) exactly where moving it alone inwards
@@ -319,14 +352,15 @@ def test_tie_multipliers_match_the_objective_moved_off_the_tie():
 
 
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
-    """Hinge, sets without a manifold (Group with p = 1), penalty shifts and small n go
-    through FISTA alone."""
+    """Hinge, sets without a manifold (an asymmetric box at alpha = 0.5: two shifts),
+    penalty shifts and small n go through FISTA alone."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1200, 4))
     y = (rng.random(1200) < 0.5).astype(float)
     fc.solve(fc.AdversarialProblem(X[:900], y[:900], eps=0.05), backend="fast")
     for kw in ({"family": "hinge"},
-               {"family": "binomial", "perturbation": fc.Group([[0, 1], [2, 3]], p=1.0)},
+               {"family": "binomial", "alpha": 0.5,
+                "perturbation": fc.Box([-1.0, -2.0, -1.0, -1.0], [2.0, 1.0, 1.0, 3.0])},
                {"family": "binomial", "penalty": SquaredL2()}):
         kw = {"y": y, "perturbation": "linf", **kw}
         fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")
@@ -345,11 +379,12 @@ def test_manifold_derivatives_match_finite_differences(set_name):
                                                            perturbation=pert)), d)
     beta = np.random.default_rng(3).standard_normal(d)
     beta[[1, 2]] = 0.0  # a zero group (group 0 is {0, 1, 2}) once beta_0 is too
-    if set_name == "group":
+    zero_group = set_name in ("group", "group_p1")
+    if zero_group:
         beta[0] = 0.0
     W, signs = manifold.working(beta, {})
     assert np.all(np.isin(np.flatnonzero(beta), W))
-    if set_name == "group":
+    if zero_group:
         assert not np.any(np.isin([0, 1, 2], W))
     h = 1e-6
     fd_grad, fd_hess = np.zeros(W.shape[0]), np.zeros((W.shape[0], W.shape[0]))
@@ -746,7 +781,8 @@ def test_newton_at_a_point_without_a_working_set_costs_no_work(monkeypatch):
 
 
 GENERAL_P = {"lp3": (lambda d: fc.Lp(3.0), "_Lq"), "lp1.5": (lambda d: fc.Lp(1.5), "_Lq"),
-             "group_p3": (lambda d: fc.Group(np.arange(d) // 5, p=3.0), "_GroupLq")}
+             "group_p3": (lambda d: fc.Group(np.arange(d) // 5, p=3.0), "_GroupLq"),
+             "group_p1": (lambda d: fc.Group(np.arange(d) // 5, p=1.0), "_GroupMax")}
 
 
 @pytest.mark.parametrize("set_name", list(GENERAL_P))

@@ -212,11 +212,10 @@ class _Mahalanobis(_EveryCoordinate):
 class Free(_EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
-    set). Sets with no manifold of their own (``manifold_of`` None: ``Group`` with p = 1,
-    custom sets; not boxes, whose two shifts stay)
-    then still get Newton and the pinned step: on raw breast-cancer columns (least
-    squares at eps = 0, a ``Group`` set with p = inf) FISTA alone ran out of 20 000
-    iterations."""
+    set). A set with no manifold of its own (``manifold_of`` None; not a box, whose two
+    shifts stay) then still gets Newton and the pinned step, as every set does there: on
+    raw breast-cancer columns (least squares at eps = 0, a ``Group`` set with p = inf)
+    FISTA alone ran out of 20 000 iterations."""
 
     def value(self, beta):
         return 0.0
@@ -422,13 +421,140 @@ class _Max:
         return beta
 
 
+
+class _GroupMax:
+    """sigma(beta) = sum_g max_{j in g} |beta_j| over disjoint groups (``Group`` with
+    p = 1: the sum of the groups' l-inf norms; features in no group are free): ``_Max``
+    on each nonzero group.
+
+    On the manifold of the nonzero groups' tie sets A_g = {j in g: |beta_j| = m_g},
+    m_g = max_{j in g} |beta_j|, with their signs s_A, beta_W = P z with
+    z = (beta_F, m_g for each nonzero group) and P = [e_F, s_{A_g}] (``basis``): sigma =
+    sum_g m_g is linear there, and grad sigma = s_A / |A_g| on each A_g meets
+    P^T grad sigma = 1 on every m_g, which is all ``newton_system`` needs of it. The
+    working set is the free features and the nonzero groups' coordinates; ``signs`` are
+    s_A on the ties and 0 elsewhere (on W). A zero group is a kink whose coordinates
+    stay out of W (as ``_GroupLq``'s): its violation ||dPhi_loss/dbeta_g||_1 - eps T > 0
+    (the subdifferential of the l-inf norm at 0 is the l1 ball) keeps the residual above
+    the tolerance and FISTA identifies the group. A tied coordinate leaves its tie where
+    its multiplier is negative (``entering``, sign 0), a bounded free one that a step
+    takes past +-m_g joins it (``project``), as for ``_Max``.
+    """
+
+    TIE = _Max.TIE
+
+    def __init__(self, groups, d):
+        self.groups = [np.asarray(g, dtype=np.intp) for g in groups]
+        self.gid = np.full(d, -1, dtype=np.intp)  # each coordinate's group (-1: free)
+        for k, g in enumerate(self.groups):
+            self.gid[g] = k
+        self.grouped = self.gid >= 0
+
+    def _maxima(self, beta):
+        """m_g = max_{j in g} |beta_j| per group."""
+        m = np.zeros(len(self.groups))
+        np.maximum.at(m, self.gid[self.grouped], np.abs(beta[self.grouped]))
+        return m
+
+    def _levels(self, beta):
+        """Per coordinate its group's m_g (0 for the free ones)."""
+        return np.where(self.grouped, self._maxima(beta)[np.maximum(self.gid, 0)], 0.0)
+
+    def value(self, beta):
+        return float(self._maxima(beta).sum())
+
+    def _ties(self, beta):
+        level = self._levels(beta)
+        return (level > 0.0) & (np.abs(beta) >= level * (1.0 - self.TIE))
+
+    def working(self, beta, entering):
+        """(W, signs on W): the free coordinates and the nonzero groups', s_A on the
+        ties (0 elsewhere); None where W is empty."""
+        signs = np.where(self._ties(beta), np.sign(beta), 0.0)
+        for j, s in entering.items():
+            signs[j] = s
+        W = np.flatnonzero(~self.grouped | (self._levels(beta) > 0.0))
+        return (W, signs[W]) if W.shape[0] else (None, None)
+
+    def gradient(self, beta, W, signs):
+        out = np.zeros(W.shape[0])
+        tied = signs != 0
+        k = self.gid[W[tied]]
+        out[tied] = signs[tied] / np.bincount(k, minlength=len(self.groups))[k]
+        return out  # s_A / |A_g| on each tie
+
+    def hessian(self, beta, W):
+        return None
+
+    def basis(self, beta, W, signs):
+        """P (|W| x (|F| + groups)): beta_W = P (beta_F, m_g) on the manifold of the
+        signs (None without ties: beta_W are the coordinates)."""
+        tied = signs != 0
+        if not np.any(tied):
+            return None
+        free = np.flatnonzero(~tied)
+        live, col = np.unique(self.gid[W[tied]], return_inverse=True)
+        P = np.zeros((signs.shape[0], free.shape[0] + live.shape[0]))
+        P[free, np.arange(free.shape[0])] = 1.0
+        P[np.flatnonzero(tied), free.shape[0] + col] = signs[tied]
+        return P
+
+    def entering(self, beta, loss_gradient, bound, tol):
+        """Per nonzero group, the tied coordinates whose multiplier is negative by more
+        than tol (s_j g_j > tol), as {j: 0}; one tie of each group stays."""
+        ties, out = self._ties(beta), {}
+        for k in np.unique(self.gid[ties]):
+            A = np.flatnonzero(ties & (self.gid == k))
+            if A.shape[0] < 2:
+                continue
+            push = np.sign(beta[A]) * loss_gradient[A]  # s_j g_j = -eps T theta_j
+            leave = A[push > tol]
+            if leave.shape[0] == A.shape[0]:
+                leave = np.delete(A, np.argmin(push))
+            out.update({int(j): 0.0 for j in leave})
+        return out
+
+    def violation(self, beta, loss_gradient, bound, W=None):
+        """max(s_j g_j, 0) on the ties; for each zero group
+        max(||dPhi_loss/dbeta_g||_1 - eps T, 0), on its first coordinate (none of a zero
+        group's is in a working set)."""
+        out = np.where(self._ties(beta), np.maximum(np.sign(beta) * loss_gradient, 0.0), 0.0)
+        for k in np.flatnonzero(self._maxima(beta) == 0.0):
+            g = self.groups[k]
+            out[g[0]] = max(float(np.sum(np.abs(loss_gradient[g]))) - bound, 0.0)
+        return out
+
+    def binding(self, beta, loss_gradient, bound, radius):
+        """The coordinates of the nonzero groups within ``radius`` of zero that Phi pushes
+        towards zero: along -beta_g / m_g sigma falls at rate 1 (m_g is positively
+        homogeneous: Euler), so Phi's derivative there is -(beta_g^T g_g / m_g + eps T)."""
+        m = self._maxima(beta)
+        out = [self.groups[k] for k in np.flatnonzero((m > 0.0) & (m <= radius))
+               if float(beta[self.groups[k]] @ loss_gradient[self.groups[k]]) / m[k]
+               + bound > 0.0]
+        return np.concatenate(out) if out else np.empty(0, dtype=np.intp)
+
+    def project(self, beta, W, signs):
+        """Each group's ties at their common level m_g >= 0 (their mean), its other
+        coordinates clipped to [-m_g, m_g] (joining the tie there)."""
+        s = np.zeros(beta.shape[0])
+        s[W] = signs
+        tied = s != 0
+        for k in np.unique(self.gid[tied]):
+            A = tied & (self.gid == k)
+            m = max(float(np.mean(s[A] * beta[A])), 0.0)
+            beta[A] = s[A] * m
+            F = (self.gid == k) & ~A
+            beta[F] = np.clip(beta[F], -m, m)
+        return beta
+
 def manifold_of(shift, d):
     """The smooth structure of the shift h for the Newton step, or None (FISTA only).
 
     Covered: the support functions of ``Linf`` / ``Lp(inf)`` (l1), ``WeightedLinf``
     (weighted l1), ``L2`` / ``Lp(2)`` (l2), ``L1`` / ``Lp(1)`` (l-inf), ``Ellipsoid``
-    (||A^T beta||_2), ``Group`` with 1 < p <= inf (sum_g ||beta_g||_q; p = inf: the
-    weighted l1 of the grouped features), ``Lp`` with general p
+    (||A^T beta||_2), ``Group`` (sum_g ||beta_g||_q; p = inf: the weighted l1 of the
+    grouped features; p = 1: ``_GroupMax``), ``Lp`` with general p
     (the dual q-norm: ``_Lq``) and their ``Masked`` versions (the unmasked coordinates
     are free). Other sets and the penalty shifts (ridge, L_r) return None.
     """
@@ -462,6 +588,9 @@ def manifold_of(shift, d):
         # (a masked group's coordinates, numbered within the masked sub-vector, mapped
         # to the full vector's)
         return _GroupLq([g if mask is None else mask[g] for g in pert.groups], d, pert.q)
+    elif isinstance(pert, Group) and pert.p == 1.0:
+        # sum_g ||beta_g||_inf: the l-inf norm's tie manifold per group
+        return _GroupMax([g if mask is None else mask[g] for g in pert.groups], d)
     elif isinstance(pert, Group) and np.isinf(pert.p):
         # sum_g ||beta_g||_1: the l1 norm of the grouped features (the others free)
         a = np.zeros(d_base)
