@@ -581,6 +581,41 @@ def test_large_p_projection_is_the_nearest_point(p):
             assert ours <= ref + 1e-7 * scale
 
 
+
+@pytest.mark.parametrize("p", [3.0, 10.0, 250.0])
+def test_lp_projection_from_any_start_of_its_root_search(p, monkeypatch):
+    """The general-p projection's root search (``epigraph._lp_log_root``, Newton's method
+    in a bracket) starts from the last root of its ``SupportShift``: from any start it
+    finds the same point, and along a sequence of nearby points (as FISTA projects) the
+    remembered root saves evaluations (a count of the coordinate solves, each a search
+    step, against a fresh shift per point)."""
+    from fgsm_cvx.fast import epigraph
+
+    rng = np.random.default_rng(int(p))
+    d = 12
+    pert = fc.Lp(p)
+    calls = []
+    solve_z = epigraph._lp_coordinates_log
+    monkeypatch.setattr(epigraph, "_lp_coordinates_log",
+                        lambda *a: calls.append(1) or solve_z(*a))
+    base, t0, eps = rng.standard_normal(d), 0.2, 0.5
+    fresh = project_epigraph(pert, base, t0, eps)
+    for start in (-60.0, -3.0, 0.0, 7.0, 80.0):
+        shift = epigraph.SupportShift(pert)
+        shift.root = start
+        beta, t = project_epigraph(shift, base, t0, eps)
+        np.testing.assert_allclose(beta, fresh[0], rtol=1e-12, atol=1e-14)
+        assert t == pytest.approx(fresh[1], rel=1e-12)
+    points = base + np.cumsum(1e-4 * rng.standard_normal((20, d)), axis=0)  # small moves
+    calls.clear()
+    cold = [project_epigraph(pert, v, t0, eps)[0] for v in points]
+    n_cold = len(calls)
+    calls.clear()
+    shift = epigraph.SupportShift(pert)
+    warm = [project_epigraph(shift, v, t0, eps)[0] for v in points]
+    assert len(calls) <= 0.85 * n_cold, (len(calls), n_cold)
+    np.testing.assert_allclose(warm, cold, rtol=1e-12, atol=1e-14)
+
 def test_poisson_lp250_converges():
     """A Poisson ``Lp(250)`` problem on which FISTA did not converge in 20000 iterations
     (the inexact projection above) is solved in a few hundred, to cvxpy's objective."""

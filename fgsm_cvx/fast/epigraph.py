@@ -98,10 +98,16 @@ class SupportShift:
     """The support function sigma_S of a symmetric set S as a shift h: value and prox.
 
     .. math:: \\mathrm{prox}_{c\\,\\sigma_S}(v) = v - c\\,P_S(v / c)  \\quad (Moreau).
+
+    ``root`` keeps the last epigraph projection's root for the general-p sets
+    (``_lp_log_root``): FISTA projects nearby points in turn, and the search starts there
+    (one instance per solve, so a solve does not depend on earlier ones); ``base`` the
+    masked set's base as a shift of its own (``project_epigraph``).
     """
 
     def __init__(self, perturbation):
         self.perturbation = perturbation
+        self.root, self.base = None, None
 
     def __repr__(self):
         return f"SupportShift({self.perturbation!r})"
@@ -146,7 +152,9 @@ def project_epigraph(shift, beta0, t0, eps):
         beta = np.array(beta0, dtype=float)
         if not pert.indices.size:  # sigma = 0 < -t0: the nearest point has t = 0
             return beta, 0.0
-        part, t = project_epigraph(pert.base, beta[pert.indices], t0, eps)
+        if shift.base is None:
+            shift.base = SupportShift(pert.base)
+        part, t = project_epigraph(shift.base, beta[pert.indices], t0, eps)
         beta[pert.indices] = part
         return beta, t
     exact = None if pert is None else _closed_form(pert, np.asarray(beta0, dtype=float), t0, eps)
@@ -170,7 +178,7 @@ def _project_by_root(shift, beta0, t0, eps, s0):
         if not s > 0.0:
             return np.array(beta0, dtype=float), 0.0
         if type(pert) is Lp:
-            beta, t = _project_lp_epigraph(pert.p, pert.q, beta0 / s, t0 / s, eps)
+            beta, t = _project_lp_epigraph(pert.p, pert.q, beta0 / s, t0 / s, eps, shift)
         else:
             beta, t = _project_group_lp_epigraph(pert, beta0 / s, t0 / s, eps)
         return beta * s, t * s
@@ -188,7 +196,7 @@ def _project_by_root(shift, beta0, t0, eps, s0):
     return shift.prox(beta0, lam * eps), t0 + lam
 
 
-def _project_lp_epigraph(p, q, beta0, t0, eps):
+def _project_lp_epigraph(p, q, beta0, t0, eps, shift=None):
     """Projection onto {eps ||beta||_q <= t} (S the l_p ball, 1 < p < inf) by one root search.
 
     With c = lam eps, beta = beta0 - P_{c B_p}(beta0), whose coordinates are
@@ -208,7 +216,8 @@ def _project_lp_epigraph(p, q, beta0, t0, eps):
     For p > 2 the search is over ell = log(mu p) (``_lp_coordinates_log``): z ~ (a / (mu
     p))^(1/(p-1)), so at p = 250 the root can lie at mu ~ 1e500 (a dual ball of radius
     1e-2), where the search over mu stopped at 1e300 and returned points up to 2% farther
-    than the nearest, and FISTA did not converge on them.
+    than the nearest, and FISTA did not converge on them. That search starts from the
+    last root of ``shift`` (a ``SupportShift``), if any, and keeps its own there.
     """
     a = np.abs(beta0)
     if -t0 - lp_norm(a, p) / eps >= 0.0:
@@ -224,18 +233,14 @@ def _project_lp_epigraph(p, q, beta0, t0, eps):
         return eps * lp_norm(a - z, q) - t0 - c / eps
 
     if by_log:
-        # g increases in ell, from -t0 - ||a||_p / eps < 0 (ell -> -inf) to
-        # eps ||a||_q - t0 > 0 (ell -> inf): bracket by doubling steps from 0
-        lo, hi, width = 0.0, 0.0, 1.0
-        if g(0.0) >= 0.0:
-            while g(lo) >= 0.0:
-                lo, hi, width = lo - width, lo, 2.0 * width
-        else:
-            while g(hi) < 0.0:
-                if hi > 1e5:  # k = e^1e5: g's limit is >= 0 only by rounding (on K)
-                    return np.array(beta0, dtype=float), eps * lp_norm(a, q)
-                lo, hi, width = hi, hi + width, 2.0 * width
-        x = brentq(g, lo, hi, xtol=1e-15, rtol=_RTOL, maxiter=ROOT_MAXITER)
+        start = getattr(shift, "root", None)
+        x, z = _lp_log_root(a, p, q, t0, eps, 0.0 if start is None else start)
+        if x is None:  # k = e^1e5: g's limit is >= 0 only by rounding (on K)
+            return np.array(beta0, dtype=float), eps * lp_norm(a, q)
+        if shift is not None:
+            shift.root = x
+        if z is not None:
+            return np.sign(beta0) * (a - z), t0 + lp_norm(z, p) / eps
     else:
         hi = 1.0
         while g(hi) < 0.0:  # bracket the root: g(hi / 16) < 0 <= g(hi)
@@ -247,6 +252,78 @@ def _project_lp_epigraph(p, q, beta0, t0, eps):
     z, c = parts(x)
     return np.sign(beta0) * (a - z), t0 + c / eps
 
+
+
+def _lp_log_root(a, p, q, t0, eps, start=0.0):
+    """The root ell = log(mu p) of ``_project_lp_epigraph``'s increasing g for p > 2, by
+    Newton's method safeguarded by a bracket (bisection where a step leaves it), or None
+    where g < 0 up to ell = 1e5 (the point lies on K up to rounding).
+
+    g(ell) = eps ||a - z||_q - t0 - ||z||_p / eps with z(ell) the coordinates of
+    ``_lp_coordinates_log``; from z + k z^(p-1) = a (k = e^ell),
+    dz/dell = -k z^(p-1) / (1 + (p-1) k z^(p-2)) = -(a - z) / (1 + (p-1) k z^(p-2)), and
+    d||v||_r / dv_j = (v_j / ||v||_r)^(r-1) for v >= 0, so
+
+    .. math:: g'(\\ell) = -\\sum_j \\Big[\\epsilon \\Big(\\frac{a_j - z_j}{\\|a - z\\|_q}
+              \\Big)^{q-1} + \\frac{1}{\\epsilon} \\Big(\\frac{z_j}{\\|z\\|_p}\\Big)^{p-1}
+              \\Big] \\frac{dz_j}{d\\ell} \\ge 0.
+
+    Each evaluation is a vectorised Newton solve for z; Brent's method needed 13-19 of
+    them a projection (1.0-1.3 ms at d = 30), bracketing by doubling from 0 included.
+    The bracket is found from ``start`` (a nearby projection's root) by a step 1.1 times
+    Newton's (just past the root where Newton is accurate; doubling while g keeps its
+    sign), the root to |step| <= 1e-15 +
+    4 eps_machine |ell|, as Brent's tolerance.
+    """
+    last = {}  # z at the points evaluated
+
+    def g_slope(ell):
+        z = last[ell] = _lp_coordinates_log(a, ell, p)
+        r = a - z
+        n_q, n_p = lp_norm(r, q), lp_norm(z, p)
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            curv = np.exp(ell + (p - 2.0) * np.log(z))  # k z^(p-2) (0 where z = 0)
+            dz = -r / (1.0 + (p - 1.0) * np.where(np.isfinite(curv), curv, 0.0))
+            dg = (eps * (r / n_q) ** (q - 1.0) if n_q > 0.0 else 0.0 * r) \
+                + ((z / n_p) ** (p - 1.0) / eps if n_p > 0.0 else 0.0 * z)
+        return eps * n_q - t0 - n_p / eps, max(-float(dg @ dz), 0.0)
+
+    x = float(start)
+    val, slope = g_slope(x)
+    if val == 0.0:
+        return x, last.get(x)
+    lo, hi = (x, None) if val < 0.0 else (None, x)
+    width = 1.1 * abs(val) / slope if slope > 0.0 else 1.0
+    width = min(max(width, 1e-9 * (1.0 + abs(x))), 1e5) if np.isfinite(width) else 1.0
+    while lo is None or hi is None:  # bracket the root: g(lo) < 0 <= g(hi)
+        x = lo + width if hi is None else hi - width
+        if x > 1e5:
+            return None, None
+        val, slope = g_slope(x)
+        if val < 0.0:
+            lo = x
+        else:
+            hi = x
+        width *= 2.0
+    # x is the last point evaluated, one of the ends
+    for _ in range(ROOT_MAXITER):
+        if val == 0.0:
+            return x, last.get(x)
+        step = -val / slope if slope > 0.0 else np.inf
+        tol = 1e-15 + _RTOL * abs(x)
+        if abs(step) <= tol:  # (converged: a step this small may round onto an end)
+            return x, last.get(x)
+        x = x + step
+        if not lo < x < hi:  # Newton leaves the bracket: bisect
+            x = 0.5 * (lo + hi)
+        if hi - lo <= tol:
+            return x, last.get(x)
+        val, slope = g_slope(x)
+        if val >= 0.0:
+            hi = x
+        else:
+            lo = x
+    return x, last.get(x)
 
 def _group_ball_coordinates(a, gid, n_groups, c, p):
     """|P_{c B_p}(a_g)| for every group g at once (a >= 0, ``gid`` the group labels).
