@@ -367,3 +367,26 @@ def test_untrusted_conic_program_solved_again_to_a_tighter_feasibility():
     res = fc.solve(prob, backend="fast")
     assert res.objective <= upper * (1 + 1e-6)
     assert res.certificate.dual_objective <= upper * (1 + 1e-6)
+
+
+def test_a_bound_above_the_point_is_solved_again_with_other_equilibration():
+    """Raw breast-cancer columns with an intercept, a masked ``Group(p = 3)`` set (power
+    cones), eps = 0.1 times the Linf set's eps_max: once the reduced program held every
+    sample, Clarabel "solved" it with a dual error of 0.65 gap tolerances and its bound
+    0.27 tolerances above the optimum, above F at the program's own point, so no try
+    certified and FISTA ran 15792 iterations (83 s). Solved again with other
+    equilibration settings (``conic.solve_again``, ``working_set.certify``), the program
+    certifies: within the iteration budget, at least as good (to 1e-8) as the cvxpy
+    backend's ECOS and Clarabel points, its bound not above them."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, t = load_breast_cancer(return_X_y=True)
+    mask = np.arange(X.shape[1]) % 3 != 0
+    pert = fc.Masked(fc.Group(np.arange(int(mask.sum())) // 4, p=3.0), mask)
+    eps = 0.1 * fc.eps_max(fc.AdversarialProblem(X, t, family="hinge", eps=1.0))
+    prob = fc.AdversarialProblem(X, t, family="hinge", perturbation=pert, eps=eps)
+    upper = min(fc.robust_objective(prob, r.coef, r.intercept) for r in
+                (fc.solve(prob, backend="cvxpy", solver=s) for s in ("ECOS", "CLARABEL")))
+    res = fc.solve(prob, backend="fast", max_iter=2000)
+    assert res.objective <= upper * (1 + 1e-8)
+    assert res.certificate.dual_objective <= upper * (1 + 1e-8)

@@ -47,6 +47,7 @@ from ..families import _SymmetricFamily
 from . import conic
 from .working_set import (
     MAX_ROUNDS,
+    certify,
     linear_coefficient,
     near_cap,
     near_set,
@@ -336,10 +337,15 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             continue
         if solved.status != "optimal":
             return (state, np.inf, np.inf, passes, False), None
-        lower, x = (solved.dual + const) * kappa, solved.x
-        point, F, certified, evaluated = program_point(
-            model, shift, eps, sigma * x[:d], sigma * float(x[d]) if fit_intercept
-            else b_fixed, lower, gap_tol)
+
+        def point_of(solution, const=const, sigma=sigma):
+            lower, x = (solution.dual + const) * kappa, solution.x
+            return (*program_point(model, shift, eps, sigma * x[:d], sigma * float(x[d])
+                                   if fit_intercept else b_fixed, lower, gap_tol), lower)
+
+        point, F, certified, evaluated, lower = certify(
+            point_of, solved, lambda P=P, q=q, A=A, rhs=rhs, cones=cones: conic.solve_again(
+                q, A, rhs, cones, gap_tol / kappa, P=P), gap_tol)
         passes += evaluated
         if certified:
             return (point, F, max(F - lower, 0.0), passes, True), lower

@@ -314,6 +314,25 @@ def program_point(model, shift, eps, raw, b_c, lower, gap_tol):
     return (beta, b, t, Xb), F, False, evaluated
 
 
+
+def certify(point_of, solved, again, gap_tol):
+    """``point_of(solution)`` -> (state, F, certified, evaluations, lower bound) for a
+    reduced program's ``solved`` solution (``program_point`` with the caller's units);
+    where the point is not certified because the bound lies above F by more than
+    ``BOUND_ABOVE`` gap tolerances (the program's dual inaccurate: its point may well be
+    the solution), the solutions of ``again()`` (``conic.solve_again``) are tried in
+    turn, until one certifies or its bound is no longer above F. Returns the last
+    (state, F, certified, lower) and the evaluations in all."""
+    point, F, certified, evaluated, lower = point_of(solved)
+    if certified or not F < lower - BOUND_ABOVE * gap_tol:
+        return point, F, certified, evaluated, lower
+    for other in again():
+        point, F, certified, more, lower = point_of(other)
+        evaluated += more
+        if certified or not F < lower - BOUND_ABOVE * gap_tol:
+            break
+    return point, F, certified, evaluated, lower
+
 def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1,
                 work=0.0):
     """The exact hinge solution from a smoothed one, ``state`` = (beta, b, t, X beta).
@@ -361,9 +380,15 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         solved = conic.solve_program(q, A, rhs, cones, gap_tol)
         if solved.status != "optimal":  # (not unbounded: G >= 0)
             return (state, np.inf, np.inf, passes, False), None
-        x, lower = solved.x, solved.dual
-        point, F, certified, evaluated = program_point(
-            model, shift, eps, x[:d], float(x[d]) if fit_intercept else b_fixed, lower,
+
+        def point_of(solution):
+            x = solution.x
+            return (*program_point(model, shift, eps, x[:d], float(x[d]) if fit_intercept
+                                   else b_fixed, solution.dual, gap_tol), solution.dual)
+
+        point, F, certified, evaluated, lower = certify(
+            point_of, solved,
+            lambda q=q, A=A, rhs=rhs, cones=cones: conic.solve_again(q, A, rhs, cones, gap_tol),
             gap_tol)
         passes += evaluated
         if certified:
