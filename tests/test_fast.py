@@ -616,6 +616,43 @@ def test_lp_projection_from_any_start_of_its_root_search(p, monkeypatch):
     assert len(calls) <= 0.85 * n_cold, (len(calls), n_cold)
     np.testing.assert_allclose(warm, cold, rtol=1e-12, atol=1e-14)
 
+
+@pytest.mark.parametrize("p", [1.5, 3.0, 250.0])
+def test_group_projection_from_any_start_of_its_root_search(p, monkeypatch):
+    """``Group`` with general p: the search over the dual balls' radius c is Newton's
+    method in [0, c_max] (``_project_group_lp_epigraph``, g' from the implicit function
+    theorem), started from its ``SupportShift``'s last root (c and the groups' inner
+    multipliers): from any start the same point, and fewer evaluations of the groups'
+    ball projections along a sequence of nearby points than with a fresh shift each."""
+    from fgsm_cvx.fast import epigraph
+
+    rng = np.random.default_rng(int(p * 10))
+    d = 15
+    pert = fc.Group(np.arange(d) // 4, p=p)  # groups of 4 and one of 3
+    calls = []
+    balls = epigraph._group_ball_coordinates
+    monkeypatch.setattr(epigraph, "_group_ball_coordinates",
+                        lambda *a, **k: calls.append(1) or balls(*a, **k))
+    base, t0, eps = rng.standard_normal(d), 0.2, 0.5
+    fresh = project_epigraph(pert, base, t0, eps)
+    n_groups = len(pert.groups)
+    for c, ell in ((1e-9, -50.0), (0.3, 0.0), (0.99, 60.0)):
+        shift = epigraph.SupportShift(pert)
+        c_max = float(np.max([np.linalg.norm(base[g], ord=p) for g in pert.groups]))
+        shift.root = (c * c_max / np.max(np.abs(base)), np.full(n_groups, ell))
+        beta, t = project_epigraph(shift, base, t0, eps)
+        np.testing.assert_allclose(beta, fresh[0], rtol=1e-10, atol=1e-12)
+        assert t == pytest.approx(fresh[1], rel=1e-10)
+    points = base + np.cumsum(1e-4 * rng.standard_normal((20, d)), axis=0)
+    calls.clear()
+    cold = [project_epigraph(pert, v, t0, eps)[0] for v in points]
+    n_cold = len(calls)
+    calls.clear()
+    shift = epigraph.SupportShift(pert)
+    warm = [project_epigraph(shift, v, t0, eps)[0] for v in points]
+    assert len(calls) <= 0.7 * n_cold, (len(calls), n_cold)
+    np.testing.assert_allclose(warm, cold, rtol=1e-10, atol=1e-12)
+
 def test_poisson_lp250_converges():
     """A Poisson ``Lp(250)`` problem on which FISTA did not converge in 20000 iterations
     (the inexact projection above) is solved in a few hundred, to cvxpy's objective."""
