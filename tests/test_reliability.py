@@ -185,6 +185,59 @@ def test_optimal_contradicted_by_its_own_bound_warns(monkeypatch):
     assert res.status == "optimal" and res.certificate.suboptimality_bound > 5e-4
 
 
+
+def test_a_dual_bound_above_the_point_confirms_nothing(monkeypatch):
+    """A solver's dual objective above the objective at its own (feasible) point is no
+    lower bound: the suboptimality bound is then negative, and a clearly negative one
+    (beyond a tenth of the tolerance) warns as a large positive one does. Found by a
+    survey: Huber, y x 1e5 and X x 1e4, an L2 set; ECOS said 'optimal' 3.2e-5 above the
+    optimum (7.7 at 2.4e5) with a bound of -1.34, silently (|bound| was tested), and
+    "auto", which picks ECOS there, returned that point. Now ECOS warns and "auto" falls
+    back to the fast path, which reaches the optimum of an independent minimisation of
+    the robust objective written out here. The dual is also raised by hand on a small
+    problem whose genuine report is confirmed."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(19)
+    X0 = rng.standard_normal((30, 2))
+    lin = X0 @ [1.0, -0.5]
+    rng.standard_normal(30)  # (the survey's draw)
+    y, X, eps = (lin + 2.0 * rng.standard_normal(30)) * 1e5, X0 * 1e4, 1e3
+    prob = fc.AdversarialProblem(X, y, "huber", "l2", eps=eps)
+
+    def robust(v):  # mean Huber(|y - X beta - b| + eps ||beta||_2), beta = v[:2] / 1e4
+        beta, b = v[:2] / 1e4, v[2]
+        r = np.abs(y - X @ beta - b) + eps * np.linalg.norm(beta)
+        return np.mean(np.where(r <= 1.345, 0.5 * r**2, 1.345 * r - 0.5 * 1.345**2))
+
+    with pytest.warns(fc.InaccurateSolutionWarning):
+        ecos = fc.solve(prob, backend="cvxpy", solver="ECOS")
+    assert ecos.certificate.suboptimality_bound < 0.0
+    with pytest.warns(fc.SolverFallbackWarning):
+        auto = fc.solve(prob)
+    assert auto.backend == "fast"
+    start = np.r_[auto.coef * 1e4, auto.intercept]
+    ref = minimize(robust, start, method="Nelder-Mead",
+                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).fun
+    assert auto.objective <= ref * (1 + 1e-9)
+    assert ecos.objective > ref * (1 + 1e-5)  # what the warning was about
+
+    X, y = _data("gaussian")
+    small = fc.AdversarialProblem(X, y, eps=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the genuine report: no warning
+        fc.solve(small, backend="cvxpy", solver="CLARABEL")
+    real = cvx_module._solver_report
+
+    def raise_dual(solver, raw):
+        primal, dual, n_iter = real(solver, raw)
+        return primal, dual + 1e-3, n_iter
+
+    monkeypatch.setattr(cvx_module, "_solver_report", raise_dual)
+    with pytest.warns(fc.InaccurateSolutionWarning):
+        res = fc.solve(small, backend="cvxpy", solver="CLARABEL")
+    assert res.certificate.suboptimality_bound < -5e-4
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("family_id", ["gaussian", "binomial", "poisson"])
 def test_nearly_collinear_columns(family_id, backend):
