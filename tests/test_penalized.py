@@ -321,3 +321,23 @@ def test_fast_twin_on_nearly_separable_data(penalty, lam):
         ref = min(fc.penalized_fit(X, y, "logistic", penalty, lam, backend="cvxpy", solver=s,
                                    tol=1e-10).objective for s in ("CLARABEL", "ECOS"))
     assert fast.objective <= ref * (1 + 1e-6), (fast.objective, ref)
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+def test_poisson_clean_fit_without_minimiser_raises(backend):
+    """lam = 0 is the clean fit: with a feature nonzero only where y = 0, e^eta -> 0 fits
+    those counts forever without moving the positive ones, so no minimiser exists (found
+    by a survey: 'optimal' with a coefficient of -19.5 from cvxpy, -14.5 from the fast
+    path). It raises as ``fc.solve`` at eps = 0 does; with a penalty (lam > 0) a
+    minimiser exists, and the marking feature's coefficient is finite and negative."""
+    rng = np.random.default_rng(13)
+    y = rng.poisson(1.0, 30).astype(float)
+    X = np.c_[rng.standard_normal(30), (y == 0).astype(float)]
+    with pytest.raises(fc.SolverError) as err:
+        fc.solve(fc.AdversarialProblem(X, y, "poisson", eps=0.0), backend=backend)
+    assert err.value.status == "unbounded"
+    with pytest.raises(fc.SolverError) as err:
+        fc.penalized_fit(X, y, "poisson", "l1", 0.0, backend=backend)
+    assert err.value.status == "unbounded"
+    res = fc.penalized_fit(X, y, "poisson", "l1", 0.05, backend=backend)
+    assert np.isfinite(res.coef).all() and -10.0 < res.coef[1] < 0.0
