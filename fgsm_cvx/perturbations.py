@@ -780,6 +780,28 @@ class CustomSet(Perturbation):
     def unit_argmax(self, beta):
         return self._solve_support(beta)[1]
 
+    def norm(self, v):
+        """The gauge of S at v, min{r >= 0 : v in r S}, as its dual
+        max{u^T v : sigma_S(u) <= 1} (S closed, convex, containing 0: the set
+        {sigma_S <= 1} is the polar of S, and the support function of the polar is the
+        gauge of S); one conic program through ``support_cvx``, inf where v lies in no
+        multiple of S (the program is unbounded)."""
+        v = np.asarray(v, dtype=float)
+        scale = float(np.max(np.abs(v), initial=0.0))
+        if scale == 0.0:
+            return 0.0
+        u = cp.Variable(v.shape[0])
+        # the gauge is positively homogeneous: v / scale keeps the tolerances relative
+        dual = cp.Problem(cp.Maximize((v / scale) @ u), [self.support_cvx(u) <= 1.0])
+        with warnings.catch_warnings():  # the status is checked just below
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            dual.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+        if dual.status in ("unbounded", "unbounded_inaccurate"):
+            return np.inf
+        if dual.status not in ("optimal", "optimal_inaccurate"):
+            raise ValueError(f"CustomSet gauge problem failed with status {dual.status}")
+        return scale * max(float(dual.value), 0.0)
+
 
 PERTURBATIONS = {
     "linf": Linf,

@@ -173,3 +173,32 @@ def test_custom_set_of_one_constraint():
     ours = fc.solve(fc.AdversarialProblem(X, y, perturbation=one, eps=0.2), backend="cvxpy")
     ref = fc.solve(fc.AdversarialProblem(X, y, perturbation="linf", eps=0.2), backend="cvxpy")
     assert ours.objective == pytest.approx(ref.objective, rel=1e-7)
+
+
+def test_custom_set_gauge_and_eps_max():
+    """``CustomSet.norm`` (the gauge of S, by the dual program over {sigma_S <= 1})
+    equals the built-in sets' own norms, is inf off the span of a flat set, and makes
+    ``eps_max`` of a symmetric custom set that of the same built-in set for every family
+    (it raised a bare NotImplementedError: the symmetric branch needs the gauge)."""
+    import cvxpy as cp
+
+    rng = np.random.default_rng(21)
+    d = 4
+    linf = fc.CustomSet(lambda delta: [cp.norm_inf(delta) <= 1], symmetric=True)
+    l2 = fc.CustomSet(lambda delta: [cp.norm2(delta) <= 1], symmetric=True)
+    for _ in range(5):
+        v = rng.standard_normal(d) * 10 ** rng.uniform(-3, 3)
+        assert linf.norm(v) == pytest.approx(np.max(np.abs(v)), rel=1e-7)
+        assert l2.norm(v) == pytest.approx(np.linalg.norm(v), rel=1e-7)
+    flat = fc.CustomSet(lambda delta: [cp.norm_inf(delta) <= 1, delta[0] == 0], symmetric=True)
+    assert flat.norm(np.array([0.0, 2.0, -1.0, 0.5])) == pytest.approx(2.0, rel=1e-7)
+    assert flat.norm(np.array([1e-3, 2.0, -1.0, 0.5])) == np.inf
+    assert linf.norm(np.zeros(d)) == 0.0
+    X = rng.standard_normal((40, d))
+    for family in ("gaussian", "binomial", "poisson", "hinge"):
+        y = make_y(family, X @ [1.0, -0.5, 0.3, 0.0], rng)
+        if family == "hinge":
+            y = np.r_[np.ones(20), -np.ones(20)]  # equal class weights: the gauge's branch
+        want = fc.eps_max(fc.AdversarialProblem(X, y, family, "linf"))
+        got = fc.eps_max(fc.AdversarialProblem(X, y, family, linf))
+        assert got == pytest.approx(want, rel=1e-6), family
