@@ -38,6 +38,24 @@ def _check_numeric_dtype(arr, name):
         raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
 
 
+def _from_pandas(frame):
+    """A pandas DataFrame as a numpy array; nullable numeric columns (``Float64``,
+    ``Int64``, ``boolean``: the dtypes of ``convert_dtypes()``, for which ``to_numpy``
+    gives object arrays, refused as not numeric) as float64, <NA> as NaN (then refused
+    as a missing value)."""
+    out = frame.to_numpy()
+    if out.dtype != object:
+        return out
+    try:
+        from pandas.api.types import is_numeric_dtype
+    except ImportError:  # (another library's frame)
+        return out
+    dtypes = [frame.dtype] if hasattr(frame, "dtype") else list(frame.dtypes)
+    if dtypes and all(is_numeric_dtype(dt) for dt in dtypes):
+        return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
 def check_X(X, stats=None):
     """Validate a design matrix: 2-d, numeric, finite, at least one row and column.
 
@@ -62,7 +80,7 @@ def check_X(X, stats=None):
             raise ValueError("X contains NaN or infinity")
     else:
         if hasattr(X, "to_numpy"):  # pandas DataFrame
-            X = X.to_numpy()
+            X = _from_pandas(X)
         try:
             X = np.asarray(X)
         except (ValueError, TypeError) as exc:  # ragged nested lists

@@ -269,3 +269,32 @@ def test_sparse_and_pandas_inputs():
     pd = pytest.importorskip("pandas")
     frame = fc.solve(P(X=pd.DataFrame(X), y=pd.Series(y_real), eps=0.05))
     np.testing.assert_allclose(frame.coef, dense.coef, atol=1e-9)
+
+
+def test_pandas_nullable_numeric_columns_are_numeric():
+    """DataFrames of pandas' nullable dtypes (``Float64``, ``Int64``: what
+    ``convert_dtypes()`` gives; ``to_numpy`` makes them object arrays) are taken as
+    float64 by the problem, the attacks and the estimators alike (they were refused as
+    "not numeric" outside the estimators); a missing value (<NA>) is refused as NaN is,
+    and a text column stays refused."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = np.round(rng.standard_normal((60, 3)) * 4)
+    y = X @ [1.0, -1.0, 0.5] + rng.standard_normal(60)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    want = fc.solve(fc.AdversarialProblem(frame, y, eps=0.1), backend="cvxpy").coef
+    for nullable in (frame.astype("Float64"), frame.astype("Int64"), frame.convert_dtypes()):
+        prob = fc.AdversarialProblem(nullable, y, eps=0.1)
+        assert prob.X.dtype == np.float64
+        np.testing.assert_allclose(fc.solve(prob, backend="cvxpy").coef, want, atol=1e-8)
+        model = fc.AdversarialRegressor(eps=0.1).fit(nullable, y)
+        np.testing.assert_allclose(model.coef_, want, atol=1e-6)
+        assert fc.robust_score(model, nullable, y, 0.1) == pytest.approx(
+            fc.robust_score(model, frame, y, 0.1))
+    missing = frame.astype("Float64")
+    missing.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="NaN"):
+        fc.AdversarialProblem(missing, y)
+    text = frame.assign(c=["x"] * 60)
+    with pytest.raises(TypeError, match="numeric"):
+        fc.AdversarialProblem(text, y)
