@@ -266,3 +266,21 @@ def test_logistic_difference_matches_first_order_prediction():
         assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
         # sqrt(n)-scaled, of the size the paper reports
         assert 0.9 < np.sqrt(n) * obs[0] < 1.6 and -0.8 < np.sqrt(n) * obs[1] < -0.4
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+def test_hinge_kappa_at_the_kink_follows_the_convention(backend):
+    """At eps >= eps_max the hinge FGSM fit is beta = 0, b = 1 (the heavier class on the
+    kink): kappa_hat takes l' = 0 there (sign(0) = 0), the share of the other class,
+    whichever side of the kink the solver's intercept rounded to (cvxpy's 1 - 4e-11 gave
+    kappa 0.8, the fast path's 1 - 1.3e-10 gave 1.0, for 13/30)."""
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((30, 2))
+    y = (X[:, 0] > 0).astype(int)
+    X[y == 1, 0] += 1.0
+    X[y == 0, 0] -= 1.0
+    assert fc.eps_max(fc.AdversarialProblem(X, y, "hinge", "linf")) < 2.0
+    res = fc.compare(X, y, "hinge", "linf", eps=2.0, backend=backend)
+    assert np.max(np.abs(res.fgsm.coef)) <= 1e-8
+    assert res.kappa == pytest.approx(np.mean(y == 0), rel=1e-12)
+    assert res.lam == pytest.approx(2.0 * np.mean(y == 0), rel=1e-12)
