@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import warnings
 
+import array_api_compat as aac
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
@@ -41,6 +43,16 @@ from .solve import check_backend, solve
 
 _FORMAT, _VERSION = "fgsm_cvx.model", 1
 
+
+
+def _rows(X, idx):
+    """X[idx] for an integer index array: numpy, scipy.sparse and dask arrays index so
+    directly; an array API array (whose standard has no integer-array indexing:
+    array_api_strict refuses it) by ``xp.take``."""
+    if isinstance(X, np.ndarray) or sp.issparse(X) or aac.is_dask_array(X):
+        return X[idx]
+    xp = aac.array_namespace(X)
+    return xp.take(X, xp.asarray(idx, device=aac.device(X)), axis=0)
 
 class _AdversarialGLM(BaseEstimator):
     """Shared fit / predict / persistence of the two estimators."""
@@ -575,14 +587,14 @@ class _CVMixin:
         scores = []
         y_labels = y if not self._is_classifier else self.classes_[y.astype(np.intp)]
         for train, test in splitter.split(X, y):
-            prob = self._problem(X[train], y[train], None if w is None else w[train])
+            prob = self._problem(_rows(X, train), y[train], None if w is None else w[train])
             with warnings.catch_warnings():  # (the stop is recorded as NaN scores)
                 warnings.filterwarnings("ignore", message="the path stops at eps")
                 path = adversarial_path(prob, eps=grid, backend=self.backend,
                                         solver=self.solver, tol=self.tol,
                                         max_iter=self.max_iter, verbose=self.verbose,
                                         on_unbounded="stop")
-            fold = [self._score(self._fitted_at(c, b, X.shape[1]), X[test], y_labels[test],
+            fold = [self._score(self._fitted_at(c, b, X.shape[1]), _rows(X, test), y_labels[test],
                                 None if w is None else w[test])
                     for c, b in zip(path.coefs, path.intercepts, strict=True)]
             # radii where this training part has no minimiser (separable classes): NaN

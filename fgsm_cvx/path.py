@@ -52,9 +52,17 @@ def eps_max(prob):
                          "(an LLA majoriser): beta = 0 does not remove the shift")
     if prob.alpha >= 1.0:
         return np.inf
-    if isinstance(prob.family, Hinge) and prob.constraints is None and prob.on_host \
+    if isinstance(prob.family, Hinge) and prob.constraints is None \
             and prob.penalty is None and prob.perturbation.symmetric:
-        return _eps_max_hinge(prob)
+        if prob.on_host or _hinge_at_norm(prob):
+            return _eps_max_hinge(prob)
+        # (the bisection below solves with cvxpy, which needs X in memory)
+        raise TypeError(
+            f"eps_max of a hinge problem whose classes weigh differently needs X in memory "
+            f"(numpy or scipy.sparse), got a {prob.engine.name} array: it is a program "
+            f"with a term per sample of the heavier class; pass the radii yourself "
+            f"(adversarial_path(prob, eps=[...]), AdversarialClassifierCV(eps_grid=[...]))"
+            f" or convert X to numpy")
     if isinstance(prob.family, Hinge) or prob.constraints is not None:
         return _eps_max_bisection(prob)
     fam, y, w = prob.family, prob.y, prob.sample_weight
@@ -125,9 +133,9 @@ def _eps_max_hinge(prob):
     """
     y, w = prob.y, prob.sample_weight  # y coded -1 / +1
     scale = 1.0 - prob.alpha
-    w_pos, w_neg = float(w @ (y > 0)), float(w @ (y < 0))
-    if not prob.fit_intercept or w_pos == w_neg:
+    if _hinge_at_norm(prob):
         return _ratio(prob.perturbation.norm(_weighted_xt(prob, w * y)), scale * float(w.sum()))
+    w_pos, w_neg = float(w @ (y > 0)), float(w @ (y < 0))
     kink = y > 0 if w_pos > w_neg else y < 0
     w_kink = np.where(kink, w, 0.0)
     w_other = float(w @ ~kink)
@@ -167,6 +175,14 @@ def _constant_columns(X):
         return np.asarray(X.max(axis=0).todense()).ravel() == \
             np.asarray(X.min(axis=0).todense()).ravel()
     return np.ptp(X, axis=0) == 0
+
+
+def _hinge_at_norm(prob):
+    """Whether a hinge problem's eps_max is the norm of one vector (``_eps_max_hinge``):
+    without an intercept, or with classes of equal weight (one X^T v pass, on any
+    engine)."""
+    w, y = prob.sample_weight, prob.y
+    return not prob.fit_intercept or float(w @ (y > 0)) == float(w @ (y < 0))
 
 
 def _weighted_xt(prob, v):

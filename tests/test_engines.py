@@ -274,17 +274,24 @@ def test_engine_names():
     assert engine_name([[1.0]]) is None
 
 
-def test_cv_estimator_on_dask_matches_numpy():
-    """K-fold CV over the warm-started path on a dask X (folds are row subsets of the
-    dask array) picks the same eps_ and refits the same coefficients as on numpy with the
-    fast backend."""
+@pytest.mark.parametrize("engine", ["dask", "array_api_strict"])
+def test_cv_estimator_on_another_engine_matches_numpy(engine):
+    """K-fold CV over the warm-started path on a dask or array API X (folds are row
+    subsets of it: ``xp.take`` for the array API, whose standard has no integer-array
+    indexing, which array_api_strict refused) picks the same eps_ and refits the same
+    coefficients as on numpy with the fast backend; the regressor too."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((600, 4))
     y = (X @ [1.0, -1.0, 0.0, 0.5] + rng.logistic(size=600) > 0).astype(int)
-    on_dask = fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(_dask(X), y)
+    on_engine = fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(ENGINES[engine](X), y)
     on_numpy = fc.AdversarialClassifierCV(n_eps=4, cv=3, backend="fast").fit(X, y)
-    assert on_dask.eps_ == pytest.approx(on_numpy.eps_, rel=1e-12)
-    np.testing.assert_allclose(on_dask.coef_, on_numpy.coef_, rtol=1e-8, atol=1e-10)
+    assert on_engine.eps_ == pytest.approx(on_numpy.eps_, rel=1e-12)
+    np.testing.assert_allclose(on_engine.coef_, on_numpy.coef_, rtol=1e-8, atol=1e-10)
+    t = X @ [1.0, 0.0, -0.5, 0.0] + rng.standard_normal(600)
+    on_engine = fc.AdversarialRegressorCV(n_eps=3, cv=2).fit(ENGINES[engine](X), t)
+    on_numpy = fc.AdversarialRegressorCV(n_eps=3, cv=2, backend="fast").fit(X, t)
+    assert on_engine.eps_ == pytest.approx(on_numpy.eps_, rel=1e-12)
+    np.testing.assert_allclose(on_engine.coef_, on_numpy.coef_, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
@@ -373,3 +380,27 @@ def test_gaussian_on_wide_sparse_x_caches_no_d_by_d_gram():
     small = small.with_params(eps=0.1 * fc.eps_max(small))
     ref = fc.solve(small, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert fc.solve(small, backend="fast").objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_hinge_eps_max_on_another_engine(engine):
+    """Hinge's eps_max with equal class weights (or no intercept) is the norm of one
+    X^T v: the same on dask and array API X as on numpy. With unequal classes it is a
+    program over the heavier class's rows, which needs X in memory: a TypeError that
+    says to pass the radii (it advised backend='fast', which eps_max does not take and
+    the path's caller had already chosen)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 4))
+    y = np.r_[np.ones(100), -np.ones(100)]
+    for kw in ({}, {"fit_intercept": False}):
+        on_host = fc.eps_max(fc.AdversarialProblem(X, y, family="hinge", **kw))
+        elsewhere = fc.eps_max(fc.AdversarialProblem(ENGINES[engine](X), y, family="hinge",
+                                                     **kw))
+        assert elsewhere == pytest.approx(on_host, rel=1e-12)
+    unequal = np.r_[np.ones(120), -np.ones(80)]
+    prob = fc.AdversarialProblem(ENGINES[engine](X), unequal, family="hinge")
+    with pytest.raises(TypeError, match=r"pass the radii") as err:
+        fc.eps_max(prob)
+    assert "backend='fast'" not in str(err.value)
+    path = fc.adversarial_path(prob, eps=[0.2, 0.05], backend="fast", verbose=False)
+    assert path.coefs.shape == (2, 4)
