@@ -163,11 +163,10 @@ def test_constant_column_the_set_does_not_move(fmt):
     assert np.max(np.abs(_reference(prob.with_params(eps=0.9 * top)).coef[1:])) > 1e-3
 
 
-def test_optimal_contradicted_by_its_own_bound_warns(monkeypatch):
-    """A solver's 'optimal' whose own dual bound leaves a gap beyond max(1000 tol, 1e-6)
-    of the objective warns as an inaccurate status does (Clarabel returned 'optimal' 2.9e-5
-    above the optimum with a bound of 9.2e-5 on a small Huber problem, silently). The
-    dual objective is lowered here by 1e-3."""
+
+def _confirmed_with_dual_moved(monkeypatch, by):
+    """A small gaussian problem whose genuine Clarabel report is confirmed (no warning),
+    with the solvers' dual objective then moved by ``by`` (``cvx._solver_report``)."""
     X, y = _data("gaussian")
     prob = fc.AdversarialProblem(X, y, eps=0.05)
     with warnings.catch_warnings():
@@ -175,11 +174,19 @@ def test_optimal_contradicted_by_its_own_bound_warns(monkeypatch):
         fc.solve(prob, backend="cvxpy", solver="CLARABEL")
     real = cvx_module._solver_report
 
-    def lower_dual(solver, raw):
+    def moved(solver, raw):
         primal, dual, n_iter = real(solver, raw)
-        return primal, dual - 1e-3, n_iter
+        return primal, dual + by, n_iter
 
-    monkeypatch.setattr(cvx_module, "_solver_report", lower_dual)
+    monkeypatch.setattr(cvx_module, "_solver_report", moved)
+    return prob
+
+def test_optimal_contradicted_by_its_own_bound_warns(monkeypatch):
+    """A solver's 'optimal' whose own dual bound leaves a gap beyond max(1000 tol, 1e-6)
+    of the objective warns as an inaccurate status does (Clarabel returned 'optimal' 2.9e-5
+    above the optimum with a bound of 9.2e-5 on a small Huber problem, silently). The
+    dual objective is lowered here by 1e-3."""
+    prob = _confirmed_with_dual_moved(monkeypatch, -1e-3)
     with pytest.warns(fc.InaccurateSolutionWarning, match="returned 'optimal' but its own"):
         res = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
     assert res.status == "optimal" and res.certificate.suboptimality_bound > 5e-4
@@ -222,18 +229,7 @@ def test_a_dual_bound_above_the_point_confirms_nothing(monkeypatch):
     assert auto.objective <= ref * (1 + 1e-9)
     assert ecos.objective > ref * (1 + 1e-5)  # what the warning was about
 
-    X, y = _data("gaussian")
-    small = fc.AdversarialProblem(X, y, eps=0.05)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the genuine report: no warning
-        fc.solve(small, backend="cvxpy", solver="CLARABEL")
-    real = cvx_module._solver_report
-
-    def raise_dual(solver, raw):
-        primal, dual, n_iter = real(solver, raw)
-        return primal, dual + 1e-3, n_iter
-
-    monkeypatch.setattr(cvx_module, "_solver_report", raise_dual)
+    small = _confirmed_with_dual_moved(monkeypatch, 1e-3)
     with pytest.warns(fc.InaccurateSolutionWarning):
         res = fc.solve(small, backend="cvxpy", solver="CLARABEL")
     assert res.certificate.suboptimality_bound < -5e-4
