@@ -158,7 +158,7 @@ def second_order_terms(family, y, eta, t, mu, alpha, xp=np, ref=None):
         def margin(m):  # phi(m), phi'(m), phi''(m) for phi(m) = log(1 + e^{-m})
             e = xp.exp(-xp.abs(m))
             value = xp.maximum(-m, 0.0) + xp.log1p(e)
-            s_neg = xp.where(m > 0, e, 1.0) / (1.0 + e)  # sigma(-m)
+            s_neg = xp.exp(-xp.maximum(m, 0.0)) / (1.0 + e)  # sigma(-m) (``adversarial_terms``)
             return value, -s_neg, s_neg * (1.0 - s_neg)
 
         v, d1, d2 = margin(z * eta - t)
