@@ -601,7 +601,14 @@ class _CVMixin:
             scores.append(fold + [np.nan] * (grid.shape[0] - len(fold)))
         self.eps_grid_ = grid
         self._set_scores(np.asarray(scores))
-        # (a radius with a NaN fold is never chosen; every fold scored the first)
+        # (a radius with a NaN fold is never chosen)
+        if np.all(np.isnan(self.cv_mean_)):
+            # no radius scored in every fold (R^2 of a one-sample test fold, as with
+            # LeaveOneOut, is undefined): eps_max was chosen silently
+            raise ValueError("no radius could be scored in every fold (NaN scores: a test "
+                             "fold of one sample has no R^2, e.g. LeaveOneOut); use folds "
+                             "of two samples or more, or a scoring that a single sample "
+                             "defines")
         mean = np.where(np.isnan(self.cv_mean_), -np.inf, self.cv_mean_)
         best = int(np.argmax(mean))
         if self.rule == "1se":

@@ -39,6 +39,12 @@ def eps_max(prob):
     Returns ``inf`` when no radius zeroes the coefficients (alpha = 1, a gradient
     component on an immutable feature, or a penalty flat at 0 such as L_r, r > 1).
 
+    For a non-convex penalty (SCAD, MCP, L_r with r < 1) it is the radius from which
+    beta = 0 is a *local* minimiser (the first-order condition at 0: 0 for L_r, r < 1,
+    whose slope at 0 is infinite; the l1 threshold for SCAD and MCP); the global
+    minimiser may be nonzero well beyond it, so a grid from it (``eps_grid``) is a
+    starting point there, not a guarantee that beta = 0 above it.
+
     Hinge is non-smooth at the intercept-only optimum: for a symmetric set, no penalty
     and X in memory its eps_max is the value of one small convex program
     (``_eps_max_hinge``).

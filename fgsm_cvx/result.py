@@ -332,6 +332,9 @@ class Path:
             import matplotlib.pyplot as plt
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("Path.plot needs matplotlib: pip install 'fgsm_cvx[plot]'") from exc
+        if feature_names is not None and len(feature_names) != self.coefs.shape[1]:
+            raise ValueError(f"feature_names has {len(feature_names)} names for "
+                             f"{self.coefs.shape[1]} features")
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         names = feature_names if feature_names is not None else [

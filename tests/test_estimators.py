@@ -363,6 +363,16 @@ def test_cv_scores_match_cold_fits(linear_data):
     np.testing.assert_allclose(cv.coef_, refit.coef_, atol=1e-7)
 
 
+
+def test_cv_with_no_radius_scored_in_every_fold_raises(linear_data):
+    """LeaveOneOut: R^2 of a one-sample test fold is undefined, every radius's mean is
+    NaN, and eps_max (coefficients ~0) was chosen silently; now a ValueError says why."""
+    from sklearn.model_selection import LeaveOneOut
+
+    X, y = linear_data
+    with pytest.raises(ValueError, match="no radius could be scored in every fold"):
+        fc.AdversarialRegressorCV(n_eps=3, cv=LeaveOneOut()).fit(X[:12], y[:12])
+
 def test_cv_one_standard_error_rule_picks_a_larger_radius(linear_data):
     X, y = linear_data
     best = fc.AdversarialRegressorCV(n_eps=8, cv=4).fit(X, y)

@@ -190,6 +190,8 @@ def test_plot_draws_one_line_per_coefficient():
     assert len(ax.get_lines()) == prob.n_features + 1  # plus the zero line
     np.testing.assert_array_equal(ax.get_lines()[2].get_ydata(), path.coefs[:, 2])
     assert ax.get_xscale() == "log"
+    with pytest.raises(ValueError, match="feature_names has 3 names for 5 features"):
+        path.plot(feature_names=list("abc"))  # (it was a bare IndexError)
 
 
 def test_path_to_dict_is_json_safe():
