@@ -44,7 +44,6 @@ from .solve import check_backend, solve
 _FORMAT, _VERSION = "fgsm_cvx.model", 1
 
 
-
 def _rows(X, idx):
     """X[idx] for an integer index array: numpy, scipy.sparse and dask arrays index so
     directly; an array API array (whose standard has no integer-array indexing:
@@ -53,6 +52,7 @@ def _rows(X, idx):
         return X[idx]
     xp = aac.array_namespace(X)
     return xp.take(X, xp.asarray(idx, device=aac.device(X)), axis=0)
+
 
 class _AdversarialGLM(BaseEstimator):
     """Shared fit / predict / persistence of the two estimators."""

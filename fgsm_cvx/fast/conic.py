@@ -231,7 +231,6 @@ def solve_program(q, A, b, cones, gap_tol, P=None):
     return ConicSolution("failed")
 
 
-
 def solve_again(q, A, b, cones, gap_tol, P=None):
     """The program of ``solve_program`` solved again with each of the other equilibration
     settings (``RETRY_EQUILIBRATION``), for a caller whose solution's bound proved
@@ -245,6 +244,7 @@ def solve_again(q, A, b, cones, gap_tol, P=None):
         again = clarabel_solve(q, A, b, cones, gap_tol, P=P, equilibration=equilibration)
         if again.status in ("optimal", "almost"):
             yield again._replace(status="optimal")
+
 
 # Clarabel's feasibility tolerance (its default and the first solve's: 1e-8) for a second
 # solve of a conic program "solved" with an untrusted bound. A hinge Lp(3) problem

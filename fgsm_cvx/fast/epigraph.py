@@ -456,12 +456,12 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps, shift=None):
     a = np.abs(beta0[idx])
     c_max = float(np.max(_group_norms(a, gid, n_groups, p)))
     hint = getattr(shift, "root", None)
-    inner = [None if hint is None else hint[1]]
+    inner = None if hint is None else hint[1]  # the groups' last log(mu_g p)
 
     def g_slope(c):
-        z, ell = _group_ball_coordinates(a, gid, n_groups, c, p, inner[0])
-        inner[0] = np.where(np.isfinite(ell), ell, inner[0] if inner[0] is not None
-                            else -np.inf)
+        nonlocal inner
+        z, ell = _group_ball_coordinates(a, gid, n_groups, c, p, inner)
+        inner = np.where(np.isfinite(ell), ell, -np.inf if inner is None else inner)
         r = np.maximum(a - z, 0.0)  # |beta_j| = a_j - z_j >= 0 (z <= a up to rounding)
         norms = _group_norms(r, gid, n_groups, q)
         val = eps * float(np.sum(norms)) - t0 - c / eps
@@ -501,7 +501,7 @@ def _project_group_lp_epigraph(pert, beta0, t0, eps, shift=None):
         new = x + step
         x = new if lo < new < hi else 0.5 * (lo + hi)
     if shift is not None:
-        shift.root = (x, inner[0])
+        shift.root = (x, inner)
     beta[idx] = np.sign(beta0[idx]) * r
     return beta, t0 + x / eps
 

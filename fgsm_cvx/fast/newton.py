@@ -421,7 +421,6 @@ class _Max:
         return beta
 
 
-
 class _GroupMax:
     """sigma(beta) = sum_g max_{j in g} |beta_j| over disjoint groups (``Group`` with
     p = 1: the sum of the groups' l-inf norms; features in no group are free): ``_Max``
@@ -449,6 +448,7 @@ class _GroupMax:
         for k, g in enumerate(self.groups):
             self.gid[g] = k
         self.grouped = self.gid >= 0
+        self.parts = [_Max(self.gid == k) for k in range(len(self.groups))]  # per group
 
     def _maxima(self, beta):
         """m_g = max_{j in g} |beta_j| per group."""
@@ -500,25 +500,19 @@ class _GroupMax:
         return P
 
     def entering(self, beta, loss_gradient, bound, tol):
-        """Per nonzero group, the tied coordinates whose multiplier is negative by more
-        than tol (s_j g_j > tol), as {j: 0}; one tie of each group stays."""
-        ties, out = self._ties(beta), {}
-        for k in np.unique(self.gid[ties]):
-            A = np.flatnonzero(ties & (self.gid == k))
-            if A.shape[0] < 2:
-                continue
-            push = np.sign(beta[A]) * loss_gradient[A]  # s_j g_j = -eps T theta_j
-            leave = A[push > tol]
-            if leave.shape[0] == A.shape[0]:
-                leave = np.delete(A, np.argmin(push))
-            out.update({int(j): 0.0 for j in leave})
+        """Per nonzero group, ``_Max.entering``: the tied coordinates whose multiplier is
+        negative by more than tol, as {j: 0}; one tie of each group stays."""
+        out = {}
+        for part in self.parts:
+            out.update(part.entering(beta, loss_gradient, bound, tol))
         return out
 
     def violation(self, beta, loss_gradient, bound, W=None):
         """max(s_j g_j, 0) on the ties; for each zero group
         max(||dPhi_loss/dbeta_g||_1 - eps T, 0), on its first coordinate (none of a zero
         group's is in a working set)."""
-        out = np.where(self._ties(beta), np.maximum(np.sign(beta) * loss_gradient, 0.0), 0.0)
+        out = sum((part.violation(beta, loss_gradient, bound) for part in self.parts),
+                  np.zeros(beta.shape[0]))
         for k in np.flatnonzero(self._maxima(beta) == 0.0):
             g = self.groups[k]
             out[g[0]] = max(float(np.sum(np.abs(loss_gradient[g]))) - bound, 0.0)
@@ -535,18 +529,14 @@ class _GroupMax:
         return np.concatenate(out) if out else np.empty(0, dtype=np.intp)
 
     def project(self, beta, W, signs):
-        """Each group's ties at their common level m_g >= 0 (their mean), its other
-        coordinates clipped to [-m_g, m_g] (joining the tie there)."""
+        """Each group with ties by ``_Max.project``: its ties at their common level
+        m_g >= 0, its other coordinates clipped to [-m_g, m_g]."""
         s = np.zeros(beta.shape[0])
         s[W] = signs
-        tied = s != 0
-        for k in np.unique(self.gid[tied]):
-            A = tied & (self.gid == k)
-            m = max(float(np.mean(s[A] * beta[A])), 0.0)
-            beta[A] = s[A] * m
-            F = (self.gid == k) & ~A
-            beta[F] = np.clip(beta[F], -m, m)
+        for k in np.unique(self.gid[s != 0]):
+            beta = self.parts[k].project(beta, None, np.where(self.gid == k, s, 0.0))
         return beta
+
 
 def manifold_of(shift, d):
     """The smooth structure of the shift h for the Newton step, or None (FISTA only).

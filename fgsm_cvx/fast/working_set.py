@@ -314,7 +314,6 @@ def program_point(model, shift, eps, raw, b_c, lower, gap_tol):
     return (beta, b, t, Xb), F, False, evaluated
 
 
-
 def certify(point_of, solved, again, gap_tol):
     """``point_of(solution)`` -> (state, F, certified, evaluations, lower bound) for a
     reduced program's ``solved`` solution (``program_point`` with the caller's units);
@@ -332,6 +331,7 @@ def certify(point_of, solved, again, gap_tol):
         if certified or not F < lower - BOUND_ABOVE * gap_tol:
             break
     return point, F, certified, evaluated, lower
+
 
 def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1,
                 work=0.0):
