@@ -276,6 +276,10 @@ BAD = {
     "simulate bad estimator": (["simulate", "--estimators", "fgsm,bogus"],
                                "unknown estimator(s) bogus"),
     "simulate bad beta0": (["simulate", "--beta0", "1,x"], "write comma-separated numbers"),
+    "simulate hinge": (["simulate", "--family", "hinge"],
+                       "--family 'hinge': the theory's designs are gaussian, logistic"),
+    "simulate unknown family": (["simulate", "--family", "gamma"],
+                                "--family 'gamma': the theory's designs are gaussian"),
     "ragged first row": (["fit", "{ragged}", "-t", "y", "-f", "gaussian", "-e", "0.1"],
                          "a row has more fields than the header"),
     "duplicate header": (["fit", "{dup}", "-t", "y", "-f", "gaussian", "-e", "0.1"],
@@ -350,8 +354,17 @@ def test_simulate_writes_the_theory_table(tmp_path, capsys):
     got = pd.read_csv(out)
     assert list(got.columns) == ["n", "estimator", "coordinate", "bias", "sd", "rmse",
                                  "p_zero"]
-    ref = fc.theory.simulate(fc.theory.GLMDesign("gaussian", [1.0, 0.0]), ns=MODES["quick"]["ns"],
+    design = fc.theory.GLMDesign("gaussian", [1.0, 0.0])
+    ref = fc.theory.simulate(design, ns=MODES["quick"]["ns"],
                              lam=0.8, reps=MODES["quick"]["reps"], seed=3, progress=False)
-    np.testing.assert_allclose(got[["bias", "sd", "rmse"]].to_numpy(),
+    finite = got[np.isfinite(got["n"])]
+    np.testing.assert_allclose(finite[["bias", "sd", "rmse"]].to_numpy(),
                                ref[["bias", "sd", "rmse"]].to_numpy(), rtol=1e-9)
+    # the n = inf rows: the limit law's draws, per estimator, summarised the same way
+    for estimator in ("fgsm", "penalized"):
+        draws = fc.theory.sample_limit_law(design, 0.8, n_draws=MODES["quick"]["draws"],
+                                           seed=3, estimator=estimator)
+        limit = got[np.isinf(got["n"]) & (got["estimator"] == estimator)]
+        np.testing.assert_allclose(limit["bias"], draws.mean(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(limit["sd"], draws.std(axis=0, ddof=1), rtol=1e-9)
     assert f"wrote {out}" in stdout

@@ -1,4 +1,4 @@
-"""Run the theory experiments: Monte Carlo of FGSM against its limit law (docs/theory.md §4).
+"""Run the theory experiments: Monte Carlo of FGSM next to its limit law (docs/theory.md §4).
 
 With eps_n = lam / sqrt(n), sqrt(n) (beta_hat - beta0) converges in law to the minimiser of
 
@@ -7,8 +7,11 @@ With eps_n = lam / sqrt(n), sqrt(n) (beta_hat - beta0) converges in law to the m
 W ~ N(0, Sigma_W). The experiments (fgsm_cvx.theory.simulate) fit FGSM and the matched
 penalised-likelihood twin on data drawn from a GLM design at growing n, and write one row
 per (n, estimator, coordinate) to --out (CSV): bias, sd and rmse of the sqrt(n)-scaled
-error, and p_zero, the fraction of replications with that coefficient at zero. --mode
-quick is a smoke run (seconds), --mode full the figures' run (minutes).
+error, and p_zero, the fraction of replications with that coefficient at zero. The rows
+with n = inf are the same summaries of draws of the limit law (fgsm_cvx.theory.
+sample_limit_law) for the estimators that have one (fgsm, penalized): the finite-n rows
+approach them as n grows. --mode quick is a smoke run (seconds), --mode full a larger
+one (minutes; the figures of docs/theory_simulations.md come from examples/theory_*.py).
 
 Examples
 --------
@@ -22,12 +25,12 @@ from __future__ import annotations
 from ._args import add_output_arguments, progress
 from ._io import UsageError, parse_family, positive_float, print_json
 
-HELP = "the theory experiments (Monte Carlo vs the limit law), quick or full"
+HELP = "the theory experiments (Monte Carlo next to the limit law), quick or full"
 
 MODES = {
-    # sample sizes and replicates per mode
-    "quick": {"ns": (200, 800), "reps": 20},
-    "full": {"ns": (250, 1000, 4000, 16000), "reps": 500},
+    # sample sizes, replicates and draws of the limit law per mode
+    "quick": {"ns": (200, 800), "reps": 20, "draws": 200},
+    "full": {"ns": (250, 1000, 4000, 16000), "reps": 500, "draws": 4000},
 }
 NOT_AVAILABLE = "fgsm_cvx.theory is not available in this installation"
 ESTIMATORS = ("fgsm", "penalized", "adaptive", "scad")
@@ -37,7 +40,8 @@ DEFAULT_BETA0 = "1,-0.5,0,0"
 
 def add_arguments(parser):
     parser.add_argument("--mode", choices=tuple(MODES), default="quick",
-                        help="quick: a smoke run in seconds; full: the figures' run")
+                        help="quick: a smoke run in seconds; full: larger n and more "
+                             "replications (minutes)")
     parser.add_argument("--family", "-f", default="gaussian", metavar="F",
                         help="family of the simulated GLM: gaussian, logistic, poisson")
     parser.add_argument("--beta0", default=DEFAULT_BETA0, metavar="B",
@@ -69,7 +73,13 @@ def run(args):
         from fgsm_cvx import theory
     except ImportError:
         raise UsageError(NOT_AVAILABLE) from None
-    family = parse_family(args.family)
+    try:
+        family = parse_family(args.family)
+    except UsageError:  # (its list of valid names is the package's, not the designs')
+        family = None
+    if not isinstance(family, theory.designs.DESIGN_FAMILIES):
+        raise UsageError(f"--family {args.family!r}: the theory's designs are gaussian, "
+                         f"logistic (binomial) and poisson")
     lam = positive_float(args.lam, "--lam")
     estimators = tuple(e.strip().lower() for e in args.estimators.split(",") if e.strip())
     unknown = sorted(set(estimators) - set(ESTIMATORS))
@@ -83,6 +93,7 @@ def run(args):
     frame = theory.simulate(design, ns=mode["ns"], lam=lam, reps=mode["reps"],
                             estimators=estimators, seed=args.seed, n_jobs=args.n_jobs,
                             progress=progress(args) is not False)
+    frame = _with_limit_law(theory, frame, design, lam, estimators, mode["draws"], args.seed)
     if args.out:
         frame.to_csv(args.out, index=False)
     if args.json:
@@ -93,3 +104,24 @@ def run(args):
         if args.out:
             print(f"wrote {args.out}")
     return 0
+
+
+def _with_limit_law(theory, frame, design, lam, estimators, n_draws, seed):
+    """``frame`` with rows n = inf: the summaries (``theory.summarize``) of ``n_draws``
+    draws of the limit law of each estimator that has one, sqrt(n)(theta_hat - theta0)'s
+    limit, so bias, sd, rmse and p_zero compare column by column."""
+    import numpy as np
+    import pandas as pd
+
+    quantities = theory.limit_quantities(design)
+    rows = []
+    for estimator in (e for e in estimators if e in theory.limits.ESTIMATORS):
+        draws = theory.sample_limit_law(design, lam, n_draws=n_draws, seed=seed,
+                                        estimator=estimator, quantities=quantities)
+        d = design.n_features
+        zeros = np.zeros_like(draws, dtype=bool)
+        zeros[:, :d] = np.abs(draws[:, :d]) <= theory.zero_threshold(draws[:, :d])
+        rows.extend(theory.summarize(draws, zeros, quantities.names, float("inf"),
+                                     estimator))
+    return pd.concat([frame, pd.DataFrame(rows, columns=frame.columns)],
+                     ignore_index=True) if rows else frame
