@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import is_classifier
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_sample_weight, check_scalar, check_X, check_y
 from .problem import check_problem, resolve_family, resolve_perturbation
@@ -60,10 +62,73 @@ def fgsm_perturbation(prob, coef, intercept=0.0):
 METRICS = ("accuracy", "r2", "loss")
 
 
+#: Elementwise affine transformers a Pipeline may put before its linear model: x' =
+#: a * x + c, read from their fitted attributes (None: that part is the identity)
+#: ((x - m) / s: a = 1 / s, c = -m / s, each only where the scaler applies it; a
+#: clipping MinMaxScaler is not affine)
+_AFFINE = {
+    "StandardScaler": lambda t: _centre_scale(t.mean_ if t.with_mean else None,
+                                              t.scale_ if t.with_std else None),
+    "RobustScaler": lambda t: _centre_scale(t.center_ if t.with_centering else None,
+                                            t.scale_ if t.with_scaling else None),
+    "MaxAbsScaler": lambda t: _centre_scale(None, t.scale_),
+    "MinMaxScaler": lambda t: None if t.clip else (t.scale_, t.min_),
+}
+
+
+def _centre_scale(m, s):
+    """(a, c) of x' = (x - m) / s (None: no centre, or unit scale)."""
+    a = None if s is None else 1.0 / np.asarray(s, dtype=np.float64)
+    c = None if m is None else -np.asarray(m, dtype=np.float64) * (1.0 if a is None else a)
+    return a, c
+
+
+def _linear_part(model):
+    """(final step, [(a, c) of each preprocessing step]) of a scikit-learn Pipeline whose
+    steps before the last are elementwise affine scalers (``_AFFINE``) or passthrough;
+    (model, []) for anything else. TypeError naming a step that is not affine: the
+    exact attack needs the inputs' map to the linear predictor to be affine."""
+    steps = getattr(model, "steps", None)
+    if steps is None or not hasattr(model, "named_steps"):
+        return model, []
+    maps = []
+    for name, step in steps[:-1]:
+        if step is None or step == "passthrough":
+            continue
+        affine = _AFFINE.get(type(step).__name__)
+        affine = None if affine is None else affine(step)
+        if affine is None:
+            raise TypeError(f"attacks cover Pipelines whose steps before the model are "
+                            f"{', '.join(_AFFINE)} (not clipping) or 'passthrough' (an "
+                            f"affine map of the inputs); step {name!r} is {step!r}")
+        maps.append(affine)
+    return steps[-1][1], maps
+
+
 def _fitted_linear(model):
-    """(coef, intercept) of a fitted binary/single-output linear model."""
+    """(coef, intercept) of a fitted binary/single-output linear model, in the inputs'
+    units: through a Pipeline's affine scalers x' = a x + c (``_linear_part``),
+    beta^T x' + b = (a beta)^T x + (c^T beta + b)."""
+    final, maps = _linear_part(model)
+    coef, intercept = _final_linear(final)
+    for a, c in reversed(maps):
+        if c is not None:
+            intercept += float(np.asarray(c, dtype=np.float64) @ coef)
+        if a is not None:
+            coef = np.asarray(a, dtype=np.float64) * coef
+    return coef, intercept
+
+
+def _final_linear(model):
+    """(coef, intercept) of a fitted binary/single-output linear model itself."""
     coef = getattr(model, "coef_", None)
     if coef is None:
+        if hasattr(model, "fit"):  # an estimator: scikit-learn's error if it is not fitted
+            try:
+                check_is_fitted(model)
+            except NotFittedError:
+                raise NotFittedError(f"this {type(model).__name__} is not fitted yet: fit "
+                                     f"it before attacking it") from None
         raise TypeError(f"model must be a fitted linear model exposing coef_ and intercept_, "
                         f"got {type(model).__name__} without coef_")
     if sp.issparse(coef):  # (scikit-learn's ``sparsify()``)
@@ -108,7 +173,8 @@ def _is_classifier(model):
 def _default_family(model, family):
     """The loss the attacker maximises: the given one, the model's own, or the usual one."""
     if family is None:
-        family = getattr(model, "family", None)  # this package's estimators
+        # this package's estimators (a Pipeline's last step)
+        family = getattr(_linear_part(model)[0], "family", None)
         if family is None:
             family = "logistic" if _is_classifier(model) else "gaussian"
     return resolve_family(family)
@@ -233,8 +299,10 @@ def perturb(model, X, y, eps, perturbation="linf", method="exact", metric=None, 
     ----------
     model : fitted linear model
         Anything exposing ``coef_`` and ``intercept_`` (this package's estimators,
-        scikit-learn's LogisticRegression, LinearSVC, Lasso, Ridge, ...); classifiers
-        must be binary.
+        scikit-learn's LogisticRegression, LinearSVC, Lasso, Ridge, ...), or a Pipeline
+        of elementwise affine scalers (StandardScaler, RobustScaler, MaxAbsScaler,
+        MinMaxScaler, 'passthrough') ending in one: the attack acts on the Pipeline's
+        inputs, through the composed linear predictor. Classifiers must be binary.
     X, y : data to attack.
     eps : float >= 0
         Attack radius.
@@ -287,7 +355,15 @@ def robust_score(model, X, y, eps, perturbation="linf", metric=None, family=None
     ``robust_score`` at eps = 0 is its clean R^2, not its ``score``); no other
     perturbation in the ball scores lower (higher for the loss).
 
-    Parameters are those of ``perturb``; ``sample_weight`` weights the average.
+    Parameters
+    ----------
+    model, X, y, eps, perturbation, family
+        As for ``perturb``.
+    metric : {"accuracy", "r2", "loss"} or None
+        The score (default: accuracy for classifiers, R^2 for regressors). There is no
+        ``method``: the score is the exact worst case.
+    sample_weight : array-like of shape (n_samples,) or None
+        Weights of the average (and of R^2's sums).
 
     Returns
     -------

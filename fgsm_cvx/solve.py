@@ -111,6 +111,8 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         the objective scale.
     max_iter : int >= 1 or None
         Iteration limit (the backend's default when None).
+    verbose : bool, default False
+        The conic solver's own log (cvxpy backend); the fast path prints nothing.
     warm_start : Result or (coef, intercept) or None
         Starting point for the fast path (interior-point solvers start cold); for a
         non-convex penalty, the starting point of the local linear approximation. A

@@ -4,9 +4,13 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.svm import LinearSVC
 
 import fgsm_cvx as fc
@@ -43,13 +47,19 @@ def regression():
 def _classifiers(X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # (Pipelines of affine scalers: the attack acts on their inputs)
         return [LogisticRegression().fit(X, y), LinearSVC().fit(X, y),
-                fc.AdversarialClassifier(eps=0.1).fit(X, y)]
+                fc.AdversarialClassifier(eps=0.1).fit(X, y),
+                make_pipeline(MinMaxScaler(), "passthrough", LogisticRegression()).fit(X, y),
+                make_pipeline(StandardScaler(), fc.AdversarialClassifier(eps=0.1)).fit(X, y)]
 
 
 def _regressors(X, y):
     return [Lasso(alpha=0.05).fit(X, y), Ridge().fit(X, y),
-            fc.AdversarialRegressor(eps=0.1).fit(X, y)]
+            fc.AdversarialRegressor(eps=0.1).fit(X, y),
+            make_pipeline(RobustScaler(), MaxAbsScaler(), Ridge()).fit(X, y),
+            make_pipeline(StandardScaler(with_mean=False), fc.AdversarialRegressor(
+                family="poisson", eps=0.05)).fit(X, np.exp(0.3 * X[:, 0]))]
 
 
 def _random_ball_points(name, eps, d, rng, k):
@@ -164,12 +174,23 @@ def test_scorer_in_grid_search(classification):
     assert search.best_params_ == {"eps": 0.3}
     model = search.best_estimator_
     assert scorer(model, X, y) == pytest.approx(fc.robust_score(model, X, y, 0.3))
+    # a Pipeline (scaler, then the estimator), its inputs attacked
+    pipe = GridSearchCV(make_pipeline(StandardScaler(), fc.AdversarialClassifier()),
+                        {"adversarialclassifier__eps": [0.0, 0.3]}, cv=3,
+                        scoring=scorer).fit(X, y)
+    assert pipe.best_params_ == {"adversarialclassifier__eps": 0.3}
     loss = fc.robust_scorer(0.3, metric="loss")
     assert loss(model, X, y) == pytest.approx(-fc.robust_score(model, X, y, 0.3, metric="loss"))
 
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda m, X, y: fc.robust_score(object(), X, y, 0.1), TypeError, "exposing coef_"),
+    (lambda m, X, y: fc.robust_score(LogisticRegression(), X, y, 0.1), NotFittedError,
+     "not fitted yet"),
+    (lambda m, X, y: fc.robust_score(make_pipeline(PCA(2), LogisticRegression()).fit(X, y),
+                                     X, y, 0.1), TypeError, "step 'pca' is PCA"),
+    (lambda m, X, y: fc.robust_score(make_pipeline(MinMaxScaler(clip=True), m).fit(X, y),
+                                     X, y, 0.1), TypeError, "not clipping"),
     (lambda m, X, y: fc.robust_score(m, X[:, :3], y, 0.1), ValueError, "has 3 features"),
     (lambda m, X, y: fc.robust_score(m, X, y, -0.1), ValueError, "eps must be in"),
     (lambda m, X, y: fc.robust_score(m, X, y, 0.1, metric="auc"), ValueError, "metric must"),
