@@ -724,6 +724,12 @@ class CustomSet(Perturbation):
     def __repr__(self):
         return f"CustomSet({getattr(self.build, '__name__', 'build')}, symmetric={self.symmetric})"
 
+    def __getstate__(self):
+        # copies and pickles (scikit-learn's clone deep-copies parameters) leave the
+        # cached programs behind: a solved cvxpy problem holds its solver's objects,
+        # which cannot be copied; the copy builds its own from ``build``
+        return {**self.__dict__, "_cache": {}}
+
     def _model(self, d):
         """(delta variable, constraints, SuppFunc, LP for numpy support), built once per d."""
         if d not in self._cache:

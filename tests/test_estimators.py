@@ -1,14 +1,16 @@
 """scikit-learn estimators: API conformance, agreement with scikit-learn, persistence, CV."""
 
 import json
+import pickle
 import warnings
 
+import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression, PoissonRegressor
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -232,6 +234,29 @@ def test_spec_round_trip(obj):
         assert rebuilt == obj
     else:
         assert rebuilt.value(beta) == pytest.approx(obj.value(beta), rel=1e-12)
+
+
+def _box_and_budget(delta):  # (module level: a pickled set's build must be importable)
+    return [cp.abs(delta) <= 1.0, cp.sum(cp.abs(delta)) <= 1.5]
+
+
+def test_a_used_custom_set_is_cloned_and_pickled():
+    """After a fit the set holds solved cvxpy programs (whose solver objects cannot be
+    copied): clone, pickle and cross_val_score still work, and the copy scores as the
+    original does."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ [1.0, -1.0, 0.5] + 0.5 * rng.standard_normal(40)
+    est = fc.AdversarialRegressor(perturbation=fc.CustomSet(_box_and_budget), eps=0.2)
+    est.fit(X, y)
+    copy = clone(est).fit(X, y)
+    np.testing.assert_allclose(copy.coef_, est.coef_, atol=1e-6)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(again.predict(X), est.predict(X))
+    top = np.sort(np.abs(rng.standard_normal(3)))[::-1]  # (support: one unit on the
+    beta = top * [1.0, -1.0, 1.0]                          # largest |beta_j|, a half next)
+    assert again.perturbation.support(beta) == pytest.approx(top[0] + 0.5 * top[1], rel=1e-6)
+    assert cross_val_score(est, X, y, cv=3).shape == (3,)
 
 
 def test_custom_set_cannot_be_saved():
