@@ -14,7 +14,9 @@ JSON with ``to_dict`` / ``from_dict`` (never pickle).
 
 from __future__ import annotations
 
+import numbers
 import warnings
+from contextlib import contextmanager
 
 import array_api_compat as aac
 import numpy as np
@@ -36,6 +38,7 @@ from ._validation import (
 )
 from .cvx import check_solver
 from .engine import is_engine_array, make_engine, to_numpy
+from .exceptions import SolverError
 from .families import Binomial, Poisson
 from .problem import AdversarialProblem, resolve_family, resolve_penalty, resolve_perturbation
 from .result import Result
@@ -52,6 +55,25 @@ def _rows(X, idx):
         return X[idx]
     xp = aac.array_namespace(X)
     return xp.take(X, xp.asarray(idx, device=aac.device(X)), axis=0)
+
+
+@contextmanager
+def _kept_on_failure(estimator):
+    """The fitted attributes (``name_``) as they were if the block raises: a refit that
+    fails (labels refused, no minimiser) leaves the last fitted model whole, not its
+    classes_ or n_features_in_ from the refused data beside the old coef_."""
+    def fitted():
+        return {k: v for k, v in vars(estimator).items()
+                if k.endswith("_") and not k.startswith("_")}
+
+    before = fitted()
+    try:
+        yield
+    except BaseException:
+        for name in fitted():
+            delattr(estimator, name)
+        vars(estimator).update(before)
+        raise
 
 
 class _AdversarialGLM(BaseEstimator):
@@ -151,9 +173,11 @@ class _AdversarialGLM(BaseEstimator):
         """Fit on X (dense, scipy.sparse, DataFrame, or a dask / GPU / array API array,
         kept where it is and fitted by the fast path) and y, with optional sample weights.
         """
-        X, y = self._validate_fit(X, y)
-        y = self._encode_target(y, sample_weight)
-        return self._set_solution(self._fit_problem(self._problem(X, y, sample_weight)))
+        self._check_params()
+        with _kept_on_failure(self):
+            X, y = self._validate_fit(X, y)
+            y = self._encode_target(y, sample_weight)
+            return self._set_solution(self._fit_problem(self._problem(X, y, sample_weight)))
 
     def _linear_predictor(self, X):
         """eta = X beta + b for new data (checked against the fitted features)."""
@@ -529,6 +553,17 @@ class _CVMixin:
                 setattr(self, name, value)
 
     def _check_cv_params(self):
+        from .path import check_grid_params, check_radii
+
+        if self.eps_grid is not None:
+            check_radii(self.eps_grid, "eps_grid")
+        check_grid_params(self.n_eps, self.eps_min_ratio)
+        cv = self.cv
+        if isinstance(cv, (bool, str)) or (isinstance(cv, numbers.Integral) and cv < 2) or not (
+                cv is None or isinstance(cv, numbers.Integral) or hasattr(cv, "split")
+                or hasattr(cv, "__iter__")):
+            raise ValueError(f"cv must be None, an integer >= 2, a CV splitter or an "
+                             f"iterable of (train, test) splits, got {cv!r}")
         if self.rule not in ("best", "1se"):
             raise ValueError(f"rule must be 'best' or '1se', got {self.rule!r}")
         if self.attack_eps is not None:
@@ -561,15 +596,18 @@ class _CVMixin:
             model.classes_ = self.classes_
         return model
 
-    def fit(self, X, y, sample_weight=None):
-        """Cross-validate over the eps grid, then refit at ``eps_``."""
-        X, y = self._validate_fit(X, y)
-        return self._cross_validate(X, self._encode_target(y, sample_weight), sample_weight)
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Cross-validate over the eps grid, then refit at ``eps_``. ``groups``: the
+        samples' group labels, for a group splitter given as ``cv`` (GroupKFold, ...)."""
+        self._check_params()
+        with _kept_on_failure(self):
+            X, y = self._validate_fit(X, y)
+            return self._cross_validate(X, self._encode_target(y, sample_weight),
+                                        sample_weight, groups)
 
-    def _cross_validate(self, X, y, sample_weight):
-        from .path import adversarial_path, eps_grid
+    def _cross_validate(self, X, y, sample_weight, groups=None):
+        from .path import adversarial_path, check_radii, eps_grid
 
-        self._check_cv_params()
         if X.shape[0] < 2:
             raise ValueError(f"cross-validation needs at least 2 samples, got "
                              f"n_samples={X.shape[0]}")
@@ -577,26 +615,33 @@ class _CVMixin:
         if self.eps_grid is None:
             try:
                 grid = eps_grid(full, self.n_eps, self.eps_min_ratio)
-            except ValueError as err:  # (eps_max 0 or inf: the estimator's own advice)
+            except ValueError as err:  # (eps_max 0 or inf, n_eps and the ratio being
+                # checked: the estimator's own advice)
                 raise ValueError(f"{str(err).split(';')[0]}; pass the radii with "
                                  f"{type(self).__name__}(eps_grid=[...])") from err
         else:
-            grid = np.sort(np.asarray(self.eps_grid, dtype=np.float64))[::-1]
+            grid = check_radii(self.eps_grid, "eps_grid")
         splitter = check_cv(self.cv, y, classifier=self._is_classifier)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         scores = []
         y_labels = y if not self._is_classifier else self.classes_[y.astype(np.intp)]
-        for train, test in splitter.split(X, y):
+        for train, test in splitter.split(X, y, groups):
             prob = self._problem(_rows(X, train), y[train], None if w is None else w[train])
             with warnings.catch_warnings():  # (the stop is recorded as NaN scores)
                 warnings.filterwarnings("ignore", message="the path stops at eps")
-                path = adversarial_path(prob, eps=grid, backend=self.backend,
-                                        solver=self.solver, tol=self.tol,
-                                        max_iter=self.max_iter, verbose=self.verbose,
-                                        on_unbounded="stop")
-            fold = [self._score(self._fitted_at(c, b, X.shape[1]), _rows(X, test), y_labels[test],
-                                None if w is None else w[test])
-                    for c, b in zip(path.coefs, path.intercepts, strict=True)]
+                try:
+                    path = adversarial_path(prob, eps=grid, backend=self.backend,
+                                            solver=self.solver, tol=self.tol,
+                                            max_iter=self.max_iter, verbose=self.verbose,
+                                            on_unbounded="stop")
+                except SolverError as err:
+                    if err.status != "unbounded":
+                        raise
+                    path = None  # no minimiser at the first radius: every radius is NaN
+            fold = [] if path is None else [
+                self._score(self._fitted_at(c, b, X.shape[1]), _rows(X, test), y_labels[test],
+                            None if w is None else w[test])
+                for c, b in zip(path.coefs, path.intercepts, strict=True)]
             # radii where this training part has no minimiser (separable classes): NaN
             scores.append(fold + [np.nan] * (grid.shape[0] - len(fold)))
         self.eps_grid_ = grid
@@ -605,10 +650,11 @@ class _CVMixin:
         if np.all(np.isnan(self.cv_mean_)):
             # no radius scored in every fold (R^2 of a one-sample test fold, as with
             # LeaveOneOut, is undefined): eps_max was chosen silently
-            raise ValueError("no radius could be scored in every fold (NaN scores: a test "
-                             "fold of one sample has no R^2, e.g. LeaveOneOut); use folds "
-                             "of two samples or more, or a scoring that a single sample "
-                             "defines")
+            raise ValueError("no radius could be scored in every fold (NaN scores: a "
+                             "training part with no minimiser at any radius of the grid, "
+                             "separable classes, or a test fold of one sample, which has "
+                             "no R^2, e.g. LeaveOneOut); use larger radii, or folds of two "
+                             "samples or more")
         mean = np.where(np.isnan(self.cv_mean_), -np.inf, self.cv_mean_)
         best = int(np.argmax(mean))
         if self.rule == "1se":

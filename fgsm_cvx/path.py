@@ -255,9 +255,7 @@ def eps_grid(prob, n_eps=50, eps_min_ratio=1e-3):
     Raises ValueError when eps_max is 0 (beta = 0 is optimal at every radius) or
     infinite (no radius zeroes the coefficients): pass the radii explicitly then.
     """
-    n_eps = _check_count(n_eps, "n_eps")
-    ratio = check_scalar(eps_min_ratio, "eps_min_ratio", lower=0.0, upper=1.0,
-                         lower_inclusive=False, upper_inclusive=False)
+    n_eps, ratio = check_grid_params(n_eps, eps_min_ratio)
     top = eps_max(prob)
     if not np.isfinite(top) or top <= 0.0:
         raise ValueError(f"eps_max is {top}: no default grid exists for this problem; pass "
@@ -310,6 +308,28 @@ def zero_solution(prob, backend):
     return Result(coef=zero, intercept=b0, objective=obj, status="optimal",
                   backend=backend, solver="eps_max", n_iter=0, solve_time=0.0,
                   eps=prob.eps, alpha=prob.alpha, certificate=cert)
+
+
+def check_grid_params(n_eps, eps_min_ratio):
+    """(n_eps, eps_min_ratio) of a default grid, checked: a positive integer, and a
+    ratio in (0, 1)."""
+    return _check_count(n_eps, "n_eps"), check_scalar(
+        eps_min_ratio, "eps_min_ratio", lower=0.0, upper=1.0, lower_inclusive=False,
+        upper_inclusive=False)
+
+
+def check_radii(eps, name="eps"):
+    """Given radii as a decreasing float array (one number is a grid of one): ValueError
+    unless they are a nonempty 1-d array of finite radii >= 0."""
+    try:
+        grid = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    except (TypeError, ValueError):
+        grid = None
+    if grid is None or grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) \
+            or np.any(grid < 0):
+        raise ValueError(f"{name} must be a nonempty 1-d array of finite radii >= 0, got "
+                         f"{eps!r}")
+    return np.sort(grid)[::-1]
 
 
 def _check_count(value, name):
@@ -414,10 +434,7 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
         grid = eps_grid(prob, n_eps, eps_min_ratio)
         top = grid[0]
     else:
-        grid = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-        if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
-            raise ValueError("eps must be a nonempty 1-d array of finite radii >= 0")
-        grid = np.sort(grid)[::-1]
+        grid = check_radii(eps)
     backend = resolve_backend(prob, backend)
     results = []
     bar = tqdm(grid, desc="eps path", unit="eps", leave=False,

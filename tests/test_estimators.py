@@ -422,6 +422,95 @@ def test_cv_one_standard_error_rule_with_one_split(linear_data):
     assert np.isnan(one_se.cv_se_).all()
 
 
+def test_cv_with_a_fold_separable_at_every_radius_raises_why(logistic_data):
+    """A training part separable with a margin above every radius of the grid has no
+    minimiser at its first radius: the fold scores NaN (the path used to raise a
+    SolverError naming that radius), and with no radius scored in every fold a
+    ValueError says why. The separation is checked independently: a perfect
+    LogisticRegression fit on that training part."""
+    X, y = logistic_data
+    sep = np.flatnonzero((y == 1) == (X[:, 0] > 0.3))  # separated by x_0 = 0.3 ...
+    keep = sep[np.abs(X[sep, 0] - 0.3) > 0.5]          # ... with a margin
+    rest = np.setdiff1d(np.arange(y.shape[0]), keep)
+    folds = [(keep, rest), (rest, keep)]
+    assert LogisticRegression(C=1e6, max_iter=10_000).fit(X[keep], y[keep]).score(
+        X[keep], y[keep]) == 1.0
+    with pytest.raises(ValueError, match="no minimiser at any radius"):
+        fc.AdversarialClassifierCV(eps_grid=[0.05, 0.01], cv=folds).fit(X, y)
+
+
+def test_cv_passes_groups_to_a_group_splitter(linear_data):
+    """``fit(..., groups=g)`` with GroupKFold scores the folds that the splitter makes
+    from g: the same scores as those splits given as an iterable."""
+    from sklearn.model_selection import GroupKFold
+
+    X, y = linear_data
+    groups = np.arange(y.shape[0]) % 7
+    model = fc.AdversarialRegressorCV(n_eps=4, cv=GroupKFold(3)).fit(X, y, groups=groups)
+    folds = list(GroupKFold(3).split(X, y, groups))
+    ref = fc.AdversarialRegressorCV(n_eps=4, cv=folds).fit(X, y)
+    np.testing.assert_allclose(model.cv_scores_, ref.cv_scores_, rtol=1e-12)
+    with pytest.raises(ValueError, match="groups"):
+        fc.AdversarialRegressorCV(n_eps=4, cv=GroupKFold(3)).fit(X, y)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"n_eps": 0}, "n_eps must be a positive integer"),
+    ({"eps_min_ratio": 2.0}, "eps_min_ratio must be in"),
+    ({"eps_grid": [0.1, -1.0]}, "eps_grid must be a nonempty 1-d array"),
+    ({"eps_grid": "a"}, "eps_grid must be a nonempty 1-d array"),
+    ({"cv": "abc"}, "cv must be None, an integer >= 2"),
+    ({"cv": 1}, "cv must be None, an integer >= 2"),
+])
+def test_cv_parameters_are_checked_at_fit_and_load(linear_data, params, message):
+    """Each CV parameter is refused with its own message, by fit and by from_dict (a
+    bad n_eps was advised to pass eps_grid; a scalar eps_grid crashed in np.sort; a
+    loaded n_eps = -3 was accepted)."""
+    X, y = linear_data
+    with pytest.raises(ValueError, match=message):
+        fc.AdversarialRegressorCV(**params).fit(X, y)
+    spec = fc.AdversarialRegressorCV().to_dict()
+    spec["params"].update(json.loads(json.dumps(params)))
+    with pytest.raises(ValueError, match=message):
+        fc.model_from_dict(spec)
+
+
+def test_cv_takes_one_radius_as_a_grid(linear_data):
+    X, y = linear_data
+    model = fc.AdversarialRegressorCV(eps_grid=0.1, cv=3).fit(X, y)
+    assert model.eps_ == 0.1 and model.cv_scores_.shape == (3, 1)
+
+
+def test_warm_start_is_checked_at_fit(linear_data):
+    X, y = linear_data
+    with pytest.raises(TypeError, match="warm_start must be True or False"):
+        fc.AdversarialRegressor(warm_start="no").fit(X, y)
+
+
+def test_a_failed_refit_leaves_the_fitted_model(logistic_data):
+    """A refit that raises (separable classes: no minimiser; labels refused) leaves the
+    last fitted model as it was: its classes_ and n_features_in_ were the refused
+    data's beside the old coef_, and predict returned the new labels."""
+    X, y = logistic_data
+    model = fc.AdversarialClassifier(eps=0.05).fit(X, y)
+    before = {k: v for k, v in vars(model).items() if k.endswith("_")}
+    prediction = model.predict(X)
+    far = np.r_[X[:20, :2] + 5.0, X[20:40, :2] - 5.0]  # separable with a wide margin
+    with pytest.raises(fc.SolverError):
+        model.fit(far, np.r_[np.full(20, "b"), np.full(20, "a")])
+    with pytest.raises(ValueError, match="two classes with positive sample weight"):
+        model.fit(X, np.where(y == 1, "cat", "dog"), sample_weight=y.astype(float))
+    after = {k: v for k, v in vars(model).items() if k.endswith("_")}
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
+    np.testing.assert_array_equal(model.predict(X), prediction)
+    cv = fc.AdversarialClassifierCV(n_eps=3, cv=3).fit(X, y)
+    eps = cv.eps_
+    with pytest.raises(ValueError):
+        cv.fit(X[:, :2], np.full(y.shape[0], 3))
+    assert cv.eps_ == eps and cv.n_features_in_ == 4
+
+
 def test_cv_without_a_default_grid_names_its_parameter(linear_data):
     """eps_max is infinite for a ridge penalty: the error names ``eps_grid`` (the CV
     estimator's parameter; it advised ``eps=[...]``, which it does not take), and the
