@@ -633,9 +633,11 @@ class Box(Perturbation):
 class Masked(Perturbation):
     """A base set acting on the features in ``mask`` only; the others are immutable.
 
-    ``mask`` is a boolean array of length n_features or an array of feature indices;
-    the base set acts on the masked sub-vector (its dimension parameters, e.g. scales,
-    refer to the masked features in order). sigma_S(beta) = sigma_base(beta[mask]).
+    ``mask`` is a boolean array of length n_features or an increasing array of feature
+    indices; the base set acts on the masked sub-vector (its dimension parameters, e.g.
+    scales, refer to the masked features in increasing order). sigma_S(beta) =
+    sigma_base(beta[mask]). Indices out of order or repeated are refused: the base's
+    parameters would silently follow the sorted order, not the order given.
     """
 
     name = "masked"
@@ -650,9 +652,15 @@ class Masked(Perturbation):
             self.indices = np.flatnonzero(mask)
         elif mask.ndim == 1 and (mask.size == 0 or np.issubdtype(mask.dtype, np.integer)):
             self._length = None
-            self.indices = np.unique(mask.astype(np.intp))
+            self.indices = mask.astype(np.intp)
             if np.any(self.indices < 0):
                 raise ValueError("Masked indices must be nonnegative")
+            if np.any(np.diff(self.indices) <= 0):
+                raise ValueError(f"Masked indices must be increasing, without repeats (the "
+                                 f"base set's parameters refer to the masked features in "
+                                 f"increasing order), got {mask.tolist()}; pass "
+                                 f"{np.unique(self.indices).tolist()} with the parameters "
+                                 f"in that order")
         else:
             raise ValueError("mask must be a boolean array or an array of feature indices")
         self.symmetric = self.base.symmetric

@@ -190,6 +190,11 @@ CASES = [
     ("group_empty", lambda: fc.Group([]), ValueError, "at least one group"),
     ("mask_float", lambda: fc.Masked("linf", np.array([0.5, 1.0])), ValueError,
      "mask must be a boolean array"),
+    # (the base's scales would follow the sorted order, [0, 3], silently)
+    ("mask_unsorted", lambda: fc.Masked(fc.WeightedLinf([1.0, 2.0]), [3, 0]), ValueError,
+     "got [3, 0]; pass [0, 3] with the parameters in that order"),
+    ("mask_repeated", lambda: fc.Masked("linf", [0, 2, 2]), ValueError,
+     "must be increasing, without repeats"),
     ("penalty_dims", lambda: P(penalty=fc.penalties.WeightedL1([1.0, 1.0])), ValueError,
      "scales has length 2, but X has 3 features"),
     ("penalty_type", lambda: P(penalty=3), TypeError, "penalty must be a Penalty"),
