@@ -62,6 +62,13 @@ class Certificate:
     (the reduced objective is a minorant of F), ``gap`` their difference, and
     ``residual`` that gap relative to the objective scale.
 
+    An interior-point solver's dual point is feasible only to its tolerance, so its
+    dual objective bounds F* only to that accuracy: a ``gap`` (and a
+    ``suboptimality_bound``) slightly below zero, within the tolerance (a hinge solve's
+    reduced program: -1e-10 to -3e-9 relative at tol 1e-8), says the point is optimal to
+    that accuracy. The cvxpy backend takes a bound below -0.1 max(1000 tol, 1e-6)
+    (1 + |F|) as no certificate (``cvx._certified``).
+
     Attributes
     ----------
     primal_objective, dual_objective : float or None
