@@ -635,9 +635,10 @@ class Masked(Perturbation):
 
     ``mask`` is a boolean array of length n_features or an increasing array of feature
     indices; the base set acts on the masked sub-vector (its dimension parameters, e.g.
-    scales, refer to the masked features in increasing order). sigma_S(beta) =
-    sigma_base(beta[mask]). Indices out of order or repeated are refused: the base's
-    parameters would silently follow the sorted order, not the order given.
+    scales, refer to the masked features in increasing order):
+    sigma_S(beta) = sigma_base(beta[mask]). Indices out of order or repeated are
+    refused: the base's parameters would silently follow the sorted order, not the
+    order given.
     """
 
     name = "masked"
