@@ -22,6 +22,7 @@ import array_api_compat as aac
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -160,6 +161,11 @@ class _AdversarialGLM(BaseEstimator):
         self.n_features_in_ = int(X.shape[1])
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        shape = getattr(y, "shape", ())
+        if len(shape) == 2 and shape[1] == 1:  # (scikit-learn's column_or_1d's warning)
+            warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                          "Please change the shape of y to (n_samples,), for example "
+                          "using ravel().", DataConversionWarning, stacklevel=3)
         y = check_y(y, X.shape[0])
         if not self._is_classifier and y.dtype == object:
             y = y.astype(np.float64)

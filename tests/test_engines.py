@@ -222,6 +222,12 @@ def test_estimators_fit_and_predict_on_dask():
     np.testing.assert_allclose(reg.predict(_dask(Xr)), ref.predict(Xr), rtol=1e-6)
     with pytest.raises(ValueError, match="features"):
         reg.predict(_dask(Xr[:, :3]))
+    # a column-vector y: scikit-learn's warning, as on numpy X, and the same fit
+    from sklearn.exceptions import DataConversionWarning
+
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        column = fc.AdversarialRegressor(family="poisson", eps=0.05).fit(_dask(Xr), yr[:, None])
+    assert column.result_.objective == pytest.approx(reg.result_.objective, rel=1e-12)
 
 
 def test_penalized_twin_on_dask():
