@@ -674,6 +674,17 @@ class _CVMixin:
             ok = mean >= self.cv_mean_[best] - se
             ok[best] = True
             best = int(np.flatnonzero(ok)[0])
+        scored = np.flatnonzero(np.all(np.isfinite(self.cv_scores_), axis=0))
+        if scored.shape[0] < grid.shape[0] and best == scored[-1] and best + 1 < grid.shape[0]:
+            # the smaller radii were not scored in every fold: the choice sits at the edge
+            # of what could be compared, and the data might have chosen a smaller one
+            warnings.warn(f"eps_ = {grid[best]:g} is the smallest radius scored in every "
+                          f"fold: below it some training parts have no minimiser "
+                          f"(classes separable with a margin above the radius), so those "
+                          f"radii score NaN and a smaller radius could not be compared; "
+                          f"eps_ may be larger than the data would choose (other folds, "
+                          f"or radii between {grid[best + 1]:g} and {grid[best]:g} in "
+                          f"eps_grid, may tell)", UserWarning, stacklevel=3)
         self.best_index_ = best
         self.eps_ = float(grid[best])
         prob = full.with_params(eps=self.eps_)

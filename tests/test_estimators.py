@@ -439,6 +439,27 @@ def test_cv_with_a_fold_separable_at_every_radius_raises_why(logistic_data):
         fc.AdversarialClassifierCV(eps_grid=[0.05, 0.01], cv=folds).fit(X, y)
 
 
+def test_cv_warns_when_the_choice_sits_where_folds_stop_scoring(logistic_data):
+    """Nearly separable classes: one training part has no minimiser below the first
+    radius, so eps_max (beta = 0, a constant classifier) is the only radius every fold
+    scores and is chosen: a warning says the choice sits at that edge. A choice inside
+    the scored radii (the logistic data, every fold scored) gives none."""
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((60, 3)) * [1.0, 10.0, 100.0]
+    y = (X @ [1.0, -0.1, 0.005] + 0.5 * rng.standard_normal(60) > 0).astype(int)
+    train = list(StratifiedKFold(3).split(X, y))[2][0]
+    X, y = StandardScaler().fit_transform(X[train]), y[train]
+    with pytest.warns(UserWarning, match="smallest radius scored in every fold"):
+        model = fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(X, y)
+    assert np.isnan(model.cv_scores_[:, model.best_index_ + 1:]).any(axis=0).all()
+    assert np.abs(model.coef_).max() < 1e-4  # (the constant classifier warned about)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(*logistic_data)
+
+
 def test_cv_passes_groups_to_a_group_splitter(linear_data):
     """``fit(..., groups=g)`` with GroupKFold scores the folds that the splitter makes
     from g: the same scores as those splits given as an iterable."""
