@@ -454,7 +454,7 @@ def test_cv_warns_when_the_choice_sits_where_folds_stop_scoring(logistic_data):
     with pytest.warns(UserWarning, match="smallest radius scored in every fold"):
         model = fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(X, y)
     assert np.isnan(model.cv_scores_[:, model.best_index_ + 1:]).any(axis=0).all()
-    assert np.abs(model.coef_).max() < 1e-4  # (the constant classifier warned about)
+    assert np.abs(model.coef_).max() < 1e-4  # (eps_max: the constant classifier warned of)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         fc.AdversarialClassifierCV(n_eps=4, cv=3).fit(*logistic_data)
