@@ -673,6 +673,29 @@ def test_flat_valleys_are_solved_to_the_objective_tolerance(breast_cancer, pertu
     assert fast.objective <= ref * (1 + 1e-6), (fast.objective, ref)
 
 
+@pytest.mark.parametrize("seed", [10, 11, 12])
+def test_the_decrement_is_tested_at_every_trial_point(seed):
+    """Binary features, every row twice, eps = 1e-6 eps_max: Newton (the flat-valley
+    check) converges only linearly, but the observed quadratic rate predicted the full
+    step's success, and the gradient-only trial point that met the residual was
+    accepted without the decrement's test: 2.5e-4 (relative) above the optimum. The
+    reference: the interior-point solvers' better objective at tolerance 1e-10."""
+    rng = np.random.default_rng(seed)
+    B = rng.integers(0, 2, (30, 6)).astype(float)
+    X = np.vstack([B, B])
+    eta = X @ rng.integers(-2, 3, 6)
+    y = (eta + 0.3 * rng.standard_normal(60) > np.median(eta)).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="binomial", perturbation="l1")
+    prob = prob.with_params(eps=1e-6 * fc.eps_max(prob))
+    fast = fc.solve(prob, backend="fast")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = min(fc.solve(prob, backend="cvxpy", solver=s, tol=1e-10).objective
+                  for s in ("CLARABEL", "ECOS"))
+    # (the objective tolerance: 1e-8 of the scale 1 + |F|, which the point was 580x off)
+    assert fast.objective - ref <= 1e-7 * (1.0 + ref), (fast.objective, ref)
+
+
 def test_a_full_step_off_the_tie_manifold_is_damped():
     """Logistic, ``L1`` set, raw breast-cancer columns (scales 0.1 to 2500): Newton's full
     step (~1e4 in the scaled problem) leaves the l-inf tie manifold, which had ended the
