@@ -150,7 +150,7 @@ def recession_direction(prob, max_size=2_000_000):
     if cached is None or cached[0] is not prob.perturbation or cached[1] is not prob.penalty:
         cached = prob._cache[key] = (prob.perturbation, prob.penalty,
                                      *_recession_program(prob, s, poisson_case, shifted))
-    lp, eps = cached[2:]
+    lp, eps, u, c = cached[2:]
     if shifted:
         eps.value = prob.eps * s ** prob.shift_degree
     try:
@@ -161,11 +161,40 @@ def recession_direction(prob, max_size=2_000_000):
         return None
     if lp.status not in ("optimal", "optimal_inaccurate"):
         return None
-    return bool(lp.value > 1e-6)
+    if not lp.value > 1e-6:
+        return False
+    # the solver's direction, checked in numpy at unit size (a direction of 1e-6 within
+    # the solver's tolerance passed the value's test where none exists: a duplicated
+    # pair carrying both labels, eps = 1e-6 eps_max, every margin ~1e-6 but the pair's
+    # -1.5e-10, -1.5e-4 at unit size)
+    coef = s * np.asarray(u.value, dtype=np.float64)
+    b = float(c.value) if prob.fit_intercept else 0.0
+    size = max(float(np.max(np.abs(u.value), initial=0.0)), abs(b))
+    return size > 0.0 and _is_recession(prob, coef / size, b / size, poisson_case)
+
+
+def _is_recession(prob, coef, intercept, poisson_case):
+    """Whether the direction (coef, intercept) of unit size (box norm, X scaled) keeps
+    every robust margin >= 0 and raises some (binomial), or every positive count's
+    predictor at 0 and lowers some zero count's (Poisson), to rounding: slack 1e-7 of
+    the predictors' size."""
+    live = prob.sample_weight > 0
+    w = prob.sample_weight
+    if poisson_case:
+        eta = prob.linear_predictor(coef, intercept)
+        slack = 1e-7 * (1.0 + float(np.max(np.abs(eta[live]), initial=0.0)))
+        pos, zero = live & (prob.y > 0), live & (prob.y == 0)
+        return bool(np.all(np.abs(eta[pos]) <= slack) and np.all(eta[zero] <= slack)
+                    and -(w[zero] @ eta[zero]) > 1e-6)
+    margins, clean = robust_margins(prob, coef, intercept)
+    slack = 1e-7 * (1.0 + float(np.max(np.abs(clean[live]), initial=0.0)))
+    return bool(np.all(margins[live] >= -slack)
+                and w[live] @ np.maximum(margins[live], 0.0) > 1e-6)
 
 
 def _recession_program(prob, s, poisson_case, shifted):
-    """(program, eps parameter or None) of ``recession_direction`` on X scaled by s."""
+    """(program, eps parameter or None, u, c) of ``recession_direction`` on X scaled by s
+    (c is 0.0 without an intercept)."""
     fam = prob.family
     d = prob.n_features
     X = prob.X * s
@@ -197,7 +226,7 @@ def _recession_program(prob, s, poisson_case, shifted):
             margin = margin - (up * (z < 0).astype(float) + down * (z > 0).astype(float))
         cons.append(margin >= 0)
         objective = w @ margin
-    return cp.Problem(cp.Maximize(objective), cons), eps
+    return cp.Problem(cp.Maximize(objective), cons), eps, u, c
 
 
 def check_poisson_zeros(prob, solver):

@@ -95,6 +95,32 @@ def test_recession_program_follows_the_radius_along_a_path(perturbation):
     assert len(programs) == 1
 
 
+def test_a_pair_with_both_labels_has_no_recession_direction():
+    """Binary rows, each twice, one pair carrying both labels, alpha = 0.99 at 1e-6
+    eps_max: the pair's robust margins sum to -2 eps sigma(u) < 0 for every u != 0, so
+    no direction of recession exists and F has a minimiser. The program's optimum is 0,
+    but its solver returned 1.035e-6 (a direction of size 1e-6 inside its tolerance),
+    past the 1e-6 test, and every backend raised "no minimiser exists"; the direction is
+    now checked at unit size. Independently: both backends solve, agree, and F grows
+    along the solution's own ray (twice, four times the coefficients)."""
+    from fgsm_cvx._diagnostics import recession_direction
+
+    rng = np.random.default_rng(8)
+    B = rng.integers(0, 2, (30, 6)).astype(float)
+    X = np.vstack([B, B])
+    eta = X @ rng.integers(-2, 3, 6)
+    y = (eta + 0.3 * rng.standard_normal(60) > np.median(eta)).astype(float)
+    assert np.any(y[:30] != y[30:])  # (a duplicated row with both labels)
+    prob = fc.AdversarialProblem(X, y, family="binomial", alpha=0.99)
+    prob = prob.with_params(eps=1e-6 * fc.eps_max(prob))
+    assert recession_direction(prob) is False
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    fast = fc.solve(prob, backend="fast")
+    _close(fast.objective, ref.objective, 1e-6)
+    values = [fc.robust_objective(prob, k * ref.coef, k * ref.intercept) for k in (1, 2, 4)]
+    assert values[0] < values[1] < values[2]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_single_sample_regression(backend):
     """n = 1: any beta != 0 only adds the shift, so beta = 0 and b = y (closed form)."""
