@@ -32,6 +32,9 @@ from .families import FAMILIES, Family, Poisson
 from .penalties import PENALTIES, Penalty
 from .perturbations import PERTURBATIONS, Perturbation
 
+# float64 entries formed at a time by ``linear_predictor`` from X of another dtype
+_BLOCK_ENTRIES = 2**16
+
 
 class CoefConstraints:
     """User constraints on the coefficients: bounds plus cvxpy callables.
@@ -494,10 +497,22 @@ class AdversarialProblem:
         return coef, intercept
 
     def linear_predictor(self, coef, intercept=0.0):
-        """eta = X beta + b (a numpy array, or an array of X's engine: lazy for dask)."""
-        if not self.on_host:
+        """eta = X beta + b (a numpy array, or an array of X's engine: lazy for dask).
+
+        X of another dtype than float64 (float32, integers) is not upcast whole, which
+        numpy's X @ coef does (a temporary float64 copy of X): the engine's float64 copy
+        serves where the fast path made one, else a block of rows at a time."""
+        if not self.on_host or (self.X.dtype != np.float64 and "engine" in self._cache):
             return self.engine.matvec(coef) + intercept
-        return np.asarray(self.X @ coef).ravel() + intercept
+        X = self.X
+        if X.dtype == np.float64 or sp.issparse(X):
+            return np.asarray(X @ coef).ravel() + intercept
+        coef = np.asarray(coef, dtype=np.float64)
+        out = np.empty(X.shape[0])
+        step = max(1, _BLOCK_ENTRIES // max(X.shape[1], 1))
+        for i in range(0, X.shape[0], step):
+            out[i:i + step] = X[i:i + step].astype(np.float64) @ coef
+        return out + intercept
 
     def unit_shift(self, coef):
         """(sigma_S(beta), sigma_S(-beta)), or (P(beta), P(beta)) with a penalty."""

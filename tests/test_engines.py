@@ -388,6 +388,35 @@ def test_gaussian_on_wide_sparse_x_caches_no_d_by_d_gram():
     assert fc.solve(small, backend="fast").objective == pytest.approx(ref.objective, rel=1e-6)
 
 
+def test_float32_x_is_copied_to_float64_once():
+    """Float32 X: the engine's float64 copy is the one copy; the certificate's objective
+    (X coef) upcast the whole of X again (a second float64 copy at the peak), as does
+    linear_predictor on a problem the fast path never saw (now a block of rows at a
+    time). The predictors are the float64 product's."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40000, 25))
+    y = (X @ rng.standard_normal(25) + rng.standard_normal(40000) > 0).astype(float)
+    X32 = X.astype(np.float32)
+    coef = rng.standard_normal(25)
+    fresh = fc.AdversarialProblem(X32, y, family="binomial", eps=0.05)
+    prob = fc.AdversarialProblem(X32, y, family="binomial", eps=0.05)
+    prob.engine  # (the one float64 copy, made first)
+    tracemalloc.start()
+    try:
+        eta = fresh.linear_predictor(coef, 0.5)
+        lone = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        fc.solve(prob, backend="fast")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    copy = X.nbytes  # one float64 X
+    assert lone < 0.2 * copy and peak < 0.8 * copy, (lone / copy, peak / copy)
+    np.testing.assert_allclose(eta, X32.astype(np.float64) @ coef + 0.5, rtol=1e-12)
+
+
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_hinge_eps_max_on_another_engine(engine):
     """Hinge's eps_max with equal class weights (or no intercept) is the norm of one
