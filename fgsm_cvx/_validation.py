@@ -99,7 +99,27 @@ def check_X(X, stats=None):
         raise ValueError("X has no samples (0 rows)")
     if d < 1:
         raise ValueError("X has no features (0 columns)")
+    _check_magnitude(X.data if sp.issparse(X) else X)
     return X
+
+
+#: The largest entry of X lies in [1 / X_MAGNITUDE, X_MAGNITUDE] (or X is zero)
+X_MAGNITUDE = 1e100
+
+
+def _check_magnitude(data):
+    """ValueError where the largest |entry| is beyond ``X_MAGNITUDE`` or below its
+    inverse: the backends' rescaling reads the entries' sum of squares, which overflows
+    (1e155: the fast path's step search never ended, the cvxpy backend's answer was
+    wrong and called optimal) or underflows (1e-165: a zero fit called optimal)."""
+    if not data.size:
+        return
+    largest = max(abs(float(data.max())), abs(float(data.min())))
+    if largest > X_MAGNITUDE or 0.0 < largest < 1.0 / X_MAGNITUDE:
+        raise ValueError(f"X's largest entry is {largest:.3g} in absolute value: beyond "
+                         f"[{1.0 / X_MAGNITUDE:.0e}, {X_MAGNITUDE:.0e}] the solvers' sums of "
+                         f"squares overflow or underflow; rescale X (e.g. StandardScaler, or "
+                         f"a power of ten)")
 
 
 def _check_engine_X(X, stats):

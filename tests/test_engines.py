@@ -402,7 +402,7 @@ def test_float32_x_is_copied_to_float64_once():
     coef = rng.standard_normal(25)
     fresh = fc.AdversarialProblem(X32, y, family="binomial", eps=0.05)
     prob = fc.AdversarialProblem(X32, y, family="binomial", eps=0.05)
-    prob.engine  # (the one float64 copy, made first)
+    assert prob.engine.X.dtype == np.float64  # (the one float64 copy, made first)
     tracemalloc.start()
     try:
         eta = fresh.linear_predictor(coef, 0.5)

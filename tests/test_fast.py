@@ -297,6 +297,31 @@ def test_iteration_budget_raises_solver_error():
                  max_iter=3)
 
 
+def test_a_step_search_on_a_nan_objective_raises(monkeypatch):
+    """Where F is NaN no step passes the sufficient-decrease test and the curvature
+    estimate doubled forever (X of 1e155, whose sums of squares overflowed: a solve with
+    max_iter = 50 never returned). The search now raises once L passes 1e300; the
+    evaluations are counted, and the test fails rather than hangs past 10000."""
+    from fgsm_cvx.fast.model import Model
+
+    calls = []
+    original = Model.evaluate
+
+    def nan_after_the_start(self, *args):
+        calls.append(1)
+        if len(calls) > 10_000:
+            raise RuntimeError("the step search did not stop")
+        Xb, f = original(self, *args)
+        return Xb, (f if len(calls) == 1 else np.nan)
+
+    monkeypatch.setattr(Model, "evaluate", nan_after_the_start)
+    X, y = _data(family_id="binomial")
+    with pytest.raises(fc.SolverError, match="step search failed") as err:
+        fc.solve(fc.AdversarialProblem(X, y, family="binomial", eps=0.01), backend="fast",
+                 max_iter=50)
+    assert err.value.status == "numerical" and len(calls) < 2000
+
+
 @pytest.mark.parametrize("set_id", list(FAST_SETS))
 def test_epigraph_projection_is_the_closest_point(set_id):
     """Against cvxpy's projection onto {eps sigma_S(beta) <= t}."""

@@ -45,6 +45,10 @@ CASES = [
     ("nan_X", lambda: P(X=_nan_X()), ValueError, "X contains NaN"),
     ("inf_y", lambda: P(y=_inf_y()), ValueError, "y contains NaN or infinity"),
     ("X_1d", lambda: P(X=X[:, 0]), ValueError, "2-d array"),
+    # (sums of squares overflow / underflow: a hang, and wrong answers called optimal)
+    ("X_huge", lambda: P(X=X * 1e155), ValueError, "largest entry is"),
+    ("X_tiny", lambda: P(X=X * 1e-165), ValueError, "rescale X"),
+    ("X_huge_sparse", lambda: P(X=sp.csr_matrix(X) * 1e120), ValueError, "largest entry"),
     ("X_empty", lambda: P(X=X[:0], y=y_real[:0]), ValueError, "no samples"),
     ("X_object", lambda: P(X=X.astype(object)), TypeError, "X must be numeric"),
     ("X_strings", lambda: P(X=np.full((20, 3), "a")), TypeError, "X must be numeric"),
@@ -303,3 +307,18 @@ def test_pandas_nullable_numeric_columns_are_numeric():
     text = frame.assign(c=["x"] * 60)
     with pytest.raises(TypeError, match="numeric"):
         fc.AdversarialProblem(text, y)
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "fast"])
+def test_x_scaled_within_the_accepted_range_solves_the_same(backend):
+    """X times 1e90 or 1e-90 (inside [1e-100, 1e100]) is the same least-squares problem
+    at eps = 0 in rescaled coefficients (coef / 1e90, or times): each backend's answer
+    is its answer on X, rescaled."""
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((60, 3))
+    v = Z @ [1.0, -2.0, 0.5] + 0.3 * rng.standard_normal(60)
+    ref = fc.solve(fc.AdversarialProblem(Z, v, eps=0.0), backend=backend, tol=1e-10)
+    for k in (1e90, 1e-90):
+        res = fc.solve(fc.AdversarialProblem(Z * k, v, eps=0.0), backend=backend, tol=1e-10)
+        np.testing.assert_allclose(res.coef * k, ref.coef, rtol=1e-6)
+        assert res.objective == pytest.approx(ref.objective, rel=1e-8)

@@ -175,6 +175,11 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
             if f_new <= model_value + 1e-13 * abs(f_y):
                 break
             L *= 2.0
+            if not (np.isfinite(f_y) and L < 1e300):  # (no step can pass the test)
+                raise SolverError(f"the fast backend's step search failed: the objective "
+                                  f"or its curvature is not finite at the current point "
+                                  f"(F = {f_y:.3g}); standardise X or rescale y, or use "
+                                  f"backend='cvxpy'", status="numerical", solver="FISTA")
         f_new += h(n_beta)  # F at the new point, for the restart test
         residual = L * np.sqrt(sq)
         floor = 10.0 * np.sqrt(L * np.finfo(float).eps * (1.0 + abs(f_x)))
