@@ -160,9 +160,26 @@ def _to_host(v):
     return to_numpy(v) if is_engine_array(v) else v
 
 
+def check_no_missing_labels(y):
+    """ValueError where y (pandas, or an array of objects) holds None, NaN or pandas.NA:
+    comparisons with pandas.NA have no truth value, so other checks fail on it with
+    "boolean value of NA is ambiguous"."""
+    if hasattr(y, "isna"):
+        missing = bool(np.asarray(y.isna()).any())
+    else:
+        y = np.asarray(y) if not hasattr(y, "dtype") else y
+        missing = y.dtype == object and any(
+            v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType"
+            for v in np.ravel(y))
+    if missing:
+        raise ValueError("y contains missing values (NaN, None or pandas.NA)")
+
+
 def check_y(y, n_samples):
     """Validate a response vector of length ``n_samples`` (labels may be non-numeric)."""
     y = _to_host(y)
+    if hasattr(y, "isna"):  # (pandas: <NA> of the nullable dtypes, None, NaN)
+        check_no_missing_labels(y)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     try:
@@ -179,8 +196,7 @@ def check_y(y, n_samples):
         raise TypeError(f"y must be real, got complex dtype {y.dtype}")
     if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity")
-    if y.dtype == object and any(v is None or (isinstance(v, float) and v != v) for v in y):
-        raise ValueError("y contains missing values (None or NaN)")
+    check_no_missing_labels(y)
     return y
 
 

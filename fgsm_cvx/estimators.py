@@ -32,6 +32,7 @@ from ._spec import decode_value, encode_value
 from ._validation import (
     check_bool,
     check_max_iter,
+    check_no_missing_labels,
     check_sample_weight,
     check_scalar,
     check_tol,
@@ -147,6 +148,8 @@ class _AdversarialGLM(BaseEstimator):
     _dtypes = (np.float64, np.float32)
 
     def _validate_fit(self, X, y):
+        if not is_engine_array(y):  # (scikit-learn's checks fail on pandas.NA in y)
+            check_no_missing_labels(y)
         if is_engine_array(X):
             return self._validate_engine_fit(X, y)
         return validate_data(self, X, y, accept_sparse=self._sparse, dtype=self._dtypes,

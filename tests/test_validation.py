@@ -307,6 +307,19 @@ def test_pandas_nullable_numeric_columns_are_numeric():
     text = frame.assign(c=["x"] * 60)
     with pytest.raises(TypeError, match="numeric"):
         fc.AdversarialProblem(text, y)
+    # <NA> in y of the nullable dtypes (boolean, string) or in an object Series: refused
+    # as missing (it was taken for a label: "boolean value of NA is ambiguous")
+    labels = np.where(y > 0, "a", "b")
+    for dtype in ("string", "boolean", object):
+        values = labels == "a" if dtype == "boolean" else labels
+        series = pd.Series(values, dtype=dtype)
+        series[2] = pd.NA
+        with pytest.raises(ValueError, match="missing values"):
+            fc.AdversarialProblem(frame, series, family="binomial")
+        with pytest.raises(ValueError, match="missing values"):
+            fc.AdversarialClassifier().fit(frame, series)
+    with pytest.raises(ValueError, match="missing values"):
+        fc.AdversarialClassifier().fit(frame, np.array(list(labels[:-1]) + [pd.NA], object))
 
 
 @pytest.mark.parametrize("backend", ["cvxpy", "fast"])
