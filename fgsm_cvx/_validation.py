@@ -164,6 +164,8 @@ def check_no_missing_labels(y):
     """ValueError where y (pandas, or an array of objects) holds None, NaN or pandas.NA:
     comparisons with pandas.NA have no truth value, so other checks fail on it with
     "boolean value of NA is ambiguous"."""
+    if y is None:  # (no y at all: the caller's own error)
+        return
     if hasattr(y, "isna"):
         missing = bool(np.asarray(y.isna()).any())
     else:
