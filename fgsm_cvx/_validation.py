@@ -31,8 +31,9 @@ def check_scalar(value, name, *, lower=None, upper=None, lower_inclusive=True,
 
 
 def _check_numeric_dtype(arr, name):
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == bool):
+    # (timedelta64 is a subtype of np.signedinteger: refused as datetime64 is)
+    if arr.dtype == object or arr.dtype.kind == "m" or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")

@@ -52,6 +52,7 @@ CASES = [
     ("X_empty", lambda: P(X=X[:0], y=y_real[:0]), ValueError, "no samples"),
     ("X_object", lambda: P(X=X.astype(object)), TypeError, "X must be numeric"),
     ("X_strings", lambda: P(X=np.full((20, 3), "a")), TypeError, "X must be numeric"),
+    ("X_timedelta", lambda: P(X=X.astype("m8[s]")), TypeError, "X must be numeric"),
     ("y_length", lambda: P(y=y_real[:-1]), ValueError, "y has 19 entries but X has 20"),
     ("y_2d", lambda: P(y=np.ones((20, 2))), ValueError, "y must be 1-d"),
     ("y_strings_gaussian", lambda: P(y=np.array(["a"] * 20)), ValueError, "numeric response"),
