@@ -1,6 +1,7 @@
 """The fast first-order path against the cvxpy backend (the independent reference)."""
 
 import importlib
+import warnings
 from functools import partial
 
 import numpy as np
@@ -295,6 +296,49 @@ def test_iteration_budget_raises_solver_error():
     with pytest.raises(fc.SolverError, match="did not converge"):
         fc.solve(fc.AdversarialProblem(X, y, family="hinge", eps=0.01), backend="fast",
                  max_iter=3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_stop_in_a_linear_valley_is_probed_by_long_steps(seed):
+    """Huber with a small threshold (nearly absolute deviations), alpha = 0.99, no
+    intercept, eps = 0.99 eps_max: the objective falls linearly along beta_0 from 0 to
+    ~0.07, but with eps ~ 77 the epigraph cone is so narrow that the gradient mapping at
+    beta ~ 0 is below the tolerance: the solve stopped there, 5e-6 (3e-4 relative)
+    above the optimum, called optimal. Long steps along the projected-gradient arc find
+    the fall, and the solve goes on. Reference: Clarabel at tolerance 1e-10."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((40, 3)) + 0.5
+    y = X @ [1.0, -1.0, 0.0] + rng.standard_normal(40)
+    prob = fc.AdversarialProblem(X, y, family=fc.Huber(threshold=0.01), alpha=0.99,
+                                 fit_intercept=False)
+    prob = prob.with_params(eps=0.99 * fc.eps_max(prob))
+    fast = fc.solve(prob, backend="fast")
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert fast.objective - ref.objective <= 1e-7 * (1.0 + abs(ref.objective))
+
+
+@pytest.mark.parametrize("family, coef, intercept", [
+    ("poisson", 10.0, 0.0), ("poisson", 0.0, 100.0), ("poisson", 100.0, 0.0),
+    ("gaussian", 1e5, 0.0), ("binomial", 1e8, 0.0)])
+def test_a_far_warm_start_ends_at_the_optimum(family, coef, intercept):
+    """The tolerances were relative to F at the start: from a far start they loosened
+    with it, and Poisson started at coefficients of 10 returned beta = 0 as optimal
+    (+0.58 against -0.54), a binomial start at 1e8 an objective of 9.2e7; a Poisson start
+    at 100 raised a bare OverflowError. The scale is now at most F at the cold start.
+    Reference: Clarabel at tolerance 1e-10."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((80, 4))
+    eta = X @ [1.0, -0.5, 0.0, 0.3] + 0.2
+    y = {"gaussian": eta + 0.5 * rng.standard_normal(80),
+         "poisson": rng.poisson(np.exp(eta)).astype(float),
+         "binomial": (rng.random(80) < 1 / (1 + np.exp(-eta))).astype(float)}[family]
+    prob = fc.AdversarialProblem(X, y, family=family, eps=0.0)
+    prob = prob.with_params(eps=0.3 * fc.eps_max(prob), alpha=0.4)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (e^eta overflows at the start)
+        res = fc.solve(prob, backend="fast", warm_start=(np.full(4, coef), intercept))
+    assert res.objective - ref.objective <= 1e-7 * (1.0 + abs(ref.objective))
 
 
 def test_a_step_search_on_a_nan_objective_raises(monkeypatch):

@@ -727,8 +727,10 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
         g_b, T = point.sums[:2]
         # FISTA's test at this point: the gradient mapping of F(beta, b_c, t) over K
         p_beta, p_t = prox(beta - g_loss / L, t - T / L, L)
-        sq = float((p_beta - beta) @ (p_beta - beta)) + (p_t - t) ** 2 \
-            + ((g_b / L) ** 2 if fit_intercept else 0.0)
+        # (products, not ** 2: a Python float's power raises OverflowError where a far
+        # start's gradient is ~1e200; the product is inf, and no test passes on it)
+        sq = float((p_beta - beta) @ (p_beta - beta)) + (p_t - t) * (p_t - t) \
+            + ((g_b / L) * (g_b / L) if fit_intercept else 0.0)
         residual = L * np.sqrt(sq)
         rates.observe(mu, previous, residual)
         bind = manifold.binding(beta, g_loss, eps * T, np.sqrt(sq) + 1e-300)

@@ -273,6 +273,13 @@ def _start(prob, scaling, warm_start):
     return beta, b
 
 
+def _null_objective(model, prob, scaling):
+    """F at the cold start (``_start`` without a warm start: beta = 0, the intercept-only
+    fit), t = 0: one pass over X."""
+    beta, b = _start(prob, scaling, None)
+    return model.evaluate(beta, b, 0.0, 0.0)[1]
+
+
 def _same_parameters(warm_start, eps, alpha, lam):
     """Whether ``warm_start`` is a Result for the parameters (eps, alpha, lam): a candidate
     solution of the problem being solved (the data are the caller's business)."""
@@ -398,7 +405,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
               warm, cache=None, explain=str, newton_step=None, first_mu=1e-2,
               candidate=False, exact_step=None, early_exact=False,
               first_due=PINNED_MIN_WORK, check_step=None, late_newton=None,
-              start_exact=False, stage_end_due=PINNED_STAGE_END):
+              start_exact=False, stage_end_due=PINNED_STAGE_END, null_value=None):
     """FISTA stages with continuation on the smoothing mu, from (beta, b, t).
 
     ``cache`` (a problem's ``_cache``, shared along a path) keeps the first stage's
@@ -431,7 +438,16 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         return 0.0 if nonsmooth is None else nonsmooth(v)
 
     Xb, f_start = model.evaluate(beta, b, t, 0.0)
+    # the objective scale: 1 + |F| at the start; for a warm start worse than the cold
+    # start (F above ``null_value``) at most the cold start's: scaled by F at a far warm
+    # start every tolerance loosened with it (Poisson started at coefficients of 10
+    # returned beta = 0 as optimal, its objective +0.58 against -0.54). (A start better
+    # than the cold one keeps its own: Poisson's F falls below zero along a path, where
+    # 1 + |F| grows and the cold start's scale would tighten every radius, 1.5x the
+    # iterations on correlated columns.)
     scale = 1.0 + abs(f_start + h(beta))
+    if null_value is not None and f_start + h(beta) > null_value:
+        scale = min(scale, 1.0 + abs(null_value))
     # Initial curvature guess (``model.Model.initial_curvature``; backtracking corrects it
     # either way). Along a path (problems made by with_params share _cache) the previous
     # solve's first-stage curvature estimate is a better start still.
@@ -505,7 +521,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         due = 2.0 * work  # after a failure: once the solve's work has doubled
         return out[:3] if out[4] else None
 
-    first, certified = True, False
+    # (a candidate solution, a Result of these parameters, was probed when it was found)
+    first, certified, probed = True, False, candidate
     # (``start_exact``: a warm start offered to the exact step at once, as a candidate)
     if smooth and warm and (candidate or start_exact) and newton_step is None:
         # A candidate solution: the exact step certifies it where it is one (the pinned
@@ -637,7 +654,19 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
             pinned = try_exact(state, mu) if final else None
             if pinned is not None:
                 (state, f_mu, residual), certified = pinned, True
-            elif total_iter >= LATE_NEWTON_WORK and max_iter > total_iter:
+                break
+            if not probed and max_iter > total_iter:
+                # where the objective falls linearly a long way (a flat valley of linear
+                # pieces, or a narrow cone at a large eps) the residual bounds nothing:
+                # long steps along the proximal-gradient arc test the stop
+                better, passes = _long_steps(model, prox, h, fit_intercept, state, mu, L,
+                                             exact - small)
+                total_iter += (passes + 1) // 2  # (two passes an iteration)
+                if better is not None:  # the stop was premature: on from there
+                    state, previous = better, np.inf
+                    continue
+                probed = True
+            if total_iter >= LATE_NEWTON_WORK and max_iter > total_iter:
                 # a slow solve is a flat valley, where the residual does not bound the
                 # gap and consecutive stages, each stopped by it, barely move: a
                 # gaussian l1-set solve on sparse columns (n = 2000, d = 1000) ended
@@ -661,6 +690,32 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     if smooth and fit_intercept and not certified:  # h does not depend on the intercept
         b = _polish_intercept(model, Xb, b, t, tol * scale)
     return beta, float(b), t, f_mu, residual / scale, total_iter
+
+
+def _long_steps(model, prox, h, fit_intercept, state, mu, L, target):
+    """(point or None, passes): a point on the proximal-gradient arc x(k) =
+    prox_{k h / L}(x - k grad F_mu(x) / L) (the projection onto K, or the penalty's
+    prox), k = 2, 4, 8, ..., whose exact objective F + h is below ``target`` (the best
+    until it stops falling), and the passes over X spent.
+
+    Where the objective is linear along a feasible direction over a long way (a
+    flat valley of linear pieces), the gradient mapping is small and bounds nothing;
+    the arc follows the direction, and a point far below the stopping point's objective
+    proves the stop premature."""
+    beta, b, t, Xb = state
+    _, g_beta, g_b, g_t = model.gradient(Xb, b, t, mu, fit_intercept)
+    best, f_best, passes = None, np.inf, 1
+    for j in range(1, 41):
+        k = 2.0 ** j / L
+        n_beta, n_t = prox(beta - k * g_beta, t - k * g_t, 1.0 / k)  # (step k: 1 / k)
+        n_b = b - k * g_b + model.centred_step(beta, n_beta) if fit_intercept else b
+        n_Xb, f = model.evaluate(n_beta, n_b, n_t, 0.0)
+        f += h(n_beta)
+        passes += 1
+        if not f < f_best:
+            break
+        best, f_best = (n_beta, n_b, n_t, n_Xb), f
+    return (best if f_best < target else None), passes
 
 
 def _out_of_budget(max_iter, residual, what="", why=""):
@@ -807,6 +862,8 @@ _PROGRAM_CERTIFIED = "fast_program_certified"
 # (0.48 -> 0.17-0.19 s; 0.19-0.22 -> 0.10-0.11 s). With this flag the paths of the
 # first kind keep FISTA's times and those of the second get Newton's
 _WARM_NEWTON = "fast_warm_newton"
+# the cache's key of F at the cold start (``_null_objective``), shared along a path
+_NULL_OBJECTIVE = "fast_null_objective"
 WARM_NEWTON_AFTER = 30
 # A cold solve uses the Newton step from this many samples and entries of X on. Below,
 # a pass over X costs less than the Newton pass's fixed work per block of rows (a Newton
@@ -945,6 +1002,13 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     late_newton = _NewtonStage(model, structure, prox, prob.fit_intercept, eps,
                                prob._cache) if newton_step is None and structure is not None \
         and has_second_order(prob.family) and needs_smoothing(prob.family) else None
+    # F at the cold start (beta = 0, no shift: the same at every eps and alpha), which
+    # bounds a warm start's objective scale; kept along a path
+    null_value = None
+    if warm_start is not None:
+        null_value = prob._cache.get(_NULL_OBJECTIVE)
+        if null_value is None:
+            null_value = prob._cache[_NULL_OBJECTIVE] = _null_objective(model, prob, sc)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
@@ -953,7 +1017,7 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         early_exact=early_exact, first_due=first_due, check_step=check_step,
         late_newton=late_newton, start_exact=program_first,
         first_mu=3e-3 if isinstance(prob.family, _SymmetricFamily) else 1e-2,
-        stage_end_due=0.0 if warm_newton else PINNED_STAGE_END)
+        stage_end_due=0.0 if warm_newton else PINNED_STAGE_END, null_value=null_value)
     if symmetric_warm and not warm_newton:
         prob._cache[_WARM_NEWTON] = n_iter >= WARM_NEWTON_AFTER
     elapsed = time.perf_counter() - start
@@ -1029,7 +1093,8 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
         isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None,
-        cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam))
+        cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam),
+        null_value=None if warm_start is None else _null_objective(model, prob, sc))
     # (a slow solve ends with FISTA's tighter tolerance: no Newton for a penalty)
     b = b if prob.fit_intercept else 0.0
     if lam == 0.0:  # the clean fit: separable classes have no minimiser (as cvxpy's twin)
