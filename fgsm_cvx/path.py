@@ -69,6 +69,10 @@ def eps_max(prob):
             f"with a term per sample of the heavier class; pass the radii yourself "
             f"(adversarial_path(prob, eps=[...]), AdversarialClassifierCV(eps_grid=[...]))"
             f" or convert X to numpy")
+    if isinstance(prob.family, Hinge) and prob.constraints is None \
+            and prob.penalty is not None \
+            and np.isinf(prob.penalty.polar_at_zero(np.ones(prob.n_features))):
+        return _eps_max_hinge_flat(prob)
     if isinstance(prob.family, Hinge) or prob.constraints is not None:
         return _eps_max_bisection(prob)
     fam, y, w = prob.family, prob.y, prob.sample_weight
@@ -247,6 +251,20 @@ def _eps_max_bisection(prob, rtol=1e-4):
         else:
             lo = mid
     return hi
+
+
+def _eps_max_hinge_flat(prob):
+    """eps_max of a hinge problem whose penalty is flat at 0 (P'(0; u) = 0: ridge, L_r
+    with r > 1): the shift is o(|beta|) there, so beta = 0 is optimal at some eps iff it
+    is at eps = 0, the clean fit, and then at every eps: 0 or inf, by the clean fit's
+    objective against the zero point's (the bisection returned finite radii, 81-7875,
+    where a nonzero beta still beat beta = 0 at ten times them)."""
+    from .solve import solve
+
+    _, _, zero_objective = _zero_point(prob)
+    clean = solve(prob.with_params(eps=0.0), backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    return np.inf if clean.objective < zero_objective - 1e-9 * (1.0 + abs(zero_objective)) \
+        else 0.0
 
 
 def eps_grid(prob, n_eps=50, eps_min_ratio=1e-3):

@@ -71,6 +71,35 @@ def test_hinge_eps_max_is_where_zero_becomes_optimal(set_name, case):
     assert gaps[0] < -1e-7 and gaps[1] > -1e-8, gaps
 
 
+@pytest.mark.parametrize("penalty", [fc.penalties.SquaredL2(), fc.penalties.Lr(1.5)],
+                         ids=["ridge", "lr1.5"])
+def test_hinge_eps_max_with_a_penalty_flat_at_zero(penalty):
+    """A penalty flat at 0 shifts by o(|beta|): beta = 0 is optimal at some eps iff it is
+    at eps = 0, and then at every eps. eps_max is inf where the clean hinge fit is not
+    beta = 0 (the bisection returned 81-7875, above which a nonzero beta still beat
+    beta = 0: checked at eps = 1e3 by Clarabel), and 0 where it is (labels +-1 on
+    duplicated rows: no direction helps)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((70, 4))
+    eta = X @ [1.0, -0.5, 0.0, 0.3] + 0.2
+    y = np.where(rng.random(70) < 1 / (1 + np.exp(-eta)), 1.0, -1.0)
+    prob = fc.AdversarialProblem(X, y, family="hinge", penalty=penalty)
+    assert fc.eps_max(prob) == np.inf
+    # F along the segment from beta = 0 to the clean fit, at eps = 1e3 (numpy): below
+    # the zero point near it (the hinge is 1-Lipschitz, so F(s) <= (1 - s) F(0) +
+    # s F_clean(1) + eps s^r P: the o(s) shift loses to the linear fall for small s)
+    far = prob.with_params(eps=1e3)
+    clean = fc.solve(prob.with_params(eps=0.0), backend="cvxpy", solver="CLARABEL")
+    b0 = prob.family.intercept_only(prob.y, prob.sample_weight)  # (the zero point's)
+    f0 = fc.robust_objective(far, np.zeros(4), b0)
+    best = min(fc.robust_objective(far, v * clean.coef, b0 + v * (clean.intercept - b0))
+               for v in 10.0 ** -np.arange(1, 14))
+    assert best < f0
+    pairs = fc.AdversarialProblem(np.repeat(X[:35], 2, axis=0), np.tile([1.0, -1.0], 35),
+                                  family="hinge", penalty=penalty)
+    assert fc.eps_max(pairs) == 0.0
+
+
 def test_hinge_eps_max_sparse_equals_dense():
     import scipy.sparse as sp
 
