@@ -251,6 +251,14 @@ def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, v
     coef, intercept = sc.to_original(np.array(coef, dtype=np.float64), intercept)
     intercept = float(intercept) if form.intercept is not None else 0.0
     primal, dual, n_iter = _solver_report(solver, raw)
+    if status != "optimal" and max_iter is not None and n_iter is not None \
+            and n_iter >= max_iter:
+        # stopped by the iteration limit, not by its tolerances (SCS says
+        # 'optimal_inaccurate' then: a Poisson fit 12x off its optimum came back with
+        # its own bound, itself wrong, and no warning)
+        raise SolverError(f"{solver} stopped at its iteration limit max_iter={max_iter} "
+                          f"('{status}'): {_ADVICE['user_limit']}", status="user_limit",
+                          solver=solver)
     primal, dual = sc.objective(primal), sc.objective(dual)  # in the original units
     value = objective(coef, intercept)
     if prob is not None:

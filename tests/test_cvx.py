@@ -297,6 +297,17 @@ def test_iteration_limit_raises_solver_error():
         fc.solve(prob, max_iter=2)
 
 
+@pytest.mark.parametrize("solver", ["ECOS", "CLARABEL", "SCS"])
+def test_every_solver_stopped_by_max_iter_raises(solver):
+    """SCS stopped by max_iter says 'optimal_inaccurate': a Poisson fit 12x off its
+    optimum (objective 1.07 against -0.096) came back with no warning, its own bound
+    (0.84) below the true excess (1.17). Every solver's stop at the limit now raises."""
+    prob = small_problem("poisson", "linf", n=50)
+    with pytest.raises(fc.SolverError, match="limit") as err:
+        fc.solve(prob, backend="cvxpy", solver=solver, tol=1e-3, max_iter=3)
+    assert err.value.status in ("user_limit", "max_iter")
+
+
 def test_result_serialises():
     import json
 

@@ -226,6 +226,12 @@ CASES = [
      "max_iter must be a positive integer"),
     ("warm_start_length", lambda: fc.solve(P(), backend="fast", warm_start=(np.ones(2), 0.0)),
      ValueError, "warm_start coef must be a finite vector of length n_features=3"),
+    # (a bare array or a 1-tuple: "too many values to unpack"; a NaN intercept: taken as 0)
+    ("warm_start_array", lambda: fc.solve(P(), backend="fast", warm_start=np.ones(3)),
+     ValueError, "warm_start must be a Result or a pair (coef, intercept)"),
+    ("warm_start_nan_intercept", lambda: fc.solve(P(), backend="fast",
+                                                  warm_start=(np.ones(3), np.nan)),
+     ValueError, "warm_start intercept must be finite"),
     ("coef_nan", lambda: fc.robust_objective(P(), np.array([1.0, np.nan, 0.0])), ValueError,
      "coef contains NaN"),
     ("coef_2d", lambda: fc.fgsm_objective(P(), np.ones((3, 1))), ValueError, "coef must be 1-d"),

@@ -259,12 +259,20 @@ def _start(prob, scaling, warm_start):
         b = scaling.family.intercept_only(scaling.y, prob.sample_weight) \
             if prob.fit_intercept else no_intercept
     else:
-        coef, b = (warm_start.coef, warm_start.intercept) if hasattr(warm_start, "coef") \
-            else warm_start
+        if hasattr(warm_start, "coef"):
+            coef, b = warm_start.coef, warm_start.intercept
+        else:
+            try:
+                coef, b = warm_start
+            except (TypeError, ValueError):
+                raise ValueError(f"warm_start must be a Result or a pair (coef, intercept), "
+                                 f"got {type(warm_start).__name__}") from None
         coef = np.array(coef, dtype=np.float64)
         if coef.shape != (d,) or not np.all(np.isfinite(coef)):
             raise ValueError(f"warm_start coef must be a finite vector of length "
                              f"n_features={d}, got shape {coef.shape}")
+        if not np.isfinite(float(b)):
+            raise ValueError(f"warm_start intercept must be finite, got {b!r}")
         beta, b = scaling.to_scaled(coef, float(b) if prob.fit_intercept else 0.0)
         if not prob.fit_intercept:
             b = no_intercept
