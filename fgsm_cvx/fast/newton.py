@@ -745,7 +745,8 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
                 lam2 = decrement(manifold, point, eps, fit_intercept, cap)
                 flat = lam2 is not None and 0.5 * lam2 > gap_tol
             else:
-                lam2 = _stale_decrement(manifold, point, last_full, eps, fit_intercept, cap)
+                lam2 = None if last_full is None else decrement(
+                    manifold, point, eps, fit_intercept, cap, full=last_full)
                 flat = lam2 is None or 0.5 * lam2 > gap_tol
         if residual <= tol and not flat:
             # the coordinates a proximal step would set to zero are zero in FISTA's
@@ -830,43 +831,29 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
     return (point.beta, point.b, point.t, point.Xb), point.f, residual, passes, False
 
 
-def decrement(manifold, point, eps, fit_intercept, cap=MAX_WORKING_SET):
+def decrement(manifold, point, eps, fit_intercept, cap=MAX_WORKING_SET, full=None):
     """The Newton decrement squared, lambda^2 = grad^T H^{-1} grad, of Phi on the working
     set at a full Newton pass ``point`` (``newton_system``), or None where it is not
     available (no working set, too large a one, or its Gram rows not in this pass).
 
     For a convex Phi, lambda^2 / 2 is the decrease the quadratic model predicts, the
     estimate of Phi - min Phi near the minimiser (Boyd and Vandenberghe, section 9.5.1).
+    ``full``: for a gradient-only ``point``, the last full pass, whose Hessian (Gram
+    matrix and second-order sums) serves with the gradient, the shift's dF/dt and the
+    manifold's terms at ``point``: the decrement of a quasi-Newton model.
     """
-    W, signs = manifold.working(point.beta, {})
-    if W is None or W.shape[0] > cap:
-        return None
-    gram = point.gram(W)
-    if gram is None:
-        return None
-    H, grad = newton_system(manifold, point.beta, W, signs, gram, point.XtG, point.sums,
-                            eps, fit_intercept)
-    step = _solve(H, grad)  # -H^{-1} grad
-    return None if step is None else max(-float(grad @ step), 0.0)
-
-
-def _stale_decrement(manifold, point, full, eps, fit_intercept, cap=MAX_WORKING_SET):
-    """lambda^2 = grad^T H^{-1} grad at a gradient-only ``point`` with the Hessian of the
-    last full pass ``full`` (its Gram matrix and second-order sums; the gradient, the
-    shift's dF/dt and the manifold's terms at ``point``): the decrement of a quasi-Newton
-    model. None where it is not available (no full pass, no working set, or its Gram
-    rows not in that pass)."""
     if full is None:
-        return None
+        full, XtG, sums = point, point.XtG, point.sums
+    else:
+        XtG = full.XtG.copy()
+        XtG[:, 0] = point.g_loss  # (newton_system reads the gradient from column 0)
+        sums = tuple(point.sums[:2]) + tuple(full.sums[2:])  # (dF/db, T now)
     W, signs = manifold.working(point.beta, {})
     if W is None or W.shape[0] > cap:
         return None
     gram = full.gram(W)
     if gram is None:
         return None
-    XtG = full.XtG.copy()
-    XtG[:, 0] = point.g_loss  # (newton_system reads the gradient from column 0)
-    sums = tuple(point.sums[:2]) + tuple(full.sums[2:])  # (dF/db, T now; the curvature)
     H, grad = newton_system(manifold, point.beta, W, signs, gram, XtG, sums, eps,
                             fit_intercept)
     step = _solve(H, grad)  # -H^{-1} grad
