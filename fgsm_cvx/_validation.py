@@ -181,8 +181,6 @@ def check_no_missing_labels(y):
 def check_y(y, n_samples):
     """Validate a response vector of length ``n_samples`` (labels may be non-numeric)."""
     y = _to_host(y)
-    if hasattr(y, "isna"):  # (pandas: <NA> of the nullable dtypes, None, NaN)
-        check_no_missing_labels(y)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     try:
@@ -199,7 +197,7 @@ def check_y(y, n_samples):
         raise TypeError(f"y must be real, got complex dtype {y.dtype}")
     if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity")
-    check_no_missing_labels(y)
+    check_no_missing_labels(y)  # (pandas.NA of the nullable dtypes: an object array here)
     return y
 
 

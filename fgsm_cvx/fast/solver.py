@@ -281,11 +281,15 @@ def _start(prob, scaling, warm_start):
     return beta, b
 
 
-def _null_objective(model, prob, scaling):
+def _null_objective(model, prob, scaling, key):
     """F at the cold start (``_start`` without a warm start: beta = 0, the intercept-only
-    fit), t = 0: one pass over X."""
-    beta, b = _start(prob, scaling, None)
-    return model.evaluate(beta, b, 0.0, 0.0)[1]
+    fit), t = 0: one pass over X, kept in the problem's cache under ``key`` (shared along
+    a path; it depends on neither eps nor alpha: no shift at beta = 0)."""
+    value = prob._cache.get(key)
+    if value is None:
+        beta, b = _start(prob, scaling, None)
+        value = prob._cache[key] = model.evaluate(beta, b, 0.0, 0.0)[1]
+    return value
 
 
 def _same_parameters(warm_start, eps, alpha, lam):
@@ -888,7 +892,8 @@ _PROGRAM_CERTIFIED = "fast_program_certified"
 # (0.48 -> 0.17-0.19 s; 0.19-0.22 -> 0.10-0.11 s). With this flag the paths of the
 # first kind keep FISTA's times and those of the second get Newton's
 _WARM_NEWTON = "fast_warm_newton"
-# the cache's key of F at the cold start (``_null_objective``), shared along a path
+# the cache's key of F at the cold start in the scaled problem (``_null_objective``;
+# the penalised twin's, unscaled, under this key + "_clean")
 _NULL_OBJECTIVE = "fast_null_objective"
 WARM_NEWTON_AFTER = 30
 # A cold solve uses the Newton step from this many samples and entries of X on. Below,
@@ -1028,13 +1033,9 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     late_newton = _NewtonStage(model, structure, prox, prob.fit_intercept, eps,
                                prob._cache) if newton_step is None and structure is not None \
         and has_second_order(prob.family) and needs_smoothing(prob.family) else None
-    # F at the cold start (beta = 0, no shift: the same at every eps and alpha), which
-    # bounds a warm start's objective scale; kept along a path
-    null_value = None
-    if warm_start is not None:
-        null_value = prob._cache.get(_NULL_OBJECTIVE)
-        if null_value is None:
-            null_value = prob._cache[_NULL_OBJECTIVE] = _null_objective(model, prob, sc)
+    # F at the cold start, which bounds a warm start's objective scale
+    null_value = None if warm_start is None else \
+        _null_objective(model, prob, sc, _NULL_OBJECTIVE)
     beta, b, _, f_mu, residual, n_iter = _minimise(
         model, prox, None, prob.fit_intercept, beta, b,
         eps * shift.value(beta), needs_smoothing(prob.family), tol, max_iter,
@@ -1121,7 +1122,8 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
         model, prox, nonsmooth, prob.fit_intercept, beta, b, 0.0,
         isinstance(prob.family, Hinge), tol, max_iter, warm_start is not None,
         cache=prob._cache, candidate=_same_parameters(warm_start, 0.0, 1.0, lam),
-        null_value=None if warm_start is None else _null_objective(model, prob, sc))
+        null_value=None if warm_start is None else
+        _null_objective(model, prob, sc, _NULL_OBJECTIVE + "_clean"))  # (unscaled)
     # (a slow solve ends with FISTA's tighter tolerance: no Newton for a penalty)
     b = b if prob.fit_intercept else 0.0
     if lam == 0.0:  # the clean fit: separable classes have no minimiser (as cvxpy's twin)
