@@ -8,6 +8,7 @@ time in units of one X^T (X v) pass measured in the same run on the same X.
     python benchmarks/bench_fast.py                       # d = 50, n = 1e3 .. 1e5
     python benchmarks/bench_fast.py --n 1000000 --perturbations linf l2
     python benchmarks/bench_fast.py --d 1000 --n 10000 --cvxpy-solvers CLARABEL --cvxpy-max-size 2e7
+    python benchmarks/bench_fast.py --n 10000 --alpha 0.9999 --perturbations linf l2 box
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def make_data(family, n, d, rng, rho=0.0):
     return X, y
 
 
-def radius_scale(X, y, family, perturbation):
+def radius_scale(X, y, family, perturbation, alpha=0.0):
     """eps_max of the problem, the radius the eps fractions refer to. For hinge above
     n = 2e4 that of the logistic problem on the same data instead: hinge's eps_max is a
     conic program with a term per sample of the heavier class (``fc.eps_max``; 100 s at
@@ -61,7 +62,7 @@ def radius_scale(X, y, family, perturbation):
     if family == "hinge" and X.shape[0] > 20_000:
         family = "binomial"
     return fc.eps_max(fc.AdversarialProblem(X, y, family=family, perturbation=perturbation,
-                                            eps=0.0))
+                                            eps=0.0, alpha=alpha))
 
 
 def pass_time(X, repeats=30):
@@ -109,6 +110,9 @@ def main(argv=None):
     ap.add_argument("--perturbations", nargs="+", default=list(SETS))
     ap.add_argument("--eps-fraction", type=float, default=0.2,
                     help="eps as a fraction of eps_max (default 0.2)")
+    ap.add_argument("--alpha", type=float, default=0.0,
+                    help="Goodfellow's clean/adversarial mix (default 0; eps_max is that "
+                         "alpha's)")
     ap.add_argument("--rho", type=float, default=0.0,
                     help="AR(1) correlation between neighbouring features (default 0)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -131,14 +135,15 @@ def main(argv=None):
             X, y = make_data(family, n, args.d, rng, rho=args.rho)
             for set_id in args.perturbations:
                 prob = fc.AdversarialProblem(X, y, family=family, perturbation=SETS[set_id](args.d),
-                                             eps=0.0)
-                top = radius_scale(X, y, family, SETS[set_id](args.d))
+                                             eps=0.0, alpha=args.alpha)
+                top = radius_scale(X, y, family, SETS[set_id](args.d), args.alpha)
                 eps = args.eps_fraction * (top if np.isfinite(top) else 1)
                 try:
                     fast, t_fast, peak = fast_solve(
                         lambda X=X, y=y, family=family, set_id=set_id, eps=eps:
                         fc.AdversarialProblem(X, y, family=family,
-                                              perturbation=SETS[set_id](args.d), eps=eps),
+                                              perturbation=SETS[set_id](args.d), eps=eps,
+                                              alpha=args.alpha),
                         args.repeat)
                 except fc.SolverError as exc:  # e.g. separable classes when n <= d
                     print(f"{family:9s} {set_id:13s} {n:8d} {args.d:5d}  no solution: "

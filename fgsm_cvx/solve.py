@@ -7,7 +7,7 @@ import warnings
 import scipy.sparse as sp
 
 from ._validation import check_max_iter, check_tol
-from .cvx import check_solver, solve_cvxpy
+from .cvx import check_solver, near_clean, solve_cvxpy
 from .exceptions import InaccurateSolutionWarning, SolverError, SolverFallbackWarning
 from .families import Hinge
 from .fast import shift_set, solve_fast
@@ -59,7 +59,8 @@ def fast_supported(prob):
 
 
 def _auto_backend(prob):
-    """The fast path for large problems it covers, cvxpy otherwise.
+    """The fast path for large problems it covers, and for alpha within
+    ``cvx.NEAR_CLEAN`` of 1 at any size; cvxpy otherwise.
 
     X on another engine than numpy / scipy.sparse (dask, CuPy, torch ...) always goes to
     the fast path, the only one that runs there (cvxpy then refuses it, naming the fast
@@ -67,7 +68,8 @@ def _auto_backend(prob):
     """
     if not prob.on_host:
         return "fast" if fast_supported(prob) else "cvxpy"
-    if _prefers_fast(prob) and fast_supported(prob):
+    # (alpha near 1: the interior-point solvers are unreliable at any size, ``near_clean``)
+    if (_prefers_fast(prob) or near_clean(prob)) and fast_supported(prob):
         return "fast"
     return "cvxpy"
 
@@ -99,7 +101,8 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         ``AUTO_FAST_SIZE`` (5000) entries (nonzeros, for scipy.sparse X) and
         ``AUTO_FAST_SAMPLES_PER_FEATURE`` (2) samples per feature, or
         ``AUTO_FAST_SIZE_WIDE`` (1e5) entries (hinge: ``AUTO_FAST_HINGE``, 1e4 entries
-        and 8 per feature, or 5e5), or X is a dask /
+        and 8 per feature, or 5e5), or alpha is within ``cvx.NEAR_CLEAN`` (1e-3) of 1
+        (eps > 0: the interior-point solvers are unreliable there), or X is a dask /
         GPU / array API array (any family); cvxpy otherwise.
         ``Result.backend`` says which ran, and ``Result.engine`` where the products
         with X ran ("numpy", "scipy.sparse", "dask", "cupy", "torch", ...: the type

@@ -387,6 +387,111 @@ def test_epigraph_projection_is_the_closest_point(set_id):
         np.testing.assert_allclose(beta, b.value, atol=1e-4)
 
 
+@pytest.mark.parametrize("set_id", ["linf", "l2", "box"])
+@pytest.mark.parametrize("gamma", [1.0, 30.0])
+def test_epigraph_projection_in_the_t_metric_is_the_closest_point(set_id, gamma):
+    """FISTA's step in the metric |d_beta|^2 + |d_t|^2 / gamma^2: against cvxpy's
+    projection in that metric (a box: both shifts, each weighted)."""
+    import cvxpy as cp
+
+    from fgsm_cvx.fast.box import BoxShift
+    from fgsm_cvx.fast.epigraph import EpigraphProx
+
+    d, eps = 5, 40.0
+    pert = fc.Box(-0.5, 1.0) if set_id == "box" else FAST_SETS[set_id](d)
+    shift = BoxShift.from_perturbation(pert, d) if set_id == "box" else pert
+    prox = EpigraphProx(shift, eps, gamma)
+    rng = np.random.default_rng(2)
+    for t_level in (-1.0, 0.3, 5.0):
+        beta0 = rng.standard_normal(d)
+        t0 = np.array([t_level, 0.5 * t_level]) if set_id == "box" else t_level
+        beta, t = prox.metric_step(beta0, t0)
+        b = cp.Variable(d)
+        if set_id == "box":
+            tt = cp.Variable(2)
+            cons = [eps * pert.support_cvx(b) <= tt[0], eps * pert.support_cvx(-b) <= tt[1]]
+        else:
+            tt = cp.Variable()
+            cons = [eps * pert.support_cvx(b) <= tt]
+        dist = cp.Problem(cp.Minimize(cp.sum_squares(b - beta0)
+                                      + cp.sum_squares(tt - t0) / gamma**2), cons)
+        dist.solve(solver="CLARABEL")
+        ours = float(np.sum((beta - beta0) ** 2) + np.sum((np.asarray(t) - t0) ** 2) / gamma**2)
+        assert ours <= dist.value + 1e-8 * (1.0 + dist.value)
+        np.testing.assert_allclose(beta, b.value, atol=1e-4)
+
+
+def _smooth_reference(prob, start):
+    """min F for a smooth family (logistic, Poisson) with an Linf set, independent of
+    both backends: with beta = u - v, u, v >= 0, L-BFGS-B minimises F(u - v, b) under
+    the bounds, from zero and from ``start`` (a Result); the lower of the two."""
+    from scipy.optimize import minimize
+
+    from fgsm_cvx.problem import robust_objective
+
+    d = prob.n_features
+
+    def objective(z):
+        return robust_objective(prob, z[:d] - z[d:2 * d], z[-1])
+
+    best = np.inf
+    for z0 in (np.zeros(2 * d + 1),
+               np.r_[np.maximum(start.coef, 0), np.maximum(-start.coef, 0), start.intercept]):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # (finite differences where e^eta overflows: L-BFGS-B backs off)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = minimize(objective, z0, method="L-BFGS-B",
+                           bounds=[(0, None)] * (2 * d) + [(None, None)],
+                           options={"maxiter": 20000, "maxfun": 100000, "ftol": 1e-15,
+                                    "gtol": 1e-12})
+        best = min(best, ref.fun)
+    return best
+
+
+@pytest.mark.parametrize("backend", ["fast", "auto"])
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+@pytest.mark.parametrize("alpha", [0.9999, 1 - 1e-6])
+def test_a_narrow_cone_with_alpha_near_one(family, alpha, backend):
+    """alpha near 1 puts eps_max, and so the radii of interest, near 1 / (1 - alpha):
+    the epigraph cone {eps ||beta||_1 <= t} is then very narrow, a step off it was
+    projected back almost onto its axis, and the gradient mapping at beta = 0 met the
+    tolerance: logistic fits at alpha = 1 - 1e-6 and 0.3 eps_max were returned at
+    beta = 0, up to 0.06 relative above the optimum, called optimal (solves at alpha
+    0.9999 took up to 100x the iterations of alpha = 0). FISTA now steps in a metric
+    on t scaled to the cone (``solver.t_metric``). "auto" sent these small problems to
+    ECOS, whose answers were up to 0.06 above the optimum with a certificate that
+    confirmed them: it now takes the fast path where 1 - alpha <= 1e-3
+    (``cvx.NEAR_CLEAN``). Reference: ``_smooth_reference``."""
+    d = 5
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((200, d))
+        eta = X @ (rng.standard_normal(d) * (rng.random(d) < 0.3))
+        y = make_y(family, eta, rng)
+        prob = fc.AdversarialProblem(X, y, family=family, alpha=alpha, eps=0.0)
+        prob = prob.with_params(eps=0.3 * fc.eps_max(prob))
+        res = fc.solve(prob, backend=backend)
+        best = _smooth_reference(prob, res)
+        assert res.objective - best <= 1e-7 * abs(best), seed
+
+
+def test_the_cvxpy_backend_warns_where_alpha_is_near_one():
+    """Where 0 < 1 - alpha <= ``cvx.NEAR_CLEAN`` (eps > 0) the interior-point solvers'
+    answers are unreliable: the cvxpy backend says so; at alpha = 1 (the clean fit),
+    eps = 0, or 1 - alpha above the limit it does not."""
+    from fgsm_cvx.cvx import NEAR_CLEAN
+
+    X, y = _data(family_id="binomial")
+    prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.1)
+    with pytest.warns(fc.InaccurateSolutionWarning, match="within 0.001 of 1"):
+        fc.solve(prob.with_params(alpha=1 - NEAR_CLEAN / 2), backend="cvxpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for params in ({"alpha": 1.0}, {"alpha": 1 - 1e-6, "eps": 0.0},
+                       {"alpha": 1 - 2 * NEAR_CLEAN}):
+            fc.solve(prob.with_params(**params), backend="cvxpy")
+
+
 @pytest.mark.parametrize("family_id", ["binomial", "gaussian", "poisson"])
 def test_uncentred_features_are_solved_as_well_as_centred(family_id):
     """Columns with a common offset 100x their sd: the fast path centres them internally

@@ -20,6 +20,7 @@ import fgsm_cvx.fast.model as fast_model
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.engine import make_engine
 from fgsm_cvx.families import Binomial, Gaussian, Huber, Poisson
+from fgsm_cvx.fast.epigraph import EpigraphProx
 from fgsm_cvx.fast.model import Model, _per_sample_second, fast_scaling
 from fgsm_cvx.fast.newton import manifold_of
 from fgsm_cvx.fast.objective import _sinhc_derivatives, adversarial_terms, second_order_terms
@@ -422,9 +423,7 @@ def test_newton_converges_quadratically(set_name):
     t = eps * shift.value(beta)
     Xb, _ = model.evaluate(beta, b, t, 0.0)
 
-    def prox(v_beta, v_t, L):
-        return fast_solver.project_epigraph(shift, v_beta, v_t, eps)
-
+    prox = EpigraphProx(shift, eps)  # (Euclidean, as the solver hands it to Newton)
     L = model.curvature_bound()
     args = (model, manifold_of(shift, prob.n_features), prox, True, (beta, b, t, Xb), 0.0,
             eps, L)

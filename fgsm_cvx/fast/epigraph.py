@@ -163,6 +163,34 @@ def project_epigraph(shift, beta0, t0, eps):
     return _project_by_root(shift, beta0, t0, eps, s0)
 
 
+class EpigraphProx:
+    """The proximal step of the indicator of K = {eps h(beta) <= t}: FISTA's ``prox``.
+
+    Called as ``prox(v_beta, v_t, L)`` it is the Euclidean projection
+    (``project_epigraph``), as Newton's projected steps take it. ``metric_step`` is the
+    projection in the metric ||d_beta||^2 + ||d_t||^2 / gamma^2 (gamma = ``t_metric``),
+    in which FISTA steps: with s = t / gamma,
+
+    .. math:: K = \\{\\epsilon h(\beta) \\le t\\} = \\{(\\epsilon/\\gamma) h(\beta) \\le s\\},
+
+    so that projection is the Euclidean one of (beta0, t0 / gamma) onto the cone of
+    radius eps / gamma, its s scaled back by gamma (``solver.t_metric`` says why).
+    """
+
+    def __init__(self, shift, eps, t_metric=1.0):
+        self.shift, self.eps, self.t_metric = shift, eps, t_metric
+
+    def __call__(self, v_beta, v_t, L=None):
+        return project_epigraph(self.shift, v_beta, v_t, self.eps)
+
+    def metric_step(self, v_beta, v_t):
+        gamma = self.t_metric
+        if gamma == 1.0:
+            return project_epigraph(self.shift, v_beta, v_t, self.eps)
+        beta, s = project_epigraph(self.shift, v_beta, v_t / gamma, self.eps / gamma)
+        return beta, s * gamma
+
+
 def _project_by_root(shift, beta0, t0, eps, s0):
     """The projection of an infeasible (beta0, t0) (s0 = eps h(beta0) > t0) by a root
     search over lam: the prox in closed form or its own search inside, or one search
