@@ -171,7 +171,7 @@ class EpigraphProx:
     projection in the metric ||d_beta||^2 + ||d_t||^2 / gamma^2 (gamma = ``t_metric``),
     in which FISTA steps: with s = t / gamma,
 
-    .. math:: K = \\{\\epsilon h(\beta) \\le t\\} = \\{(\\epsilon/\\gamma) h(\beta) \\le s\\},
+    .. math:: K = \\{\\epsilon h(\\beta) \\le t\\} = \\{(\\epsilon/\\gamma) h(\\beta) \\le s\\},
 
     so that projection is the Euclidean one of (beta0, t0 / gamma) onto the cone of
     radius eps / gamma, its s scaled back by gamma (``solver.t_metric`` says why).

@@ -138,7 +138,7 @@ def t_metric(eps, alpha):
     """gamma of FISTA's metric |d_beta|^2 + |d_t|^2 / gamma^2 on (beta, t), in the
     scaled problem (radius ``eps``, mixing ``alpha``).
 
-    .. math:: \\gamma = \\max(1, \\min(\\epsilon, c / \\sqrt{1 - \alpha})), \\quad c = 3.
+    .. math:: \\gamma = \\max(1, \\min(\\epsilon, c / \\sqrt{1 - \\alpha})), \\quad c = 3.
 
     In the Euclidean metric the cone K = {eps sigma(beta) <= t} is narrow where eps is
     large: a step off it is projected back almost onto its axis, so beta hardly moves,
@@ -167,9 +167,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
     Returns (state, F, L, iterations, residual, converged)
     where the residual is the norm of the gradient mapping L (y - x+) at the last step.
     Steps, the sufficient-decrease test and the residual are in the metric
-    |d_beta|^2 + d_b^2 + |d_t|^2 / gamma^2 of the prox's ``t_metric`` gamma (1 unless
-    the prox is an ``EpigraphProx`` with another: ``t_metric``), with L the curvature in
-    that metric.
+    |d_beta|^2 + d_b^2 + |d_t|^2 / gamma^2, gamma the prox's ``t_metric`` (an
+    ``EpigraphProx``; 1 for any other prox), with L the curvature in that metric.
     The tolerance is floored at the resolution of f in floating point: a step d is only
     visible in f when L |d|^2 exceeds the rounding of f, so residuals below
     10 sqrt(L eps_machine (1 + |f|)) cannot be certified and count as converged.
