@@ -25,6 +25,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import brentq
 
 from ._validation import check_scalar
 from .exceptions import SolverError
@@ -45,12 +46,13 @@ def eps_max(prob):
     minimiser may be nonzero well beyond it, so a grid from it (``eps_grid``) is a
     starting point there, not a guarantee that beta = 0 above it.
 
-    Hinge is non-smooth at the intercept-only optimum: for a symmetric set, no penalty
-    and X in memory its eps_max is the value of one small convex program
-    (``_eps_max_hinge``).
-    Hinge with an asymmetric set or a penalty, and problems with user constraints, are
-    not covered; for them eps_max is located by bisection on the cvxpy solution
-    (relative precision 1e-4).
+    Hinge is non-smooth at the intercept-only optimum: without a penalty its eps_max is
+    the value of one small convex program in d + 2 variables (``_eps_max_hinge``; a
+    norm or a support-function ratio with balanced classes or no intercept), or for an
+    asymmetric set with 0 < alpha < 1 a bisection (relative precision 1e-7) on such a
+    program canonicalised once. Hinge with a penalty, and problems with user
+    constraints, are not covered; for them eps_max is located by bisection on the cvxpy
+    solution (relative precision 1e-4).
     """
     check_problem(prob)
     if getattr(prob.penalty, "offset", 0.0):
@@ -59,10 +61,9 @@ def eps_max(prob):
     if prob.alpha >= 1.0:
         return np.inf
     if isinstance(prob.family, Hinge) and prob.constraints is None \
-            and prob.penalty is None and prob.perturbation.symmetric:
+            and prob.penalty is None:
         if prob.on_host or _hinge_at_norm(prob):
             return _eps_max_hinge(prob)
-        # (the bisection below solves with cvxpy, which needs X in memory)
         raise TypeError(
             f"eps_max of a hinge problem whose classes weigh differently needs X in memory "
             f"(numpy or scipy.sparse), got a {prob.engine.name} array: it is a program "
@@ -93,58 +94,89 @@ def eps_max(prob):
         return _ratio(prob.perturbation.norm(g), scale * k)
     a = float(w @ np.where(score > 0, score, 0.0))
     b = float(w @ np.where(score < 0, -score, 0.0))
+    return _support_ratio(-g, a, b, prob.perturbation.support_cvx) / scale
+
+
+def _support_ratio(g, a, b, support):
+    """sup{g^T u : a sigma_S(u) + b sigma_S(-u) <= 1} (a, b >= 0): the least eps'
+    with g^T u <= eps' [a sigma_S(u) + b sigma_S(-u)] for every u; inf where no
+    eps' is (g moves along a direction that S cannot). One small Clarabel solve."""
     g_scale = float(np.max(np.abs(g), initial=0.0))
     if g_scale == 0.0:
         return 0.0
-    u = cp.Variable(prob.n_features)
-    support = prob.perturbation.support_cvx
+    u = cp.Variable(g.shape[0])
     # The value is linear in g: solve for g / g_scale to keep the tolerance relative.
-    lp = cp.Problem(cp.Maximize(-(g / g_scale) @ u), [a * support(u) + b * support(-u) <= 1])
+    lp = cp.Problem(cp.Maximize((g / g_scale) @ u), [a * support(u) + b * support(-u) <= 1])
     lp.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     if lp.status in ("unbounded", "unbounded_inaccurate"):
         return np.inf
-    return g_scale * max(float(lp.value), 0.0) / scale
+    return g_scale * max(float(lp.value), 0.0)
 
 
 def _eps_max_hinge(prob):
-    """eps_max of a hinge problem with a symmetric set S and no penalty or constraints.
+    """eps_max of a hinge problem with no penalty or constraints, any perturbation set S.
 
     At beta = 0 every term is pos(1 - z_i b), so the intercept b* minimises
     W+ (1 - b) + W- (1 + b) on [-1, 1] (W+-: the classes' weights). The subgradient of
-    sample i's terms at (0, b*) is rho_i (-z_i x_i, -z_i) + (1 - alpha) theta_i (eps v, 0),
-    with v in S (the subdifferential of ||.||_* at 0) and theta_i (adversarial term),
-    theta^c_i (clean term) in the derivative of pos at u_i = 1 - z_i b*: 1 for u_i > 0,
-    anywhere in [0, 1] for u_i = 0, and rho_i = alpha theta^c_i + (1 - alpha) theta_i.
-    So beta = 0 is optimal iff some such theta, theta^c give
+    sample i's terms at (0, b*) is rho_i (-z_i x_i, -z_i) + (1 - alpha) theta_i (eps v_i, 0)
+    with v_i in -z_i S (the subdifferential of beta -> sigma_S(-z_i beta) at 0), and
+    theta_i (adversarial term), theta^c_i (clean term) in the derivative of pos at
+    u_i = 1 - z_i b*: 1 for u_i > 0, anywhere in [0, 1] for u_i = 0, and
+    rho_i = alpha theta^c_i + (1 - alpha) theta_i. So beta = 0 is optimal iff some such
+    theta, theta^c give sum_i w_i rho_i z_i = 0 and, for every direction u,
 
-    .. math:: \\sum_i w_i \\rho_i z_i = 0, \\quad
-              \\|\\textstyle\\sum_i w_i \\rho_i z_i x_i\\| \\le
-              \\epsilon (1 - \\alpha) \\textstyle\\sum_i w_i \\theta_i
+    .. math:: \\textstyle\\sum_i w_i \\rho_i z_i x_i^\\top u \\le
+              \\epsilon (1 - \\alpha) \\sum_i w_i \\theta_i \\sigma_S(-z_i u).
 
-    (||.|| the norm of S, dual to sigma_S). With equal class weights, or no intercept,
-    every u_i > 0 and eps_max = ||sum_i w_i z_i x_i|| / ((1 - alpha) sum_i w_i). Otherwise
-    b* = +-1: the heavier class P sits at the kink (u = 0) and the lighter class N has
-    theta = rho = 1, and eps_max is the smallest ratio over theta, theta^c in [0, 1]^P
-    with sum_P w rho = W_N. Writing ||g|| = max{u^T g : sigma_S(u) <= 1} and dualising
-    the linear program in (theta, theta^c) (after the Charnes-Cooper change of
-    variables that makes the ratio linear) gives, with a_i = x_i^T u and
-    c = u^T sum_N w_i x_i,
+    *Equal class weights, or no intercept*: every u_i > 0 (theta = rho = 1), and
+    eps_max = ||sum_i w_i z_i x_i|| / ((1 - alpha) sum_i w_i) for a symmetric S (||.||
+    its gauge, dual to sigma_S); for an asymmetric one the least eps with
+    g^T u <= eps (1 - alpha) (W- sigma_S(u) + W+ sigma_S(-u)) for all u
+    (``_support_ratio``).
+
+    *Otherwise* b* = +-1: the heavier class P (label z_P) sits at the kink (u = 0) and
+    the lighter class N has theta = rho = 1. Dualising the linear program in
+    (theta, theta^c) for a given eps (multiplier mu of sum_P w rho = W_N), with
+    v = z_P u, a_i = x_i^T v and g_N = sum_N w_i x_i, beta = 0 is optimal iff
+    E(v, mu; eps) <= 0 for all (v, mu), where
 
     .. math::
 
-        \\epsilon_{max} = \\max_{u, \\lambda, \\mu} \\lambda \\quad \\text{s.t.} \\quad
-        \\sigma_S(u) \\le 1, \\quad
-        W_N (\\mu - (1 - \\alpha) \\lambda) - c + \\sum_{i \\in P} w_i
-        [(1 - \\alpha) \\min(0, a_i - \\lambda - \\mu) + \\alpha \\min(0, a_i - \\mu)] \\ge 0,
+        E = \\sum_{i \\in P} w_i [\\alpha \\min(0, a_i - \\mu) + (1 - \\alpha)
+        \\min(0, a_i - \\mu - \\epsilon \\sigma_S(-v))] + W_N \\mu - g_N^\\top v
+        - \\epsilon (1 - \\alpha) W_N \\sigma_S(v),
 
-    a convex program in d + 2 variables (concave in (u, lambda, mu)), one Clarabel solve
-    where the bisection solved the whole problem about 17 times. Unbounded (a component
-    that no theta cancels on a coordinate S does not move) is inf.
+    concave in (v, mu) and positively homogeneous. Where sigma_S(-v) = sigma_S(v) on
+    the normalisation sigma_S(v) <= 1, eps enters linearly and eps_max is the value of
+    one convex program in d + 2 variables (the Charnes-Cooper form of the ratio):
+
+    .. math::
+
+        \\epsilon_{max} = \\max_{v, \\lambda, \\mu} \\lambda \\quad \\text{s.t.} \\quad
+        \\sigma_S(v) \\le 1, \\quad
+        W_N (\\mu - (1 - \\alpha) \\lambda) - g_N^\\top v + \\sum_{i \\in P} w_i
+        [(1 - \\alpha) \\min(0, a_i - \\lambda - \\mu) + \\alpha \\min(0, a_i - \\mu)] \\ge 0.
+
+    That holds for a symmetric S, and for an asymmetric S at alpha = 0 with sigma_S
+    replaced by its symmetrisation (sigma_S(v) + sigma_S(-v)) / 2 (substitute
+    mu' = mu + eps sigma_S(-v): E then depends on S through that sum alone). An
+    asymmetric S with 0 < alpha < 1 has eps times two different support values, not a
+    single convex program: eps_max is found by bisection on sup E (relative precision
+    ``_HINGE_RTOL``), each step one re-solve of a program canonicalised once with eps
+    as a parameter (the bisection on whole cvxpy solves it replaces took ~4.5 s at
+    n = 2000, d = 50, and failed on ECOS at alpha = 0.9999, n = 1e4).
+    Unbounded (a component that no theta cancels on a coordinate S does not move) is inf.
     """
     y, w = prob.y, prob.sample_weight  # y coded -1 / +1
     scale = 1.0 - prob.alpha
+    S = prob.perturbation
     if _hinge_at_norm(prob):
-        return _ratio(prob.perturbation.norm(_weighted_xt(prob, w * y)), scale * float(w.sum()))
+        g = _weighted_xt(prob, w * y)  # sum_i w_i z_i x_i
+        if S.symmetric:
+            return _ratio(S.norm(g), scale * float(w.sum()))
+        # sample i's shift along u is sigma_S(-z_i u): W+ sigma_S(-u) + W- sigma_S(u)
+        return _support_ratio(g, float(w @ (y < 0)), float(w @ (y > 0)),
+                              S.support_cvx) / scale
     w_pos, w_neg = float(w @ (y > 0)), float(w @ (y < 0))
     kink = y > 0 if w_pos > w_neg else y < 0
     w_kink = np.where(kink, w, 0.0)
@@ -158,25 +190,124 @@ def _eps_max_hinge(prob):
     # then eps_max in those units), keeping Clarabel's tolerances relative
     x_scale = max(float(np.max(np.abs(g_other))) / max(w_other, 1e-300),
                   float(abs(X[keep]).max()) if keep.size else 0.0, 1e-300)
-    u, lam, mu = cp.Variable(prob.n_features), cp.Variable(), cp.Variable()
-    a = (X[keep] / x_scale) @ u
-    slack = w_other * (mu - scale * lam) - (g_other / x_scale) @ u \
-        + w_kink[keep] @ (scale * cp.minimum(0, a - lam - mu))
-    if prob.alpha > 0.0:
-        slack = slack + prob.alpha * (w_kink[keep] @ cp.minimum(0, a - mu))
-    program = cp.Problem(cp.Maximize(lam), [prob.perturbation.support_cvx(u) <= 1,
-                                            slack >= 0])
-    # 1e-9: tighter, Clarabel reports "inaccurate" on some problems without a change
-    # in the value
+    v, mu = cp.Variable(prob.n_features), cp.Variable()
+    a = (X[keep] / x_scale) @ v
+    w_p = w_kink[keep]
+    clean = prob.alpha * (w_p @ cp.minimum(0, a - mu)) if prob.alpha > 0.0 else 0.0
+    common = w_other * mu - (g_other / x_scale) @ v + clean
+    if S.symmetric or prob.alpha == 0.0:
+        support = S.support_cvx if S.symmetric else \
+            (lambda u: 0.5 * (S.support_cvx(u) + S.support_cvx(-u)))
+        lam = cp.Variable()
+        slack = common - w_other * scale * lam + scale * (w_p @ cp.minimum(0, a - lam - mu))
+        program = cp.Problem(cp.Maximize(lam), [support(v) <= 1, slack >= 0])
+        value = _clarabel_value(program)
+        if value is None:  # (not solved; infeasible cannot happen: v = 0, lambda << 0)
+            return _eps_max_bisection(prob)
+        return max(value, 0.0) * x_scale  # (inf where unbounded)
+    # E is decreasing in sigma_S(v) and sigma_S(-v): bounds s_up >= sigma_S(v),
+    # s_dn >= sigma_S(-v) in their place leave sup E as it is, with eps times a scalar
+    # variable in each term (eps times the support's expression, broadcast over the
+    # terms, made every row of Clarabel's matrix dense in it: 1-2 s a solve at n = 2000)
+    eps = cp.Parameter(nonneg=True)  # (in units of x_scale)
+    s_up, s_dn = cp.Variable(), cp.Variable()
+    E = common + scale * (w_p @ cp.minimum(0, a - mu - eps * s_dn)) \
+        - scale * w_other * eps * s_up
+    program = cp.Problem(cp.Maximize(E), [S.support_cvx(v) <= s_up, S.support_cvx(-v) <= s_dn,
+                                          s_up + s_dn <= 1])
+    zero = _HINGE_ZERO * float(w.sum())  # sup E is 0 (to rounding) from eps_max on
+    A, g_n = X[keep] / x_scale, g_other / x_scale
+
+    def sup_at(value):
+        eps.value = value
+        sup = _clarabel_value(program)
+        if sup is None:
+            raise cp.error.SolverError(f"status {program.status}")
+        return sup
+
+    def root_at_maximiser(lo):
+        # E at the last maximiser (v, mu), with s = sigma_S(+-v) (a feasible point), is a
+        # concave function of eps, decreasing, and a lower bound on sup E: where it is
+        # positive so is sup E, so its root is a radius below eps_max (Dinkelbach's step)
+        u, m = np.asarray(v.value, dtype=float), float(mu.value)
+        up, dn = S.support(u), S.support(-u)
+        a_i = np.asarray(A @ u).ravel()
+        base = w_other * m - g_n @ u + prob.alpha * (w_p @ np.minimum(0.0, a_i - m))
+
+        def e(r):
+            return base + scale * (w_p @ np.minimum(0.0, a_i - m - r * dn)) \
+                - scale * w_other * r * up
+
+        if not e(lo) > 0.0:
+            return lo
+        hi = max(2.0 * lo, 1.0)
+        while e(hi) > 0.0:
+            hi *= 4.0
+            if hi > 1e12:
+                return np.inf
+        return brentq(e, lo, hi, xtol=1e-300, rtol=1e-13)
+
     try:
-        program.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+        lo = 0.0
+        for _ in range(_HINGE_STEPS):
+            sup = sup_at(lo)
+            if sup <= zero:
+                return lo * x_scale
+            step = root_at_maximiser(lo) if np.isfinite(sup) else np.inf
+            if np.isinf(step):
+                return np.inf
+            if not step > lo * (1.0 + _HINGE_RTOL):  # stalled (an inaccurate maximiser)
+                break
+            lo = step
+        return _least_radius(lambda value: sup_at(value) <= zero, _HINGE_RTOL) * x_scale
     except cp.error.SolverError:
         return _eps_max_bisection(prob)
+
+
+# the asymmetric hinge program's search: sup E at most _HINGE_ZERO times sum_i w_i counts
+# as 0 (the program's objective is a sum of terms w_i O(1) in the units of x_scale; below
+# eps_max it grows like (1 - alpha) W (eps_max - eps) / 2); at most _HINGE_STEPS of
+# Dinkelbach's steps, then (or where a step stalls) bisection to relative precision
+# _HINGE_RTOL
+_HINGE_ZERO = 1e-9
+_HINGE_STEPS = 30
+_HINGE_RTOL = 1e-7
+
+
+def _clarabel_value(program):
+    """The optimal value of a cvxpy ``program`` by Clarabel at tolerance 1e-9 (tighter:
+    Clarabel reports "inaccurate" on some problems without a change in the value, whose
+    value is used as it is, without cvxpy's warning): inf or -inf where unbounded, None
+    where not solved."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Solution may be inaccurate")
+            program.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9,
+                          tol_feas=1e-9)
+    except cp.error.SolverError:
+        return None
     if program.status in ("unbounded", "unbounded_inaccurate"):
-        return np.inf
-    if lam.value is None:  # not solved (infeasible cannot happen: u = 0, lambda << 0)
-        return _eps_max_bisection(prob)
-    return max(float(lam.value), 0.0) * x_scale  # eps_max is linear in X
+        return np.inf if isinstance(program.objective, cp.Maximize) else -np.inf
+    return None if program.value is None else float(program.value)
+
+
+def _least_radius(zero_at, rtol):
+    """The least eps >= 0 with ``zero_at(eps)`` (monotone: False below, True from it on)
+    to relative precision ``rtol``, by bisection from [0, 1] widened fourfold; inf past
+    1e12. Returns the upper end (a radius where zero_at holds)."""
+    hi = 1.0
+    while not zero_at(hi):
+        hi *= 4.0
+        if hi > 1e12:
+            return np.inf
+    lo = 0.0
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        if zero_at(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _constant_columns(X):
@@ -238,19 +369,7 @@ def _eps_max_bisection(prob, rtol=1e-4):
             return False
         return _zero_point(at)[2] <= res.objective + 1e-8 * (1.0 + abs(res.objective))
 
-    hi = 1.0
-    while not zero_at(hi):
-        hi *= 4.0
-        if hi > 1e12:
-            return np.inf
-    lo = 0.0
-    while hi - lo > rtol * hi:
-        mid = 0.5 * (lo + hi)
-        if zero_at(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return _least_radius(zero_at, rtol)
 
 
 def _eps_max_hinge_flat(prob):

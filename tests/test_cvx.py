@@ -143,8 +143,6 @@ EPS_MAX_SETS = {
 @pytest.mark.parametrize("perturbation_id", EPS_MAX_SETS)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_eps_max_is_the_zero_threshold(family_id, perturbation_id, fit_intercept):
-    if family_id == "hinge" and perturbation_id not in ("linf", "l2", "box"):
-        pytest.skip("hinge eps_max is found by bisection; three sets suffice")
     prob = small_problem(family_id, EPS_MAX_SETS[perturbation_id](), alpha=0.2,
                          fit_intercept=fit_intercept, n=40)
     top = fc.eps_max(prob)

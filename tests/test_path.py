@@ -1,5 +1,6 @@
 """eps paths: the top of the grid, warm starts against cold solves, plotting, errors."""
 
+import cvxpy as cp
 import numpy as np
 import pytest
 from conftest import QUICK
@@ -35,7 +36,14 @@ def test_zero_at_eps_max_and_not_below(family):
 HINGE_SETS = {"linf": fc.Linf(), "l2": fc.L2(), "l1": fc.L1(),
               "weighted_linf": fc.WeightedLinf(np.linspace(0.5, 2.0, 5)),
               "group": fc.Group(np.array([0, 0, 1, 1, 2])),
-              "ellipsoid": fc.Ellipsoid(np.eye(5) + 0.3 * np.diag(np.ones(4), 1))}
+              "ellipsoid": fc.Ellipsoid(np.eye(5) + 0.3 * np.diag(np.ones(4), 1)),
+              # asymmetric sets: at alpha = 0 the symmetrised set's program, at 0.3
+              # (the weighted case) Dinkelbach's steps on sup E, balanced classes and no
+              # intercept the support-function ratio
+              "box": fc.Box([-1.0, -0.2, 0.0, -0.5, -0.1], [0.3, 1.0, 0.5, 0.5, 2.0]),
+              "custom_polytope": fc.CustomSet(lambda delta: [
+                  delta >= -0.5, cp.sum(delta) <= 1.0,
+                  delta[0] - delta[1] + 0.5 * delta[3] <= 0.8])}
 
 
 @pytest.mark.parametrize("set_name", list(HINGE_SETS))
@@ -69,6 +77,31 @@ def test_hinge_eps_max_is_where_zero_becomes_optimal(set_name, case):
         best = fc.solve(at, backend="cvxpy", solver="CLARABEL").objective
         gaps.append(best - robust_objective(at, np.zeros(d), b0))
     assert gaps[0] < -1e-7 and gaps[1] > -1e-8, gaps
+
+
+@pytest.mark.parametrize("alpha", [0.99, 0.9999])
+def test_hinge_box_eps_max_near_clean(alpha):
+    """An asymmetric set with alpha near 1 (Dinkelbach's steps on the dual program; the
+    bisection on cvxpy solves that it replaced failed on ECOS at alpha = 0.9999): just
+    below eps_max the fast path's optimum (reliable there, unlike the interior-point
+    solvers) beats the zero point (0, b*), just above it does not."""
+    from fgsm_cvx.problem import robust_objective
+
+    rng = np.random.default_rng(int(alpha * 1e4))
+    n, d = 400, 6
+    X = rng.standard_normal((n, d))
+    y = np.where(X @ np.linspace(1.0, -0.5, d) + rng.logistic(size=n) > -1.0, 1.0, -1.0)
+    prob = fc.AdversarialProblem(X, y, family="hinge", alpha=alpha,
+                                 perturbation=fc.Box(-0.5, np.linspace(0.2, 1.5, d)))
+    top = fc.eps_max(prob)
+    assert 0.0 < top < np.inf
+    b0 = prob.family.intercept_only(prob.y, prob.sample_weight)
+    gaps = []
+    for factor in (1.0 - 1e-3, 1.0 + 1e-3):
+        at = prob.with_params(eps=top * factor)
+        gaps.append(fc.solve(at, backend="fast").objective
+                    - robust_objective(at, np.zeros(d), b0))
+    assert gaps[0] < -1e-7 and gaps[1] > -1e-9, gaps
 
 
 @pytest.mark.parametrize("penalty", [fc.penalties.SquaredL2(), fc.penalties.Lr(1.5)],
