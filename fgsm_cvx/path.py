@@ -46,13 +46,14 @@ def eps_max(prob):
     minimiser may be nonzero well beyond it, so a grid from it (``eps_grid``) is a
     starting point there, not a guarantee that beta = 0 above it.
 
-    Hinge is non-smooth at the intercept-only optimum: without a penalty its eps_max is
-    the value of one small convex program in d + 2 variables (``_eps_max_hinge``; a
-    norm or a support-function ratio with balanced classes or no intercept), or for an
-    asymmetric set with 0 < alpha < 1 a bisection (relative precision 1e-7) on such a
-    program canonicalised once. Hinge with a penalty, and problems with user
-    constraints, are not covered; for them eps_max is located by bisection on the cvxpy
-    solution (relative precision 1e-4).
+    Hinge is non-smooth at the intercept-only optimum: its eps_max is the value of one
+    small convex program in d + 2 variables (``_eps_max_hinge``; a norm or a
+    support-function ratio with balanced classes or no intercept), or for an asymmetric
+    set with 0 < alpha < 1 the root of such a program's value in eps (Dinkelbach's
+    steps: a few re-solves of it). A penalty enters through its slope at 0,
+    P'(0; u) (``Penalty.slope_at_zero``: the norms, L_1, SCAD, MCP). Hinge with a
+    penalty without one, and problems with user constraints, are not covered; for them
+    eps_max is located by bisection on the cvxpy solution (relative precision 1e-4).
     """
     check_problem(prob)
     if getattr(prob.penalty, "offset", 0.0):
@@ -60,20 +61,24 @@ def eps_max(prob):
                          "(an LLA majoriser): beta = 0 does not remove the shift")
     if prob.alpha >= 1.0:
         return np.inf
-    if isinstance(prob.family, Hinge) and prob.constraints is None \
-            and prob.penalty is None:
-        if prob.on_host or _hinge_at_norm(prob):
-            return _eps_max_hinge(prob)
-        raise TypeError(
-            f"eps_max of a hinge problem whose classes weigh differently needs X in memory "
-            f"(numpy or scipy.sparse), got a {prob.engine.name} array: it is a program "
-            f"with a term per sample of the heavier class; pass the radii yourself "
-            f"(adversarial_path(prob, eps=[...]), AdversarialClassifierCV(eps_grid=[...]))"
-            f" or convert X to numpy")
-    if isinstance(prob.family, Hinge) and prob.constraints is None \
-            and prob.penalty is not None \
-            and np.isinf(prob.penalty.polar_at_zero(np.ones(prob.n_features))):
-        return _eps_max_hinge_flat(prob)
+    if isinstance(prob.family, Hinge) and prob.constraints is None:
+        pen = prob.penalty
+        polar = None if pen is None else pen.polar_at_zero(np.ones(prob.n_features))
+        if polar == np.inf:  # P'(0; .) = 0: flat at 0
+            return _eps_max_hinge_flat(prob)
+        if polar == 0.0:  # P'(0; u) = inf (L_r, r < 1): beta = 0 is a local minimiser
+            return 0.0
+        # the set whose support is P'(0; .): eps_max depends on P only through it
+        S = prob.perturbation if pen is None else pen.slope_at_zero(prob.n_features)
+        if S is not None and (prob.on_host or _hinge_at_norm(prob)):
+            return _eps_max_hinge(prob, S)
+        if S is not None:
+            raise TypeError(
+                f"eps_max of a hinge problem whose classes weigh differently needs X in "
+                f"memory (numpy or scipy.sparse), got a {prob.engine.name} array: it is a "
+                f"program with a term per sample of the heavier class; pass the radii "
+                f"yourself (adversarial_path(prob, eps=[...]), "
+                f"AdversarialClassifierCV(eps_grid=[...])) or convert X to numpy")
     if isinstance(prob.family, Hinge) or prob.constraints is not None:
         return _eps_max_bisection(prob)
     fam, y, w = prob.family, prob.y, prob.sample_weight
@@ -113,8 +118,9 @@ def _support_ratio(g, a, b, support):
     return g_scale * max(float(lp.value), 0.0)
 
 
-def _eps_max_hinge(prob):
-    """eps_max of a hinge problem with no penalty or constraints, any perturbation set S.
+def _eps_max_hinge(prob, S):
+    """eps_max of a hinge problem without constraints: for its perturbation set S, or
+    for a penalty P the set S with sigma_S(u) = P'(0; u) (``Penalty.slope_at_zero``).
 
     At beta = 0 every term is pos(1 - z_i b), so the intercept b* minimises
     W+ (1 - b) + W- (1 + b) on [-1, 1] (W+-: the classes' weights). The subgradient of
@@ -169,7 +175,6 @@ def _eps_max_hinge(prob):
     """
     y, w = prob.y, prob.sample_weight  # y coded -1 / +1
     scale = 1.0 - prob.alpha
-    S = prob.perturbation
     if _hinge_at_norm(prob):
         g = _weighted_xt(prob, w * y)  # sum_i w_i z_i x_i
         if S.symmetric:

@@ -72,6 +72,15 @@ class Penalty:
         """
         raise NotImplementedError
 
+    def slope_at_zero(self, d):
+        """A symmetric perturbation set S with sigma_S(u) = P'(0; u) on d coefficients,
+        or None where there is none (P flat or infinitely steep at 0, or not known).
+
+        The hinge's eps_max (``path._eps_max_hinge``) depends on P only through the
+        directional derivative at 0, as it does on a set through its support function.
+        """
+        return None
+
     def check_dim(self, d):
         """Raise ValueError if the penalty cannot act on d coefficients."""
 
@@ -117,6 +126,9 @@ class DualNorm(Penalty):
 
     def polar_at_zero(self, g):
         return self.perturbation.norm(g)
+
+    def slope_at_zero(self, d):
+        return self.perturbation  # a norm: P'(0; u) = P(u)
 
     def prox(self, v, c):
         # Moreau: prox of c ||.||_* = identity minus the projection onto the c-ball of ||.||
@@ -235,6 +247,11 @@ class SeparablePenalty(Penalty):
         if slope == 0.0:
             return 0.0 if not np.any(g) else np.inf
         return float(np.max(np.abs(g))) / slope
+
+    def slope_at_zero(self, d):
+        # P'(0; u) = p'(0) ||u||_1, the support of the box of half-width p'(0)
+        slope = float(self.dp(np.zeros(1))[0])
+        return WeightedLinf(np.full(d, slope)) if 0.0 < slope < np.inf else None
 
     def cvx(self, beta):
         raise ValueError(f"penalty {self!r} is non-convex and has no DCP form; generalized "
