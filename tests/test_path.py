@@ -46,6 +46,24 @@ HINGE_SETS = {"linf": fc.Linf(), "l2": fc.L2(), "l1": fc.L1(),
                   delta[0] - delta[1] + 0.5 * delta[3] <= 0.8])}
 
 
+def assert_zero_from_eps_max(prob, backend="cvxpy", above_tol=1e-8):
+    """eps_max of ``prob`` is finite and positive, and by full solves (Clarabel, or the
+    fast path) just below it the optimum beats the zero point (0, b*) and just above
+    it does not."""
+    from fgsm_cvx.problem import robust_objective
+
+    top = fc.eps_max(prob)
+    assert 0.0 < top < np.inf
+    b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
+    gaps = []
+    for factor in (1.0 - 1e-3, 1.0 + 1e-3):
+        at = prob.with_params(eps=top * factor)
+        best = fc.solve(at, backend=backend, **({"solver": "CLARABEL"}
+                                                if backend == "cvxpy" else {}))
+        gaps.append(best.objective - robust_objective(at, np.zeros(prob.n_features), b0))
+    assert gaps[0] < -1e-7 and gaps[1] > -above_tol, gaps
+
+
 @pytest.mark.parametrize("set_name", list(HINGE_SETS))
 @pytest.mark.parametrize("case", ["more_positive", "more_negative_weighted_alpha",
                                   "balanced", "no_intercept"])
@@ -53,8 +71,6 @@ def test_hinge_eps_max_is_where_zero_becomes_optimal(set_name, case):
     """The hinge eps_max (one convex program, or the closed form for balanced classes and
     no intercept) against full cvxpy solves: just below it the optimum beats the zero
     point (0, b*), just above it does not."""
-    from fgsm_cvx.problem import robust_objective
-
     rng = np.random.default_rng(len(set_name) + 7 * len(case))
     n, d = 150, 5
     X = rng.standard_normal((n, d)) + 0.5
@@ -68,15 +84,7 @@ def test_hinge_eps_max_is_where_zero_becomes_optimal(set_name, case):
     prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=HINGE_SETS[set_name],
                                  sample_weight=w, fit_intercept=case != "no_intercept",
                                  alpha=0.3 if w is not None else 0.0)
-    top = fc.eps_max(prob)
-    assert 0.0 < top < np.inf
-    b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
-    gaps = []
-    for factor in (1.0 - 1e-3, 1.0 + 1e-3):
-        at = prob.with_params(eps=top * factor)
-        best = fc.solve(at, backend="cvxpy", solver="CLARABEL").objective
-        gaps.append(best - robust_objective(at, np.zeros(d), b0))
-    assert gaps[0] < -1e-7 and gaps[1] > -1e-8, gaps
+    assert_zero_from_eps_max(prob)
 
 
 @pytest.mark.parametrize("alpha", [0.99, 0.9999])
@@ -85,23 +93,13 @@ def test_hinge_box_eps_max_near_clean(alpha):
     bisection on cvxpy solves that it replaced failed on ECOS at alpha = 0.9999): just
     below eps_max the fast path's optimum (reliable there, unlike the interior-point
     solvers) beats the zero point (0, b*), just above it does not."""
-    from fgsm_cvx.problem import robust_objective
-
     rng = np.random.default_rng(int(alpha * 1e4))
     n, d = 400, 6
     X = rng.standard_normal((n, d))
     y = np.where(X @ np.linspace(1.0, -0.5, d) + rng.logistic(size=n) > -1.0, 1.0, -1.0)
     prob = fc.AdversarialProblem(X, y, family="hinge", alpha=alpha,
                                  perturbation=fc.Box(-0.5, np.linspace(0.2, 1.5, d)))
-    top = fc.eps_max(prob)
-    assert 0.0 < top < np.inf
-    b0 = prob.family.intercept_only(prob.y, prob.sample_weight)
-    gaps = []
-    for factor in (1.0 - 1e-3, 1.0 + 1e-3):
-        at = prob.with_params(eps=top * factor)
-        gaps.append(fc.solve(at, backend="fast").objective
-                    - robust_objective(at, np.zeros(d), b0))
-    assert gaps[0] < -1e-7 and gaps[1] > -1e-9, gaps
+    assert_zero_from_eps_max(prob, backend="fast", above_tol=1e-9)
 
 
 def _unequal_hinge(seed, n=150, d=5):
@@ -120,19 +118,9 @@ def test_hinge_eps_max_with_a_norm_penalty(penalty, alpha):
     """A penalty steep at 0 enters the hinge's eps_max through P'(0; u) (one program;
     it was a bisection on whole solves, 4.2 s instead of 0.2 s at n = 2000, d = 50):
     against full cvxpy solves on either side of it."""
-    from fgsm_cvx.problem import robust_objective
-
     X, y = _unequal_hinge(11)
-    prob = fc.AdversarialProblem(X, y, family="hinge", penalty=penalty, alpha=alpha)
-    top = fc.eps_max(prob)
-    assert 0.0 < top < np.inf
-    b0 = prob.family.intercept_only(prob.y, prob.sample_weight)
-    gaps = []
-    for factor in (1.0 - 1e-3, 1.0 + 1e-3):
-        at = prob.with_params(eps=top * factor)
-        best = fc.solve(at, backend="cvxpy", solver="CLARABEL").objective
-        gaps.append(best - robust_objective(at, np.zeros(5), b0))
-    assert gaps[0] < -1e-7 and gaps[1] > -1e-8, gaps
+    assert_zero_from_eps_max(fc.AdversarialProblem(X, y, family="hinge", penalty=penalty,
+                                                   alpha=alpha))
 
 
 def test_hinge_eps_max_with_a_nonconvex_penalty():
