@@ -195,21 +195,19 @@ def _eps_max_hinge(prob, S):
     # then eps_max in those units), keeping Clarabel's tolerances relative
     x_scale = max(float(np.max(np.abs(g_other))) / max(w_other, 1e-300),
                   float(abs(X[keep]).max()) if keep.size else 0.0, 1e-300)
-    v, mu = cp.Variable(prob.n_features), cp.Variable()
-    a = (X[keep] / x_scale) @ v
     w_p = w_kink[keep]
-    clean = prob.alpha * (w_p @ cp.minimum(0, a - mu)) if prob.alpha > 0.0 else 0.0
-    common = w_other * mu - (g_other / x_scale) @ v + clean
     if S.symmetric or prob.alpha == 0.0:
         support = S.support_cvx if S.symmetric else \
             (lambda u: 0.5 * (S.support_cvx(u) + S.support_cvx(-u)))
-        lam = cp.Variable()
-        slack = common - w_other * scale * lam + scale * (w_p @ cp.minimum(0, a - lam - mu))
-        program = cp.Problem(cp.Maximize(lam), [support(v) <= 1, slack >= 0])
-        value = _clarabel_value(program)
+        value = _HingeProgram(X[keep] / x_scale, w_p, g_other / x_scale, w_other,
+                              prob.alpha, support).value()
         if value is None:  # (not solved; infeasible cannot happen: v = 0, lambda << 0)
             return _eps_max_bisection(prob)
         return max(value, 0.0) * x_scale  # (inf where unbounded)
+    v, mu = cp.Variable(prob.n_features), cp.Variable()
+    a = (X[keep] / x_scale) @ v
+    clean = prob.alpha * (w_p @ cp.minimum(0, a - mu)) if prob.alpha > 0.0 else 0.0
+    common = w_other * mu - (g_other / x_scale) @ v + clean
     # E is decreasing in sigma_S(v) and sigma_S(-v): bounds s_up >= sigma_S(v),
     # s_dn >= sigma_S(-v) in their place leave sup E as it is, with eps times a scalar
     # variable in each term (eps times the support's expression, broadcast over the
@@ -269,6 +267,103 @@ def _eps_max_hinge(prob, S):
         return _eps_max_bisection(prob)
 
 
+class _HingeProgram:
+    """The hinge's eps_max program over the kink class P (``_eps_max_hinge``),
+
+    .. math:: \\max \\lambda \\ \\text{s.t.} \\ \\sigma(v) \\le 1, \\
+              W_N (\\mu - (1 - \\alpha) \\lambda) - g_N^\\top v
+              + \\sum_{i \\in P} w_i [(1 - \\alpha) \\min(0, a_i - c_1)
+              + \\alpha \\min(0, a_i - c_0)] \\ge 0,
+
+    a_i = x_i^T v, c_1 = lambda + mu, c_0 = mu, solved on a working set of P.
+
+    Each term min(0, a_i - c) is kept whole for the samples near their kink (N); the
+    others are summed per side, those below it (L) as min(0, sum_L w_i (a_i - c)) and
+    those above (R) likewise (one aggregated vector X_L^T w_L, X_R^T w_R each):
+    sum_L w_i min(0, z_i) <= min(0, sum_L w_i z_i), so the reduced constraint is looser
+    and its optimum lambda_R >= lambda*, and where the split holds (z <= 0 on L, >= 0 on
+    R) both sides are equal. (With L's terms linear and R's dropped, reduced programs
+    were unbounded: mu -> -inf, or lambda, mu -> +inf where the samples kept weigh
+    less than the lighter class.) Where every replaced term is on its side at the
+    reduced solution (to ``_HINGE_SIDE``), the full constraint holds there with the
+    same value, so lambda_R is feasible: lambda_R = lambda*. Samples on the wrong side
+    join N and it is solved again. The first split comes from the program on a
+    subsample of P (``_HINGE_SUBSAMPLE`` rows, weights rescaled to W_P), with the
+    ``_HINGE_NEAR`` samples nearest each kink in N. Up to ``_HINGE_DIRECT`` rows the
+    whole program is solved at once (the working set measured no faster there), and
+    after ``_HINGE_ROUNDS`` reduced programs, too. One Clarabel solve of the whole
+    program took 1.6 s at |P| = 5000 and 30 s at |P| = 25000 (d = 50).
+    """
+
+    def __init__(self, A, w, g_n, w_other, alpha, support):
+        self.A, self.w, self.g_n, self.w_other = A, w, g_n, w_other
+        self.alpha, self.support = alpha, support
+
+    def solve(self, near1, lin1, near0, lin0, rows=None, w=None):
+        """(lambda_R, v, mu) of the reduced program (boolean masks over ``rows`` of A,
+        weights ``w``); lambda_R None where not solved, inf where unbounded."""
+        A = self.A if rows is None else self.A[rows]
+        w = self.w if w is None else w
+        alpha = self.alpha
+        v, mu, lam = cp.Variable(A.shape[1]), cp.Variable(), cp.Variable()
+        slack = self.w_other * (mu - (1.0 - alpha) * lam) - self.g_n @ v
+        for near, lin, c, weight in ((near1, lin1, lam + mu, 1.0 - alpha),
+                                     (near0, lin0, mu, alpha)):
+            if weight == 0.0:
+                continue
+            idx = np.flatnonzero(near)
+            if idx.size:
+                slack = slack + weight * (w[idx] @ cp.minimum(0, A[idx] @ v - c))
+            for out in (np.flatnonzero(lin), np.flatnonzero(~near & ~lin)):  # L, then R
+                if out.size:  # min(0, sum w_i (a_i - c)), one vector
+                    s_out = np.asarray(A[out].T @ w[out]).ravel()
+                    slack = slack + weight * cp.minimum(0, s_out @ v - float(w[out].sum()) * c)
+        value = _clarabel_value(cp.Problem(cp.Maximize(lam), [self.support(v) <= 1,
+                                                              slack >= 0]))
+        if value is None or not np.isfinite(value):
+            return value, None, None
+        return value, np.asarray(v.value, dtype=float), float(mu.value)
+
+    def value(self):
+        """lambda* (None where not solved, inf where unbounded)."""
+        m = self.A.shape[0]
+        every, none = np.ones(m, dtype=bool), np.zeros(m, dtype=bool)
+        full = (every, none, every, none)
+        if m <= _HINGE_DIRECT:
+            return self.solve(*full)[0]
+        sub = np.sort(np.random.default_rng(0).choice(m, _HINGE_SUBSAMPLE, replace=False))
+        w_sub = self.w[sub] * (self.w.sum() / self.w[sub].sum())
+        ones = np.ones(sub.size, dtype=bool)
+        lam, v, mu = self.solve(ones, ~ones, ones, ~ones, rows=sub, w=w_sub)
+        if v is None:
+            return self.solve(*full)[0]
+        a = np.asarray(self.A @ v).ravel()
+        masks = []
+        for c in (lam + mu, mu):
+            near = none.copy()
+            near[np.argsort(np.abs(a - c))[:_HINGE_NEAR]] = True
+            masks += [near, (a < c) & ~near]
+        for _ in range(_HINGE_ROUNDS):
+            lam, v, mu = self.solve(*masks)
+            if v is None:
+                break
+            a = np.asarray(self.A @ v).ravel()
+            wrong = False
+            for k, c in enumerate((lam + mu, mu)):
+                if k == 1 and self.alpha == 0.0:
+                    continue
+                near, lin = masks[2 * k], masks[2 * k + 1]
+                side = _HINGE_SIDE * (1.0 + abs(c))
+                bad = ~near & np.where(lin, a > c + side, a < c - side)
+                if bad.any():
+                    wrong = True
+                    near |= bad
+                    lin &= ~bad
+            if not wrong:
+                return lam
+        return self.solve(*full)[0]
+
+
 # the asymmetric hinge program's search: sup E at most _HINGE_ZERO times sum_i w_i counts
 # as 0 (the program's objective is a sum of terms w_i O(1) in the units of x_scale; below
 # eps_max it grows like (1 - alpha) W (eps_max - eps) / 2); at most _HINGE_STEPS of
@@ -277,6 +372,16 @@ def _eps_max_hinge(prob, S):
 _HINGE_ZERO = 1e-9
 _HINGE_STEPS = 30
 _HINGE_RTOL = 1e-7
+# ``_HingeProgram``'s working set: the whole program up to _HINGE_DIRECT rows of the kink
+# class; else a first split from _HINGE_SUBSAMPLE of them with the _HINGE_NEAR samples
+# nearest each kink kept whole, at most _HINGE_ROUNDS reduced programs, and a replaced
+# term counts as on its side within _HINGE_SIDE (1 + |c|) of its kink (the programs'
+# units: |x_ij| <= 1, sigma(v) <= 1; Clarabel's tolerance is 1e-9)
+_HINGE_DIRECT = 3000
+_HINGE_SUBSAMPLE = 2000
+_HINGE_NEAR = 500
+_HINGE_ROUNDS = 8
+_HINGE_SIDE = 1e-9
 
 
 def _clarabel_value(program):

@@ -102,6 +102,32 @@ def test_hinge_box_eps_max_near_clean(alpha):
     assert_zero_from_eps_max(prob, backend="fast", above_tol=1e-9)
 
 
+@pytest.mark.parametrize("set_name", ["linf", "l2", "group", "box"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_hinge_eps_max_working_set(monkeypatch, set_name, alpha):
+    """The hinge program's working set over the kink class (used from 3000 of its
+    samples on), forced here on 150 samples with a first split from 30 of them and 5
+    kept whole: the same eps_max as the whole program, and the threshold by full cvxpy
+    solves."""
+    from fgsm_cvx import path as path_module
+
+    X, y = _unequal_hinge(len(set_name) + int(10 * alpha))
+    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=HINGE_SETS[set_name],
+                                 alpha=alpha if set_name != "box" else 0.0)
+    whole = fc.eps_max(prob)
+    for name, value in (("_HINGE_DIRECT", 40), ("_HINGE_SUBSAMPLE", 30),
+                        ("_HINGE_NEAR", 5)):
+        monkeypatch.setattr(path_module, name, value)
+    calls = []
+    solve = path_module._HingeProgram.solve
+    monkeypatch.setattr(path_module._HingeProgram, "solve",
+                        lambda self, *a, **k: calls.append(a[0]) or solve(self, *a, **k))
+    assert fc.eps_max(prob) == pytest.approx(whole, rel=1e-6)
+    # a reduced program certified it: not the fallback to the whole program
+    assert len(calls) >= 2 and calls[-1].sum() < calls[-1].size
+    assert_zero_from_eps_max(prob)
+
+
 def _unequal_hinge(seed, n=150, d=5):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) + 0.5
