@@ -206,35 +206,23 @@ def _eps_max_hinge(prob, S):
         if value is None:  # (not solved; infeasible cannot happen: v = 0, lambda << 0)
             return _eps_max_bisection(prob)
         return max(value, 0.0) * x_scale  # (inf where unbounded)
-    v, mu = cp.Variable(prob.n_features), cp.Variable()
-    a = (X[keep] / x_scale) @ v
-    clean = prob.alpha * (w_p @ cp.minimum(0, a - mu)) if prob.alpha > 0.0 else 0.0
-    common = w_other * mu - (g_other / x_scale) @ v + clean
-    # E is decreasing in sigma_S(v) and sigma_S(-v): bounds s_up >= sigma_S(v),
-    # s_dn >= sigma_S(-v) in their place leave sup E as it is, with eps times a scalar
-    # variable in each term (eps times the support's expression, broadcast over the
-    # terms, made every row of Clarabel's matrix dense in it: 1-2 s a solve at n = 2000)
-    eps = cp.Parameter(nonneg=True)  # (in units of x_scale)
-    s_up, s_dn = cp.Variable(), cp.Variable()
-    E = common + scale * (w_p @ cp.minimum(0, a - mu - eps * s_dn)) \
-        - scale * w_other * eps * s_up
-    program = cp.Problem(cp.Maximize(E), [S.support_cvx(v) <= s_up, S.support_cvx(-v) <= s_dn,
-                                          s_up + s_dn <= 1])
     zero = _HINGE_ZERO * float(w.sum())  # sup E is 0 (to rounding) from eps_max on
     A, g_n = X[keep] / x_scale, g_other / x_scale
+    last = []  # the last program solved: its maximiser (v, mu)
 
-    def sup_at(value):
-        eps.value = value
-        sup = _clarabel_value(program)
+    def sup_at(value):  # (eps in units of x_scale)
+        last[:] = [_HingeProgram(A, w_p, g_n, w_other, prob.alpha, S.support_cvx,
+                                 eps=value)]
+        sup = last[0].value()
         if sup is None:
-            raise cp.error.SolverError(f"status {program.status}")
+            raise cp.error.SolverError("the hinge's eps_max program was not solved")
         return sup
 
     def root_at_maximiser(lo):
         # E at the last maximiser (v, mu), with s = sigma_S(+-v) (a feasible point), is a
         # concave function of eps, decreasing, and a lower bound on sup E: where it is
         # positive so is sup E, so its root is a radius below eps_max (Dinkelbach's step)
-        u, m = np.asarray(v.value, dtype=float), float(mu.value)
+        u, m = last[0].v, last[0].mu
         up, dn = S.support(u), S.support(-u)
         a_i = np.asarray(A @ u).ravel()
         base = w_other * m - g_n @ u + prob.alpha * (w_p @ np.minimum(0.0, a_i - m))
@@ -270,14 +258,17 @@ def _eps_max_hinge(prob, S):
 
 
 class _HingeProgram:
-    """The hinge's eps_max program over the kink class P (``_eps_max_hinge``),
+    """The hinge's eps_max programs over the kink class P (``_eps_max_hinge``), solved on
+    a working set of P: with ``eps`` None the single program
 
     .. math:: \\max \\lambda \\ \\text{s.t.} \\ \\sigma(v) \\le 1, \\
               W_N (\\mu - (1 - \\alpha) \\lambda) - g_N^\\top v
               + \\sum_{i \\in P} w_i [(1 - \\alpha) \\min(0, a_i - c_1)
               + \\alpha \\min(0, a_i - c_0)] \\ge 0,
 
-    a_i = x_i^T v, c_1 = lambda + mu, c_0 = mu, solved on a working set of P.
+    c_1 = lambda + mu, c_0 = mu; with a radius ``eps``, sup E(v, mu; eps) (the same
+    terms with c_1 = mu + eps s_dn, less (1 - alpha) W_N eps s_up, over
+    sigma(v) <= s_up, sigma(-v) <= s_dn, s_up + s_dn <= 1). a_i = x_i^T v.
 
     Each term min(0, a_i - c) is kept whole for the samples near their kink (N); the
     others are summed per side, those below it (L) as min(0, sum_L w_i (a_i - c)) and
@@ -288,7 +279,7 @@ class _HingeProgram:
     were unbounded: mu -> -inf, or lambda, mu -> +inf where the samples kept weigh
     less than the lighter class.) Where every replaced term is on its side at the
     reduced solution (to ``_HINGE_SIDE``), the full constraint holds there with the
-    same value, so lambda_R is feasible: lambda_R = lambda*. Samples on the wrong side
+    same value, so lambda_R is feasible: lambda_R = lambda* (sup E alike). Samples on the wrong side
     join N and it is solved again. The first split comes from the program on a
     subsample of P (``_HINGE_SUBSAMPLE`` rows, weights rescaled to W_P), with the
     ``_HINGE_NEAR`` samples nearest each kink in N. Up to ``_HINGE_DIRECT`` rows the
@@ -297,73 +288,87 @@ class _HingeProgram:
     program took 1.6 s at |P| = 5000 and 30 s at |P| = 25000 (d = 50).
     """
 
-    def __init__(self, A, w, g_n, w_other, alpha, support):
+    def __init__(self, A, w, g_n, w_other, alpha, support, eps=None):
         self.A, self.w, self.g_n, self.w_other = A, w, g_n, w_other
-        self.alpha, self.support = alpha, support
+        self.alpha, self.support, self.eps = alpha, support, eps
+        self.v = self.mu = None  # the maximiser, once ``value`` has found it
 
     def solve(self, near1, lin1, near0, lin0, rows=None, w=None):
-        """(lambda_R, v, mu) of the reduced program (boolean masks over ``rows`` of A,
-        weights ``w``); lambda_R None where not solved, inf where unbounded."""
+        """(value, v, mu, c_1) of the reduced program (boolean masks over ``rows`` of A,
+        weights ``w``); value None where not solved, inf where unbounded (v, mu, c_1
+        None then)."""
         A = self.A if rows is None else self.A[rows]
         w = self.w if w is None else w
-        alpha = self.alpha
-        v, mu, lam = cp.Variable(A.shape[1]), cp.Variable(), cp.Variable()
-        slack = self.w_other * (mu - (1.0 - alpha) * lam) - self.g_n @ v
-        for near, lin, c, weight in ((near1, lin1, lam + mu, 1.0 - alpha),
-                                     (near0, lin0, mu, alpha)):
+        alpha, eps = self.alpha, self.eps
+        v, mu = cp.Variable(A.shape[1]), cp.Variable()
+        if eps is None:  # lambda (the radius) a variable
+            lam = cp.Variable()
+            c1 = lam + mu
+            head = self.w_other * (mu - (1.0 - alpha) * lam) - self.g_n @ v
+        else:
+            s_up, s_dn = cp.Variable(), cp.Variable()
+            c1 = mu + eps * s_dn
+            head = self.w_other * (mu - (1.0 - alpha) * eps * s_up) - self.g_n @ v
+        for near, lin, c, weight in ((near1, lin1, c1, 1.0 - alpha), (near0, lin0, mu, alpha)):
             if weight == 0.0:
                 continue
             idx = np.flatnonzero(near)
             if idx.size:
-                slack = slack + weight * (w[idx] @ cp.minimum(0, A[idx] @ v - c))
+                head = head + weight * (w[idx] @ cp.minimum(0, A[idx] @ v - c))
             for out in (np.flatnonzero(lin), np.flatnonzero(~near & ~lin)):  # L, then R
                 if out.size:  # min(0, sum w_i (a_i - c)), one vector
                     s_out = np.asarray(A[out].T @ w[out]).ravel()
-                    slack = slack + weight * cp.minimum(0, s_out @ v - float(w[out].sum()) * c)
-        value = _clarabel_value(cp.Problem(cp.Maximize(lam), [self.support(v) <= 1,
-                                                              slack >= 0]))
+                    head = head + weight * cp.minimum(0, s_out @ v - float(w[out].sum()) * c)
+        if eps is None:
+            program = cp.Problem(cp.Maximize(lam), [self.support(v) <= 1, head >= 0])
+        else:
+            program = cp.Problem(cp.Maximize(head), [
+                self.support(v) <= s_up, self.support(-v) <= s_dn, s_up + s_dn <= 1])
+        value = _clarabel_value(program)
         if value is None or not np.isfinite(value):
-            return value, None, None
-        return value, np.asarray(v.value, dtype=float), float(mu.value)
+            return value, None, None, None
+        return value, np.asarray(v.value, dtype=float), float(mu.value), float(c1.value)
 
     def value(self):
-        """lambda* (None where not solved, inf where unbounded)."""
+        """The optimal value (None where not solved, inf where unbounded); its
+        maximiser in ``v``, ``mu``."""
         m = self.A.shape[0]
         every, none = np.ones(m, dtype=bool), np.zeros(m, dtype=bool)
-        full = (every, none, every, none)
-        if m <= _HINGE_DIRECT:
-            return self.solve(*full)[0]
-        sub = np.sort(np.random.default_rng(0).choice(m, _HINGE_SUBSAMPLE, replace=False))
-        w_sub = self.w[sub] * (self.w.sum() / self.w[sub].sum())
-        ones = np.ones(sub.size, dtype=bool)
-        lam, v, mu = self.solve(ones, ~ones, ones, ~ones, rows=sub, w=w_sub)
-        if v is None:
-            return self.solve(*full)[0]
-        a = np.asarray(self.A @ v).ravel()
-        masks = []
-        for c in (lam + mu, mu):
-            near = none.copy()
-            near[np.argsort(np.abs(a - c))[:_HINGE_NEAR]] = True
-            masks += [near, (a < c) & ~near]
-        for _ in range(_HINGE_ROUNDS):
-            lam, v, mu = self.solve(*masks)
-            if v is None:
-                break
-            a = np.asarray(self.A @ v).ravel()
-            wrong = False
-            for k, c in enumerate((lam + mu, mu)):
-                if k == 1 and self.alpha == 0.0:
-                    continue
-                near, lin = masks[2 * k], masks[2 * k + 1]
-                side = _HINGE_SIDE * (1.0 + abs(c))
-                bad = ~near & np.where(lin, a > c + side, a < c - side)
-                if bad.any():
-                    wrong = True
-                    near |= bad
-                    lin &= ~bad
-            if not wrong:
-                return lam
-        return self.solve(*full)[0]
+        if m > _HINGE_DIRECT:
+            sub = np.sort(np.random.default_rng(0).choice(m, _HINGE_SUBSAMPLE,
+                                                          replace=False))
+            w_sub = self.w[sub] * (self.w.sum() / self.w[sub].sum())
+            ones = np.ones(sub.size, dtype=bool)
+            out = self.solve(ones, ~ones, ones, ~ones, rows=sub, w=w_sub)
+            masks = []
+            if out[1] is not None:
+                a = np.asarray(self.A @ out[1]).ravel()
+                for c in (out[3], out[2]):
+                    near = none.copy()
+                    near[np.argsort(np.abs(a - c))[:_HINGE_NEAR]] = True
+                    masks += [near, (a < c) & ~near]
+            for _ in range(_HINGE_ROUNDS if masks else 0):
+                out = self.solve(*masks)
+                if out[1] is None:
+                    break
+                a = np.asarray(self.A @ out[1]).ravel()
+                wrong = False
+                for k, c in enumerate((out[3], out[2])):
+                    if k == 1 and self.alpha == 0.0:
+                        continue
+                    near, lin = masks[2 * k], masks[2 * k + 1]
+                    side = _HINGE_SIDE * (1.0 + abs(c))
+                    bad = ~near & np.where(lin, a > c + side, a < c - side)
+                    if bad.any():
+                        wrong = True
+                        near |= bad
+                        lin &= ~bad
+                if not wrong:
+                    self.v, self.mu = out[1], out[2]
+                    return out[0]
+        out = self.solve(every, none, every, none)  # the whole program
+        self.v, self.mu = out[1], out[2]
+        return out[0]
 
 
 # the asymmetric hinge program's search: sup E at most _HINGE_ZERO times sum_i w_i counts

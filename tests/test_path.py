@@ -108,12 +108,12 @@ def test_hinge_eps_max_working_set(monkeypatch, set_name, alpha):
     """The hinge program's working set over the kink class (used from 3000 of its
     samples on), forced here on 150 samples with a first split from 30 of them and 5
     kept whole: the same eps_max as the whole program, and the threshold by full cvxpy
-    solves."""
+    solves (a box at alpha = 0.3: Dinkelbach's programs sup E on the working set)."""
     from fgsm_cvx import path as path_module
 
     X, y = _unequal_hinge(len(set_name) + int(10 * alpha))
     prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=HINGE_SETS[set_name],
-                                 alpha=alpha if set_name != "box" else 0.0)
+                                 alpha=alpha)
     whole = fc.eps_max(prob)
     for name, value in (("_HINGE_DIRECT", 40), ("_HINGE_SUBSAMPLE", 30),
                         ("_HINGE_NEAR", 5)):
