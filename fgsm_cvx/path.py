@@ -197,17 +197,15 @@ def _eps_max_hinge(prob, S):
     # then eps_max in those units), keeping Clarabel's tolerances relative
     x_scale = max(float(np.max(np.abs(g_other))) / max(w_other, 1e-300),
                   float(abs(X[keep]).max()) if keep.size else 0.0, 1e-300)
-    w_p = w_kink[keep]
+    A, w_p, g_n = X[keep] / x_scale, w_kink[keep], g_other / x_scale
     if S.symmetric or prob.alpha == 0.0:
         support = S.support_cvx if S.symmetric else \
             (lambda u: 0.5 * (S.support_cvx(u) + S.support_cvx(-u)))
-        value = _HingeProgram(X[keep] / x_scale, w_p, g_other / x_scale, w_other,
-                              prob.alpha, support).value()
+        value = _HingeProgram(A, w_p, g_n, w_other, prob.alpha, support).value()
         if value is None:  # (not solved; infeasible cannot happen: v = 0, lambda << 0)
             return _eps_max_bisection(prob)
         return max(value, 0.0) * x_scale  # (inf where unbounded)
     zero = _HINGE_ZERO * float(w.sum())  # sup E is 0 (to rounding) from eps_max on
-    A, g_n = X[keep] / x_scale, g_other / x_scale
     last = []  # the last program solved: its maximiser (v, mu)
 
     def sup_at(value):  # (eps in units of x_scale)
