@@ -150,7 +150,7 @@ def _initial_point(prob, init, backend, solver, tol, max_iter):
     """(coef, intercept) to start from (see ``lla_solve``)."""
     pen = prob.penalty
     if init is None:
-        init = "zero" if np.isfinite(pen.dp(np.zeros(1))[0]) else "mle"
+        init = "zero" if np.isfinite(pen.initial_slope()) else "mle"
     if isinstance(init, str):
         key = init.lower()
         if key == "zero":
@@ -243,7 +243,7 @@ def lla_solve(prob, init=None, max_steps=50, rtol=1e-9, backend="auto", solver="
     start = time.perf_counter()
     # from 0 an infinite slope pins every coefficient: beta = 0 is a fixed point of the
     # step (and a local minimiser of R), compared with the default start's result below
-    zero_fixed = init is None and not np.isfinite(pen.dp(np.zeros(1))[0])
+    zero_fixed = init is None and not np.isfinite(pen.initial_slope())
     coef, b = _initial_point(prob, init, backend, solver, tol, max_iter)
     coef = _snap(coef, zero_tol)
     objectives = [robust_objective(prob, coef, b)]

@@ -239,9 +239,13 @@ class SeparablePenalty(Penalty):
         out[nz] = np.sign(beta[nz]) * self.p(a) / a
         return out
 
+    def initial_slope(self):
+        """p'(0+), the slope of each coordinate's term at 0 (0, finite or inf)."""
+        return float(self.dp(np.zeros(1))[0])
+
     def polar_at_zero(self, g):
         # P'(0; u) = p'(0) ||u||_1, whose polar is ||g||_inf / p'(0)
-        slope = float(self.dp(np.zeros(1))[0])
+        slope = self.initial_slope()
         if np.isinf(slope):
             return 0.0  # P'(0; u) = +inf for u != 0: beta = 0 is always a local minimiser
         if slope == 0.0:
@@ -250,7 +254,7 @@ class SeparablePenalty(Penalty):
 
     def slope_at_zero(self, d):
         # P'(0; u) = p'(0) ||u||_1, the support of the box of half-width p'(0)
-        slope = float(self.dp(np.zeros(1))[0])
+        slope = self.initial_slope()
         return WeightedLinf(np.full(d, slope)) if 0.0 < slope < np.inf else None
 
     def cvx(self, beta):
