@@ -192,6 +192,22 @@ def test_hinge_eps_max_with_a_penalty_flat_at_zero(penalty):
     assert fc.eps_max(pairs) == 0.0
 
 
+def test_hinge_eps_max_classes_equal_to_rounding():
+    """Classes of equal weight whose float sums differ in the last bit (nine weights of
+    0.1 each, summed in different orders: 0.9 and 0.9000000000000001) take the closed
+    form ||sum_i w_i z_i x_i||_inf / ((1 - alpha) sum_i w_i) of balanced classes (the
+    least eps with g^T u <= eps W ||u||_1 for all u, ||.||_1 the Linf ball's support),
+    not the heavier class's program (5e-8 off, its tolerance)."""
+    rng = np.random.default_rng(2)
+    y = rng.permutation(np.r_[np.ones(9), -np.ones(9)])
+    w = np.full(18, 0.1)
+    assert float(w @ (y > 0)) != float(w @ (y < 0))  # the rounding this test is about
+    X = rng.standard_normal((18, 3)) + 0.4 * y[:, None]
+    prob = fc.AdversarialProblem(X, y, family="hinge", sample_weight=w, alpha=0.25)
+    closed = np.abs(X.T @ (w * y)).max() / (0.75 * w.sum())
+    assert fc.eps_max(prob) == pytest.approx(closed, rel=1e-13)
+
+
 def test_hinge_eps_max_sparse_equals_dense():
     import scipy.sparse as sp
 
