@@ -96,6 +96,28 @@ def test_reduced_program_on_sparse_and_float32_data(X_format):
     _check_against_cvxpy(dense, res)
 
 
+def test_a_flat_valley_near_eps_max_is_certified_by_the_last_try():
+    """At 0.999 eps_max the objective barely falls along the ray of the solution: FISTA's
+    continuation stopped with coefficients 1/9 of the optimal ones, 1.05e-4 above the
+    optimum (a randomized survey's draw: n = 1399, d = 6, features of scale 0.1,
+    Group(p = inf), the first column 20 times the others' scale and off centre), and
+    each try of the reduced program found more samples moved than half its near set. The
+    last try grows its program without that limit and certifies the optimum that
+    Clarabel finds on the full problem."""
+    rng = np.random.default_rng(1082169959)
+    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
+    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
+    assert (n, d, scale) == (1399, 6, 0.1)  # the draw this test is about
+    X = scale * rng.standard_normal((n, d))
+    if rng.random() < 0.3:
+        X[:, 0] = X[:, 0] * 20 + 5
+    y = make_y("hinge", X @ (rng.standard_normal(d) / scale), rng)
+    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=FAST_SETS["group_linf"](d))
+    prob = prob.with_params(eps=0.999 * fc.eps_max(prob))
+    ref = _check_against_cvxpy(prob, fc.solve(prob, backend="fast"))
+    assert np.abs(ref.coef).max() > 3.0  # (the point FISTA stopped at had 0.42)
+
+
 def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
     """With the samples nearest their kinks left out of the first near set, the first
     reduced program leaves some on the wrong side of their replaced terms; they join it
@@ -191,7 +213,7 @@ def test_each_failed_try_widens_the_next_near_set():
     declined try does not), and a certified one keeps its bounds."""
     seen = []
 
-    def step(*args, widen, work):
+    def step(*args, widen, work, final):
         seen.append(widen)
         state, outcome = args[-4], args[0][len(seen) - 1]
         if outcome == "declined":

@@ -282,16 +282,17 @@ def _far_part(model, u, near, g_beta, box=False):
 
 
 def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
-                    widen=1, work=0.0):
+                    widen=1, work=0.0, final=False):
     """The exact solution of a symmetric loss from a point ``state`` = (beta, b, t, X beta).
 
     As ``working_set.hinge_exact``: ``tol`` is unused, ``gap_tol`` the absolute objective
     tolerance on F(x*) minus the program's dual bound; ``work`` the solve's work so far in
     FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); passes
     None where the step declined (too many near samples, or for the gaussian loss a
-    program costlier than the work so far: ``program_pays``).
+    program costlier than the work so far: ``program_pays``). ``final`` (the solve's
+    last try) changes nothing here: the rounds are limited by the near set's cap only.
     """
-    del tol
+    del tol, final
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]

@@ -711,6 +711,10 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
             # problem, where it stopped up to 4e-2 above the optimum) it is asked once
             # more
             final = tried and declined != mu
+            if final and hasattr(exact_step, "final"):
+                # (the last try: a reduced program may grow past its usual limits, as the
+                # alternative is an uncertified stop: ``working_set.hinge_exact``)
+                exact_step.final = True
             pinned = try_exact(state, mu) if final else None
             if pinned is not None:
                 (state, f_mu, residual), certified = pinned, True
