@@ -113,7 +113,10 @@ def run(args):
           f"{metric} at eps={eps:g} ({args.perturbation}) {robust:.4f}")
     print(f"objective {res.objective:.10g}; certificate: {res.certificate}")
     gap = res.certificate.suboptimality_bound
-    if gap is not None:
+    if gap is not None and gap < 0.0:  # (the dual bound above the point: rounding)
+        print(f"suboptimality bound 0 (the solver's dual bound lies "
+              f"{format_number(-gap, '.2e')} above the objective, within its tolerance)")
+    elif gap is not None:
         print(f"suboptimality bound {format_number(gap, '.2e')}")
     if saved:
         print(f"model saved to {saved} (try: fgsm-cvx attack {saved} {args.data} "

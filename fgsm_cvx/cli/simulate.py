@@ -45,7 +45,7 @@ def add_arguments(parser):
     parser.add_argument("--family", "-f", default="gaussian", metavar="F",
                         help="family of the simulated GLM: gaussian, logistic, poisson")
     parser.add_argument("--beta0", default=DEFAULT_BETA0, metavar="B",
-                        help=f"true coefficients, comma-separated (default {DEFAULT_BETA0})")
+                        help="true coefficients, comma-separated")
     parser.add_argument("--lam", default="1.0", metavar="L",
                         help="eps_n = lam / sqrt(n)")
     parser.add_argument("--estimators", default="fgsm,penalized", metavar="E",
