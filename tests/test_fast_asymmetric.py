@@ -181,6 +181,24 @@ def test_fast_box_large_eps_gives_zero(family_id):
             np.testing.assert_allclose(res.coef, ref.coef, atol=1e-4)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_fast_box_at_eps_zero_on_ill_conditioned_columns(alpha):
+    """At eps = 0 a box problem is the clean fit: least squares here, without an
+    intercept, on columns of scales 2 (off centre, mean 5) and 0.1. Solved with the box's
+    pair of shifts FISTA alone stopped 1.6e-6 above the optimum (a randomized survey's
+    draw); the clean fit's Newton step and pinned step solve it exactly."""
+    rng = np.random.default_rng(871442618)
+    X = 0.1 * rng.standard_normal((1408, 2))
+    X[:, 0] = 20.0 * X[:, 0] + 5.0
+    y = X @ np.array([-14.0, -3.3]) + rng.standard_normal(1408)
+    prob = fc.AdversarialProblem(X, y, perturbation=BOX_SETS["box"](2), eps=0.0,
+                                 alpha=alpha, fit_intercept=False)
+    res = fc.solve(prob, backend="fast")
+    lstsq = np.linalg.lstsq(X, y, rcond=None)[0]  # the clean fit, independently
+    assert res.objective == pytest.approx(0.5 * np.mean((y - X @ lstsq) ** 2), rel=1e-9)
+    np.testing.assert_allclose(res.coef, lstsq, rtol=1e-6)
+
+
 def test_box_goes_fast_in_auto_paths_and_estimators():
     """backend='auto' takes the fast path for a large box problem; a path and an estimator
     with a box run on it and agree with cvxpy."""
