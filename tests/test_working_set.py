@@ -118,6 +118,31 @@ def test_a_flat_valley_near_eps_max_is_certified_by_the_last_try():
     assert np.abs(ref.coef).max() > 3.0  # (the point FISTA stopped at had 0.42)
 
 
+def test_a_small_objective_is_certified_in_its_own_units():
+    """A hinge with an ellipsoid at 0.95 eps_max (alpha = 0.7, sample weights, features
+    of scale 0.1; a randomized survey's draw): F* = 2e-3 of the null objective, and in
+    the program's default units Clarabel stopped "almost solved" or with bounds 1.4e-7
+    relative above the optimum, beyond the 1e-7 asked, so no try certified and FISTA ran
+    out of its 20 000 iterations. Solved in units of F (``ws.SMALL_F``) the tries settle
+    and certify Clarabel's optimum of the full problem."""
+    rng = np.random.default_rng(1544983930)
+    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
+    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
+    X = scale * rng.standard_normal((n, d))
+    if rng.random() < 0.3:
+        X[:, 0] = X[:, 0] * 20 + 5
+    y = make_y("hinge", X @ (rng.standard_normal(d) / scale), rng)
+    w = rng.uniform(0.1, 2.0, n) if rng.random() < 0.5 else None
+    alpha = float(rng.choice([0.0, 0.0, 0.3, 0.7]))
+    assert (n, d, scale, w is not None, alpha) == (1220, 11, 0.1, True, 0.7)  # the draw
+    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=FAST_SETS["ellipsoid"](d),
+                                 alpha=alpha, sample_weight=w)
+    prob = prob.with_params(eps=0.95 * fc.eps_max(prob))
+    res = fc.solve(prob, backend="fast")
+    _check_against_cvxpy(prob, res)
+    assert res.objective < ws.SMALL_F  # (the case this test is about)
+
+
 def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
     """With the samples nearest their kinks left out of the first near set, the first
     reduced program leaves some on the wrong side of their replaced terms; they join it
