@@ -143,6 +143,30 @@ def test_a_small_objective_is_certified_in_its_own_units():
     assert res.objective < ws.SMALL_F  # (the case this test is about)
 
 
+def test_a_zero_objective_is_certified_by_the_loss_bound():
+    """Classes that the attack leaves separated with a margin (a survey's draw: n = 235,
+    d = 5, features of scale 10, a masked ellipsoid at eps = 0.95): the reduced
+    program's point has F = 0, Clarabel's bound lay 1.6e-7 above it (its dual error
+    1e-6), so no try certified and FISTA ran out of its iterations. Every hinge term is
+    >= 0: F = 0 is optimal, certified by that bound, as Clarabel on the full problem
+    agrees."""
+    rng = np.random.default_rng(400002268)
+    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
+    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
+    X = scale * rng.standard_normal((n, d))
+    if rng.random() < 0.3:
+        X[:, 0] = X[:, 0] * 20 + 5
+    y = make_y("hinge", X @ (rng.standard_normal(d) / scale), rng)
+    assert (n, d, scale) == (235, 5, 10.0)  # the draw this test is about
+    mask = np.arange(d) % 2 == 0
+    pert = fc.Masked(fc.Ellipsoid(1.5 * np.eye(int(mask.sum()))), mask)
+    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=pert, eps=0.95)
+    res = fc.solve(prob, backend="fast")
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert res.objective == 0.0 and ref.objective <= 1e-9
+    assert res.certificate.dual_objective == 0.0 and res.certificate.gap == 0.0
+
+
 def test_samples_on_the_wrong_side_join_the_reduced_program(monkeypatch):
     """With the samples nearest their kinks left out of the first near set, the first
     reduced program leaves some on the wrong side of their replaced terms; they join it
