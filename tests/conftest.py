@@ -51,6 +51,22 @@ FAMILY_CASES = {
 }
 
 
+def survey_draw(family_id, seed):
+    """A problem of the randomized surveys (docs/reliability.md, "A survey of the fast
+    path on fresh draws") from its seed: (X, y, scale, rng), n in [200, 1500), d in
+    [2, 13),
+    features of one of five scales, in 30% of the draws the first column 20 times the
+    others' scale and off centre; ``rng`` goes on to the survey's next draws (weights,
+    alpha, ...)."""
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
+    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
+    X = scale * rng.standard_normal((n, d))
+    if rng.random() < 0.3:
+        X[:, 0] = X[:, 0] * 20 + 5
+    return X, make_y(family_id, X @ (rng.standard_normal(d) / scale), rng), scale, rng
+
+
 def _sign_rows(d):
     return np.array(list(itertools.product([-1.0, 1.0], repeat=d)))
 

@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import MANIFOLD_SETS, manifold_problem, record_step_sizes
+from conftest import MANIFOLD_SETS, manifold_problem, record_step_sizes, survey_draw
 
 import fgsm_cvx as fc
 import fgsm_cvx.fast.model as fast_model
@@ -414,21 +414,15 @@ def test_masked_l2_block_at_zero_is_a_manifold():
     coordinates its working set, so the pinned step certifies it. Without it (the block
     at zero was no smooth point) a randomized survey's gaussian draw (n = 1310, d = 7,
     features of scale 0.1, no intercept) stopped 4.5e-6 above Clarabel's optimum."""
-    from conftest import make_y
     from test_fast import FAST_SETS
 
     manifold = manifold_of(shift_set(fc.AdversarialProblem(
         np.eye(7), np.ones(7), perturbation=FAST_SETS["masked_l2"](7))), 7)
     beta = np.array([1.5, 0.0, 0.0, -2.0, 0.0, 0.0, 0.5])  # masked: 1, 2, 4, 5
     assert manifold.working(beta, {})[0].tolist() == [0, 3, 6]
-    rng = np.random.default_rng(1909412652)
-    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
-    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
+    X, y, scale, rng = survey_draw("gaussian", 1909412652)
+    n, d = X.shape
     assert (n, d, scale) == (1310, 7, 0.1)  # the draw this test is about
-    X = scale * rng.standard_normal((n, d))
-    if rng.random() < 0.3:
-        X[:, 0] = X[:, 0] * 20 + 5
-    y = make_y("gaussian", X @ (rng.standard_normal(d) / scale), rng)
     prob = fc.AdversarialProblem(X, y, perturbation=FAST_SETS["masked_l2"](d), eps=0.7,
                                  fit_intercept=False)
     fast = fc.solve(prob, backend="fast")

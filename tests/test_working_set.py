@@ -4,7 +4,7 @@ near their kinks, certified by its dual bound, against cvxpy on the full problem
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_y
+from conftest import make_y, survey_draw
 from test_fast import FAST_SETS
 
 import fgsm_cvx as fc
@@ -104,14 +104,9 @@ def test_a_flat_valley_near_eps_max_is_certified_by_the_last_try():
     each try of the reduced program found more samples moved than half its near set. The
     last try grows its program without that limit and certifies the optimum that
     Clarabel finds on the full problem."""
-    rng = np.random.default_rng(1082169959)
-    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
-    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
+    X, y, scale, rng = survey_draw("hinge", 1082169959)
+    n, d = X.shape
     assert (n, d, scale) == (1399, 6, 0.1)  # the draw this test is about
-    X = scale * rng.standard_normal((n, d))
-    if rng.random() < 0.3:
-        X[:, 0] = X[:, 0] * 20 + 5
-    y = make_y("hinge", X @ (rng.standard_normal(d) / scale), rng)
     prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=FAST_SETS["group_linf"](d))
     prob = prob.with_params(eps=0.999 * fc.eps_max(prob))
     ref = _check_against_cvxpy(prob, fc.solve(prob, backend="fast"))
@@ -125,13 +120,8 @@ def test_a_small_objective_is_certified_in_its_own_units():
     relative above the optimum, beyond the 1e-7 asked, so no try certified and FISTA ran
     out of its 20 000 iterations. Solved in units of F (``ws.SMALL_F``) the tries settle
     and certify Clarabel's optimum of the full problem."""
-    rng = np.random.default_rng(1544983930)
-    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
-    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
-    X = scale * rng.standard_normal((n, d))
-    if rng.random() < 0.3:
-        X[:, 0] = X[:, 0] * 20 + 5
-    y = make_y("hinge", X @ (rng.standard_normal(d) / scale), rng)
+    X, y, scale, rng = survey_draw("hinge", 1544983930)
+    n, d = X.shape
     w = rng.uniform(0.1, 2.0, n) if rng.random() < 0.5 else None
     alpha = float(rng.choice([0.0, 0.0, 0.3, 0.7]))
     assert (n, d, scale, w is not None, alpha) == (1220, 11, 0.1, True, 0.7)  # the draw
@@ -150,13 +140,8 @@ def test_a_zero_objective_is_certified_by_the_loss_bound():
     1e-6), so no try certified and FISTA ran out of its iterations. Every hinge term is
     >= 0: F = 0 is optimal, certified by that bound, as Clarabel on the full problem
     agrees."""
-    rng = np.random.default_rng(400002268)
-    n, d = int(rng.integers(200, 1500)), int(rng.integers(2, 13))
-    scale = float(rng.choice([0.1, 0.3, 1.0, 3.0, 10.0]))
-    X = scale * rng.standard_normal((n, d))
-    if rng.random() < 0.3:
-        X[:, 0] = X[:, 0] * 20 + 5
-    y = make_y("hinge", X @ (rng.standard_normal(d) / scale), rng)
+    X, y, scale, rng = survey_draw("hinge", 400002268)
+    n, d = X.shape
     assert (n, d, scale) == (235, 5, 10.0)  # the draw this test is about
     mask = np.arange(d) % 2 == 0
     pert = fc.Masked(fc.Ellipsoid(1.5 * np.eye(int(mask.sum()))), mask)
