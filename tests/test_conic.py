@@ -253,3 +253,61 @@ def test_solved_untrusted_conic_programs_are_solved_again_to_a_tighter_feasibili
     answers[1e-8] = ("optimal", 0.1 * conic.TRUSTED_DUAL_ERROR, 1.4)  # trusted at once
     calls.clear()
     assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4 and calls == [1e-8]
+
+
+@pytest.mark.parametrize("program", ["hinge", "symmetric"])
+def test_programs_from_sparse_rows_equal_the_dense_ones(program):
+    """A reduced program built from a sparse block of X's rows (``row_entries`` keeps its
+    stored entries) is the program of the same rows densified: the same constraint
+    matrix entry by entry, objective and right-hand side (explicit zeros and empty rows
+    included)."""
+    from fgsm_cvx.families import Gaussian
+    from fgsm_cvx.fast import linear_pieces, working_set
+
+    rng = np.random.default_rng(5)
+    dense = rng.standard_normal((9, D)) * (rng.random((9, D)) < 0.4)
+    dense[2] = 0.0  # an empty row
+    rows = sp.csr_matrix(dense)
+    rows.data[0] = 0.0  # an explicit zero
+    z = np.where(rng.random(9) < 0.5, -1.0, 1.0)
+    w = rng.random(9) / 9
+    template = conic.support_template(fc.L2(), D)
+    lin = (0.3, rng.standard_normal(D), 0.2, 0.1)
+
+    def build(r):
+        if program == "hinge":
+            return working_set._program(r, z, w, 0.4, 0.6, lin, template, 0.5, False,
+                                        True, None, 0.0)
+        return linear_pieces._program(r, 2.0 * z, w, Gaussian(), 0.4, lin, template, 0.5,
+                                      0.0, True, None, 0.7)
+
+    sparse, dense = build(rows), build(rows.toarray())
+    for a, b in zip(sparse, dense, strict=True):
+        if sp.issparse(a):
+            np.testing.assert_array_equal(a.toarray(), b.toarray())
+        elif isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        elif isinstance(a, list):
+            assert [(type(c), c.dim) for c in a] == [(type(c), c.dim) for c in b]
+        else:
+            assert a == b
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_program_rows_keep_sparsity_where_uncentred(fit_intercept):
+    """``Model.program_rows``: the scaled rows s X[idx] as CSR for sparse X without an
+    intercept, the centred dense rows s (X[idx] - c) with one (centring fills them);
+    either way equal to the dense ``rows``."""
+    from fgsm_cvx.fast.model import Model, fast_scaling
+
+    X = sp.random(40, D, density=0.3, random_state=1, format="csr") * 1e3
+    y = np.random.default_rng(2).standard_normal(40)
+    prob = fc.AdversarialProblem(X, y, eps=0.1, fit_intercept=fit_intercept)
+    model = Model(prob, fast_scaling(prob))
+    idx = np.array([3, 0, 17, 17])
+    out = model.program_rows(idx)
+    assert sp.issparse(out) == (not fit_intercept)
+    got = out.toarray() if sp.issparse(out) else out
+    np.testing.assert_allclose(got, model.rows(idx), rtol=1e-15, atol=0)
+    if not fit_intercept:
+        np.testing.assert_allclose(got, X[idx].toarray() * model.scale, rtol=1e-15)

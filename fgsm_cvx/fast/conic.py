@@ -165,6 +165,19 @@ def with_epigraphs(mats, rhs, cones, template, eps, n_t, t_col, aux_col, n_cols)
     return sp.vstack(mats, format="csc"), np.concatenate(rhs), cones
 
 
+def row_entries(rows, top=0, scale=None):
+    """(rows, columns, values) of a block of X's rows in a program, the block's first
+    row at ``top``: every entry of a dense block, the stored ones of a sparse one; each
+    row times ``scale[i]`` where given."""
+    if sp.issparse(rows):
+        coo = sp.coo_matrix(rows)
+        values = coo.data if scale is None else coo.data * scale[coo.row]
+        return top + coo.row, coo.col, values
+    m, d = rows.shape
+    values = rows if scale is None else rows * scale[:, None]
+    return top + np.repeat(np.arange(m), d), np.tile(np.arange(d), m), values.ravel()
+
+
 class ConicSolution(NamedTuple):
     """A program's answer: ``status`` "optimal" (with ``x`` and the dual objective
     ``dual``), "almost" (Clarabel's "almost solved", with both: ``clarabel_solve``

@@ -71,13 +71,16 @@ ITERATION_SECONDS = (2.5e-4, 2e-8, 3.4e-10)
 PROGRAM_MIN_SECONDS = 0.05
 
 
-def program_pays(m, n, d, work):
+def program_pays(m, n, d, work, density=1.0):
     """Whether a program of m near samples (of n, d columns) costs at most twice the
     work so far (``work`` FISTA iterations) or PROGRAM_MIN_SECONDS, in the cost model
-    above."""
+    above; rows of ``density`` (sparse X, ``model.Model.program_rows``) cost that
+    fraction of dense ones (a rough model: the factorisation's fill depends on the
+    pattern)."""
     fixed, per_sample, per_entry = ITERATION_SECONDS
-    iteration = fixed + per_sample * n + per_entry * n * d
-    return PROGRAM_SECONDS * m * d * d <= max(PROGRAM_MIN_SECONDS, 2.0 * work * iteration)
+    iteration = fixed + per_sample * n + density * per_entry * n * d
+    return PROGRAM_SECONDS * density * m * d * d <= \
+        max(PROGRAM_MIN_SECONDS, 2.0 * work * iteration)
 
 
 def covers(family, perturbation):
@@ -202,7 +205,7 @@ def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercep
         p_diag[r] = alpha * weight  # the gaussian clean term r^2 / 2
     # r + rows beta~ + b~ - r0 = 0, r0 = y / sigma (less b_fixed / sigma without an
     # intercept)
-    entries = [(np.repeat(at, d), np.tile(np.arange(d), m), rows.ravel()), (at, r, ones)]
+    entries = [conic.row_entries(rows), (at, r, ones)]
     if fit_intercept:
         entries.append((at, np.full(m, col_b), ones))
     zero = [(entries, -(y - (0.0 if fit_intercept else b_fixed)) / sigma)]
@@ -289,7 +292,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     tolerance on F(x*) minus the program's dual bound; ``work`` the solve's work so far in
     FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); passes
     None where the step declined (too many near samples, or for the gaussian loss a
-    program costlier than the work so far: ``program_pays``). ``final`` (the solve's
+    program costlier than the work so far: ``program_pays``; ``work`` infinite: the
+    solve's last resort before an error, ``solver._minimise``). ``final`` (the solve's
     last try) changes nothing here: the rounds are limited by the near set's cap only.
     """
     del tol, final
@@ -305,7 +309,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
     near = near_set(dist, w, mu, unknowns, d, widen=widen)
     if near is None or not _threshold(model.family) and \
-            not program_pays(np.count_nonzero(near), r.shape[0], d, work):
+            not program_pays(np.count_nonzero(near), r.shape[0], d, work,
+                             model.density()):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)
@@ -321,7 +326,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     for _ in range(MAX_ROUNDS + 2):  # (up to two growths where G is unbounded)
         idx = np.flatnonzero(near)
         P, q, A, rhs, cones, const, sigma = _program(
-            np.asarray(model.rows(idx), dtype=np.float64), y[idx], w[idx], model.family,
+            model.program_rows(idx), y[idx], w[idx], model.family,
             model.alpha, _far_part(model, u, near, g_beta, box), template, eps,
             model.offset, fit_intercept, b_fixed, kappa)
         solved = conic.solve_program(q, A, rhs, cones, gap_tol / kappa, P=P)

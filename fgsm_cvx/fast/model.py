@@ -306,6 +306,30 @@ class Model:
         A = self.engine.rows(idx) * self.scale
         return A if self.centre is None else A - self.centre
 
+    def sparse_rows(self):
+        """Whether ``program_rows`` keeps X's sparsity: a scipy.sparse X on the host,
+        uncentred (no intercept: X_c = s X; centring would fill every row)."""
+        return self.centre is None and type(self.engine).__name__ == "HostEngine" \
+            and sp.issparse(self.engine.X)
+
+    def density(self):
+        """The fraction of X_c's entries that a reduced program's rows hold: X's
+        density where ``sparse_rows``, else 1."""
+        if not self.sparse_rows():
+            return 1.0
+        n, d = self.engine.shape
+        return self.engine.X.nnz / max(n * d, 1)
+
+    def program_rows(self, idx):
+        """The rows X_c[idx] for a reduced program's constraints: a CSR matrix where
+        ``sparse_rows`` (Clarabel factorises the sparse rows: a gaussian program of all
+        1000 rows of tf-idf columns, d = 500, density ~5%, took 10 s densified), else
+        the dense ``rows``."""
+        if not self.sparse_rows():
+            return np.asarray(self.rows(idx), dtype=np.float64)
+        return sp.csr_matrix(self.engine.X[np.asarray(idx, dtype=np.intp), :],
+                             dtype=np.float64) * self.scale
+
     def curvature_bound(self):
         """The weighted mean of ||(s (x_i - c), 1, 1)||^2 = s^2 sum_i w_i ||x_i - c||^2 + 2
         (sum w = 1; c = 0 without centring): an upper bound on the Lipschitz constant for

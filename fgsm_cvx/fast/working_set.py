@@ -209,14 +209,13 @@ def _program(rows, z, w, c0, c1, lin, template, eps, box, fit_intercept, b_fixed
         const = const + g_b * b_fixed  # g_b b_c, a constant
     entries = [(np.arange(n_t), np.arange(col_t, col_s), -np.ones(n_t))]  # t >= 0
     rhs = [np.zeros(n_t)]
-    tz = -z[:, None] * rows
     at = np.arange(m)
     for j, (c, k) in enumerate(terms):
         top, col = n_t + 2 * m * j, col_s + m * j  # rows: s >= 0, then s >= a
         q[col:col + m] = c * w
         entries.append((top + at, col + at, -np.ones(m)))
         entries.append((top + m + at, col + at, -np.ones(m)))
-        entries.append((top + m + np.repeat(at, d), np.tile(np.arange(d), m), tz.ravel()))
+        entries.append(conic.row_entries(rows, top + m, -z))  # -z rows beta
         shift = -1.0 - (offset if k else 0.0)
         if fit_intercept:
             entries.append((top + m + at, np.full(m, col_b), -z))
@@ -423,7 +422,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     most_moved = np.inf if final else MAX_MOVED_FRACTION
     for _ in range(FINAL_ROUNDS if final else MAX_ROUNDS):
         idx = np.flatnonzero(split.near)
-        rows = np.asarray(model.rows(idx), dtype=np.float64)
+        rows = model.program_rows(idx)
         q, A, rhs, cones = _program(rows, z[idx], w[idx], *weights,
                                     replaced_sum(model, lin, on_shift, g_beta, g_b, box),
                                     template, eps, box, fit_intercept, b_fixed, model.offset)
