@@ -294,20 +294,27 @@ def test_programs_from_sparse_rows_equal_the_dense_ones(program):
 
 
 @pytest.mark.parametrize("fit_intercept", [False, True])
-def test_program_rows_keep_sparsity_where_uncentred(fit_intercept):
-    """``Model.program_rows``: the scaled rows s X[idx] as CSR for sparse X without an
-    intercept, the centred dense rows s (X[idx] - c) with one (centring fills them);
-    either way equal to the dense ``rows``."""
-    from fgsm_cvx.fast.model import Model, fast_scaling
+def test_program_rows_keep_sparsity_uncentred(fit_intercept):
+    """``Model.program_rows`` on sparse X: the CSR rows s X[idx], uncentred, with the
+    centre c (None without an intercept). The program's columns (beta, b) with b = b_c -
+    c^T beta give the same predictors as the centred rows with b_c, and its linear part
+    (``uncentred``) the same value, for any beta and b_c."""
+    from fgsm_cvx.fast.model import Model, centred_intercept, fast_scaling, uncentred
 
     X = sp.random(40, D, density=0.3, random_state=1, format="csr") * 1e3
     y = np.random.default_rng(2).standard_normal(40)
     prob = fc.AdversarialProblem(X, y, eps=0.1, fit_intercept=fit_intercept)
     model = Model(prob, fast_scaling(prob))
     idx = np.array([3, 0, 17, 17])
-    out = model.program_rows(idx)
-    assert sp.issparse(out) == (not fit_intercept)
-    got = out.toarray() if sp.issparse(out) else out
-    np.testing.assert_allclose(got, model.rows(idx), rtol=1e-15, atol=0)
-    if not fit_intercept:
-        np.testing.assert_allclose(got, X[idx].toarray() * model.scale, rtol=1e-15)
+    rows, c = model.program_rows(idx)
+    assert sp.issparse(rows) and (c is None) == (not fit_intercept)
+    np.testing.assert_allclose(rows.toarray(), X[idx].toarray() * model.scale, rtol=1e-15)
+    rng = np.random.default_rng(3)
+    beta, b_c = rng.standard_normal(D), float(rng.standard_normal())
+    b = b_c - (0.0 if c is None else float(c @ beta))  # the program's intercept
+    np.testing.assert_allclose(rows @ beta + b, model.rows(idx) @ beta + b_c, rtol=1e-10)
+    assert centred_intercept(beta, b, c) == pytest.approx(b_c, rel=1e-12)
+    lin = (0.3, rng.standard_normal(D), 0.7, 0.2)
+    const, g_beta, g_b, _ = uncentred(lin, c)
+    assert const + g_beta @ beta + g_b * b == pytest.approx(
+        lin[0] + lin[1] @ beta + lin[2] * b_c, rel=1e-12)

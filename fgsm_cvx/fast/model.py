@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from ..engine import HOST_ENGINES
+from ..engine import HOST_ENGINES, HostEngine
 from ..families import Binomial, Gaussian, Hinge, Huber
 from ..problem import Scaling
 from .objective import adversarial_terms, second_order_terms, worst_case_terms
@@ -129,6 +129,21 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
 # n = 1e5, d = 50 its four iterations over all rows cost 8 of a gaussian solve's ~46
 # X^T (X v) passes; on 1e4 rows, under one
 GRAM_NORM_ROWS = 10_000
+
+
+def uncentred(lin, c):
+    """A program's linear part (const, g_beta, g_b, g_t), const + g_beta^T beta + g_b b_c
+    + g_t t, in the uncentred intercept b = b_c - c^T beta of ``Model.program_rows``:
+    g_b b_c = g_b b + g_b c^T beta, so g_beta + g_b c (as it is where c is None)."""
+    if c is None:
+        return lin
+    const, g_beta, g_b, g_t = lin
+    return const, np.asarray(g_beta) + g_b * c, g_b, g_t
+
+
+def centred_intercept(beta, b, c):
+    """b_c = b + c^T beta from a program's uncentred intercept (``uncentred``)."""
+    return b if c is None else b + float(c @ beta)
 
 
 class Model:
@@ -307,28 +322,39 @@ class Model:
         return A if self.centre is None else A - self.centre
 
     def sparse_rows(self):
-        """Whether ``program_rows`` keeps X's sparsity: a scipy.sparse X on the host,
-        uncentred (no intercept: X_c = s X; centring would fill every row)."""
-        return self.centre is None and type(self.engine).__name__ == "HostEngine" \
-            and sp.issparse(self.engine.X)
+        """Whether ``program_rows`` keeps X's sparsity: a scipy.sparse X on the host."""
+        return type(self.engine) is HostEngine and sp.issparse(self.engine.X)
 
     def density(self):
-        """The fraction of X_c's entries that a reduced program's rows hold: X's
-        density where ``sparse_rows``, else 1."""
+        """The fraction of a reduced program's row entries that are stored: X's density
+        where ``sparse_rows``, else 1."""
         if not self.sparse_rows():
             return 1.0
         n, d = self.engine.shape
         return self.engine.X.nnz / max(n * d, 1)
 
+    def row_entries(self):
+        """The entries a reduced program's row holds on average: d, or X's stored
+        entries per row where ``sparse_rows`` (at least 1): the programs' size caps
+        (``working_set.near_cap``) count these."""
+        d = self.engine.shape[1]
+        return d if not self.sparse_rows() else max(1, int(np.ceil(self.density() * d)))
+
     def program_rows(self, idx):
-        """The rows X_c[idx] for a reduced program's constraints: a CSR matrix where
-        ``sparse_rows`` (Clarabel factorises the sparse rows: a gaussian program of all
-        1000 rows of tf-idf columns, d = 500, density ~5%, took 10 s densified), else
-        the dense ``rows``."""
+        """(rows, c) for a reduced program's constraints on the samples ``idx``.
+
+        Dense X: the centred rows X_c[idx] (``rows``) and c None. Sparse host X: the CSR
+        rows s X[idx], uncentred (centring would fill every row; Clarabel factorises
+        the sparse ones: a gaussian program of all 1000 rows of tf-idf columns, d =
+        500, took 10 s densified, 0.07 s sparse), with c = s c the centre (None without
+        an intercept): the program's intercept column is then b = b_c - c^T beta, as
+        eta = X_c beta + b_c = s X beta + b (``uncentred``).
+        """
         if not self.sparse_rows():
-            return np.asarray(self.rows(idx), dtype=np.float64)
-        return sp.csr_matrix(self.engine.X[np.asarray(idx, dtype=np.intp), :],
+            return np.asarray(self.rows(idx), dtype=np.float64), None
+        rows = sp.csr_matrix(self.engine.X[np.asarray(idx, dtype=np.intp), :],
                              dtype=np.float64) * self.scale
+        return rows, self.centre
 
     def curvature_bound(self):
         """The weighted mean of ||(s (x_i - c), 1, 1)||^2 = s^2 sum_i w_i ||x_i - c||^2 + 2

@@ -52,6 +52,7 @@ import scipy.sparse as sp
 
 from ..families import Hinge
 from . import conic
+from .model import centred_intercept, uncentred
 
 # The near set: the samples within BAND_MU smoothing widths of a kink, at least
 # MIN_NEAR_PER_UNKNOWN per unknown (beta, b, t) nearest their kinks, at most
@@ -370,6 +371,21 @@ def _solved_again(q, A, rhs, cones, gap_tol, units):
         yield again._replace(dual=again.dual * units)
 
 
+def _sparse_program_pays(model, m, work):
+    """Whether a program of m sparse rows pays for the solve's ``work`` so far
+    (``linear_pieces.program_pays``, its cost model, scaled by X's density). Sparse
+    rows lift the dense cap on a program's entries (``row_entries``), so at large d
+    its least size, MIN_NEAR_PER_UNKNOWN rows per unknown, can be most of the problem:
+    n = 5000, d = 1000 tf-idf rows (Linf, intercept, 0.1 eps_max) spent 6.2 s in three
+    rounds of 2004-2200 rows where FISTA alone finished in 0.8 s; at 0.01 eps_max FISTA
+    took 16 764 iterations (6.8 s), uncertified, and the program, asked once it pays,
+    certifies."""
+    from .linear_pieces import program_pays  # (linear_pieces builds on this module)
+
+    n, d = model.engine.shape
+    return program_pays(m, n, d, work, model.density())
+
+
 def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1,
                 work=0.0, final=False):
     """The exact hinge solution from a smoothed one, ``state`` = (beta, b, t, X beta).
@@ -381,11 +397,12 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     tolerance on F(x*) minus the reduced program's dual bound. Returns ((state, F, gap,
     passes, certified), lower bound) with F the exact objective; when not certified, the
     state given and the bound None, passes None where the step declined (the near set
-    too large: the point still far, or the program not small). ``final``: the solve's
-    last try, whose rounds are not limited by the fraction of samples that move
+    too large: the point still far, or the program not small; on sparse X's rows, a
+    program costlier than the ``work`` so far: ``_sparse_program_pays``). ``final``:
+    the solve's last try, whose rounds are not limited by the fraction of samples that move
     (``FINAL_ROUNDS``).
     """
-    del tol, work  # (the near set's cap bounds the program's cost: no budget)
+    del tol  # (the near set's cap bounds a dense program's cost: no budget there)
     engine = model.engine
     _, b0, t0, Xb0 = state
     d = engine.shape[1]
@@ -404,10 +421,13 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     # masked Group(p = 3): tries at 2x and 4x the near set failed, all 569 samples
     # certified, at 478 FISTA iterations of work; now at the second try)
     n = z.shape[0]
-    whole = widen > 1 and n <= near_cap(unknowns, d, widen)
-    near = near_set(_kink_distance(a0, a1, weights), w, mu, unknowns, d,
+    entries = model.row_entries()  # (d, or fewer for sparse X's rows)
+    whole = widen > 1 and n <= near_cap(unknowns, entries, widen)
+    near = near_set(_kink_distance(a0, a1, weights), w, mu, unknowns, entries,
                     least=n if whole else None, widen=widen)
-    if near is None:  # declined: no passes spent (``solver._minimise`` asks again later)
+    if near is None or model.sparse_rows() and not _sparse_program_pays(
+            model, np.count_nonzero(near), work):
+        # declined: no passes spent (``solver._minimise`` asks again later)
         return (state, np.inf, np.inf, None, False), None
     split = _Split(a0, a1, *weights, near)
     # G's linear part from the replaced terms: sum w c (1 [+ offset] - z eta [+ s]) =
@@ -422,9 +442,10 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     most_moved = np.inf if final else MAX_MOVED_FRACTION
     for _ in range(FINAL_ROUNDS if final else MAX_ROUNDS):
         idx = np.flatnonzero(split.near)
-        rows = model.program_rows(idx)
+        rows, c = model.program_rows(idx)
         q, A, rhs, cones = _program(rows, z[idx], w[idx], *weights,
-                                    replaced_sum(model, lin, on_shift, g_beta, g_b, box),
+                                    uncentred(replaced_sum(model, lin, on_shift, g_beta,
+                                                           g_b, box), c),
                                     template, eps, box, fit_intercept, b_fixed, model.offset)
         q = q / units
         solved = conic.solve_program(q, A, rhs, cones, gap_tol / units)
@@ -432,10 +453,11 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
             return (state, np.inf, np.inf, passes, False), None
         solved = solved._replace(dual=solved.dual * units)
 
-        def point_of(solution):
+        def point_of(solution, c=c):
             x = solution.x
-            return (*program_point(model, shift, eps, x[:d], float(x[d]) if fit_intercept
-                                   else b_fixed, solution.dual, gap_tol), solution.dual)
+            b_c = centred_intercept(x[:d], float(x[d]), c) if fit_intercept else b_fixed
+            return (*program_point(model, shift, eps, x[:d], b_c, solution.dual, gap_tol),
+                    solution.dual)
 
         point, F, certified, evaluated, lower = certify(
             point_of, solved, partial(_solved_again, q, A, rhs, cones, gap_tol, units),
@@ -461,6 +483,6 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         g_b += float(np.sum(u[moved]))
         lin[moved], on_shift[moved], u[moved] = 0.0, 0.0, 0.0
         split.near[moved] = True
-        if np.count_nonzero(split.near) * d > MAX_NEAR_ENTRIES:
+        if np.count_nonzero(split.near) * entries > MAX_NEAR_ENTRIES:
             break
     return (state, np.inf, np.inf, passes, False), None
