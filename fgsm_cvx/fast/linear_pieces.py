@@ -84,6 +84,13 @@ def program_pays(m, n, d, work, density=1.0):
         max(PROGRAM_MIN_SECONDS, 2.0 * work * iteration)
 
 
+def program_pays_for(model, m, work):
+    """``program_pays`` for a program of m rows of ``model``'s X (its n, d and, for
+    sparse rows, density)."""
+    n, d = model.engine.shape
+    return program_pays(m, n, d, work, model.density())
+
+
 def covers(family, perturbation):
     """True where the program applies: a symmetric loss and a set to formulate."""
     return isinstance(family, _SymmetricFamily) and perturbation is not None
@@ -315,8 +322,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     # d = 1000, took 3 s where FISTA had finished in 0.17 s, so it is budgeted too)
     budgeted = not _threshold(model.family) or model.sparse_rows()
     if near is None or budgeted and \
-            not program_pays(np.count_nonzero(near), r.shape[0], d, work,
-                             model.density()):
+            not program_pays_for(model, np.count_nonzero(near), work):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)

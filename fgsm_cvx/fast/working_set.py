@@ -380,10 +380,9 @@ def _sparse_program_pays(model, m, work):
     rounds of 2004-2200 rows where FISTA alone finished in 0.8 s; at 0.01 eps_max FISTA
     took 16 764 iterations (6.8 s), uncertified, and the program, asked once it pays,
     certifies."""
-    from .linear_pieces import program_pays  # (linear_pieces builds on this module)
+    from .linear_pieces import program_pays_for  # (linear_pieces builds on this module)
 
-    n, d = model.engine.shape
-    return program_pays(m, n, d, work, model.density())
+    return program_pays_for(model, m, work)
 
 
 def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol, widen=1,
