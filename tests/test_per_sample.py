@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from fgsm_cvx.families import Binomial, Huber
+from fgsm_cvx.families import Binomial, Hinge, Huber
 from fgsm_cvx.fast.model import _per_sample
 from fgsm_cvx.fast.objective import adversarial_terms
 
@@ -81,5 +81,51 @@ def test_logistic_map_mixes_the_clean_and_adversarial_terms(alpha):
                                    shift=t, b=b, mu=0.0, grad=False, fit_intercept=True)
     np.testing.assert_allclose([f, f_only], want_f, rtol=1e-13)
     np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(g_b, want_g.sum(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g_t, want_t, rtol=1e-12, atol=1e-15)
+
+
+def _smoothed_pos(u, mu):
+    """pos_mu(u) = (u + |u|_mu) / 2 and its derivative, piece by piece: 0 below the
+    band, (u + mu)^2 / (4 mu) in it (|u| <= mu), u above; mu = 0: max(u, 0) and the
+    derivative 1/2 (1 + sign u)."""
+    if mu == 0.0:
+        return np.maximum(u, 0.0), 0.5 * (1.0 + np.sign(u))
+    inside = np.abs(u) <= mu
+    value = np.where(u > mu, u, np.where(inside, (u + mu) ** 2 / (4.0 * mu), 0.0))
+    slope = np.where(u > mu, 1.0, np.where(inside, (u + mu) / (2.0 * mu), 0.0))
+    return value, slope
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
+@pytest.mark.parametrize("mu", [0.0, 0.3])
+def test_hinge_map_equals_its_pieces(alpha, mu):
+    """The hinge's map (one clipped slope for all three pieces of the smoothed positive
+    part) against pos_mu written piece by piece: F = sum w [alpha pos_mu(1 - z eta) +
+    (1 - alpha) pos_mu(1 - z eta + t)], dF/db, dF/dt and dF/deta, with margins in and
+    around the band and exactly at its edges and the kink."""
+    rng = np.random.default_rng(4)
+    z = np.where(rng.random(400) < 0.5, -1.0, 1.0)
+    b, t = 0.1, 0.35
+    # u = 1 - z eta + t at -mu, 0, mu and beyond; the rest spread over the band's scale
+    # (unsmoothed, none at the kink u = 0: its slope is a subgradient's choice, taken
+    # as u rounds)
+    u_set = np.concatenate([[-0.3, 0.0 if mu else 0.05, 0.3, -2.0, 2.0],
+                            rng.uniform(-1.0, 1.0, 395)])
+    eta = z * (1.0 + t - u_set)  # z z = 1
+    Xbeta = eta - b
+    w = rng.random(400)
+    w /= w.sum()
+    clean, d_clean = _smoothed_pos(1.0 - z * eta, mu)
+    adv, d_adv = _smoothed_pos(1.0 - z * eta + t, mu)
+    want_f = w @ (alpha * clean + (1.0 - alpha) * adv)
+    want_g = -w * z * (alpha * d_clean + (1.0 - alpha) * d_adv)
+    want_t = (1.0 - alpha) * (w @ d_adv)
+    (f, g_b, g_t), g = _per_sample(np, Xbeta, z, w, family=Hinge(), alpha=alpha, shift=t,
+                                   b=b, mu=mu, grad=True, fit_intercept=True)
+    (f_only,), _ = _per_sample(np, Xbeta, z, w, family=Hinge(), alpha=alpha, shift=t, b=b,
+                               mu=mu, grad=False, fit_intercept=True)
+    np.testing.assert_allclose([f, f_only], want_f, rtol=1e-13)
+    np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g_b, want_g.sum(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g_t, want_t, rtol=1e-12, atol=1e-15)

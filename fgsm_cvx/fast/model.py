@@ -85,7 +85,7 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
     if a < 1.0:
         if grad:
             h, d_eta, *d_t = worst_case_terms(family, y, eta, shift, mu, xp=xp)
-            g_eta = (1.0 - a) * d_eta
+            g_eta = d_eta if a == 0.0 else (1.0 - a) * d_eta  # (d_eta: a new array)
             g_t = tuple((1.0 - a) * (w @ d) for d in d_t)  # dF/dt, or dF/dt_up, dF/dt_dn
         else:
             h = worst_case_terms(family, y, eta, shift, mu, grad=False, xp=xp)
@@ -105,8 +105,10 @@ def _per_sample(xp, Xbeta, y, w, *, family, alpha, shift, b, mu, grad, fit_inter
             g_eta = a * d_clean if g_eta is None else g_eta + a * d_clean
     if not grad:
         return (total,), None
+    # dF/db = sum_i w_i (...): one dot product (a sum after the product costs 2x more)
+    g_b = w @ g_eta if fit_intercept else 0.0
     g_eta *= w  # the weighted mean: dF/deta_i = w_i (...)
-    return (total, xp.sum(g_eta) if fit_intercept else 0.0, *g_t), g_eta
+    return (total, g_b, *g_t), g_eta
 
 
 def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu):

@@ -78,13 +78,25 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
         return value, -(z * s), s  # dm/deta = z, dm/dt = -1
     if isinstance(family, Hinge):
         z = family.signed_label(y)
-        u = 1.0 - z * eta + t
-        au, dau = huber_abs(u, mu, xp)
-        value = 0.5 * (u + au)  # pos(u) = (u + |u|) / 2
+        z_eta = z * eta
+        if mu == 0.0:
+            u = (1.0 + t) - z_eta
+            value = xp.maximum(u, 0.0)  # pos(u) = (u + |u|) / 2
+            if not grad:
+                return value
+            dpos = 0.5 * (1.0 + xp.sign(u))
+            return value, -z * dpos, dpos  # du/deta = -z, du/dt = 1
+        # pos_mu(u) = (u + |u|_mu) / 2, u = 1 - z eta + t: 0 below the band, u above it
+        # and (u + mu)^2 / (4 mu) inside (|u| <= mu). With v = clip((u + mu) / (2 mu), 0, 1),
+        # its derivative, pos_mu(u) = mu v^2 + max(u - mu, 0) on all three pieces: fewer
+        # passes over the samples than (u + |u|_mu) / 2 by ``huber_abs`` (at n = 1e4
+        # 40 against 58 us with the derivatives, 34 against 45 without; each FISTA
+        # iteration evaluates it twice)
+        v = xp.clip(((1.0 + t + mu) - z_eta) * (0.5 / mu), 0.0, 1.0)
+        value = mu * (v * v) + xp.maximum((1.0 + t - mu) - z_eta, 0.0)
         if not grad:
             return value
-        dpos = 0.5 * (1.0 + dau)
-        return value, -z * dpos, dpos  # du/deta = -z, du/dt = 1
+        return value, -(z * v), v  # du/deta = -z, du/dt = 1
     if isinstance(family, _SymmetricFamily):
         ar, dar = huber_abs(y - eta, mu, xp)
         u = ar + t
