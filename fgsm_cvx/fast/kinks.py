@@ -475,7 +475,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 C = _constraint_curvature(A, W, fit_intercept, coords, g, nu,
                                           None if Hs is None else Hs[np.ix_(W, W)], eps)
                 H = H + (C if P is None else P.T @ C @ P)
-            K = np.block([[H, J.T], [J, np.zeros((Z.shape[0], Z.shape[0]))]])
+            K = np.zeros((m + Z.shape[0], m + Z.shape[0]))  # [[H, J^T], [J, 0]]
+            K[:m, :m], K[:m, m:], K[m:, :m] = H, J.T, J
             kkt_budget -= (2.0 / 3.0) * float(K.shape[0]) ** 3
             if kkt_budget < 0.0:
                 return state, np.inf, residual, passes, False  # too many changes
@@ -484,7 +485,8 @@ def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 return state, np.inf, residual, passes, False
             step, nu_new = sol[:m], sol[m:] + force  # the exact problem's multipliers
             excess_nu = np.abs(nu_new) - bound * (1.0 + 1e-9)
-            excess_nu[np.isin(Z, list(frozen))] = 0.0
+            if frozen:
+                excess_nu[np.isin(Z, list(frozen))] = 0.0
             if Z.size and excess_nu.max() > 0.0:
                 # the most violating sample is released, on the side its multiplier
                 # points to (one at a time, as an active-set method: releasing several

@@ -880,7 +880,10 @@ def newton_system(manifold, beta, W, signs, gram, XtG, sums, eps, fit_intercept)
         H = H + eps * T * Hs[np.ix_(W, W)]
     if fit_intercept:  # the row of b_c: d2Phi/db_c dbeta_W and d2Phi/db_c^2
         hb = XtG[W, 2] + eps * S_et * gs
-        H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[S_ee]])]])
+        m = H.shape[0]
+        H_b = np.empty((m + 1, m + 1))  # [[H, hb], [hb^T, S_ee]]
+        H_b[:m, :m], H_b[:m, m], H_b[m, :m], H_b[m, m] = H, hb, hb, S_ee
+        H = H_b
         grad = np.append(grad, g_b)
     P = basis(manifold, beta, W, signs, fit_intercept)
     if P is not None:  # Phi(P z): Hessian P^T H P and gradient P^T grad in z
