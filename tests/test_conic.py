@@ -182,8 +182,9 @@ def test_untrusted_linear_programs_go_to_the_simplex(monkeypatch):
     calls = []
     real_highs = conic.highs_solve
 
-    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8):  # a bound above
-        return conic.ConicSolution("optimal", np.array([0.5, 0.5]), 1.4, error)  # the min
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8,  # a bound above
+                      equilibration=None):  # the min
+        return conic.ConicSolution("optimal", np.array([0.5, 0.5]), 1.4, error)
 
     def highs(*args):
         calls.append(args)
@@ -197,9 +198,10 @@ def test_untrusted_linear_programs_go_to_the_simplex(monkeypatch):
     assert len(calls) == 1 and out.dual == pytest.approx(1.0, abs=1e-12)
     error = 0.5 * conic.TRUSTED_DUAL_ERROR * gap_tol
     assert conic.solve_program(q, A, b, cones, gap_tol).dual == 1.4 and len(calls) == 1
-    error = 1.0  # a second-order cone: no simplex to turn to
-    soc = [clarabel.SecondOrderConeT(3)]
-    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4 and len(calls) == 1
+    error = 1.0  # a second-order cone: no simplex to turn to (its bound lowered by the
+    soc = [clarabel.SecondOrderConeT(3)]  # error: ``conic._lowered``)
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == pytest.approx(0.4) \
+        and len(calls) == 1
 
 
 def test_untrusted_conic_programs_are_solved_again_with_other_equilibration(monkeypatch):
@@ -229,27 +231,38 @@ def test_untrusted_conic_programs_are_solved_again_with_other_equilibration(monk
 def test_solved_untrusted_conic_programs_are_solved_again_to_a_tighter_feasibility(
         monkeypatch):
     """A conic program "solved" with an untrusted dual error is solved once more with
-    Clarabel's feasibility tolerance at TIGHT_FEASIBILITY; the answer with the smaller
-    dual error counts (an "almost solved" one as "optimal"); a trusted first answer is
+    Clarabel's feasibility tolerance at TIGHT_FEASIBILITY, then with each setting of
+    RETRY_EQUILIBRATION; the first trusted answer counts (an "almost solved" one as
+    "optimal"). With none trusted, the answer of the smallest dual error counts, its
+    bound lowered by that error (weak duality up to r^T x*). A trusted first answer is
     not solved again."""
     q, A, b, _ = _small_lp()
     soc = [clarabel.SecondOrderConeT(3)]
     gap_tol, calls = 1e-6, []
-    answers = {1e-8: ("optimal", 10.0, 1.4), conic.TIGHT_FEASIBILITY: ("almost", 0.5, 1.2)}
+    retry = conic.RETRY_EQUILIBRATION
+    answers = {1e-8: ("optimal", 10.0, 1.4), conic.TIGHT_FEASIBILITY: ("almost", 0.1, 1.2)}
+    answers.update({e: ("optimal", 50.0, 1.3) for e in retry})
 
-    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8):
-        calls.append(tol_feas)
-        status, error, dual = answers[tol_feas]
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8, equilibration=None):
+        key = tol_feas if equilibration is None else equilibration
+        calls.append(key)
+        status, error, dual = answers[key]
         return conic.ConicSolution(status, np.zeros(2), dual, error * gap_tol)
 
     monkeypatch.setattr(conic, "clarabel_solve", fake_clarabel)
-    out = conic.solve_program(q, A, b, soc, gap_tol)
+    out = conic.solve_program(q, A, b, soc, gap_tol)  # the tight answer is trusted
     assert calls == [1e-8, conic.TIGHT_FEASIBILITY]
     assert out.status == "optimal" and out.dual == 1.2
-    answers[conic.TIGHT_FEASIBILITY] = ("almost", 20.0, 1.2)  # worse: the first counts
-    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4
-    answers[conic.TIGHT_FEASIBILITY] = ("failed", 0.0, None)
-    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4
+    answers[conic.TIGHT_FEASIBILITY] = ("almost", 5.0, 1.2)  # untrusted, the least error
+    calls.clear()
+    out = conic.solve_program(q, A, b, soc, gap_tol)
+    assert calls == [1e-8, conic.TIGHT_FEASIBILITY, *retry]
+    assert out.status == "optimal" and out.dual == pytest.approx(1.2 - 5.0 * gap_tol)
+    answers[conic.TIGHT_FEASIBILITY] = ("failed", 0.0, None)  # the first's error is least
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == \
+        pytest.approx(1.4 - 10.0 * gap_tol)
+    answers[retry[-1]] = ("optimal", 0.1 * conic.TRUSTED_DUAL_ERROR, 1.3)  # trusted
+    assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.3
     answers[1e-8] = ("optimal", 0.1 * conic.TRUSTED_DUAL_ERROR, 1.4)  # trusted at once
     calls.clear()
     assert conic.solve_program(q, A, b, soc, gap_tol).dual == 1.4 and calls == [1e-8]
