@@ -377,6 +377,17 @@ def _bounded(residual, H, step, grad, beta, b, gap_tol):
 
 def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                   max_passes=None, max_changes=50):
+    """``_pinned_newton`` with floating-point overflow silenced: a multiplier over a
+    bound of ~1e-300, or a KKT residual past 1e154 on badly scaled columns, is inf, which
+    the step's tests read as a violation or no certificate (numpy's RuntimeWarnings
+    reached the user: columns on scales from 1e-3 to 1e3, tiny Poisson problems)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
+                              max_passes, max_changes)
+
+
+def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
+                   max_passes=None, max_changes=50):
     """The exact solution from a smoothed one, ``state`` = (beta, b, t, X beta) at mu.
 
     Of the samples inside the smoothing band (|k_i| <= mu), those the unconstrained step

@@ -247,6 +247,13 @@ class Model:
         ``ref``: the pinned step's reference signs of the kink coordinates
         (``kinks.py``), a host vector (0: pinned).
         """
+        # (at a point where e^eta overflows, a step too long for Poisson, the pass's
+        # products and centring are inf or NaN without a warning: its callers test them)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._second_order(beta, b, t, mu, cols, ref)
+
+    def _second_order(self, beta, b, t, mu, cols, ref):
+        """``second_order``'s pass."""
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
         # a new host array each time: an engine caches what it placed by identity, and
