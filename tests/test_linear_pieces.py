@@ -149,6 +149,29 @@ def test_a_declined_program_is_asked_again_within_a_long_stage(seed):
     assert res.certificate.dual_objective <= ref.objective * (1 + 1e-8)
 
 
+def test_fista_goes_on_from_an_uncertified_program_point():
+    """Huber on 250 x 80 columns, half of them nearly equal (differences of 1e-7 to
+    1e-3), a masked box, eps = 1e-4, no intercept: the program of the whole problem has
+    an untrusted bound (a dual error of ~5e4 gap tolerances: no certificate), and FISTA
+    from its own point ran out of 3000 iterations. It now goes on from the program's
+    point, whose objective is lower, and converges there (58 iterations). One-sided
+    reference: no worse than the better of Clarabel and ECOS on the whole problem (both
+    stop a few % above it on such columns)."""
+    rng = np.random.default_rng(3)
+    n, d = 250, 80
+    X = rng.standard_normal((n, d))
+    base = rng.standard_normal(n)
+    for j in range(d // 2):
+        X[:, j] = base + 10.0 ** rng.uniform(-7, -3) * rng.standard_normal(n)
+    eta = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5))
+    y = eta / eta.std() + rng.standard_normal(n)
+    pert = fc.Masked(fc.Box(-0.5, 1.0), rng.random(d) < 0.6)
+    prob = fc.AdversarialProblem(X, y, family="huber", perturbation=pert, eps=1e-4,
+                                 fit_intercept=False)
+    res = fc.solve(prob, backend="fast", max_iter=3000)
+    assert res.objective <= _best_reference(prob) * (1 + 1e-6)
+
+
 def test_without_the_program_the_solve_does_not_finish(monkeypatch):
     """The failure the program mends: without it the pinned step does not certify this
     problem's solve (its residual bound; ``kinks._bounded``), and its flat objective

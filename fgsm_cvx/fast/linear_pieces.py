@@ -298,11 +298,13 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
 
     As ``working_set.hinge_exact``: ``tol`` is unused, ``gap_tol`` the absolute objective
     tolerance on F(x*) minus the program's dual bound; ``work`` the solve's work so far in
-    FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); passes
-    None where the step declined (too many near samples, or for the gaussian loss a
-    program costlier than the work so far: ``program_pays``; ``work`` infinite: the
-    solve's last resort before an error, ``solver._minimise``). ``final`` (the solve's
-    last try) changes nothing here: the rounds are limited by the near set's cap only.
+    FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); not
+    certified, the programs' best point and F there (the given state and inf where no
+    program was solved); passes None where the step declined (too many near samples,
+    or for the gaussian loss a program costlier than the work so far:
+    ``program_pays``; ``work`` infinite: the solve's last resort before an error,
+    ``solver._minimise``). ``final`` (the solve's last try) changes nothing here: the
+    rounds are limited by the near set's cap only.
     """
     del tol, final
     engine = model.engine
@@ -335,6 +337,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     kappa = kappa if np.isfinite(kappa) and kappa > gap_tol else max(gap_tol, 1e-300)
     # the most samples a program holds (``working_set.near_set``'s cap)
     cap = near_cap(unknowns, entries, widen)
+    best = None  # the uncertified programs' best point and F there
     for _ in range(MAX_ROUNDS + 2):  # (up to two growths where G is unbounded)
         idx = np.flatnonzero(near)
         rows, c = model.program_rows(idx)
@@ -371,6 +374,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         passes += evaluated
         if certified:
             return (point, F, max(F - lower, 0.0), passes, True), lower
+        if best is None or F < best[1]:
+            best = (point, F)
         _, b, t, Xb = point
         r = y - (engine.fetch(Xb)[0] + b)
         # far samples whose linear pieces no longer equal their terms
@@ -382,4 +387,6 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             break  # the split holds (the solve was not accurate enough), or too many
         g_beta = g_beta + _far_gradient_change(model, moved, u)
         u[moved], near[moved] = 0.0, True
-    return (state, np.inf, np.inf, passes, False), None
+    # not certified: the programs' best point and F there (``solver._minimise`` goes on
+    # from it where F there is below F at the given state)
+    return ((state, np.inf) if best is None else best) + (np.inf, passes, False), None

@@ -558,6 +558,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         return tol * min(scale, 10.0 * (GAP_FLOOR + abs(here)))
 
     tried, declined, declined_work = False, None, 0.0
+    better = None  # an uncertified exact step's point below the state tried (``try_exact``)
 
     def pinned_pays(stage_end=False):
         # (before the first try, a stage's end makes it due at PINNED_STAGE_END; a step
@@ -576,7 +577,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         that declines (passes None: too many samples near their kinks for the hinge's
         reduced program) counts as no try. ``budget``: a reduced program's, in FISTA
         iterations (default the work so far)."""
-        nonlocal total_iter, work, due, tried, declined, declined_work
+        nonlocal total_iter, work, due, tried, declined, declined_work, better
         if hasattr(exact_step, "work"):  # (a reduced program's budget: ``ReducedStep``)
             exact_step.work = work if budget is None else budget
         out = exact_step(state, mu, tol_grad, gap_tolerance(state))
@@ -587,7 +588,18 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         total_iter += out[3]
         work += 3.0 * out[3]
         due = 2.0 * work  # after a failure: once the solve's work has doubled
-        return out[:3] if out[4] else None
+        if out[4]:
+            return out[:3]
+        if np.isfinite(out[1]):
+            # an uncertified program's point (``linear_pieces.symmetric_exact``) below F
+            # at the state tried is where FISTA goes on: a Huber fit on nearly collinear
+            # columns (masked box, n = 250, d = 80), whose program of the whole problem
+            # had an untrusted bound, ran out of its iterations from FISTA's own point
+            here = model.value(state[3], state[1], state[2], 0.0) + h(state[0])
+            total_iter += 1
+            if out[1] < here:
+                better = out[0]
+        return None
 
     # (a candidate solution, a Result of these parameters, was probed when it was found)
     first, certified, probed = True, False, candidate
@@ -671,6 +683,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
             if pinned is not None:
                 (state, f_mu, residual), certified = pinned, True
                 break
+            if better is not None:
+                state, better = better, None
             if late_newton is not None and newton_step is None and not converged \
                     and work >= LATE_NEWTON_WORK and max_iter > total_iter:
                 # FISTA does not advance (ill-conditioned: columns on very different
@@ -784,6 +798,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         if pinned is not None:
             (state, f_mu, residual), certified = pinned, True
             break
+        if better is not None:
+            state, better = better, None
         previous = exact
         mu *= 0.1
     beta, b, t, Xb = state
