@@ -100,6 +100,17 @@ def test_program_certifies_where_the_pinned_step_does_not(monkeypatch):
     _check(prob, res)
 
 
+def _nearly_collinear(rng, n, d):
+    """(X, y): n x d standard normal columns, the first half replaced by one column plus
+    noise of 1e-7 to 1e-3 each (nearly equal), y a sparse linear fit plus unit noise."""
+    X = rng.standard_normal((n, d))
+    base = rng.standard_normal(n)
+    for j in range(d // 2):
+        X[:, j] = base + 10.0 ** rng.uniform(-7, -3) * rng.standard_normal(n)
+    eta = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5))
+    return X, eta / eta.std() + rng.standard_normal(n)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_untrusted_bound_does_not_certify_nearly_collinear_columns(seed):
     """Huber at eps = 0 (alpha = 0.5) on 100 x 30 columns, half of them nearly equal
@@ -110,14 +121,7 @@ def test_untrusted_bound_does_not_certify_nearly_collinear_columns(seed):
     reference is independent and well conditioned: the same fit on Q of X = QR (the same
     predictors, orthonormal columns) by the cvxpy backend; Clarabel on X itself stopped
     9-11% above it."""
-    rng = np.random.default_rng(seed)
-    n, d = 100, 30
-    X = rng.standard_normal((n, d))
-    base = rng.standard_normal(n)
-    for j in range(d // 2):
-        X[:, j] = base + 10.0 ** rng.uniform(-7, -3) * rng.standard_normal(n)
-    eta = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5))
-    y = eta / eta.std() + rng.standard_normal(n)
+    X, y = _nearly_collinear(np.random.default_rng(seed), 100, 30)
     make = lambda A: fc.AdversarialProblem(A, y, family="huber", alpha=0.5, eps=0.0)  # noqa: E731
     reference = fc.solve(make(np.linalg.qr(X)[0]), backend="cvxpy", solver="CLARABEL")
     res = fc.solve(make(X), backend="fast")
@@ -158,13 +162,8 @@ def test_fista_goes_on_from_an_uncertified_program_point():
     reference: no worse than the better of Clarabel and ECOS on the whole problem (both
     stop a few % above it on such columns)."""
     rng = np.random.default_rng(3)
-    n, d = 250, 80
-    X = rng.standard_normal((n, d))
-    base = rng.standard_normal(n)
-    for j in range(d // 2):
-        X[:, j] = base + 10.0 ** rng.uniform(-7, -3) * rng.standard_normal(n)
-    eta = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5))
-    y = eta / eta.std() + rng.standard_normal(n)
+    d = 80
+    X, y = _nearly_collinear(rng, 250, d)
     pert = fc.Masked(fc.Box(-0.5, 1.0), rng.random(d) < 0.6)
     prob = fc.AdversarialProblem(X, y, family="huber", perturbation=pert, eps=1e-4,
                                  fit_intercept=False)
