@@ -319,11 +319,12 @@ def test_auto_checks_cvxpy_on_an_ill_conditioned_design(family_id):
     replaced = 0
     for seed in range(6):
         X, y = _two_nearly_equal_columns(np.random.default_rng(seed), family_id)
-        reference = fc.solve(fc.AdversarialProblem(np.linalg.qr(X)[0], y, family=family_id),
+        Q = np.linalg.qr(X)[0]
+        reference = fc.solve(fc.AdversarialProblem(Q, y, family=family_id, eps=0.0),
                              backend="cvxpy", solver="CLARABEL")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = fc.solve(fc.AdversarialProblem(X, y, family=family_id))
+            res = fc.solve(fc.AdversarialProblem(X, y, family=family_id, eps=0.0))
         fell_back = any(issubclass(w.category, fc.SolverFallbackWarning) for w in caught)
         assert res.backend == ("fast" if fell_back else "cvxpy")
         replaced += fell_back
