@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 
 from ._validation import check_scalar
-from .exceptions import SolverError
+from .exceptions import SolverError, SolverFallbackWarning
 from .families import Hinge
 from .problem import check_problem
 from .result import Certificate, Path, Result
@@ -635,6 +635,19 @@ def _predict(grid, results, k):
 ON_UNBOUNDED = ("raise", "stop")
 
 
+def _counting_replacements(solve, prob, **kwargs):
+    """``solve(prob, backend="auto", **kwargs)`` with the SolverFallbackWarning that a
+    replacement of cvxpy's answer raises held back (the path counts them in one warning;
+    ``Result.backend`` is "fast" there); any other warning is raised again."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = solve(prob, backend="auto", **kwargs)
+    for w in caught:
+        if not (issubclass(w.category, SolverFallbackWarning) and res.backend == "fast"):
+            warnings.warn(w.message, w.category, stacklevel=3)
+    return res
+
+
 def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto",
                      solver="ECOS", tol=1e-8, max_iter=None, verbose=None,
                      on_unbounded="raise"):
@@ -648,7 +661,11 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
         Radii (sorted decreasing); default ``eps_grid(prob, n_eps, eps_min_ratio)``:
         log-spaced from eps_max, where all coefficients vanish, down.
     backend, solver, tol, max_iter
-        As in ``fc.solve``; "auto" decides once for the whole path.
+        As in ``fc.solve``; "auto" decides once for the whole path. Where it decides
+        for cvxpy on an ill-conditioned design (``solve.check_needed``), each radius is
+        solved as ``fc.solve`` does there: the fast path checks cvxpy's answer and
+        replaces it where lower, and one ``SolverFallbackWarning`` counts the radii
+        where it did (``Path.results[k].backend`` names each).
     verbose : bool or None
         Progress bar: None shows one on a terminal when the path takes more than a
         second; True always; False never.
@@ -690,7 +707,7 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     """
     from tqdm.auto import tqdm
 
-    from .solve import resolve_backend, solve
+    from .solve import check_needed, condition_number, resolve_backend, solve
 
     check_problem(prob)
     if on_unbounded not in ON_UNBOUNDED:
@@ -701,7 +718,13 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
         top = grid[0]
     else:
         grid = check_radii(eps)
-    backend = resolve_backend(prob, backend)
+    chosen = resolve_backend(prob, backend)
+    # "auto" on cvxpy's side of the size rule: each radius's answer is checked by the
+    # fast path where the design is ill-conditioned (fc.solve's rule, the backend
+    # staying "auto" per radius); else the choice is passed on as made
+    per_radius = "auto" if backend == "auto" and chosen == "cvxpy" and check_needed(prob) \
+        else chosen
+    backend, replaced = chosen, 0
     results = []
     bar = tqdm(grid, desc="eps path", unit="eps", leave=False,
                disable=False if verbose else (None if verbose is None else True),
@@ -712,8 +735,14 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
             continue
         start = _predict(grid, results, k) if backend == "fast" else None
         try:
-            results.append(solve(prob.with_params(eps=e), backend=backend, solver=solver,
-                                 tol=tol, max_iter=max_iter, warm_start=start))
+            if per_radius == "auto":
+                res = _counting_replacements(solve, prob.with_params(eps=e), solver=solver,
+                                             tol=tol, max_iter=max_iter)
+                replaced += res.backend == "fast"
+            else:
+                res = solve(prob.with_params(eps=e), backend=backend, solver=solver, tol=tol,
+                            max_iter=max_iter, warm_start=start)
+            results.append(res)
         except SolverError as err:
             if on_unbounded == "raise" or err.status != "unbounded" or not results:
                 raise
@@ -722,6 +751,11 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
                           f"at eps = {e:g} or below ({err})", UserWarning, stacklevel=2)
             grid = grid[:k]
             break
+    if replaced:
+        warnings.warn(f"at {replaced} of {len(results)} radii the design's condition number "
+                      f"({condition_number(prob):.1e}) had the fast path check {solver}'s "
+                      f"answer, and its lower one replaced it (Result.backend 'fast')",
+                      SolverFallbackWarning, stacklevel=2)
     return Path(eps=grid, coefs=np.array([r.coef for r in results]),
                 intercepts=np.array([r.intercept for r in results]),
                 objectives=np.array([r.objective for r in results]),

@@ -484,7 +484,7 @@ class AdversarialProblem:
             {"penalty": penalty, "constraints": constraints}
         # the data's own entries stay: X's statistics and engine (y and w placed there)
         fields["_cache"] = {k: v for k, v in self._cache.items()
-                            if k in ("x_stats", "x_scale", "engine")}
+                            if k in ("x_stats", "x_scale", "engine", "condition_number")}
         return self._replaced(**fields)
 
     # ----- numpy pieces shared by objectives, attacks and backends -----------------

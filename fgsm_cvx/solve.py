@@ -37,17 +37,22 @@ AUTO_FAST_HINGE = (10_000, 8, 500_000)
 # (Until then "auto" took the fast path from 2e4 entries, 5e5 for hinge.)
 
 #: Below the size rule, "auto" checks the cvxpy answer with the fast path (started from
-#: it) where the weighted design [X, 1] has a condition number above this. Measured
-#: 2026-12-06 (400 draws, n 50-200, d 3-20, five families, Linf / L2 / L1, eps 0 to
-#: 0.2 eps_max; nearly equal columns or columns on up to six decades): ECOS's answer was
-#: more than 1e-7 relative above the fast path's on none of the draws with a condition
-#: number below 1.4e4, and on 27 of the 61 above 1e4, by up to 26% (12 of them with
-#: status 'optimal'); an interior-point solver's flat direction costs it the accuracy a
-#: first-order method started at its point recovers in a few iterations (2-16 ms here)
+#: it) where the weighted design [X, 1] has a condition number above this and the fit is
+#: clean (eps = 0 or alpha = 1) or the status is 'optimal_inaccurate'. Measured
+#: 2026-12-06 (n 50-200, d 3-20, five families, Linf / L2 / L1; nearly equal columns or
+#: columns on up to six decades), ECOS's answers more than 1e-7 relative above the fast
+#: path's: at eps in {0, 0.02, 0.2} eps_max, 33 of 398 draws, all at eps = 0, all with a
+#: condition number above 1.4e4 (86 draws), up to 26%, 7 of them 'optimal'; at eps in
+#: 1e-6 to 1e-2 eps_max, 11 of 296 draws, all 'optimal_inaccurate', one at 3.9e3. Along a
+#: nearly flat direction of the objective (eps > 0 tilts it) an interior-point solver's
+#: dual iterate is infeasible and its bound no bound; a first-order method started at
+#: its point recovers the accuracy in a few iterations (1-16 ms here)
 AUTO_CHECK_COND = 1e3
 #: The condition number is computed from the smaller Gram matrix of [X, 1], up to this
-#: order (beyond it, a sparse X with few nonzeros in a large shape, no check is made)
-AUTO_CHECK_ORDER = 2000
+#: order (an eigendecomposition of ~30 ms): every dense X below the size rule (at most
+#: 1e5 entries: min(n, d) <= 316); beyond it, a sparse X with few nonzeros in a large
+#: shape, no check is made
+AUTO_CHECK_ORDER = 500
 
 
 def _prefers_fast(prob):
@@ -150,7 +155,8 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         iteration budget: the cvxpy backend then solved the problem (``Result.backend``
         says so); or when "auto" chose cvxpy and its solution was inaccurate without its
         certificate confirming it, or on an ill-conditioned design
-        (``condition_number`` above ``AUTO_CHECK_COND``) where it was not the lowest:
+        (``condition_number`` above ``AUTO_CHECK_COND``) at eps = 0 or with an
+        inaccurate status, where it was not the lowest:
         the fast path then solved from that point, and its answer, no worse, is
         returned.
     SolverError
@@ -202,25 +208,54 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
 
 def condition_number(prob):
     """The condition number of the design as the losses see it: the ratio of the extreme
-    nonzero-spectrum singular values of W^(1/2) [X, 1] (the column of ones where there
-    is an intercept, W the sample weights), from the smaller of its two Gram matrices
-    (their eigenvalues are the squared singular values); None when that Gram matrix
-    would have more than ``AUTO_CHECK_ORDER`` rows. Rank deficiency (duplicate columns,
-    zero weights) gives a huge number or inf, as it should: the objective is flat there.
+    nonzero-spectrum singular values of A = W^(1/2) [X, 1] (the column of ones where
+    there is an intercept, W the sample weights), from the smaller of its two Gram
+    matrices A^T A and A A^T (their eigenvalues are the squared singular values), built
+    without densifying a sparse X; None when that Gram matrix would have more than
+    ``AUTO_CHECK_ORDER`` rows. Rank deficiency (duplicate columns, zero weights) gives a
+    huge number or inf, as it should: the objective is flat there. Cached on the problem
+    (copies by ``with_params`` share it).
     """
+    cache = prob._cache
+    if "condition_number" not in cache:
+        cache["condition_number"] = _condition_number(prob)
+    return cache["condition_number"]
+
+
+def _condition_number(prob):
     n, d = prob.n_samples, prob.n_features
     if min(n, d + 1) > AUTO_CHECK_ORDER:
         return None
-    root_w = np.sqrt(prob.sample_weight)
-    X = prob.X.toarray() if sp.issparse(prob.X) else np.asarray(prob.X, dtype=np.float64)
-    A = root_w[:, None] * X
-    if prob.fit_intercept:
-        A = np.column_stack([A, root_w])
-    gram = A.T @ A if A.shape[1] <= n else A @ A.T
-    eig = np.linalg.eigvalsh(gram)  # ascending; sigma_i^2 of A
+    w, X = prob.sample_weight, prob.X
+    if sp.issparse(X):
+        X = X.tocsr().astype(np.float64)
+    if d + 1 <= n:  # A^T A = [X^T W X, X^T w; w^T X, sum w]
+        WX = sp.diags(w) @ X if sp.issparse(X) else w[:, None] * X
+        gram = np.asarray((X.T @ WX).toarray() if sp.issparse(X) else X.T @ WX)
+        if prob.fit_intercept:
+            xw = np.asarray(X.T @ w).ravel()
+            gram = np.block([[gram, xw[:, None]], [xw[None, :], np.array([[w.sum()]])]])
+    else:  # A A^T = W^(1/2) (X X^T + 1 1^T) W^(1/2)
+        XXt = X @ X.T
+        gram = np.asarray(XXt.toarray() if sp.issparse(XXt) else XXt)
+        if prob.fit_intercept:
+            gram = gram + 1.0
+        root_w = np.sqrt(w)
+        gram = root_w[:, None] * gram * root_w[None, :]
+    eig = np.linalg.eigvalsh(gram)  # ascending: the squared singular values of A
     if not eig[-1] > 0.0:
         return None  # (X = 0 without intercept: nothing to fit)
     return float(np.sqrt(eig[-1] / eig[0])) if eig[0] > 0.0 else float("inf")
+
+
+def check_needed(prob):
+    """True where "auto" below the size rule checks cvxpy's answer with the fast path
+    at a clean fit or an inaccurate status: X on the host, covered by the fast path,
+    and an ill-conditioned design (``condition_number`` above ``AUTO_CHECK_COND``)."""
+    if not prob.on_host or not fast_supported(prob):
+        return False
+    cond = condition_number(prob)
+    return cond is not None and cond > AUTO_CHECK_COND
 
 
 def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
@@ -230,9 +265,10 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
     * inaccurate, with a certificate that does not confirm it
       (``InaccurateSolutionWarning``): the fast answer replaces it where no worse;
     * on an ill-conditioned design (``condition_number`` above ``AUTO_CHECK_COND``),
-      whatever its status: the fast answer replaces it where it is lower by more than
-      ``tol`` relative. An interior-point solver's dual bound is no bound where its dual
-      iterate is infeasible, and along a nearly flat direction of the objective it is.
+      at a clean fit (eps = 0 or alpha = 1) or with status 'optimal_inaccurate': the
+      fast answer replaces it where it is lower by more than ``tol`` relative. An
+      interior-point solver's dual bound is no bound where its dual iterate is
+      infeasible, and along a nearly flat direction of the objective it is.
 
     A replacement says so with a ``SolverFallbackWarning``; otherwise the cvxpy answer is
     returned with what it warned. A fast path that fails leaves the cvxpy answer.
@@ -248,8 +284,9 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
         warnings.simplefilter("always")
         res = solve_cvxpy(prob, solver=solver, tol=tol, max_iter=max_iter, verbose=verbose)
     inaccurate = any(issubclass(w.category, InaccurateSolutionWarning) for w in caught)
-    cond = None if inaccurate else condition_number(prob)
-    if inaccurate or (cond is not None and cond > AUTO_CHECK_COND):
+    # (at eps > 0 the dual norm tilts the flat direction: no 'optimal' answer was off)
+    doubtful = prob.eps == 0.0 or prob.alpha == 1.0 or res.status != "optimal"
+    if inaccurate or (doubtful and check_needed(prob)):
         try:
             fast = solve_fast(prob, tol=tol, warm_start=res)
         except SolverError:
@@ -259,7 +296,8 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
             why = ("returned an inaccurate solution that its certificate does not "
                    "confirm" if inaccurate else
                    f"returned '{res.status}' on a design with condition number "
-                   f"{cond:.1e}, and the fast path started from it went lower")
+                   f"{condition_number(prob):.1e}, and the fast path started from it "
+                   f"went lower")
             warnings.warn(f"{solver} {why} (objective {res.objective:.10g}); "
                           f"backend='auto' solved the problem with the fast path instead "
                           f"(objective {fast.objective:.10g})", SolverFallbackWarning,
