@@ -48,6 +48,9 @@ AUTO_FAST_HINGE = (10_000, 8, 500_000)
 #: dual iterate is infeasible and its bound no bound; a first-order method started at
 #: its point recovers the accuracy in a few iterations (1-16 ms here)
 AUTO_CHECK_COND = 1e3
+#: The fast path's iteration budget for that check (those that replaced ECOS's answer
+#: on the nearly-equal-columns draws at eps = 0 took 2-9 iterations)
+AUTO_CHECK_MAX_ITER = 2000
 #: The condition number is computed from the smaller Gram matrix of [X, 1], up to this
 #: order (an eigendecomposition of ~30 ms): every dense X below the size rule (at most
 #: 1e5 entries: min(n, d) <= 316); beyond it, a sparse X with few nonzeros in a large
@@ -287,8 +290,12 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
     # (at eps > 0 the dual norm tilts the flat direction: no 'optimal' answer was off)
     doubtful = prob.eps == 0.0 or prob.alpha == 1.0 or res.status != "optimal"
     if inaccurate or (doubtful and check_needed(prob)):
+        # (a check of a confirmed answer has a budget: where a first-order method is slow
+        # to settle, ECOS's answer stands; the binomial box fits on six-decade columns
+        # whose check failed after 20 000 iterations took 6-9 s, ECOS 0.1 s)
+        budget = {} if inaccurate else {"max_iter": AUTO_CHECK_MAX_ITER}
         try:
-            fast = solve_fast(prob, tol=tol, warm_start=res)
+            fast = solve_fast(prob, tol=tol, warm_start=res, **budget)
         except SolverError:
             fast = None
         margin = 0.0 if inaccurate else tol * (1.0 + abs(res.objective))

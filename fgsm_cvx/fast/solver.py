@@ -155,6 +155,11 @@ def t_metric(eps, alpha):
     return max(1.0, min(float(eps), cap))
 
 
+#: Within one iteration's step search, L grown by this factor has y's products
+#: recomputed once (``_fista``: rounding carried by the extrapolation)
+REFRESH_GROWTH = 2.0 ** 20
+
+
 def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
            settled=None):
     """FISTA with backtracking and function-value restart, from ``state``.
@@ -192,6 +197,7 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
         f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept)
         if f_x is None:
             f_x = f_y + h(beta)
+        L_start, refreshed = L, False
         while True:
             if gamma == 1.0:
                 n_beta, n_t = prox(y_beta - g_beta / L, y_t - g_t / L, L)
@@ -213,6 +219,17 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
             if f_new <= model_value + 1e-13 * abs(f_y):
                 break
             L *= 2.0
+            if L > REFRESH_GROWTH * L_start and not refreshed:
+                # y's X beta is the extrapolation of earlier products, with their
+                # rounding, which cancellation amplifies where |X| |beta| >> |X beta|: a
+                # hinge fit on two nearly equal columns (n = 50, coefficients +-2e5 along
+                # their difference) had f at y 4e-12 relative off f recomputed there, so
+                # no step, however short, passed the test and L ran to 1e300 (an error
+                # after ~1000 passes). Once an iteration, y is evaluated afresh
+                refreshed, L = True, L_start
+                y_Xb = model.evaluate(y_beta, y_b, y_t, mu)[0]
+                f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept)
+                continue
             if not (np.isfinite(f_y) and L < 1e300):  # (no step can pass the test)
                 raise SolverError(f"the fast backend's step search failed: the objective "
                                   f"or its curvature is not finite at the current point "
