@@ -636,16 +636,19 @@ ON_UNBOUNDED = ("raise", "stop")
 
 
 def _counting_replacements(solve, prob, **kwargs):
-    """``solve(prob, backend="auto", **kwargs)`` with the SolverFallbackWarning that a
-    replacement of cvxpy's answer raises held back (the path counts them in one warning;
-    ``Result.backend`` is "fast" there); any other warning is raised again."""
+    """(``solve(prob, backend="auto", **kwargs)``, whether it replaced an answer): the
+    SolverFallbackWarnings that say so held back (the path counts them in one warning);
+    any other warning raised again."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = solve(prob, backend="auto", **kwargs)
+    replaced = False
     for w in caught:
-        if not (issubclass(w.category, SolverFallbackWarning) and res.backend == "fast"):
+        if issubclass(w.category, SolverFallbackWarning):
+            replaced = True
+        else:
             warnings.warn(w.message, w.category, stacklevel=3)
-    return res
+    return res, replaced
 
 
 def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto",
@@ -662,10 +665,10 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
         log-spaced from eps_max, where all coefficients vanish, down.
     backend, solver, tol, max_iter
         As in ``fc.solve``; "auto" decides once for the whole path. Where it decides
-        for cvxpy on an ill-conditioned design (``solve.check_needed``), each radius is
-        solved as ``fc.solve`` does there: the fast path checks cvxpy's answer and
-        replaces it where lower, and one ``SolverFallbackWarning`` counts the radii
-        where it did (``Path.results[k].backend`` names each).
+        for cvxpy, each radius is solved as ``fc.solve`` does there: cvxpy's answer is
+        checked where it is in doubt (an inaccurate status, an ill-conditioned or wide
+        design) and replaced where another is lower; one ``SolverFallbackWarning``
+        counts the radii where it was (``Path.results[k]`` names what answered).
     verbose : bool or None
         Progress bar: None shows one on a terminal when the path takes more than a
         second; True always; False never.
@@ -707,7 +710,7 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     """
     from tqdm.auto import tqdm
 
-    from .solve import check_needed, condition_number, resolve_backend, solve
+    from .solve import resolve_backend, solve
 
     check_problem(prob)
     if on_unbounded not in ON_UNBOUNDED:
@@ -719,11 +722,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     else:
         grid = check_radii(eps)
     chosen = resolve_backend(prob, backend)
-    # "auto" on cvxpy's side of the size rule: each radius's answer is checked by the
-    # fast path where the design is ill-conditioned (fc.solve's rule, the backend
-    # staying "auto" per radius); else the choice is passed on as made
-    per_radius = "auto" if backend == "auto" and chosen == "cvxpy" and check_needed(prob) \
-        else chosen
+    # "auto" on cvxpy's side of the size rule: each radius as fc.solve's "auto" solves
+    # it (cvxpy, its answer checked where in doubt); else the choice is passed on
+    per_radius = "auto" if backend == "auto" and chosen == "cvxpy" else chosen
     backend, replaced = chosen, 0
     results = []
     bar = tqdm(grid, desc="eps path", unit="eps", leave=False,
@@ -736,9 +737,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
         start = _predict(grid, results, k) if backend == "fast" else None
         try:
             if per_radius == "auto":
-                res = _counting_replacements(solve, prob.with_params(eps=e), solver=solver,
-                                             tol=tol, max_iter=max_iter)
-                replaced += res.backend == "fast"
+                res, again = _counting_replacements(solve, prob.with_params(eps=e),
+                                                    solver=solver, tol=tol, max_iter=max_iter)
+                replaced += again
             else:
                 res = solve(prob.with_params(eps=e), backend=backend, solver=solver, tol=tol,
                             max_iter=max_iter, warm_start=start)
@@ -752,9 +753,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
             grid = grid[:k]
             break
     if replaced:
-        warnings.warn(f"at {replaced} of {len(results)} radii the design's condition number "
-                      f"({condition_number(prob):.1e}) had the fast path check {solver}'s "
-                      f"answer, and its lower one replaced it (Result.backend 'fast')",
+        warnings.warn(f"at {replaced} of {len(results)} radii backend='auto' replaced "
+                      f"{solver}'s answer, in doubt, with a lower one (fc.solve says why; "
+                      f"Path.results[k].backend and .solver name what answered)",
                       SolverFallbackWarning, stacklevel=2)
     return Path(eps=grid, coefs=np.array([r.coef for r in results]),
                 intercepts=np.array([r.intercept for r in results]),

@@ -341,13 +341,41 @@ def test_auto_path_checks_cvxpy_at_a_clean_radius():
     for seed in (0, 2):
         X, y = _two_nearly_equal_columns(np.random.default_rng(seed), "binomial")
         prob = fc.AdversarialProblem(X, y, family="binomial")
-        with pytest.warns(fc.SolverFallbackWarning, match="at 1 of 6 radii"):
+        with pytest.warns(fc.SolverFallbackWarning, match="at 1 of 6 radii backend=.auto."):
             path = fc.adversarial_path(prob, eps=np.r_[fc.eps_grid(prob, 5), 0.0])
         assert [r.backend for r in path.results] == ["cvxpy"] * 5 + ["fast"]
         Q = np.linalg.qr(X)[0]
         reference = fc.solve(fc.AdversarialProblem(Q, y, family="binomial", eps=0.0),
                              backend="cvxpy", solver="CLARABEL")
         assert path.objectives[-1] <= reference.objective * (1 + 1e-8)
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_auto_takes_clarabels_lower_answer_after_an_inaccurate_ecos(seed):
+    """Binomial with a box at alpha = 0.5 (two shifts: the fast path has no Newton step)
+    on columns over six decades, eps = 1e-4 eps_max: ECOS stops 'optimal_inaccurate'
+    6.9e-4 and 7e-3 above Clarabel's objective, and the fast path started from its
+    answer does not settle within its budget. "auto" now asks the other interior-point
+    solver and takes its answer where lower (a SolverFallbackWarning); every objective is
+    the robust objective recomputed at the point, so the lower one is the better."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((200, 5)) * 10.0 ** rng.uniform(-3, 3, 5)
+    eta = X @ (rng.standard_normal(5) / np.sqrt(np.mean(X**2, 0)))
+    y = (rng.random(200) < 1 / (1 + np.exp(-2 * eta / eta.std()))).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="binomial", perturbation=fc.Box(-0.5, 1.0),
+                                 alpha=0.5)
+    prob = prob.with_params(eps=1e-4 * fc.eps_max(prob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ecos = fc.solve(prob, backend="cvxpy", solver="ECOS")
+        clarabel = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert ecos.status == "optimal_inaccurate"
+    assert ecos.objective > clarabel.objective * (1 + 1e-4)  # (what was returned)
+    with pytest.warns(fc.SolverFallbackWarning, match="took CLARABEL's lower answer"):
+        res = fc.solve(prob)
+    assert res.solver == "CLARABEL"
+    assert res.objective <= clarabel.objective * (1 + 1e-8)
+    _close(res.objective, fc.robust_objective(prob, res.coef, res.intercept), 1e-12)
 
 
 def test_condition_number_matches_the_singular_values(monkeypatch):
