@@ -666,9 +666,9 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     backend, solver, tol, max_iter
         As in ``fc.solve``; "auto" decides once for the whole path. Where it decides
         for cvxpy, each radius is solved as ``fc.solve`` does there: cvxpy's answer is
-        checked where it is in doubt (an inaccurate status, an ill-conditioned or wide
-        design) and replaced where another is lower; one ``SolverFallbackWarning``
-        counts the radii where it was (``Path.results[k]`` names what answered).
+        checked where it is in doubt (an inaccurate status, an ill-conditioned design)
+        and replaced where another is lower; one ``SolverFallbackWarning`` counts the
+        radii where it was (``Path.results[k]`` names what answered).
     verbose : bool or None
         Progress bar: None shows one on a terminal when the path takes more than a
         second; True always; False never.

@@ -159,9 +159,10 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         says so); or when "auto" chose cvxpy and its solution was inaccurate without its
         certificate confirming it, or on an ill-conditioned design
         (``condition_number`` above ``AUTO_CHECK_COND``) at eps = 0 or with an
-        inaccurate status, where it was not the lowest:
-        the fast path then solved from that point, and its answer, no worse, is
-        returned.
+        inaccurate status, where it was not the lowest: the fast path then solved from
+        that point, and its answer, no worse, is returned; or where, with an
+        inaccurate status, the other interior-point solver's answer was lower (it is
+        returned, ``Result.solver`` naming it).
     SolverError
         When the solver fails, stops at its iteration limit, returns a non-finite point,
         or the returned point proves that no minimiser exists (separable classes); the
@@ -294,10 +295,10 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
     The fast path has ``AUTO_CHECK_MAX_ITER`` iterations. Where it does not replace an
     answer whose status is 'optimal_inaccurate', the other interior-point solver
     (Clarabel, or ECOS after Clarabel) gives a second answer, which replaces it where
-    lower by that margin. A replacement says so with a
-    ``SolverFallbackWarning``; otherwise the cvxpy answer is returned with what it
-    warned. Every objective compared is the robust objective recomputed in numpy at the
-    answer's point, so the lower one is the better point.
+    lower by that margin. A replacement says so with a ``SolverFallbackWarning``;
+    otherwise the cvxpy answer is returned with what it warned. Every objective
+    compared is the robust objective recomputed in numpy at the answer's point, so the
+    lower one is the better point.
 
     Measured: Huber with a box at alpha = 0.3 on standardised diabetes rows, y x 1e4 and
     the threshold 0.01 (nearly least absolute deviations with a tiny threshold): ECOS
@@ -305,8 +306,8 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
     323 rows), where the fast path's reduced program certifies the optimum. Logistic
     regression on 100 x 3 with two columns equal to within 1e-6 to 1e-4 (condition number
     ~1e5): ECOS 'optimal' 1.4e-4 to 1.2% above the optimum, the check 2-5 ms. Binomial
-    fits with a box at alpha = 0.5 on six-decade columns: ECOS 'optimal_inaccurate' 0.2%
-    and 37% above Clarabel's answer, where the fast path does not converge.
+    fits with a box at alpha = 0.5 on six-decade columns: ECOS 0.17% and 37% above
+    Clarabel's answer, where the fast path does not converge.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -396,10 +396,10 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
     tolerance on F(x*) minus the reduced program's dual bound. Returns ((state, F, gap,
     passes, certified), lower bound) with F the exact objective; when not certified, the
     programs' best point and F there (the state given and inf where none solved) and
-    the bound None, passes None where the step declined (the near set
-    too large: the point still far, or the program not small; on sparse X's rows, a
-    program costlier than the ``work`` so far: ``_sparse_program_pays``). ``final``:
-    the solve's last try, whose rounds are not limited by the fraction of samples that move
+    the bound None, passes None where the step declined (the near set too large: the
+    point still far, or the program not small; on sparse X's rows, a program costlier
+    than the ``work`` so far: ``_sparse_program_pays``). ``final``: the solve's last
+    try, whose rounds are not limited by the fraction of samples that move
     (``FINAL_ROUNDS``).
     """
     del tol  # (the near set's cap bounds a dense program's cost: no budget there)
