@@ -231,8 +231,8 @@ def _condition_number(prob):
     if min(n, d + 1) > AUTO_CHECK_ORDER:
         return None
     w, X = prob.sample_weight, prob.X
-    if sp.issparse(X):
-        X = X.tocsr().astype(np.float64)
+    # (float64 throughout: a float32 Gram matrix resolves condition numbers up to ~1e3.5)
+    X = X.tocsr().astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     if d + 1 <= n:  # A^T A = [X^T W X, X^T w; w^T X, sum w]
         WX = sp.diags(w) @ X if sp.issparse(X) else w[:, None] * X
         gram = np.asarray((X.T @ WX).toarray() if sp.issparse(X) else X.T @ WX)
