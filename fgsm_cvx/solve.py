@@ -213,7 +213,8 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
 def condition_number(prob):
     """The condition number of the design as the losses see it: the ratio of the extreme
     nonzero-spectrum singular values of A = W^(1/2) [X, 1] (the column of ones where
-    there is an intercept, W the sample weights), from the smaller of its two Gram
+    there is an intercept, W the sample weights; rows of weight 0 left out), from the
+    smaller of its two Gram
     matrices A^T A and A A^T (their eigenvalues are the squared singular values), built
     without densifying a sparse X; None when that Gram matrix would have more than
     ``AUTO_CHECK_ORDER`` rows. Rank deficiency (duplicate columns, zero weights) gives a
@@ -227,12 +228,16 @@ def condition_number(prob):
 
 
 def _condition_number(prob):
-    n, d = prob.n_samples, prob.n_features
+    w, X = prob.sample_weight, prob.X
+    # weightless rows are no terms of the objective: the design is that of the others
+    kept = w > 0.0
+    n, d = int(np.count_nonzero(kept)), prob.n_features
     if min(n, d + 1) > AUTO_CHECK_ORDER:
         return None
-    w, X = prob.sample_weight, prob.X
+    w = w[kept]
     # (float64 throughout: a float32 Gram matrix resolves condition numbers up to ~1e3.5)
-    X = X.tocsr().astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    X = X.tocsr()[kept].astype(np.float64) if sp.issparse(X) \
+        else np.asarray(X, dtype=np.float64)[kept]
     if d + 1 <= n:  # A^T A = [X^T W X, X^T w; w^T X, sum w]
         WX = sp.diags(w) @ X if sp.issparse(X) else w[:, None] * X
         gram = np.asarray((X.T @ WX).toarray() if sp.issparse(X) else X.T @ WX)
