@@ -378,6 +378,26 @@ def test_auto_takes_clarabels_lower_answer_after_an_inaccurate_ecos(seed):
     _close(res.objective, fc.robust_objective(prob, res.coef, res.intercept), 1e-12)
 
 
+@pytest.mark.parametrize("seed", [7, 11])
+def test_auto_raises_where_the_check_proves_no_minimiser_exists(seed):
+    """Logistic regression (alpha = 0.5 at eps = 0) on 50 x 20 columns over six decades,
+    separable: ECOS and Clarabel stop 'optimal_inaccurate' at objectives of 0.3-0.5
+    where the infimum is 0, and "auto" returned one of them (with a warning). The fast
+    path's check finds a point at which every margin is positive, a proof that no
+    minimiser exists, and "auto" now raises it. The independent witness: on Q of X = QR
+    (the same predictors, well conditioned) Clarabel proves the same."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((50, 20)) * 10.0 ** rng.uniform(-3, 3, 20)
+    eta = X @ (rng.standard_normal(20) * (rng.random(20) < 0.5) / np.sqrt(np.mean(X**2, 0)))
+    y = (rng.random(50) < 1 / (1 + np.exp(-2 * eta / eta.std()))).astype(float)
+    make = lambda A: fc.AdversarialProblem(A, y, family="binomial", alpha=0.5, eps=0.0)  # noqa: E731
+    with pytest.raises(fc.SolverError, match="separable") as err:
+        fc.solve(make(X))
+    assert err.value.status == "unbounded"
+    with pytest.raises(fc.SolverError, match="separable"):
+        fc.solve(make(np.linalg.qr(X)[0]), backend="cvxpy", solver="CLARABEL")
+
+
 def test_condition_number_matches_the_singular_values(monkeypatch):
     """``solve.condition_number`` against numpy's SVD of W^(1/2) [X, 1]: tall and wide,
     dense and sparse, with and without intercept; and its effect: on a well-conditioned
