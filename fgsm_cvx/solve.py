@@ -365,11 +365,14 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
 def _second_opinion(prob, solver, tol, max_iter):
     """The cvxpy backend's answer with the other interior-point solver (Clarabel, or
     ECOS after Clarabel), its warnings held back; None where it fails or is not
-    installed."""
+    installed. Its proof that no minimiser exists (status "unbounded": a point at which
+    every robust margin is positive) is raised: the first answer is then none."""
     other = "ECOS" if solver == "CLARABEL" else "CLARABEL"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             return solve_cvxpy(prob, solver=other, tol=tol, max_iter=max_iter)
-        except SolverError:
+        except SolverError as err:
+            if err.status == "unbounded":
+                raise
             return None

@@ -483,6 +483,37 @@ def test_separable_classes_raise(eps, alpha, solver):
     assert "eps" in str(info.value) and "penalty" in str(info.value)
 
 
+def test_auto_raises_the_second_solvers_proof_of_separability(monkeypatch):
+    """Where ECOS's answer is 'optimal_inaccurate' (simulated: a finite point for
+    separable classes) and the fast path's check fails without a proof (simulated), the
+    second interior-point solver answers; Clarabel, at its own point, proves that no
+    minimiser exists, and "auto" raises that proof rather than return ECOS's answer."""
+    import dataclasses
+    import importlib
+
+    solve_module = importlib.import_module("fgsm_cvx.solve")
+    X, y = _separable()
+    prob = fc.AdversarialProblem(X, y, family="binomial", eps=0.0)
+    real = solve_module.solve_cvxpy
+    shuffled = np.random.default_rng(1).permutation(y)  # (not separable)
+    template = real(fc.AdversarialProblem(X, shuffled, family="binomial", eps=0.0))
+    fake = dataclasses.replace(template, coef=np.zeros(3), intercept=0.0,
+                               objective=float(np.log(2.0)), status="optimal_inaccurate")
+
+    def cvxpy_ecos_inaccurate(p, solver="ECOS", **kwargs):
+        return dataclasses.replace(fake) if solver == "ECOS" else real(p, solver=solver,
+                                                                       **kwargs)
+
+    def fast_fails(*args, **kwargs):
+        raise fc.SolverError("simulated", status="max_iter", solver="FISTA")
+
+    monkeypatch.setattr(solve_module, "solve_cvxpy", cvxpy_ecos_inaccurate)
+    monkeypatch.setattr(solve_module, "solve_fast", fast_fails)
+    with pytest.raises(fc.SolverError, match="separable") as info:
+        fc.solve(prob)
+    assert info.value.status == "unbounded" and info.value.solver == "CLARABEL"
+
+
 def _quasi_separable(n=200, seed=0):
     """y = 1 exactly where x_0 > 0, both classes where x_0 = 0 (20 samples): along
     u = e_0 every margin z_i x_i0 is >= 0 and most are > 0, so no MLE exists, yet the
