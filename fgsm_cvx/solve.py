@@ -130,7 +130,9 @@ def solve(prob, backend="auto", solver="ECOS", tol=1e-8, max_iter=None, verbose=
         ``AUTO_FAST_SIZE_WIDE`` (1e5) entries (hinge: ``AUTO_FAST_HINGE``, 1e4 entries
         and 8 per feature, or 5e5), or alpha is within ``cvx.NEAR_CLEAN`` (1e-3) of 1
         (eps > 0: the interior-point solvers are unreliable there), or X is a dask /
-        GPU / array API array (any family); cvxpy otherwise.
+        GPU / array API array (any family); cvxpy otherwise, its answer checked where
+        in doubt (an inaccurate status, an ill-conditioned design; the backends page)
+        and replaced where the fast path or the other interior-point solver goes lower.
         ``Result.backend`` says which ran, and ``Result.engine`` where the products
         with X ran ("numpy", "scipy.sparse", "dask", "cupy", "torch", ...: the type
         of X decides).
