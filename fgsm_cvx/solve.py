@@ -264,32 +264,25 @@ def _condition_number(prob):
     return float(np.sqrt(eig[-1] / eig[0])) if eig[0] > 0.0 else float("inf")
 
 
-def check_needed(prob):
-    """True where "auto" below the size rule checks cvxpy's answer with the fast path
-    at a clean fit or an inaccurate status: X on the host, covered by the fast path,
-    and an ill-conditioned design (``condition_number`` above ``AUTO_CHECK_COND``)."""
-    if not prob.on_host or not fast_supported(prob):
-        return False
-    cond = condition_number(prob)
-    return cond is not None and cond > AUTO_CHECK_COND
-
-
 def _doubt(prob, res):
-    """Why "auto" doubts a confirmed cvxpy answer ``res`` (a phrase), or None:
+    """Why "auto" doubts a confirmed cvxpy answer ``res`` (a phrase), or None (``prob``
+    has X on the host and is covered by the fast path: ``_cvxpy_or_fast``'s caller).
 
-    an ill-conditioned design (``check_needed``) at a clean fit (eps = 0 or alpha = 1)
-    or with status 'optimal_inaccurate' (at eps > 0 the dual norm tilts the flat
-    direction: no 'optimal' answer was off there). (Designs with fewer samples than
-    coefficients, flat along X's null space but for eps sigma(beta), are not doubted:
-    ECOS's answers at 1e-4 eps_max on 20 x 40 gaussian and Huber fits were 0.2-6%
-    relative above Clarabel's, but of objectives ~1e-8, interpolating fits, so within
-    ``tol`` of the objective's scale, which is what ``tol`` asks.)
+    An ill-conditioned design (``condition_number`` above ``AUTO_CHECK_COND``) at a
+    clean fit (eps = 0 or alpha = 1) or with status 'optimal_inaccurate' (at eps > 0
+    the dual norm tilts the flat direction: no 'optimal' answer was off there).
+    (Designs with fewer samples than coefficients, flat along X's null space but for
+    eps sigma(beta), are not doubted: ECOS's answers at 1e-4 eps_max on 20 x 40
+    gaussian and Huber fits were 0.2-6% relative above Clarabel's, but of objectives
+    ~1e-8, interpolating fits, so within ``tol`` of the objective's scale, which is
+    what ``tol`` asks.)
     """
-    if (prob.eps == 0.0 or prob.alpha == 1.0 or res.status != "optimal") \
-            and check_needed(prob):
-        return (f"returned '{res.status}' on a design with condition number "
-                f"{condition_number(prob):.1e}")
-    return None
+    if not (prob.eps == 0.0 or prob.alpha == 1.0 or res.status != "optimal"):
+        return None
+    cond = condition_number(prob)
+    if cond is None or not cond > AUTO_CHECK_COND:
+        return None
+    return f"returned '{res.status}' on a design with condition number {cond:.1e}"
 
 
 def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
@@ -327,11 +320,11 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
     inaccurate = any(issubclass(w.category, InaccurateSolutionWarning) for w in caught)
     why = "returned an inaccurate solution that its certificate does not confirm" \
         if inaccurate else _doubt(prob, res)
+    margin = tol * (1.0 + abs(res.objective))  # (a replacement must go this much lower)
     if why is not None:
         # (the check has a budget: where a first-order method is slow to settle, the
         # other interior-point solver answers below; binomial box fits on six-decade
         # columns spent 6-7 s on checks that failed after 20 000 iterations, ECOS 0.1 s)
-        margin = 0.0 if inaccurate else tol * (1.0 + abs(res.objective))
         try:
             fast = solve_fast(prob, tol=tol, warm_start=res, max_iter=AUTO_CHECK_MAX_ITER)
         except SolverError as err:
@@ -342,7 +335,9 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
                 # at objectives of 0.3-0.5, the infimum being 0)
                 raise
             fast = None
-        if fast is not None and fast.objective <= res.objective - margin:
+        # (an unconfirmed inaccurate answer gives way to any no worse)
+        if fast is not None and fast.objective <= res.objective - (0.0 if inaccurate
+                                                                    else margin):
             warnings.warn(f"{solver} {why} (objective {res.objective:.10g}); "
                           f"backend='auto' solved the problem with the fast path instead "
                           f"(objective {fast.objective:.10g})", SolverFallbackWarning,
@@ -352,7 +347,6 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
         # (tighter, but not below 1e-12, where the solvers' own rounding stops them)
         tight = min(tol, max(SECOND_OPINION_TOL * tol, 1e-12))
         other = _second_opinion(prob, solver, tight, max_iter)
-        margin = tol * (1.0 + abs(res.objective))
         if other is not None and other.objective < res.objective - margin:
             warnings.warn(f"{solver} returned '{res.status}' (objective "
                           f"{res.objective:.10g}); backend='auto' took {other.solver}'s "

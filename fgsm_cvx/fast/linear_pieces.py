@@ -50,9 +50,11 @@ from .working_set import (
     MAX_ROUNDS,
     certify,
     linear_coefficient,
+    lower_of,
     near_cap,
     near_set,
     program_point,
+    uncertified,
 )
 
 # the near set's growth where the reduced program is unbounded below
@@ -374,8 +376,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         passes += evaluated
         if certified:
             return (point, F, max(F - lower, 0.0), passes, True), lower
-        if best is None or F < best[1]:
-            best = (point, F)
+        best = lower_of(best, point, F)
         _, b, t, Xb = point
         r = y - (engine.fetch(Xb)[0] + b)
         # far samples whose linear pieces no longer equal their terms
@@ -387,6 +388,4 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             break  # the split holds (the solve was not accurate enough), or too many
         g_beta = g_beta + _far_gradient_change(model, moved, u)
         u[moved], near[moved] = 0.0, True
-    # not certified: the programs' best point and F there (``solver._minimise`` goes on
-    # from it where F there is below F at the given state)
-    return ((state, np.inf) if best is None else best) + (np.inf, passes, False), None
+    return uncertified(state, best, passes)

@@ -346,6 +346,20 @@ def certify(point_of, solved, again, gap_tol):
     return point, F, certified, evaluated, lower
 
 
+def lower_of(best, point, F):
+    """The better of ``best`` (a (point, F) pair, or None) and (point, F) of a program
+    that did not certify; a non-finite F is none."""
+    return (point, F) if np.isfinite(F) and (best is None or F < best[1]) else best
+
+
+def uncertified(state, best, passes):
+    """A reduced step's answer where no program certified: the programs' best (point, F)
+    (``lower_of``), where ``solver._minimise`` goes on if F there is below F at the
+    state, or the state given and inf where none solved; no bound."""
+    point, F = (state, np.inf) if best is None else best
+    return (point, F, np.inf, passes, False), None
+
+
 def _objective_units(model, state, gap_tol):
     """F at ``state`` where it is below ``SMALL_F`` (and above ``gap_tol``), else 1: the
     unit in which a hinge program is solved (its q divided by it; the bound multiplied).
@@ -472,8 +486,7 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
             certified, lower = True, 0.0
         if certified:
             return (point, F, max(F - lower, 0.0), passes, True), lower
-        if np.isfinite(F) and (best is None or F < best[1]):
-            best = (point, F)
+        best = lower_of(best, point, F)
         _, b, t, Xb = point
         eta = engine.fetch(Xb)[0] + b
         moved = split.wrong(*_arguments(model, eta, t, box))
@@ -488,9 +501,8 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
         split.near[moved] = True
         if np.count_nonzero(split.near) * entries > MAX_NEAR_ENTRIES:
             break
-    # not certified: the programs' best point and F there, where ``solver._minimise``
-    # goes on if it is below F at the state (as ``linear_pieces.symmetric_exact``): a
-    # hinge L2 fit on two nearly equal columns (n = 50, cond 6e5) had every program's
-    # bound untrusted (dual error 1.6e-2 against a tolerance of 2e-8), and FISTA, from
-    # its own point, stopped 4.8% above the optimum that those programs' points reached
-    return ((state, np.inf) if best is None else best) + (np.inf, passes, False), None
+    # not certified: the programs' best point (a hinge L2 fit on two nearly equal
+    # columns, n = 50, cond 6e5, had every program's bound untrusted, dual error 1.6e-2
+    # against a tolerance of 2e-8, and FISTA, from its own point, stopped 4.8% above
+    # the optimum that those programs' points reached)
+    return uncertified(state, best, passes)
