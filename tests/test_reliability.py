@@ -456,6 +456,29 @@ def test_columns_on_six_decades_raise_no_numpy_warning(seed):
     assert res.objective <= ref.objective * (1 + 1e-6)
 
 
+def test_a_newton_step_past_the_float_range_raises_no_numpy_warning(monkeypatch):
+    """An eps path of nearly-LAD Huber (standardised diabetes, y x 1e4) solved in the
+    default order (the reduced program not first: as for a path whose solutions are not
+    saturated, ``solver._saturated``): the warm radii's Newton stages took steps ~1e308
+    long on nearly singular systems, and numpy's overflow warnings from sigma(beta) and
+    X beta reached the user; the line search rejects such a step (F = inf) either way.
+    Now silent, at the optimum of each radius."""
+    from sklearn.datasets import load_diabetes
+
+    from fgsm_cvx.fast import solver
+
+    monkeypatch.setattr(solver, "_saturated", lambda *args: False)
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    prob = fc.AdversarialProblem(X, 1e4 * (y - y.mean()) / y.std(), family="huber")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        path = fc.adversarial_path(prob, n_eps=20, backend="fast", verbose=False)
+    for e, res in list(zip(path.eps, path.results, strict=True))[2::4]:
+        ref = _reference(prob.with_params(eps=e))
+        assert res.objective <= ref.objective + 1e-6 * abs(ref.objective), e
+
+
 # ------------------------------------------------------------------------------------------
 # solver failure is never silent
 # ------------------------------------------------------------------------------------------
