@@ -280,6 +280,27 @@ def test_path_starts_each_radius_with_the_program():
     assert sum(r.n_iter for r in path.results[2:]) * 4 <= sum(cold[1:])
 
 
+def test_path_returns_to_the_pinned_step_after_a_saturated_stretch():
+    """High signal-to-noise least squares (make_regression, 1000 x 20, noise 5): the
+    program certifies a middle stretch of radii, whose solutions are saturated (about
+    as many samples at their kinks as unknowns); below it fewer samples sit at kinks and
+    the pinned step certifies each radius in 4-9 iterations. With the program first on
+    every radius after the first it certified, the radii after the stretch took 15-52
+    iterations each (and an interior-point solve: 40-47 ms against 3-20 ms). Each
+    radius is checked against the interior-point optimum; counts, not times."""
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(1000, 20, n_informative=10, noise=5.0, random_state=0)
+    prob = fc.AdversarialProblem(X, y, family="gaussian")
+    path = fc.adversarial_path(prob, n_eps=20, backend="fast", verbose=False)
+    by_program = [r.certificate.dual_objective is not None for r in path.results]
+    assert any(by_program)  # (the stretch: where the pinned step fails)
+    after = path.results[max(np.flatnonzero(by_program)) + 1:]
+    assert len(after) >= 5 and max(r.n_iter for r in after) <= 12, by_program
+    for e, res in list(zip(path.eps, path.results, strict=True))[1::3]:
+        _check(prob.with_params(eps=e), res)
+
+
 @pytest.mark.parametrize("n, d", [(600, 150), (200, 10)])
 def test_gaussian_program_waits_for_the_work_it_costs(n, d, monkeypatch):
     """The gaussian loss has no linear piece: its program is the whole problem, a generic
