@@ -1000,18 +1000,22 @@ _PROGRAM_FIRST = "fast_program_first"
 # A solution is saturated where its samples at their kinks number at least this
 # fraction of its unknowns (nonzero coefficients and the intercept): nearly a vertex
 # of the loss's linear pieces, as in least absolute deviations, where the pinned step
-# fails (it admits fewer constraints than unknowns) and the reduced program
-# certifies. Measured on eps paths of 20 radii: nearly-LAD Huber (diabetes, y x 1e4)
-# had 6-11 kinks for 6-11 unknowns at every radius and took longer than the cold
-# solves, each radius waiting for the pinned step's two failures (0.74 s; with the
-# program first 0.20 s); high signal-to-noise least squares (make_regression, 1000 x
-# 20, noise 5) is saturated only on a middle stretch (10-11 kinks for 11-12 unknowns),
-# after which the pinned step certifies each radius in 4-10 iterations (2-8 kinks for
-# 12-21 unknowns): with the program first to the end, whatever the solution, the path
-# took 0.94 s, with this rule 0.5 s
+# (at most as many constrained samples as unknowns, changed one at a time) fails and
+# the reduced program certifies. Measured on eps paths of 20 radii: nearly-LAD Huber
+# (diabetes, y x 1e4) had 6-11 kinks for 6-11 unknowns at every radius and took longer
+# than the cold solves, each radius waiting for the pinned step's two failures (0.74 s;
+# with the program first 0.20 s); high signal-to-noise least squares (make_regression,
+# 1000 x 20, noise 5) is saturated only on a middle stretch (10-11 kinks for 11-12
+# unknowns), after which the pinned step certifies each radius in 4-10 iterations (2-8
+# kinks for 12-21 unknowns): with the program first to the end, whatever the solution,
+# the path took 0.94 s, with this rule 0.52-0.59 s
 SATURATED = 0.75
-# a sample is at its kink where |r| <= KINK_TOL (1 + max |y|) (the program's
-# interior-point solution leaves ~1e-9 of the scale there)
+# a sample is at its kink where |r| <= KINK_TOL (1 + max |y|): the program's
+# interior-point solution leaves its kink samples at 1e-15 to 5e-7 of that scale, the
+# others began at 1e-5 at n = 1000, d = 20. (At n = 2e4 a few of the others fall below
+# it: the count errs towards saturated, the program first, which certifies either way.
+# A gap test, the smallest |r| up to the largest jump, misread kink samples spread over
+# decades as two groups: 1.48 -> 1.67 s on a Huber path at n = 5000, d = 50.)
 KINK_TOL = 1e-6
 
 
