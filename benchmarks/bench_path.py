@@ -14,6 +14,8 @@ could save.
     python benchmarks/bench_path.py --d 50 --rho 0.9 --backends fast   # correlated columns
     python benchmarks/bench_path.py --dataset breast_cancer --families binomial hinge \
         --backends fast                         # scikit-learn's bundled data, standardised
+    python benchmarks/bench_path.py --dataset regression --n 1000 --n-eps 20 \
+        --families gaussian huber --backends fast   # high signal-to-noise least squares
 """
 
 from __future__ import annotations
@@ -36,24 +38,34 @@ def main():
                         help="AR(1) correlation between neighbouring features (default 0)")
     parser.add_argument("--families", nargs="+", default=["gaussian", "binomial", "poisson"])
     parser.add_argument("--backends", nargs="+", default=["cvxpy", "fast"])
-    parser.add_argument("--dataset", choices=["synthetic", "breast_cancer", "digits",
-                                              "diabetes"], default="synthetic",
-                        help="synthetic (n, d, rho as given) or a bundled scikit-learn "
-                             "data set, standardised (digits: labels >= 5 against the rest, "
-                             "diabetes: the response standardised; binomial/hinge and "
-                             "gaussian/huber respectively)")
+    parser.add_argument("--dataset", choices=["synthetic", "regression", "breast_cancer",
+                                              "digits", "diabetes"], default="synthetic",
+                        help="synthetic (n, d, rho as given); regression: scikit-learn's "
+                             "make_regression (n, d, half the features informative, noise "
+                             "5: high signal-to-noise, gaussian/huber); or a bundled "
+                             "scikit-learn data set, standardised (digits: labels >= 5 "
+                             "against the rest, diabetes: the response standardised; "
+                             "binomial/hinge and gaussian/huber respectively)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each (path and cold solves, on fresh problems); the "
                              "fastest counts")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"{args.dataset}: n={args.n} d={args.d} rho={args.rho} radii={args.n_eps}"
-          if args.dataset == "synthetic" else f"{args.dataset}: radii={args.n_eps}")
+          if args.dataset in ("synthetic", "regression")
+          else f"{args.dataset}: radii={args.n_eps}")
     print(f"{'family':>9} {'backend':>7} {'path s':>8} {'cold s':>8} {'cold/path':>9} "
           f"{'max rel obj diff':>16} {'floor s':>8} {'cold/floor':>10}")
     for family in args.families:
-        X, y = make_data(family, args.n, args.d, rng, rho=args.rho) \
-            if args.dataset == "synthetic" else bundled(args.dataset)
+        if args.dataset == "synthetic":
+            X, y = make_data(family, args.n, args.d, rng, rho=args.rho)
+        elif args.dataset == "regression":
+            from sklearn.datasets import make_regression
+
+            X, y = make_regression(args.n, args.d, n_informative=max(args.d // 2, 1),
+                                   noise=5.0, random_state=0)
+        else:
+            X, y = bundled(args.dataset)
         prob = fc.AdversarialProblem(X, y, family=family)
         grid = fc.eps_grid(prob, args.n_eps)
         for backend in args.backends:
