@@ -298,6 +298,21 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
         con[idx], ref[idx] = True, 0.0
 
 
+def _kink_steps(model, beta, W, d_W, d_bc, k, con):
+    """(dk, tau): each sample's rate dk along the direction (``d_W`` on W, ``d_bc`` on
+    the centred intercept) and the step tau at which a free sample moving towards its
+    kink reaches it (inf for the others). The symmetric losses only (k = y - eta, linear
+    along the direction): one product with X gives every sample's rate."""
+    full = np.zeros_like(beta)
+    full[W] = d_W
+    # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
+    deta = model.engine.fetch(model.engine.matvec(full * model.scale))[0] + d_bc \
+        + model.centred_step(np.zeros_like(full), full)
+    dk = -deta  # k = y - eta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return dk, np.where(~con & (k * dk < 0.0), -k / dk, np.inf)
+
+
 def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
               fit_intercept):
     """(beta, b, sample or None): the step along a direction where the KKT system is
@@ -324,16 +339,10 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
     if not float(d @ d) > 1e-24 * (1.0 + float(grad @ grad)):
         return None
     d_W, d_bc = d[:W.shape[0]], (d[-1] if fit_intercept else 0.0)
-    full = np.zeros_like(beta)
-    full[W] = d_W
-    # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
-    deta = model.engine.fetch(model.engine.matvec(full * model.scale))[0] + d_bc \
-        + model.centred_step(np.zeros_like(full), full)
-    dk = -deta  # k = y - eta
+    dk, kink = _kink_steps(model, beta, W, d_W, d_bc, k, con)
     dt = float(g @ d)
     with np.errstate(divide="ignore", invalid="ignore"):
         free = ~con
-        kink = np.where(free & (k * dk < 0.0), -k / dk, np.inf)
         steps = [kink]
         threshold = getattr(model.family, "threshold", None)
         if threshold is not None:
@@ -371,16 +380,9 @@ PIVOT_PASSES = 20
 def _first_kink(model, beta, W, step, d_bc, k, con):
     """(tau, sample): where the KKT step (``step`` on W, ``d_bc`` on the centred
     intercept) takes more than one free sample across its kink, the fraction tau of it
-    at which the first of them reaches its kink, and that sample; else (1, None). One
-    product with X gives every sample's change, dk = -d eta (k = y - eta)."""
-    full = np.zeros_like(beta)
-    full[W] = step[:W.shape[0]]
-    # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
-    deta = model.engine.fetch(model.engine.matvec(full * model.scale))[0] + d_bc \
-        + model.centred_step(np.zeros_like(full), full)
-    dk = -deta
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(~con & (k * dk < 0.0), -k / dk, np.inf)
+    at which the first of them reaches its kink, and that sample; else (1, None)
+    (``_kink_steps``)."""
+    frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con)[1]
     crossing = np.flatnonzero(frac < 1.0)
     if crossing.size <= 1:
         return 1.0, None

@@ -1028,6 +1028,8 @@ def _saturated(prob, coef, eta):
         & (prob.sample_weight > 0.0)
     unknowns = np.count_nonzero(coef) + int(prob.fit_intercept)
     return int(np.count_nonzero(at_kink)) >= SATURATED * max(unknowns, 1)
+
+
 # the problem cache's flag: a warm start of a symmetric loss below the Newton size rule
 # (FISTA and the early pinned step) took ``WARM_NEWTON_AFTER`` iterations or more, so
 # the path's next warm starts take one Newton stage and the pinned step at its end
