@@ -489,3 +489,52 @@ def test_poissons_first_try_has_the_passes_to_settle(monkeypatch):
     assert kinks.PINNED_PASSES < calls[0][1] <= kinks.POISSON_PASSES
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10).objective
     assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_gaussian_pass_in_closed_form_matches_the_per_sample_terms(case):
+    """``Model._gaussian_second_order`` (the gaussian pass at mu = 0 in closed form, no
+    row blocks, X^T (w H_ee) from the cached X^T w) against the per-sample terms of
+    ``objective.second_order_terms`` summed directly with numpy on the centred columns
+    X_c = s X - s c: F, X_c^T (w H_e, w H_et, w H_ee), the Gram matrix
+    X_c^T diag(w H_ee) X_c and the sums; with reference signs (pinned samples: s = 0)
+    or without, alpha 0 or not, weights, an intercept, sparse and float32 X."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(100 + case)
+    n, d = 150 + 37 * case, 3 + case
+    X = rng.standard_normal((n, d)) * rng.uniform(0.2, 4.0, d) + rng.uniform(-2, 2, d)
+    if case % 4 == 3:
+        X = sp.csr_matrix(X * (rng.random((n, d)) < 0.6))
+    elif case % 4 == 2:
+        X = X.astype(np.float32)
+    y = 3.0 * rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.2, alpha=(0.0, 0.4)[case % 2],
+                                 fit_intercept=case % 3 != 2,
+                                 sample_weight=rng.uniform(0.2, 2.0, n) if case % 2 else None)
+    model = Model(prob, fast_scaling(prob))
+    assert model.constant_curvature()
+    beta, b, t = rng.standard_normal(d), float(rng.standard_normal()), 0.7
+    Xd = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64) * model.scale
+    eta = Xd @ beta + b
+    ref = np.sign(model.y_host - eta)
+    ref[rng.random(n) < 0.1] = 0.0
+    A = Xd - (0.0 if model.centre is None else model.centre)  # X_c
+    w = model.w_host
+    for signs in (None, ref):
+        H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(
+            model.family, model.y_host, eta, t + model.offset, 0.0, model.alpha, np,
+            ref=signs)
+        wH_ee = w * np.maximum(H_ee, 0.0)
+        Xb, f, XtG, gram, sums = model._gaussian_second_order(beta, b, t, None, signs)
+        np.testing.assert_allclose(Xb + b, eta, rtol=1e-12, atol=1e-12)
+        scale = 1.0 + np.abs(A).max() * np.abs(np.stack([H_e, H_et, H_ee])).max()
+        np.testing.assert_allclose(f, w @ H, rtol=1e-12)
+        np.testing.assert_allclose(XtG, A.T @ np.stack([w * H_e, w * H_et, wH_ee], axis=1),
+                                   rtol=0, atol=1e-12 * scale * n)
+        np.testing.assert_allclose(gram, A.T @ (wH_ee[:, None] * A), rtol=0,
+                                   atol=1e-12 * np.abs(A).max() ** 2 * n)
+        np.testing.assert_allclose(sums, [np.sum(w * H_e), w @ H_t, np.sum(wH_ee),
+                                          np.sum(w * H_et), w @ H_tt], rtol=1e-12,
+                                   atol=1e-14)
+
