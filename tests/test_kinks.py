@@ -538,3 +538,55 @@ def test_gaussian_pass_in_closed_form_matches_the_per_sample_terms(case):
                                           np.sum(w * H_et), w @ H_tt], rtol=1e-12,
                                    atol=1e-14)
 
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_line_search_finds_the_minimum_along_the_step(alpha):
+    """``kinks._line_minimum`` against brute force: along a direction of the gaussian
+    ``Linf`` problem (no coefficient changing sign, so t is linear in the step) the
+    objective sum_i w_i [(1 - a) (|k_i| + t)^2 / 2 + a k_i^2 / 2] is convex and
+    piecewise quadratic; given its slope and curvature at 0 (computed here from that
+    formula), the walk over the kinks must return its minimum on [0, 1] (to the grid's
+    resolution, 2e4 points), and a sample it pins must lie at its kink there. Over 60
+    random directions with at least two kinks crossed: minima at a kink, between kinks
+    and at the full step all occur."""
+    rng = np.random.default_rng(3)
+    n, d = 300, 6
+    X = rng.standard_normal((n, d))
+    beta0 = rng.choice([-1.0, 1.0], d) * rng.uniform(1.0, 2.0, d)
+    y = X @ beta0 + 0.3 * rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.05, alpha=alpha,
+                                 fit_intercept=False,
+                                 sample_weight=rng.uniform(0.5, 1.5, n))
+    model = Model(prob, fast_scaling(prob))
+    assert model.centre is None and model.offset == 0.0
+    eps, w, a = prob.eps * fast_scaling(prob).eps, model.w_host, model.alpha
+    W = np.arange(d)
+    grid = np.linspace(0.0, 1.0, 20_001)
+    kinds = set()
+    for _ in range(60):
+        beta = beta0 / model.scale + 0.05 * rng.standard_normal(d)
+        # (no sign change on [0, 1]; some steps short of the minimum: tau = 1)
+        step = rng.uniform(-0.5, 0.5, d) * np.abs(beta) * rng.choice([1.0, 0.1])
+        k = model.y_host - model.scale * (X @ beta)
+        dk = -model.scale * (X @ step)
+        t, dt = eps * np.abs(beta).sum(), eps * np.sign(beta) @ step
+        s = np.sign(k)
+        slope = float(w @ ((1 - a) * (np.abs(k) + t) * (s * dk + dt) + a * k * dk))
+        curv = float(w @ ((1 - a) * (s * dk + dt) ** 2 + a * dk * dk))
+        if np.count_nonzero(k * (k + dk) < 0.0) < 2 or not slope < 0.0:
+            continue
+        tau, pin = kinks._line_minimum(model, beta, W, step, 0.0, k,
+                                       np.zeros(n, dtype=bool), t, dt, slope, curv)
+
+        def phi(tt, k=k, dk=dk, t=t, dt=dt):  # the objective at the fractions tt
+            kt = k[:, None] + dk[:, None] * tt
+            return w @ ((1 - a) * (np.abs(kt) + t + dt * tt) ** 2 + a * kt * kt) / 2
+
+        values = phi(grid)
+        best = int(np.argmin(values))
+        assert abs(tau - grid[best]) <= 2e-4, (tau, grid[best])
+        assert phi(np.array([tau]))[0] <= values[best] + 1e-12 * abs(values[best])
+        if pin is not None:
+            assert abs(k[pin] + tau * dk[pin]) <= 1e-9 * (1.0 + np.abs(k).max())
+        kinds.add("kink" if pin is not None else "full" if tau == 1.0 else "between")
+    assert kinds == {"kink", "between", "full"}, kinds

@@ -107,6 +107,13 @@ def predicts(family):
     return isinstance(family, _SymmetricFamily)
 
 
+def steps_to_kinks(family):
+    """True for the families whose KKT steps stop at the kinks they cross (the pivots
+    of ``_first_kink``, the line search of ``_line_minimum``): the gaussian loss
+    (symmetric, no threshold)."""
+    return predicts(family) and getattr(family, "threshold", None) is None
+
+
 def _kink(model, t):
     """The size of the kink per unit weight at the shift u = t + offset (the LLA
     majoriser's): (1 - alpha) rho'(u) (rho'(u) = -l'(u, 0)), Poisson (1 - alpha) u."""
@@ -374,7 +381,64 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
 # the i.i.d. benchmarks unchanged. Huber's pieces also break at its threshold, which
 # this test does not see: its cold solves were slower with it (3.25 -> 4.05 s at
 # 5000 x 50), so Huber keeps the full steps (and its reduced program).
+#
+# A try with ``search`` (a path's warm start offered to the pinned step first:
+# ``solver.PINNED_FIRST_SHARE``) takes the line search instead (``_line_minimum``): as
+# far along the step as the objective falls, which is to the first kink only where the
+# directional derivative turns nonnegative there. Where no sample is pinned at the
+# solution (i.i.d. noise) a step from a predicted point crosses 100-500 kinks, at one
+# pivot a pass (tries of 25 passes failed); the search crosses them while the objective
+# falls (3-5 passes a try). After FISTA's stages the pivots stay: there the search's
+# longer steps failed a try that the pivots had certified (the saturated solution of
+# ``test_gaussian_pinned_step_pivots_to_a_saturated_solution``: 82 -> 173 iterations).
+# Above BATCH_RELEASE constrained samples, where the violators are released together (a
+# primal-dual active-set method, not monotone, whose full steps settle the set in a few
+# passes), the search's steps are full: its short monotone steps failed a warm try of
+# 1500 x 200 with ~90 samples pinned that the full steps certified (0.07 -> 0.45 s).
 PIVOT_PASSES = 20
+
+
+def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv):
+    """(tau, sample): the minimum of the objective along the fraction tau in (0, 1] of
+    the KKT step (``step`` on W, ``d_bc`` on the centred intercept), and the sample at
+    whose kink it lies (None: between kinks, or no kink crossed: tau = 1).
+
+    phi(tau) = F(z + tau dz) is, for the gaussian loss, the quadratic model of the
+    current pieces (phi'(0) = ``slope`` = grad . dz, phi'' = ``curv`` = dz^T H dz) until
+    the first free sample reaches its kink (``_kink_steps``) at tau_i. There its term
+    w_i (1 - a) rho(s_i k_i + u), u = t + tau dt the shift (``dt`` its rate, linear on
+    a polyhedral set's manifold), moves to the other side's piece: phi' jumps by
+    2 w_i (1 - a) |dk_i| rho'(u) = 2 w_i (1 - a) |dk_i| u >= 0 (the two pieces' slopes
+    (+-s_i dk_i + dt) u at k_i = 0) and phi'' by 4 w_i (1 - a) |dk_i| dt (the difference
+    of (-s_i dk_i + dt)^2 and (s_i dk_i + dt)^2). phi' is piecewise linear; the walk
+    over the crossings in order stops where it turns nonnegative. A step that crosses
+    at most one kink, or along which the model does not descend (``slope`` >= 0: the
+    KKT steps of an active-set method need not), is taken whole, as the pivots take it.
+    """
+    if not slope < 0.0:  # not a descent direction of the model: the full step
+        return 1.0, None
+    dk, frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con)
+    crossing = np.flatnonzero(frac < 1.0)
+    if crossing.size <= 1:
+        return 1.0, None
+    order = crossing[np.argsort(frac[crossing], kind="stable")]
+    taus = frac[order]
+    rate = 2.0 * (1.0 - model.alpha) * model.w_host[order] * np.abs(dk[order])
+    jump = rate * (t + model.offset + taus * dt)  # rho'(u) = u
+    bend = 2.0 * rate * dt
+    low = 0.0  # phi' on [low, tau_j] is slope + curv tau
+    for j in range(order.shape[0]):
+        tau = float(taus[j])
+        before = slope + curv * tau
+        if before >= 0.0:  # the minimum lies between the last kink and this one
+            return (max(-slope / curv, low) if curv > 0.0 else low), None
+        if before + jump[j] >= 0.0:
+            return tau, int(order[j])
+        # the linear piece past the kink: (slope + jump_j - bend_j tau_j) + (curv + bend_j) tau
+        slope, curv, low = slope + jump[j] - bend[j] * tau, curv + bend[j], tau
+    if slope + curv >= 0.0 and curv > 0.0:
+        return max(-slope / curv, low), None
+    return 1.0, None
 
 
 def _first_kink(model, beta, W, step, d_bc, k, con):
@@ -412,18 +476,18 @@ def _bounded(residual, H, step, grad, beta, b, gap_tol):
 
 
 def pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
-                  max_passes=None, max_changes=50):
+                  max_passes=None, max_changes=50, search=False):
     """``_pinned_newton`` with floating-point overflow silenced: a multiplier over a
     bound of ~1e-300, or a KKT residual past 1e154 on badly scaled columns, is inf, which
     the step's tests read as a violation or no certificate (numpy's RuntimeWarnings
     reached the user: columns on scales from 1e-3 to 1e3, tiny Poisson problems)."""
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         return _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
-                              max_passes, max_changes)
+                              max_passes, max_changes, search)
 
 
 def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
-                   max_passes=None, max_changes=50):
+                   max_passes=None, max_changes=50, search=False):
     """The exact solution from a smoothed one, ``state`` = (beta, b, t, X beta) at mu.
 
     Of the samples inside the smoothing band (|k_i| <= mu), those the unconstrained step
@@ -436,7 +500,8 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     Within one pass the active set changes up to ``max_changes`` times (releases and
     entering coordinates update the pass on the host). Returns (state, F, residual,
     passes, converged) with F the exact objective and residual the KKT residual; when
-    not converged the state is the one given.
+    not converged the state is the one given. ``search``: the gaussian loss's KKT steps
+    take the line search over the kinks (``_line_minimum``), not the pivots.
     """
     beta, b = np.array(state[0], dtype=np.float64), float(state[1])
     # rounding left by the projection and the centring is a zero coordinate
@@ -471,9 +536,8 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     if max_passes is None:
         max_passes = POISSON_PASSES if isinstance(model.family, Poisson) else PINNED_PASSES
     first = None  # the KKT residual of the first pass's certificate
-    pivots = 0
-    # (the gaussian loss: symmetric, no threshold)
-    pivoting = predicts(model.family) and getattr(model.family, "threshold", None) is None
+    pivots, searched = 0, set()  # (the samples the line search pinned)
+    pivoting = steps_to_kinks(model.family)
     while passes < max_passes + min(pivots, extra):
         if passes >= PINNED_PASSES and not (first is not None
                                             and residual <= SETTLING * first):
@@ -616,14 +680,34 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                     con[pin] = True  # at its kink (never more constraints than unknowns)
                 entering, stepped = {}, True
                 break
+            if search and pivoting:
+                # phi'(0) and phi'' along the step, for the line search (in z or not
+                # alike); the constrained samples' kink terms B_i |k_i|, which their
+                # pinned pieces leave out, fall linearly to 0 along it (J dz = -k_Z)
+                slope = float(grad @ step) - float(bound @ np.abs(k[Z]))
+                curv = float(step @ H @ step)
             step = lift(P, step)
             d_bc = step[-1] if fit_intercept else 0.0
+            tau, pin = 1.0, None
             if pivoting and Z.shape[0] < m:  # (never more constraints than unknowns)
-                tau, pin = _first_kink(model, beta, W, step, d_bc, k, con)
-                if pin is not None:  # to the first kink, where that sample is pinned
-                    step, d_bc = tau * step, tau * d_bc
-                    con[pin] = True
-                    pivots += 1
+                if not search:
+                    tau, pin = _first_kink(model, beta, W, step, d_bc, k, con)
+                elif Z.shape[0] <= BATCH_RELEASE:  # (above: full steps, ``PIVOT_PASSES``)
+                    tau, pin = _line_minimum(model, beta, W, step, d_bc, k, con, t,
+                                             float(g @ step), slope, curv)
+                    if pin in searched:
+                        # a sample the search pinned before, released since by its
+                        # multiplier: the search and the KKT conditions disagree (a
+                        # degenerate kink, where the pinned and the released steps each
+                        # move it back: the point stalled, and tries of 25 passes failed
+                        # on make_regression's path); full steps from here
+                        pivoting, tau, pin = False, 1.0, None
+            if tau < 1.0:  # to the first kink, or the objective's minimum along the step
+                step, d_bc = tau * step, tau * d_bc
+                pivots += 1
+            if pin is not None:  # at its kink: that sample is pinned
+                con[pin] = True
+                searched.add(pin)
             n_beta = beta.copy()
             n_beta[W] += step[:W.shape[0]]
             n_beta = manifold.project(n_beta, W, signs)
