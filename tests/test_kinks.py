@@ -493,12 +493,13 @@ def test_poissons_first_try_has_the_passes_to_settle(monkeypatch):
 
 @pytest.mark.parametrize("case", range(8))
 def test_gaussian_pass_in_closed_form_matches_the_per_sample_terms(case):
-    """``Model._gaussian_second_order`` (the gaussian pass at mu = 0 in closed form, no
-    row blocks, X^T (w H_ee) from the cached X^T w) against the per-sample terms of
+    """``Model._gaussian_second_order`` (the gaussian pass in closed form, no row blocks,
+    X^T (w H_ee) from the cached X^T w and the band's rows) against the per-sample terms of
     ``objective.second_order_terms`` summed directly with numpy on the centred columns
     X_c = s X - s c: F, X_c^T (w H_e, w H_et, w H_ee), the Gram matrix
-    X_c^T diag(w H_ee) X_c and the sums; with reference signs (pinned samples: s = 0)
-    or without, alpha 0 or not, weights, an intercept, sparse and float32 X."""
+    X_c^T diag(w H_ee) X_c and the sums; at mu = 0 with reference signs (pinned
+    samples: s = 0) or without, and smoothed (4-12% of the samples in the band);
+    alpha 0 or not, weights, an intercept, sparse and float32 X."""
     import scipy.sparse as sp
 
     rng = np.random.default_rng(100 + case)
@@ -521,12 +522,12 @@ def test_gaussian_pass_in_closed_form_matches_the_per_sample_terms(case):
     ref[rng.random(n) < 0.1] = 0.0
     A = Xd - (0.0 if model.centre is None else model.centre)  # X_c
     w = model.w_host
-    for signs in (None, ref):
+    for mu, signs in ((0.0, None), (0.0, ref), (0.5, None)):
         H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(
-            model.family, model.y_host, eta, t + model.offset, 0.0, model.alpha, np,
+            model.family, model.y_host, eta, t + model.offset, mu, model.alpha, np,
             ref=signs)
         wH_ee = w * np.maximum(H_ee, 0.0)
-        Xb, f, XtG, gram, sums = model._gaussian_second_order(beta, b, t, None, signs)
+        Xb, f, XtG, gram, sums = model._gaussian_second_order(beta, b, t, mu, None, signs)
         np.testing.assert_allclose(Xb + b, eta, rtol=1e-12, atol=1e-12)
         scale = 1.0 + np.abs(A).max() * np.abs(np.stack([H_e, H_et, H_ee])).max()
         np.testing.assert_allclose(f, w @ H, rtol=1e-12)

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from ..engine import HOST_ENGINES, HostEngine
 from ..families import Binomial, Gaussian, Hinge, Huber
 from ..problem import Scaling
-from .objective import adversarial_terms, second_order_terms, worst_case_terms
+from .objective import adversarial_terms, huber_abs, second_order_terms, worst_case_terms
 
 
 def _centring(prob):
@@ -254,9 +254,8 @@ class Model:
 
     def _second_order(self, beta, b, t, mu, cols, ref):
         """``second_order``'s pass."""
-        constant = self.constant_curvature()
-        if constant and mu == 0.0:
-            return self._gaussian_second_order(beta, b, t, cols, ref)
+        if self.constant_curvature():
+            return self._gaussian_second_order(beta, b, t, mu, cols, ref)
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
         # a new host array each time: an engine caches what it placed by identity, and
@@ -264,64 +263,74 @@ class Model:
         vectors = (self.y, self.w) + (() if ref is None else
                                       (self.engine.put(np.array(ref, dtype=np.float64)),))
         Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
-            fn, beta if self.scale == 1.0 else beta * self.scale, *vectors,
-            cols=np.empty(0, dtype=np.intp) if constant else cols, n_sums=6)
+            fn, beta if self.scale == 1.0 else beta * self.scale, *vectors, cols=cols,
+            n_sums=6)
         XtG, gram = XtG * self.scale, gram * self.scale**2
         if self.centre is not None:
             c = self.centre
-            if not constant:
-                v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
-                c_W = c if cols is None else c[cols]
-                gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
+            v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
+            c_W = c if cols is None else c[cols]
+            gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
             XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
-        if constant:
-            gram = self._gaussian_gram(Xbeta, b, t, mu, ref)
-            gram = gram if cols is None else gram[np.ix_(cols, cols)]
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
-    def _gaussian_second_order(self, beta, b, t, cols, ref):
-        """``second_order`` for the gaussian loss at mu = 0 on a host engine: the pieces
-        in closed form on all samples at once, no row blocks (the Gram matrix is
-        ``_gaussian_gram``'s).
+    def _gaussian_second_order(self, beta, b, t, mu, cols, ref):
+        """``second_order`` for the gaussian loss on a host engine
+        (``constant_curvature``): the terms in closed form on all samples at once, no
+        row blocks, the Gram matrix ``_gaussian_gram``'s.
 
-        With r = y - eta, s = ``ref`` (else sign r) and u = s r + t (t the shift), the
-        term is H = (1 - a) u^2 / 2 + a r^2 / 2 (rho(u) = u^2 / 2: rho' = u, rho'' = 1),
-        so H_e = -(1 - a) s u - a r, H_t = (1 - a) u, H_ee = (1 - a) s^2 + a,
-        H_et = -(1 - a) s, H_tt = 1 - a (``objective.second_order_terms`` at mu = 0).
-        X^T (w H_ee) = X^T w - (1 - a) X_Z^T w_Z with Z the samples where s = 0 (the
-        pinned ones, a few rows): two products with X^T, not three. About a third of
-        the blocked pass's time at n = 2e4, d = 20 (its maps and block products cost
-        more than the products with X there).
+        With r = y - eta, v = |r|_mu and v' its derivative (``huber_abs``; the reference
+        signs s = ``ref`` at mu = 0: v = s r, v' = s), u = v + t (t the shift) and
+        alpha the mix, the term is H = (1 - alpha) u^2 / 2 + alpha r^2 / 2 (rho(u) =
+        u^2 / 2: rho' = u, rho'' = 1), so H_e = -(1 - alpha) u v' - alpha r,
+        H_t = (1 - alpha) u, H_et = -(1 - alpha) v', H_tt = 1 - alpha and
+        H_ee = (1 - alpha) (v'^2 + u v'') + alpha with v'' = 1{|r| <= mu} / mu
+        (``objective.second_order_terms``). H_ee = 1 but on the band B (|r| <= mu; at
+        mu = 0 the samples with r = 0, or s = 0: the pinned ones), so
+        X^T (w H_ee) = X^T w + X_B^T (w_B (H_ee,B - 1)) from the cached X^T w and a few
+        rows (``_gaussian_gram``, which forms the band's Gram correction from the same
+        rows): two products with X^T, not three. About a third of the blocked pass's
+        time at n = 2e4, d = 20 (its maps and block products cost more than the
+        products with X there).
         """
         a, engine, w = self.alpha, self.engine, self.w_host
         Xbeta = engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
         r = self.y_host - (engine.fetch(Xbeta)[0] + b)
-        s = np.sign(r) if ref is None else np.asarray(ref, dtype=np.float64)
-        u = s * r + (float(t) + self.offset)
+        if ref is None:
+            ar, dar = huber_abs(r, mu)
+            band = np.flatnonzero(np.abs(r) <= mu)
+        else:
+            dar = np.asarray(ref, dtype=np.float64)
+            ar, band = dar * r, np.flatnonzero(dar == 0.0)
+        u = ar  # (in place: a few n-vectors at a time)
+        u += float(t) + self.offset
         wu = w * u
         f = 0.5 * (1.0 - a) * float(wu @ u)
-        wH_e = (-(1.0 - a)) * (s * wu)
+        wH_e = dar * wu
+        wH_e *= -(1.0 - a)
         if a > 0.0:
             wr = w * r
             f += 0.5 * a * float(wr @ r)
             wH_e -= a * wr
-        ws = w * s
+        wdar = w * dar
         Xtw = self._cache.get("fast_gaussian_Xtw")
         if Xtw is None:  # X^T w: depends on X and the weights only (shared along a path)
             Xtw = self._cache["fast_gaussian_Xtw"] = engine.fetch(engine.rmatvec(self.w))[0]
-        zero = np.flatnonzero(s == 0.0)
-        XtwH_ee = Xtw if not zero.size else \
-            Xtw - (1.0 - a) * (engine.rows(zero).T @ w[zero])
-        g_b, S_w = float(np.sum(wH_e)), float(np.sum(w))
-        S_ee = S_w - (1.0 - a) * float(np.sum(w[zero]))  # sum w ((1 - a) s^2 + a)
-        S_et = -(1.0 - a) * float(np.sum(ws))
+        S_w = float(np.sum(w))
+        # w_B (H_ee,B - 1) on the band, where H_ee is not 1
+        d_B = dar[band]
+        curve = d_B * d_B + (u[band] / mu if mu > 0.0 else 0.0)
+        excess = w[band] * ((1.0 - a) * curve + a - 1.0)
+        gram, v = self._gaussian_gram(band, excess)
+        g_b, S_et, S_ee = float(np.sum(wH_e)), -(1.0 - a) * float(np.sum(wdar)), \
+            S_w + float(np.sum(excess))
         T, S_tt = (1.0 - a) * float(np.sum(wu)), (1.0 - a) * S_w
         XtG = np.stack([engine.fetch(engine.rmatvec(wH_e))[0],
-                        -(1.0 - a) * engine.fetch(engine.rmatvec(ws))[0], XtwH_ee],
+                        -(1.0 - a) * engine.fetch(engine.rmatvec(wdar))[0], Xtw],
                        axis=1) * self.scale
         if self.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
-            XtG = XtG - np.outer(self.centre, [g_b, S_et, S_ee])
-        gram = self._gaussian_gram(Xbeta, b, t, 0.0, ref)
+            XtG = XtG - np.outer(self.centre, [g_b, S_et, S_w])
+        XtG[:, 2] += v  # X_c^T (w H_ee) = X_c^T w + X_c,B^T (w_B (H_ee,B - 1))
         gram = gram if cols is None else gram[np.ix_(cols, cols)]
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
@@ -341,10 +350,12 @@ class Model:
         d = X.shape[1]
         return not sp.issparse(X) or d * d <= 4 * X.nnz
 
-    def _gaussian_gram(self, Xbeta, b, t, mu, ref):
-        """X_c^T diag(w H_ee) X_c for the gaussian loss: the constant X_c^T W X_c (one
-        blocked pass, cached with the problem: shared along an eps path) corrected by the
-        rows whose curvature differs, sum_i (w_i H_ee,i - w_i) x_c,i x_c,i^T."""
+    def _gaussian_gram(self, band, excess):
+        """(X_c^T diag(w H_ee) X_c, X_c,B^T excess) for the gaussian loss: the constant
+        X_c^T W X_c (one blocked pass, cached with the problem: shared along an eps path)
+        corrected by the rows of the band B whose curvature differs,
+        sum_B excess_i x_c,i x_c,i^T with excess = w (H_ee - 1) there, and those rows'
+        product with excess (``_gaussian_second_order``)."""
         G0 = self._cache.get("fast_gaussian_gram")
         if G0 is None:
             def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
@@ -356,22 +367,13 @@ class Model:
                 # X_c^T W X_c = s^2 X^T W X - (s c)(s c)^T: s X^T w = s c (sum w = 1)
                 G0 = G0 - np.outer(self.centre, self.centre)
             G0 = self._cache["fast_gaussian_gram"] = 0.5 * (G0 + G0.T)
-        eta = self.engine.fetch(Xbeta)[0] + b
-        r = self.y_host - eta
-        special = np.flatnonzero(np.abs(r) <= mu) if ref is None else np.flatnonzero(ref == 0.0)
-        if not special.size:
-            return G0.copy()
-        H_ee = second_order_terms(self.family, self.y_host[special], eta[special],
-                                  float(t) + self.offset, mu, self.alpha, np,
-                                  ref=None if ref is None else ref[special])[3]
-        w = self.w_host[special]
-        extra = w * np.maximum(H_ee, 0.0) - w
-        gram = G0.copy()
+        gram, v = G0.copy(), np.zeros(G0.shape[0])
         step = max(1, 2**17 // max(G0.shape[0], 1))  # rows at a time: O(1) extra memory
-        for start in range(0, special.shape[0], step):
-            A = self.rows(special[start:start + step])
-            gram += A.T @ (extra[start:start + step, None] * A)
-        return gram
+        for start in range(0, band.shape[0], step):
+            A, ex = self.rows(band[start:start + step]), excess[start:start + step]
+            gram += A.T @ (ex[:, None] * A)
+            v += A.T @ ex
+        return gram, v
 
     def rows(self, idx):
         """The centred, scaled rows X_c[idx] = s X[idx] - s c as a host (|idx|, d) array."""
