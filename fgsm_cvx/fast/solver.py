@@ -1056,8 +1056,9 @@ def _saturated(share):
 # from the predicted point (``_minimise``'s ``start_step``). There the line search
 # (``kinks._line_minimum``) crosses the kinks a step from a predicted point meets, and
 # the try certifies in 3-5 passes where FISTA's first stage and the early try took
-# 10-15 iterations and two passes (50-radius paths, d = 20: n = 2e4 0.46 -> 0.28 s,
-# n = 2000 0.22 -> 0.15 s; make_regression 1000 x 20, 20 radii, 0.44 -> 0.38 s). Where
+# 10-15 iterations and two passes (50-radius paths, d = 20, benchmarks/bench_path.py:
+# n = 2e4 0.54 -> 0.36 s, n = 2000 0.20 -> 0.15 s, diabetes 0.17 -> 0.13 s, the
+# closed-form pass included; docs/performance.md, *Gaussian paths*). Where
 # many samples are pinned (a solution of 1500 x 200 with ~90 at kinks for 139
 # unknowns, 0.65) the first try from the warm start failed and cost the solve 1.5x;
 # there FISTA goes first, as before. (Set by the solves where the reduced program
