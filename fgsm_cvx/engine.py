@@ -183,13 +183,14 @@ class HostEngine:
         predictors X beta (on the engine), the sums as floats, X^T G as a host (d, k)
         array and the weighted Gram matrix of the columns W as a host (|W|, |W|) array.
         Each block of rows is read once and used while in cache: X_k beta, the maps,
-        X_k^T G_k and the Gram update (blocks of 2^17 entries: measured fastest at
-        d = 50, about 1.4 X^T (X v) passes for all 50 columns).
+        X_k^T G_k and the Gram update (blocks: ``GRAM_BLOCK_ENTRIES``).
         """
         xp = self.xp
         beta_x = xp.asarray(beta, device=self.device) if self.xp is not np else beta
         etas, total = [], 0
-        for rows, block in _row_blocks(self.X, size=2**17):
+        d = self.shape[1]
+        size = min(max(GRAM_BLOCK_ENTRIES, GRAM_BLOCK_ROWS * d), MAX_BLOCK_ENTRIES)
+        for rows, block in _row_blocks(self.X, size=size):
             eta = block @ beta_x
             eta = np.asarray(eta).ravel() if sp.issparse(block) else eta
             etas.append(eta)
@@ -396,6 +397,16 @@ def _block_sums(*blocks, fn, n_sums, rmatvec):
     return xp.reshape(concat(parts), (1, -1))
 
 
+# The Newton pass's row blocks (``HostEngine.second_order``): GRAM_BLOCK_ENTRIES
+# entries (measured fastest at d = 50, about 1.4 X^T (X v) passes for all 50 columns),
+# but at least GRAM_BLOCK_ROWS rows, at most MAX_BLOCK_ENTRIES entries (32 MB). Each
+# block's Gram update is a rank-k update with k its rows, whose BLAS-3 speed falls for
+# small k, and the d^2 sum per block adds to it: at n = 1e5, d = 1000 the pass took
+# 2.7 s (59 X^T (X v) passes) in blocks of 131 rows, 1.6 s (35) in blocks of 2097;
+# d <= 64 keeps its blocks
+GRAM_BLOCK_ENTRIES = 2**17
+GRAM_BLOCK_ROWS = 2048
+MAX_BLOCK_ENTRIES = 2**22
 # the number of per-sample vectors G of the Newton step's pass (``second_order``)
 SECOND_ORDER_VECTORS = 3
 
@@ -458,7 +469,7 @@ def _placed(engine, v, make, size=4):
     return out
 
 
-def _row_blocks(X, size=2**22):
+def _row_blocks(X, size=MAX_BLOCK_ENTRIES):
     """(row slice, X[rows]) in blocks of about ``size`` entries (no n x d temporaries).
 
     A sparse X is one block, itself: its products make no n x d temporaries, and blocks

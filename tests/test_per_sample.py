@@ -39,18 +39,26 @@ def test_huber_loss_equals_its_two_pieces():
         np.testing.assert_allclose(Huber(m).loss(y, eta), want, rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
 @pytest.mark.parametrize("t", [0.0, 0.7])
-def test_logistic_adversarial_term_and_derivatives(t):
-    """phi(m) = log(1 + e^{-m}) at m = z eta - t and phi'(m) = -expit(-m)."""
+def test_logistic_adversarial_term_and_derivatives(t, namespace):
+    """phi(m) = log(1 + e^{-m}) at m = z eta - t and phi'(m) = -expit(-m): numpy's
+    in-place map and the expressions every other namespace evaluates."""
     rng = np.random.default_rng(2)
-    eta = _etas(rng)
+    eta = np.concatenate([_etas(rng), [t, -t, 1e-300, -1e-300]])  # (m = 0 exactly)
     y = (rng.random(eta.shape[0]) < 0.5).astype(float)
     z = 2.0 * y - 1.0
     m = z * eta - t
+    xp = np if namespace == "numpy" else pytest.importorskip(namespace)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        value, d_eta, d_t = adversarial_terms(Binomial(), y, eta, t, 0.0)
+        value, d_eta, d_t = (np.asarray(v) for v in adversarial_terms(
+            Binomial(), xp.asarray(y), xp.asarray(eta), t, 0.0, xp=xp))
+        value_only = np.asarray(adversarial_terms(Binomial(), xp.asarray(y),
+                                                  xp.asarray(eta), t, 0.0, grad=False,
+                                                  xp=xp))
     np.testing.assert_allclose(value, np.logaddexp(0.0, -m), rtol=1e-13, atol=1e-300)
+    np.testing.assert_array_equal(value_only, value)
     np.testing.assert_allclose(d_eta, -z * expit(-m), rtol=1e-13, atol=1e-300)
     np.testing.assert_allclose(d_t, expit(-m), rtol=1e-13, atol=1e-300)
 
