@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from fgsm_cvx.families import Binomial, Hinge, Huber
+from fgsm_cvx.families import Binomial, Gaussian, Hinge, Huber
 from fgsm_cvx.fast.model import _per_sample
 from fgsm_cvx.fast.objective import adversarial_terms
 
@@ -137,3 +137,38 @@ def test_hinge_map_equals_its_pieces(alpha, mu):
     np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g_b, want_g.sum(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g_t, want_t, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("family", [Gaussian(), Huber(0.8)], ids=["gaussian", "huber"])
+@pytest.mark.parametrize("mu", [0.0, 0.3])
+@pytest.mark.parametrize("t", [0.0, 0.5])
+def test_symmetric_map_equals_its_pieces(family, mu, t, namespace):
+    """rho(|r|_mu + t), r = y - eta, against |r|_mu and rho written piece by piece
+    (numpy's in-place map and the expressions every other namespace evaluates): the
+    value, dh/deta = -rho'(u) d|r|_mu/dr and dh/dt = rho'(u), with residuals at the
+    band's edges, at zero and on both sides of Huber's threshold."""
+    rng = np.random.default_rng(5)
+    r = np.concatenate([[-0.3, 0.0, 0.3, -2.5, 2.5, 0.8 - t, -(0.8 - t) - 1e-9],
+                        rng.uniform(-2.0, 2.0, 393)])
+    y = rng.standard_normal(r.shape[0])
+    eta = y - r
+    r = y - eta  # (the residual as the map rounds it)
+    inside = np.abs(r) <= mu
+    ar = np.where(inside, r * r / (2.0 * mu) + mu / 2.0, np.abs(r)) if mu else np.abs(r)
+    dar = np.where(inside, r / mu, np.sign(r)) if mu else np.sign(r)
+    u = ar + t
+    M = getattr(family, "threshold", None)
+    rho = 0.5 * u * u if M is None else np.where(u <= M, 0.5 * u * u, M * u - 0.5 * M * M)
+    drho = u if M is None else np.minimum(u, M)
+    xp = np if namespace == "numpy" else pytest.importorskip(namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, d_eta, d_t = (np.asarray(v) for v in adversarial_terms(
+            family, xp.asarray(y), xp.asarray(eta), t, mu, xp=xp))
+        value_only = np.asarray(adversarial_terms(family, xp.asarray(y), xp.asarray(eta),
+                                                  t, mu, grad=False, xp=xp))
+    np.testing.assert_allclose(value, rho, rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(value_only, value)
+    np.testing.assert_allclose(d_eta, -drho * dar, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d_t, drho, rtol=1e-13, atol=1e-15)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..families import Binomial, Hinge, Poisson, _SymmetricFamily
+from ..families import Binomial, Gaussian, Hinge, Huber, Poisson, _SymmetricFamily
 
 
 def needs_smoothing(family):
@@ -100,6 +100,8 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
             return value
         return value, -(z * v), v  # du/deta = -z, du/dt = 1
     if isinstance(family, _SymmetricFamily):
+        if xp is np and type(family) in (Gaussian, Huber):
+            return _symmetric_terms_inplace(family, y, eta, t, mu, grad)
         ar, dar = huber_abs(y - eta, mu, xp)
         u = ar + t
         value = family.loss(u, 0.0, xp)  # rho(u) = l(u, 0)
@@ -154,6 +156,46 @@ def _logistic_terms_inplace(z, eta, t, grad):
     d_eta = np.multiply(z, s)
     np.negative(d_eta, out=d_eta)
     return value, d_eta, s  # dm/deta = z, dm/dt = -1
+
+
+def _symmetric_terms_inplace(family, y, eta, t, mu, grad):
+    """``adversarial_terms`` of the gaussian and Huber losses, rho(|y - eta|_mu + t), on
+    numpy arrays: the same formulas with three or four n-vectors where the expressions
+    make twelve to fourteen, and the derivative of |r|_mu only where it is asked for.
+
+    With u = |r|_mu + t >= 0: gaussian rho(u) = u^2 / 2, rho'(u) = u; Huber (threshold
+    M) with c = min(u, M): rho(u) = c (u - c / 2), rho'(u) = c (``families.Huber``);
+    dh/deta = -rho'(u) d|r|_mu/dr (``huber_abs``), dh/dt = rho'(u).
+    """
+    r = np.subtract(y, eta)
+    u = np.abs(r)
+    if mu > 0.0:  # |r|_mu = |r| + max(mu - |r|, 0)^2 / (2 mu)
+        gap = np.subtract(mu, u)
+        np.maximum(gap, 0.0, out=gap)
+        gap *= gap
+        gap *= 0.5 / mu
+        u += gap
+    u += t
+    threshold = getattr(family, "threshold", None)
+    if threshold is None:
+        value = np.multiply(u, u)
+        value *= 0.5
+        drho = u
+    else:
+        drho = np.minimum(u, threshold)
+        value = np.multiply(drho, -0.5)
+        value += u
+        value *= drho
+    if not grad:
+        return value
+    if mu > 0.0:  # d|r|_mu/dr = clip(r / mu, -1, 1)
+        r *= 1.0 / mu
+        np.clip(r, -1.0, 1.0, out=r)
+    else:
+        np.sign(r, out=r)
+    r *= drho
+    np.negative(r, out=r)
+    return value, r, drho
 
 
 def has_second_order(family):
