@@ -183,7 +183,7 @@ class HostEngine:
         predictors X beta (on the engine), the sums as floats, X^T G as a host (d, k)
         array and the weighted Gram matrix of the columns W as a host (|W|, |W|) array.
         Each block of rows is read once and used while in cache: X_k beta, the maps,
-        X_k^T G_k and the Gram update (blocks: ``GRAM_BLOCK_ENTRIES``).
+        X_k^T G_k and the Gram update (blocks: ``GRAM_BLOCK_ROWS``).
         """
         xp = self.xp
         beta_x = xp.asarray(beta, device=self.device) if self.xp is not np else beta
@@ -397,15 +397,18 @@ def _block_sums(*blocks, fn, n_sums, rmatvec):
     return xp.reshape(concat(parts), (1, -1))
 
 
-# The Newton pass's row blocks (``HostEngine.second_order``): GRAM_BLOCK_ENTRIES
-# entries (measured fastest at d = 50, about 1.4 X^T (X v) passes for all 50 columns),
-# but at least GRAM_BLOCK_ROWS rows, at most MAX_BLOCK_ENTRIES entries (32 MB). Each
-# block's Gram update is a rank-k update with k its rows, whose BLAS-3 speed falls for
-# small k, and the d^2 sum per block adds to it: at n = 1e5, d = 1000 the pass took
-# 2.7 s (59 X^T (X v) passes) in blocks of 131 rows, 1.6 s (35) in blocks of 2097;
-# d <= 64 keeps its blocks
+# The Newton pass's row blocks (``HostEngine.second_order``): GRAM_BLOCK_ROWS rows, at
+# least GRAM_BLOCK_ENTRIES entries and at most MAX_BLOCK_ENTRIES (32 MB). Each block's
+# Gram update is a rank-k update with k its rows, whose BLAS-3 speed falls for small k,
+# and the d^2 sum and the maps' fixed cost per block add to it; blocks past the caches
+# cost more again. Measured on the project's 2-core machine (binomial pass, columns of
+# a solution's working set, 2-core BLAS): n = 1e5, d = 50 18 ms in blocks of 2621 rows
+# (2^17 entries, the rule before), 14 ms in blocks of 5242-8192, 33 ms of 41943; n = 2e4,
+# d = 50 3.4 -> 2.7 ms; n = 2e4, d = 20 the same 1.9-2.0 ms from 5120 to 8192 rows and
+# 3.4 ms at 52428; n = 1e5, d = 1000 (all columns) 2.7 s in blocks of 131 rows, 1.6 s of
+# 2097
+GRAM_BLOCK_ROWS = 6144
 GRAM_BLOCK_ENTRIES = 2**17
-GRAM_BLOCK_ROWS = 2048
 MAX_BLOCK_ENTRIES = 2**22
 # the number of per-sample vectors G of the Newton step's pass (``second_order``)
 SECOND_ORDER_VECTORS = 3

@@ -129,11 +129,11 @@ def _engines(X):
     return out
 
 
-@pytest.mark.parametrize("n, d", [(300, 6), (5000, 100)])
+@pytest.mark.parametrize("n, d", [(300, 6), (13000, 100)])
 @pytest.mark.parametrize("cols", [None, np.array([0, 3, 4])])
 def test_engine_second_order_matches_numpy(cols, n, d):
     """X beta, the sums, X^T G and the weighted Gram matrix, on every engine (at n =
-    5000, d = 100 over three row blocks of the host engine, the last one partial:
+    13000, d = 100 over three row blocks of the host engine, the last one partial:
     ``engine.GRAM_BLOCK_ROWS``)."""
     rng = np.random.default_rng(2)
     X = rng.standard_normal((n, d))
