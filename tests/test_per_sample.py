@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from fgsm_cvx.families import Binomial, Gaussian, Hinge, Huber
+from fgsm_cvx.families import Binomial, Gaussian, Hinge, Huber, Poisson
 from fgsm_cvx.fast.model import _per_sample
 from fgsm_cvx.fast.objective import adversarial_terms
 
@@ -172,3 +172,49 @@ def test_symmetric_map_equals_its_pieces(family, mu, t, namespace):
     np.testing.assert_array_equal(value_only, value)
     np.testing.assert_allclose(d_eta, -drho * dar, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(d_t, drho, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("mu", [0.0, 0.2])
+@pytest.mark.parametrize("t", [0.0, 3e-3, 0.6])
+def test_poisson_map_equals_its_pieces(mu, t, namespace):
+    """h = (a + b) / 2 + t |x|_mu with a, b = l(eta +- t), x = (a - b) / (2 t) (at mu = 0
+    max(l(eta + t), l(eta - t)) itself), against those written out, and its derivatives
+    against central differences (numpy's in-place map and the expressions every other
+    namespace evaluates)."""
+    rng = np.random.default_rng(6)
+    eta = np.concatenate([rng.uniform(-3.0, 3.0, 300), [-40.0, 0.0, 5.0]])
+    y = rng.poisson(np.exp(np.clip(eta, -4.0, 4.0))).astype(float)
+    xp = np if namespace == "numpy" else pytest.importorskip(namespace)
+
+    def terms(eta_, t_, grad=True):
+        out = adversarial_terms(Poisson(), xp.asarray(y), xp.asarray(eta_), t_, mu,
+                                grad=grad, xp=xp)
+        return tuple(np.asarray(v) for v in out) if grad else np.asarray(out)
+
+    def loss(v):
+        return np.exp(v) - y * v
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, d_eta, d_t = terms(eta, t)
+        value_only = terms(eta, t, grad=False)
+    if t == 0.0:
+        want = loss(eta)
+    else:
+        a, b = loss(eta + t), loss(eta - t)
+        x = np.exp(eta) * np.sinh(t) / t - y
+        ax = np.where(np.abs(x) <= mu, x * x / (2.0 * mu) + mu / 2.0, np.abs(x)) if mu \
+            else np.abs(x)
+        want = 0.5 * (a + b) + t * ax
+        if mu == 0.0:
+            np.testing.assert_allclose(want, np.maximum(a, b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(value, want, rtol=1e-11, atol=1e-12)
+    np.testing.assert_array_equal(value_only, value)
+    h = 1e-6
+    fd_eta = (terms(eta + h, t, False) - terms(eta - h, t, False)) / (2.0 * h)
+    smooth = np.abs(np.exp(eta) * (np.sinh(t) / t if t else 1.0) - y) > 1e-4  # (off kinks)
+    np.testing.assert_allclose(d_eta[smooth], fd_eta[smooth], rtol=1e-5, atol=1e-6)
+    if t > 0.0:
+        fd_t = (terms(eta, t + h, False) - terms(eta, t - h, False)) / (2.0 * h)
+        np.testing.assert_allclose(d_t[smooth], fd_t[smooth], rtol=1e-5, atol=1e-6)

@@ -112,6 +112,8 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
     if isinstance(family, Poisson):
         # a, b = e^{eta +- t} - y (eta +- t): (a + b)/2 = e^eta cosh t - y eta and
         # x = (a - b)/(2t) = e^eta sinh(t)/t - y, written without the cancellation of a - b.
+        if xp is np:
+            return _poisson_terms_inplace(y, eta, t, mu, grad)
         e = xp.exp(eta)
         sinhc, dsinhc, _, ch, sh = _sinhc_derivatives(t)
         ax, dax = huber_abs(e * sinhc - y, mu, xp)
@@ -196,6 +198,49 @@ def _symmetric_terms_inplace(family, y, eta, t, mu, grad):
     r *= drho
     np.negative(r, out=r)
     return value, r, drho
+
+
+def _poisson_terms_inplace(y, eta, t, mu, grad):
+    """``adversarial_terms`` of the Poisson loss on numpy arrays: the same formulas with
+    four to six n-vectors where the expressions make about twenty-five.
+
+    With e = e^eta, s(t) = sinh(t) / t and x = e s - y: h = e cosh t - y eta + t |x|_mu,
+    dh/deta = e cosh t - y + |x|_mu' e sinh t (t s = sinh t) and
+    dh/dt = e sinh t + |x|_mu + t |x|_mu' e s'(t).
+    """
+    e = np.exp(eta)
+    sinhc, dsinhc, _, ch, sh = _sinhc_derivatives(t)
+    x = np.multiply(e, sinhc)
+    x -= y
+    ax = np.abs(x)
+    if mu > 0.0:  # |x|_mu = |x| + max(mu - |x|, 0)^2 / (2 mu)
+        gap = np.subtract(mu, ax)
+        np.maximum(gap, 0.0, out=gap)
+        gap *= gap
+        gap *= 0.5 / mu
+        ax += gap
+    value = np.multiply(e, ch)
+    tmp = np.multiply(y, eta)
+    value -= tmp
+    np.multiply(ax, t, out=tmp)
+    value += tmp
+    if not grad:
+        return value
+    if mu > 0.0:  # |x|_mu' = clip(x / mu, -1, 1)
+        x *= 1.0 / mu
+        np.clip(x, -1.0, 1.0, out=x)
+    else:
+        np.sign(x, out=x)
+    x *= e  # |x|_mu' e
+    d_t = np.multiply(x, t * dsinhc)
+    d_t += ax
+    np.multiply(e, sh, out=tmp)
+    d_t += tmp
+    x *= sh
+    np.multiply(e, ch, out=tmp)
+    x += tmp
+    x -= y
+    return value, x, d_t
 
 
 def has_second_order(family):
