@@ -213,7 +213,7 @@ def newton_calls(monkeypatch):
     monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
     monkeypatch.setattr(fast_solver, "NEWTON_MIN_ENTRIES", 0)
     # the machinery, whatever the cost model would choose (tested on its own below)
-    monkeypatch.setattr(fast_solver._Identification, "newton_pays", lambda *args: True)
+    monkeypatch.setattr(fast_solver._Identification, "newton_pays", lambda *a, **k: True)
     return _record_newton(monkeypatch)
 
 
@@ -522,6 +522,44 @@ def test_the_switch_to_newton_weighs_passes():
     assert slow.newton_pays(tol, newton_pass_cost=6.0)
     assert run(1.2).newton_pays(tol, newton_pass_cost=6.0)  # not contracting
     assert run(0.5, steps=2).newton_pays(tol, newton_pass_cost=6.0)
+    # the unsmoothed loss: Newton's single stage (3 passes) against FISTA's ~31 passes
+    # and the flat check's pass after them
+    assert fast.newton_pays(tol, newton_pass_cost=6.0, one_stage=True)  # 18 <= 37
+    assert fast.newton_pays(tol, newton_pass_cost=14.0, one_stage=True)  # 42 <= 45
+    assert not fast.newton_pays(tol, newton_pass_cost=20.0, one_stage=True)  # 60 > 51
+
+
+@pytest.mark.parametrize("family", ["binomial", "gaussian"])
+def test_the_unsmoothed_loss_weighs_its_single_stage(family, monkeypatch):
+    """The switch after FISTA's identification run is asked with ``one_stage`` for the
+    unsmoothed (logistic) loss only; a large cold logistic solve that the single-stage
+    model hands to Newton ends at the objective of the one that FISTA finishes."""
+    asked = []
+    pays = fast_solver._Identification.newton_pays
+
+    def recorded(self, tol, cost, one_stage=False):
+        asked.append(one_stage)
+        return pays(self, tol, cost, one_stage=one_stage)
+
+    monkeypatch.setattr(fast_solver._Identification, "newton_pays", recorded)
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 1000)
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_ENTRIES", 0)
+    rng = np.random.default_rng(7)
+    n, d = 4000, 40
+    X = rng.standard_normal((n, d))
+    X[:, 1:] = 0.6 * X[:, :-1] + 0.8 * X[:, 1:]  # correlated neighbours
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.3)
+    eta = X @ beta * 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float) if family == "binomial" \
+        else eta + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation="l1", eps=0.0)
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    res = fc.solve(prob, backend="fast")
+    assert asked and set(asked) == {family == "binomial"}
+    monkeypatch.setattr(fast_solver._Identification, "newton_pays",
+                        lambda self, tol, cost, one_stage=False: False)
+    ref = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    assert abs(res.objective - ref.objective) <= 1e-8 * abs(ref.objective)
 
 
 @pytest.mark.parametrize("fit_intercept", [False, True])
