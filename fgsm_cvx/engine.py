@@ -189,7 +189,9 @@ class HostEngine:
         beta_x = xp.asarray(beta, device=self.device) if self.xp is not np else beta
         etas, total = [], 0
         d = self.shape[1]
-        size = min(max(GRAM_BLOCK_ENTRIES, GRAM_BLOCK_ROWS * d), MAX_BLOCK_ENTRIES)
+        cap = MAX_BLOCK_ENTRIES if cols is None or 2 * len(cols) >= d else \
+            PARTIAL_BLOCK_ENTRIES
+        size = min(max(GRAM_BLOCK_ENTRIES, GRAM_BLOCK_ROWS * d), cap)
         for rows, block in _row_blocks(self.X, size=size):
             eta = block @ beta_x
             eta = np.asarray(eta).ravel() if sp.issparse(block) else eta
@@ -406,10 +408,16 @@ def _block_sums(*blocks, fn, n_sums, rmatvec):
 # (2^17 entries, the rule before), 14 ms in blocks of 5242-8192, 33 ms of 41943; n = 2e4,
 # d = 50 3.4 -> 2.7 ms; n = 2e4, d = 20 the same 1.9-2.0 ms from 5120 to 8192 rows and
 # 3.4 ms at 52428; n = 1e5, d = 1000 (all columns) 2.7 s in blocks of 131 rows, 1.6 s of
-# 2097
+# 2097. Where the Gram matrix takes under half the columns the pass is bound by reading
+# X (its block read by X_k beta, X_k^T G and the columns' copy), and a block of at most
+# PARTIAL_BLOCK_ENTRIES (4 MB) stays in cache between them: n = 1e5, d = 1000, |W| =
+# 100 took 268 ms in blocks of 4096 rows, 136-144 ms in blocks of 512-768 (with
+# np.take for the columns: their fancy-index copy took 1.9 ms of a 4096-row block's
+# 6 ms, np.take 0.75)
 GRAM_BLOCK_ROWS = 6144
 GRAM_BLOCK_ENTRIES = 2**17
 MAX_BLOCK_ENTRIES = 2**22
+PARTIAL_BLOCK_ENTRIES = 2**19
 # the number of per-sample vectors G of the Newton step's pass (``second_order``)
 SECOND_ORDER_VECTORS = 3
 
@@ -431,7 +439,7 @@ def _block_second_order(X_k, eta, *vectors, fn, cols, n_sums):
     else:
         XtG = (xp.stack(G, axis=0) @ X_k).T  # (G^T X_k)^T: one product with X_k
         if cols is not None:
-            X_k = X_k[:, cols] if xp is np else \
+            X_k = np.take(X_k, cols, axis=1) if xp is np else \
                 xp.take(X_k, xp.asarray(cols, device=aac.device(X_k)), axis=1)
         XW = X_k * root[:, None]
         gram = XW.T @ XW  # numpy: A^T A of one buffer is a symmetric rank-k update
