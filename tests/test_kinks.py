@@ -591,3 +591,47 @@ def test_line_search_finds_the_minimum_along_the_step(alpha):
             assert abs(k[pin] + tau * dk[pin]) <= 1e-9 * (1.0 + np.abs(k).max())
         kinds.add("kink" if pin is not None else "full" if tau == 1.0 else "between")
     assert kinds == {"kink", "between", "full"}, kinds
+
+
+def test_poisson_try_constrains_no_more_samples_than_the_manifold_has_unknowns(monkeypatch):
+    """Poisson's try starts with the band's samples nearest their kinks constrained, at
+    most as many as the unknowns: the manifold's coordinates, fewer than beta_W's where
+    the L1 set's l-inf shift ties coordinates at max |beta_j|. Every KKT system of the
+    solve has at most as many constraint rows as unknowns (with beta_W's count, 51
+    samples against 43 coordinates made the first system singular, its multipliers
+    1e18-1e21), and the solve ends at the objective of FISTA's continuation alone."""
+    sizes = []
+    solve_kkt = kinks._solve_kkt
+
+    def recorded(K, rhs):
+        sizes.append(K.shape[0])
+        return solve_kkt(K, rhs)
+
+    monkeypatch.setattr(kinks, "_solve_kkt", recorded)
+    unknowns = []
+    system = kinks.newton_system
+
+    def recorded_system(*args, **kwargs):
+        H, grad = system(*args, **kwargs)
+        unknowns.append(H.shape[0])
+        return H, grad
+
+    monkeypatch.setattr(kinks, "newton_system", recorded_system)
+    rng = np.random.default_rng(104)  # (bench_fast.py's data: AR(1) columns, rho 0.3)
+    n, d = 10_000, 50
+    X = rng.standard_normal((n, d))
+    for j in range(1, d):
+        X[:, j] = 0.3 * X[:, j - 1] + np.sqrt(1.0 - 0.09) * X[:, j]
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.3) / np.sqrt(d) * 3
+    y = rng.poisson(np.exp(np.clip(X @ beta, -4, 4))).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="poisson", perturbation="l1", eps=0.0)
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    res = fc.solve(prob, backend="fast")
+    assert sizes and len(sizes) == len(unknowns)
+    assert all(k - m <= m for k, m in zip(sizes, unknowns, strict=True)), \
+        [(k, m) for k, m in zip(sizes, unknowns, strict=True) if k - m > m]
+    # the same problem without the pinned step: FISTA's continuation to the end
+    monkeypatch.setattr(fast_solver.kinks, "covers", lambda family: False)
+    ref = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    assert ref.n_iter > res.n_iter and \
+        abs(res.objective - ref.objective) <= 1e-7 * abs(ref.objective)

@@ -173,6 +173,13 @@ def _release(model, point, rows, idx, eta, t, old, new):
     point._gram += R.T @ (d_ee[:, None] * R)
 
 
+def _unknowns(manifold, beta, W, signs, fit_intercept):
+    """The step's unknowns on the manifold at beta: its coordinates (``newton.basis``:
+    fewer than beta_W's where ``_Max``'s ties hold) and the intercept's."""
+    P = basis(manifold, beta, W, signs, fit_intercept)
+    return W.shape[0] + int(fit_intercept) if P is None else P.shape[1]
+
+
 def _row_W(A, W, fit_intercept):
     """The rows (or row) A on the unknowns (beta_W, b_c): the columns W, and a column of
     ones for the intercept."""
@@ -523,8 +530,13 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         # Poisson's k is not linear in the step, which the prediction and the crossing
         # test of the band rely on: the whole band starts constrained, at most as many
         # samples as unknowns (beta_W, b_c), the nearest their kinks (the prediction
-        # measured 1.5-3x the iterations on its n = 2000 test problems)
-        m = W.shape[0] + int(fit_intercept)
+        # measured 1.5-3x the iterations on its n = 2000 test problems). The unknowns
+        # are the manifold's coordinates: fewer than beta_W's where ``_Max``'s ties hold
+        # (``basis``); with as many constraints as beta_W and b_c the KKT system was
+        # singular there (an L1 set, 9 coordinates tied at max |beta_j|: multipliers of
+        # 1e18-1e21, released one at a time in an order set by rounding, and the try
+        # ran out of its changes on some data and not on other)
+        m = _unknowns(manifold, beta, W, manifold.working(beta, {})[1], fit_intercept)
         con[band[np.argsort(np.abs(k[band]))[:m]]] = True
         ref[con] = 0.0
         band = band[:0]
@@ -553,8 +565,10 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             break  # a step too long (e^eta overflowed): Newton has no line search here
         eta = model.engine.fetch(point.Xb)[0] + b
         k = _coordinate(model, y, eta, t, derivatives=False)
-        # (no sample is pinned where there is no kink: t = 0 or alpha = 1)
-        limit = W.shape[0] + int(fit_intercept) if _kink(model, t) > 0.0 else 0
+        # (no sample is pinned where there is no kink: t = 0 or alpha = 1; at most as
+        # many as the manifold's unknowns, ``_unknowns``)
+        limit = _unknowns(manifold, beta, W, signs, fit_intercept) \
+            if _kink(model, t) > 0.0 else 0
         if stepped and not _crossings(model, point, k, eta, t, ref, con, flips, limit,
                                       most):
             break  # the step crossed too many kinks: far from the solution
