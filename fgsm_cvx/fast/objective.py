@@ -125,6 +125,26 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
                               "use backend='cvxpy'")
 
 
+def _smooth_abs_inplace(ax, mu):
+    """|x| -> |x|_mu in place (``huber_abs``): ax += max(mu - ax, 0)^2 / (2 mu)."""
+    if mu > 0.0:
+        gap = np.subtract(mu, ax)
+        np.maximum(gap, 0.0, out=gap)
+        gap *= gap
+        gap *= 0.5 / mu
+        ax += gap
+
+
+def _smooth_slope_inplace(x, mu):
+    """x -> d|x|_mu/dx in place (``huber_abs``): clip(x / mu, -1, 1), sign(x) at
+    mu = 0."""
+    if mu > 0.0:
+        x *= 1.0 / mu
+        np.clip(x, -1.0, 1.0, out=x)
+    else:
+        np.sign(x, out=x)
+
+
 def _logistic_terms_inplace(z, eta, t, grad):
     """``adversarial_terms`` of the logistic margin form phi(m) = log(1 + e^{-m}),
     m = z eta - t, on numpy arrays: the same formulas with three to five n-vectors where
@@ -171,12 +191,7 @@ def _symmetric_terms_inplace(family, y, eta, t, mu, grad):
     """
     r = np.subtract(y, eta)
     u = np.abs(r)
-    if mu > 0.0:  # |r|_mu = |r| + max(mu - |r|, 0)^2 / (2 mu)
-        gap = np.subtract(mu, u)
-        np.maximum(gap, 0.0, out=gap)
-        gap *= gap
-        gap *= 0.5 / mu
-        u += gap
+    _smooth_abs_inplace(u, mu)
     u += t
     threshold = getattr(family, "threshold", None)
     if threshold is None:
@@ -190,11 +205,7 @@ def _symmetric_terms_inplace(family, y, eta, t, mu, grad):
         value *= drho
     if not grad:
         return value
-    if mu > 0.0:  # d|r|_mu/dr = clip(r / mu, -1, 1)
-        r *= 1.0 / mu
-        np.clip(r, -1.0, 1.0, out=r)
-    else:
-        np.sign(r, out=r)
+    _smooth_slope_inplace(r, mu)
     r *= drho
     np.negative(r, out=r)
     return value, r, drho
@@ -242,12 +253,7 @@ def _poisson_terms_inplace(y, eta, t, mu, grad):
     x = np.multiply(e, sinhc)
     x -= y
     ax = np.abs(x)
-    if mu > 0.0:  # |x|_mu = |x| + max(mu - |x|, 0)^2 / (2 mu)
-        gap = np.subtract(mu, ax)
-        np.maximum(gap, 0.0, out=gap)
-        gap *= gap
-        gap *= 0.5 / mu
-        ax += gap
+    _smooth_abs_inplace(ax, mu)
     value = np.multiply(e, ch)
     tmp = np.multiply(y, eta)
     value -= tmp
@@ -255,11 +261,7 @@ def _poisson_terms_inplace(y, eta, t, mu, grad):
     value += tmp
     if not grad:
         return value
-    if mu > 0.0:  # |x|_mu' = clip(x / mu, -1, 1)
-        x *= 1.0 / mu
-        np.clip(x, -1.0, 1.0, out=x)
-    else:
-        np.sign(x, out=x)
+    _smooth_slope_inplace(x, mu)
     x *= e  # |x|_mu' e
     d_t = np.multiply(x, t * dsinhc)
     d_t += ax
