@@ -1071,3 +1071,22 @@ def test_flat_valley_of_a_smoothed_loss_is_not_called_optimal(program, monkeypat
     assert res.certificate.dual_objective is not None  # (the program's bound)
     work, certified = budgets[-1]
     assert certified and (work == np.inf) == (program == "last resort"), budgets
+
+
+def test_intercept_polish_stops_where_convexity_bounds_the_gain():
+    """Probes whose secant slopes bound the search's gain in its window below 10 tol
+    (convexity: F(b + h) >= F(b) + s_lo h, F(b - h) >= F(b) - s_hi h) end the polish at
+    the best probe after three evaluations; Brent's search would spend ~20 more for a
+    gain below 1e-13. Slopes above that bound still search (the kink case above)."""
+    from fgsm_cvx.fast.solver import _polish_intercept
+
+    def fn(b):
+        return 1.0 + 5e-8 * abs(b - 0.300002)
+
+    model = _OneDimensional(fn)
+    b = _polish_intercept(model, None, 0.3, 0.0, tol=1e-10)
+    assert model.calls == 3
+    assert fn(b) <= fn(0.3) and fn(b) - fn(0.300002) <= 1e-9
+    steeper = _OneDimensional(lambda b: 1.0 + 5e-6 * abs(b - 0.300002))
+    b = _polish_intercept(steeper, None, 0.3, 0.0, tol=1e-10)
+    assert steeper.calls > 3 and abs(b - 0.300002) <= 1e-8

@@ -272,12 +272,14 @@ def _polish_intercept(model, Xb, b, t, tol):
     is linear, not quadratic, in the offset. The objective is convex in b, so a bounded
     Brent search around the iterate only lowers it; no product with X is needed.
 
-    Two cheaper exits come first, from probes at b +- delta (``tol`` is absolute):
+    Three cheaper exits come first, from probes at b +- delta (``tol`` is absolute):
 
     * for convex F with F(b +- delta) >= F(b) the minimiser b* lies within delta of b
       and, the slope at b being bounded by the secant on the side away from b*,
       F(b) - F(b*) <= max(F(b - delta), F(b + delta)) - F(b): b stands when that is
       below tol (probes may fall by rounding, 1e-14 |F|, which the bound includes);
+    * convexity bounds what the search could gain within its window from the two
+      secant slopes; below 10 tol the best of the three points stands;
     * where F is smooth near b, the parabola through the three values has its vertex
       at b - s / c (s, c its slope and curvature); one evaluation there, accepted when
       it lowers F and lands within tol of the parabola's prediction (the model fits).
@@ -292,6 +294,15 @@ def _polish_intercept(model, Xb, b, t, tol):
     if min(f_lo, f_hi) >= f0 - rounding and max(f_lo, f_hi) - f0 + rounding <= tol:
         return b
     width = 1e-2 * (1.0 + abs(b))
+    # convexity bounds what the search could gain in its window: the right derivative
+    # at b is at least the left secant's slope s_lo and the left derivative at most the
+    # right secant's s_hi, so F(b + h) >= F(b) + s_lo h and F(b - h) >= F(b) - s_hi h.
+    # A gain below 10 tol (the continuation's own test) ends it at the best probe: a
+    # gaussian solve at n = 1e5, d = 50 5e-6 from the intercept's optimum (at most
+    # 1e-11 to gain) spent 23 evaluations of F there, 5% of the solve
+    s_lo, s_hi = (f0 - f_lo - rounding) / delta, (f_hi - f0 + rounding) / delta
+    if width * max(-s_lo, s_hi, 0.0) <= 10.0 * tol:
+        return min((f0, b), (f_lo, b - delta), (f_hi, b + delta))[1]
     slope, curvature = (f_hi - f_lo) / (2 * delta), (f_hi + f_lo - 2 * f0) / delta**2
     if curvature > 0 and abs(slope) < width * curvature:
         vertex = b - slope / curvature
