@@ -517,7 +517,7 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     cap = working_set_cap(model)
     most = PINNED_PER_WORKING_SET * cap  # constrained samples
     kkt_budget = KKT_SOLVES * (16.0 / 3.0) * float(cap) ** 3  # flops
-    W = manifold.working(beta, {})[0]
+    W, signs = manifold.working(beta, {})
     if W is None or not np.any(beta):  # beta = 0 (eps >= eps_max): FISTA's answer
         return state, np.inf, np.inf, 0, False
     t = eps * manifold.value(beta)
@@ -529,14 +529,14 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     if not predicts(model.family):
         # Poisson's k is not linear in the step, which the prediction and the crossing
         # test of the band rely on: the whole band starts constrained, at most as many
-        # samples as unknowns (beta_W, b_c), the nearest their kinks (the prediction
-        # measured 1.5-3x the iterations on its n = 2000 test problems). The unknowns
-        # are the manifold's coordinates: fewer than beta_W's where ``_Max``'s ties hold
-        # (``basis``); with as many constraints as beta_W and b_c the KKT system was
-        # singular there (an L1 set, 9 coordinates tied at max |beta_j|: multipliers of
-        # 1e18-1e21, released one at a time in an order set by rounding, and the try
-        # ran out of its changes on some data and not on other)
-        m = _unknowns(manifold, beta, W, manifold.working(beta, {})[1], fit_intercept)
+        # samples as unknowns, the nearest their kinks (the prediction measured 1.5-3x
+        # the iterations on its n = 2000 test problems). The unknowns are the manifold's
+        # coordinates (``_unknowns``), fewer than beta_W's and b_c where ``_Max``'s ties
+        # hold; counting beta_W and b_c made the KKT system singular there (an L1 set, 9
+        # coordinates tied at max |beta_j|: multipliers of 1e18-1e21, released one at a
+        # time in an order set by rounding, and the try ran out of its changes on some
+        # data and not on other)
+        m = _unknowns(manifold, beta, W, signs, fit_intercept)
         con[band[np.argsort(np.abs(k[band]))[:m]]] = True
         ref[con] = 0.0
         band = band[:0]
