@@ -77,8 +77,6 @@ def check_X(X, stats=None):
         _check_numeric_dtype(X.data, "X")
         if X.dtype not in (np.float64, np.float32):
             X = X.astype(np.float64)
-        if not np.all(np.isfinite(X.data)):
-            raise ValueError("X contains NaN or infinity")
     else:
         if hasattr(X, "to_numpy"):  # pandas DataFrame
             X = _from_pandas(X)
@@ -93,14 +91,12 @@ def check_X(X, stats=None):
                              f"got {X.ndim}-d array of shape {X.shape}")
         if X.dtype not in (np.float64, np.float32):
             X = X.astype(np.float64)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X contains NaN or infinity")
+    _check_entries(X.data if sp.issparse(X) else X)
     n, d = X.shape
     if n < 1:
         raise ValueError("X has no samples (0 rows)")
     if d < 1:
         raise ValueError("X has no features (0 columns)")
-    _check_magnitude(X.data if sp.issparse(X) else X)
     return X
 
 
@@ -108,14 +104,23 @@ def check_X(X, stats=None):
 X_MAGNITUDE = 1e100
 
 
-def _check_magnitude(data):
-    """ValueError where the largest |entry| is beyond ``X_MAGNITUDE`` or below its
-    inverse: the backends' rescaling reads the entries' sum of squares, which overflows
-    (1e155: the fast path's step search never ended, the cvxpy backend's answer was
-    wrong and called optimal) or underflows (1e-165: a zero fit called optimal)."""
+def _check_entries(data):
+    """ValueError where an entry is NaN or infinite, or the largest |entry| is beyond
+    ``X_MAGNITUDE`` or below its inverse (but zero): the backends' rescaling reads the
+    entries' sum of squares, which overflows (1e155: the fast path's step search never
+    ended, the cvxpy backend's answer was wrong and called optimal) or underflows
+    (1e-165: a zero fit called optimal).
+
+    One maximum and one minimum over the entries test both: each is NaN where an entry
+    is (the reductions propagate NaN) and infinite where one is +-inf. (A separate
+    ``np.all(np.isfinite(X))`` made a third pass and an n x d boolean temporary: 7 ms
+    -> 5 ms at n = 1e5, d = 50, each problem's construction.)"""
     if not data.size:
         return
-    largest = max(abs(float(data.max())), abs(float(data.min())))
+    high, low = float(data.max()), float(data.min())
+    if not (np.isfinite(high) and np.isfinite(low)):
+        raise ValueError("X contains NaN or infinity")
+    largest = max(abs(high), abs(low))
     if largest > X_MAGNITUDE or 0.0 < largest < 1.0 / X_MAGNITUDE:
         raise ValueError(f"X's largest entry is {largest:.3g} in absolute value: beyond "
                          f"[{1.0 / X_MAGNITUDE:.0e}, {X_MAGNITUDE:.0e}] the solvers' sums of "

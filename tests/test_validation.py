@@ -342,3 +342,22 @@ def test_x_scaled_within_the_accepted_range_solves_the_same(backend):
         res = fc.solve(fc.AdversarialProblem(Z * k, v, eps=0.0), backend=backend, tol=1e-10)
         np.testing.assert_allclose(res.coef * k, ref.coef, rtol=1e-6)
         assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("layout", ["float64", "float32", "fortran", "csr", "csc"])
+def test_each_non_finite_entry_is_refused(value, layout):
+    """One NaN, +inf or -inf anywhere in X, dense (either dtype, either order) or sparse,
+    is refused: the check reads it from X's maximum and minimum (NaN propagates through
+    both; +inf shows in the maximum only, -inf in the minimum only), not from a separate
+    pass; a finite X of the same layout is accepted."""
+    A = rng.standard_normal((30, 4))
+    A[A < 0.5] = 0.0  # (stored entries for the sparse layouts)
+    convert = {"float64": np.asarray, "float32": lambda M: M.astype(np.float32),
+               "fortran": np.asfortranarray, "csr": sp.csr_matrix, "csc": sp.csc_matrix}
+    y = rng.standard_normal(30)
+    fc.AdversarialProblem(convert[layout](A), y)  # finite: accepted
+    i, j = np.argwhere(A != 0.0)[7]
+    A[i, j] = value
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        fc.AdversarialProblem(convert[layout](A), y)
