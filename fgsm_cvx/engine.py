@@ -144,6 +144,15 @@ class HostEngine:
         """X^T g (length d; ``fetch`` brings it to the host)."""
         return np.asarray(self.XT @ g).ravel()
 
+    def rmatvecs(self, *gs):
+        """X^T g for each of the length-n vectors ``gs`` in one read of X: the (k, d)
+        host array G X, G = (g_1; ...; g_k) of shape (k, n). For dense C-ordered X, X^T g
+        is OpenBLAS's gemv on rows of d entries, which does not stream X in parallel
+        (2.3 ms at n = 1e5, d = 50 against 1.1 ms for X beta); G X is one gemm over the
+        rows: two vectors in 1.3-1.4x the time of one (``model._gaussian_second_order``)."""
+        G = np.stack(gs)
+        return np.asarray(self.XT @ G.T).T if sp.issparse(self.X) else G @ self.X
+
     @staticmethod
     def dot(w, v):
         """sum_i w_i v_i (a scalar on the engine)."""
@@ -211,6 +220,13 @@ class HostEngine:
         return float(w @ row_sq)
 
 
+def _each_rmatvec(engine, gs):
+    """``HostEngine.rmatvecs`` on an engine whose X stays where it is: one X^T g each,
+    fetched, stacked on the host as (k, d)."""
+    return np.stack([np.asarray(engine.fetch(engine.rmatvec(g))[0], dtype=np.float64)
+                     for g in gs])
+
+
 def _host(v):
     """A fetched value as a float (0-d) or a numpy array."""
     if isinstance(v, (float, int, np.generic)):
@@ -252,6 +268,9 @@ class ArrayAPIEngine(HostEngine):
 
     def dot(self, w, v):
         return w @ v  # 1-d @ 1-d is the inner product in the array API
+
+    def rmatvecs(self, *gs):
+        return _each_rmatvec(self, gs)
 
     def rows(self, idx):
         idx = self.xp.asarray(np.asarray(idx, dtype=np.int64), device=self.device)
@@ -312,6 +331,9 @@ class DaskEngine(HostEngine):
     def rmatvec(self, g):
         # (X^T g)_j = sum over row blocks k of (X_k^T g_k)_j: a tree of d-vectors
         return self.X.T @ g
+
+    def rmatvecs(self, *gs):
+        return _each_rmatvec(self, gs)
 
     @staticmethod
     def dot(w, v):
