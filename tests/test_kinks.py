@@ -635,3 +635,73 @@ def test_poisson_try_constrains_no_more_samples_than_the_manifold_has_unknowns(m
     ref = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
     assert ref.n_iter > res.n_iter and \
         abs(res.objective - ref.objective) <= 1e-7 * abs(ref.objective)
+
+
+def _poisson_newton_log(monkeypatch, fail_first=False):
+    """Below the Newton size rule's real sizes: (problems' log of steps, list) where each
+    Newton stage appends ("N", mu, converged) and each pinned try ("P", converged); the
+    size rule lowered so that n = 600, d = 8 counts as large (a cold solve by Newton
+    stages), and the stage-end try due at any work. ``fail_first``: the first try
+    reports failure after one pass, whatever it found."""
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_SAMPLES", 100)
+    monkeypatch.setattr(fast_solver, "NEWTON_MIN_ENTRIES", 1000)
+    monkeypatch.setattr(fast_solver, "PINNED_STAGE_END", 0.0)
+    log, newton, pinned = [], fast_solver.newton, kinks.pinned_newton
+
+    def logged_newton(*args, **kwargs):
+        out = newton(*args, **kwargs)
+        log.append(("N", args[5], out[4]))  # (args: model, manifold, prox, fit, state, mu)
+        return out
+
+    def logged_pinned(*args, **kwargs):
+        if fail_first and not any(step[0] == "P" for step in log):
+            log.append(("P", False))
+            return args[4], np.inf, np.inf, 1, False  # (args: ..., eps, state, mu, ...)
+        out = pinned(*args, **kwargs)
+        log.append(("P", out[4]))
+        return out
+
+    monkeypatch.setattr(fast_solver, "newton", logged_newton)
+    monkeypatch.setattr(kinks, "pinned_newton", logged_pinned)
+    return log
+
+
+def _poisson_problem(seed, perturbation):
+    rng = np.random.default_rng(seed)
+    n, d = 600, 8
+    X = rng.standard_normal((n, d))
+    y = rng.poisson(np.exp(0.3 * X[:, 0] - 0.2 * X[:, 1] + 0.5)).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="poisson", perturbation=perturbation)
+    return prob.with_params(eps=0.2 * fc.eps_max(prob))
+
+
+@pytest.mark.parametrize("perturbation", ["linf", "l2"])
+def test_poisson_newton_solve_tries_the_pinned_step_at_its_first_stage_end(perturbation,
+                                                                           monkeypatch):
+    """A cold Poisson solve by Newton stages tries the pinned step at the end of its
+    first stage (not once the work reaches PINNED_MIN_WORK), which certifies the exact
+    solution there: Clarabel's objective to 1e-8 relative. (Before, the continuation
+    ran two or three more Newton stages: at n = 1e5, d = 50 56 -> 24 iterations.)"""
+    for seed in range(3):
+        log = _poisson_newton_log(monkeypatch)
+        prob = _poisson_problem(seed, perturbation)
+        res = fc.solve(prob, backend="fast")
+        assert log[0][0] == "N" and log[0][2] and log[1] == ("P", True), log
+        assert len(log) == 2, log  # (the try ended the solve)
+        ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+        assert abs(res.objective - ref.objective) <= 1e-8 * abs(ref.objective), \
+            (res.objective, ref.objective)
+
+
+def test_poisson_newton_solve_tries_again_at_the_next_stage_end(monkeypatch):
+    """A stage-end try that fails does not end the stage-end tries: the next stage's end
+    tries again (each stage's solution is nearer the exact one), and it certifies."""
+    log = _poisson_newton_log(monkeypatch, fail_first=True)
+    prob = _poisson_problem(0, "linf")
+    res = fc.solve(prob, backend="fast")
+    kinds = [step[0] for step in log]
+    assert kinds[:4] == ["N", "P", "N", "P"] and log[1] == ("P", False) \
+        and log[3] == ("P", True), log
+    assert log[2][1] == pytest.approx(0.1 * log[0][1])  # (the next, finer stage)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    assert abs(res.objective - ref.objective) <= 1e-8 * abs(ref.objective)
