@@ -122,6 +122,7 @@ class HostEngine:
         self.X = X
         self.XT = X.T.tocsr() if sp.issparse(X) and X.format == "csc" else X.T
         self.shape = X.shape
+        _heap_vectors(X.shape[0])
 
     def errstate(self):
         """Silence overflow in e^eta (inf is the honest value, tested by the callers)."""
@@ -218,6 +219,28 @@ class HostEngine:
         else:
             row_sq = np.einsum("ij,ij->i", self.X, self.X)
         return float(w @ row_sq)
+
+
+HEAP_VECTORS = 8
+
+
+def _heap_vectors(n):
+    """Have glibc's malloc serve the per-sample maps' n-vector temporaries from its heap.
+
+    Its allocations above the mmap threshold (128 kB at first) are mapped afresh and
+    unmapped when freed, so that each such temporary costs a page fault per 4 kB at
+    first touch; freeing a mapped block raises the threshold to that block's size (up
+    to 32 MB), and the heap's trim threshold to twice it, after which blocks below it
+    are reused from the heap. One block of ``HEAP_VECTORS`` n-vectors (at most 32 MB),
+    allocated (untouched) and freed here, raises both above the maps' live
+    temporaries (with 2 n-vectors, the heap's top was trimmed between iterations and
+    the maps were as slow as before).
+    Measured at n = 1e5, d = 50: a gaussian ``L2`` solve (FISTA, two maps an iteration)
+    0.17 s against 0.11 s once the threshold had risen; before, the validation's
+    n x d boolean temporary (``np.isfinite(X)``) had raised it by the way. A no-op
+    where the allocator is another or the threshold is already higher; the threshold
+    stops at 32 MB, so n-vectors above n = 4e6 are mapped whatever is done."""
+    np.empty(min(HEAP_VECTORS * n, 2**22 - 1024))
 
 
 def _each_rmatvec(engine, gs):
