@@ -545,8 +545,9 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
     its line search, for a path's predicted point: ``PINNED_FIRST_SHARE``), and where it
     fails FISTA's first stage and the early try follow as if there had been no try.
     ``every_stage_end``: with ``early_exact``, the step is tried at the end of every
-    stage (once the work reaches ``stage_end_due``), not only until its first try, and
-    such a try that fails before it was due leaves the schedule of the others (Poisson's
+    stage (once the work reaches ``stage_end_due``), not only until its first try; such
+    a try that fails before it was due is followed by the next stage end's once the
+    work has grown by its cost, and moves the others' schedule by that cost (Poisson's
     cold solves by Newton: ``solve_fast``).
     Where the exact step has failed, the continuation's stopping test asks it once more.
     Returns (beta, b, t, F_mu, residual relative to the objective scale, iterations).
@@ -631,7 +632,8 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         reduced program) counts as no try. ``budget``: a reduced program's, in FISTA
         iterations (default the work so far); ``step``: the step to try (default
         ``exact_step``)."""
-        nonlocal total_iter, work, due, tried, declined, declined_work, better
+        nonlocal total_iter, work, due, tried, declined, declined_work, better, \
+            stage_end_due
         if hasattr(exact_step, "work"):  # (a reduced program's budget: ``ReducedStep``)
             exact_step.work = work if budget is None else budget
         out = (exact_step if step is None else step)(state, mu, tol_grad,
@@ -643,7 +645,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         total_iter += out[3]
         early = every_stage_end and work < due  # (a stage end's try before it was due)
         work += 3.0 * out[3]
-        if not early:
+        if early:
+            # the next stage end's try once the solve has done as much work again as
+            # this one cost, the others' schedule moved by that cost (``every_stage_end``)
+            stage_end_due, due = work + 3.0 * out[3], due + 3.0 * out[3]
+        else:
             due = 2.0 * work  # after a failure: once the solve's work has doubled
         if out[4]:
             return out[:3]
@@ -1215,19 +1221,23 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     early_exact = kinks.predicts(prob.family) and not large
     # Poisson's cold solves by Newton (from the size rule on): the pinned step is tried
     # at the end of every stage, from the stage's solution, where Newton has converged
-    # it (``every_stage_end``). Newton's stages are 10-16 passes each, and at
-    # mu = 1e-2 of the objective scale the try (the band's samples nearest their kinks
-    # constrained) certified in 6-8 passes where the continuation had two or three more
-    # stages to go: bench_fast.py's Poisson at n = 1e5, d = 50 Linf 56 -> 24
-    # iterations, L2 50 -> 28, Group 65 -> 42; 56 problems at n = 2e4, d = 100 (AR(1)
-    # columns, rho 0 and 0.6, seven sets, 0.05 and 0.2 eps_max) 10636 -> 6886 in all.
-    # A try that fails there (one pass where the band holds too many samples for the
-    # KKT system to settle) does not postpone the regular tries (``_minimise``): it
-    # did, doubling the work before the next, and four of the 56 took 1.2-1.6x the
-    # iterations. Below the size rule (FISTA's stages) and on warm starts (an eps
-    # path's Newton stages of 1-7 passes) the rule is PINNED_MIN_WORK's: tried at each
-    # stage's end, Poisson's try failed there more often than it saved (a masked set
-    # at n = 1e4: 52 -> 222 iterations; 50-radius paths at n = 2e4, d = 20 no faster)
+    # it (``every_stage_end``). Newton's stages take 10-16 passes each at n = 1e5, and
+    # from the first stage's solution (mu = 1e-2 of the objective scale) the try, the
+    # band's samples nearest their kinks constrained, certified in 6-10 passes where
+    # two or three more stages followed. bench_fast.py's Poisson at n = 1e5, d = 50,
+    # seven sets: 346 -> 248 iterations in all (Linf and the box 56 -> 24, L2 50 -> 28,
+    # Group 65 -> 42; WeightedLinf 41 -> 51, a try that failed after 9 passes); on the
+    # generator's next draw 309 -> 277 (Linf 47 -> 60: a try stuck at its first
+    # residual for 12 passes); 56 problems at n = 2e4, d = 100 (AR(1) columns, rho 0
+    # and 0.6, seven sets, 0.05 and 0.2 eps_max) 10636 -> 6496. A try that fails there
+    # is not tried again until the solve has done as much work again as it cost, and
+    # moves the regular tries (PINNED_MIN_WORK's doubling) by that cost: counted as
+    # work, its passes had made the next regular try due at once (a second failure),
+    # and doubling after it, four of the 56 took 1.2-1.6x the iterations. Below the
+    # size rule (FISTA's stages) and on warm starts (an eps path's Newton stages of
+    # 1-7 passes) the rule is PINNED_MIN_WORK's: at each stage's end there, Poisson's
+    # try failed more often than it saved (a masked set at n = 1e4: 52 -> 222
+    # iterations; 50-radius paths at n = 2e4, d = 20 no faster)
     stage_ends = isinstance(prob.family, Poisson) and large and warm_start is None
     # below the size rule a warm start takes Newton, a candidate solution the cheaper
     # probe (one FISTA step: 1-2 iterations in all, where Newton's check costs 3-4), and
