@@ -218,3 +218,30 @@ def test_poisson_map_equals_its_pieces(mu, t, namespace):
     if t > 0.0:
         fd_t = (terms(eta, t + h, False) - terms(eta, t - h, False)) / (2.0 * h)
         np.testing.assert_allclose(d_t[smooth], fd_t[smooth], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("mu, pieces", [(0.0, False), (0.2, False), (0.0, True)])
+@pytest.mark.parametrize("t", [0.0, 3e-3, 0.6])
+def test_poisson_second_order_terms_in_place_equal_the_expressions(t, mu, pieces, alpha):
+    """Poisson's second-order terms: numpy's in-place map (the Newton and pinned passes)
+    against the expressions every other namespace evaluates (array_api_strict), on the
+    smoothed |x|, its reference-sign pieces (the pinned step: -1, 0, +1) and the clean
+    mix; with the smoothing band populated (|x| <= mu for a fifth of the samples)."""
+    from fgsm_cvx.fast.objective import second_order_terms
+
+    xps = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(8)
+    eta = np.concatenate([rng.uniform(-3.0, 3.0, 300), [-40.0, 0.0, 5.0]])
+    y = rng.poisson(np.exp(np.clip(eta, -4.0, 4.0))).astype(float)
+    scale = np.sinh(t) / t if t else 1.0
+    band = rng.random(eta.shape[0]) < 0.2  # x = e^eta s - y within mu of 0
+    y[band] = np.exp(eta[band]) * scale + rng.uniform(-0.15, 0.15, int(band.sum()))
+    ref = rng.choice([-1.0, 0.0, 1.0], eta.shape[0]) if pieces else None
+    got = second_order_terms(Poisson(), y, eta, t, mu, alpha, np, ref=ref)
+    want = second_order_terms(Poisson(), xps.asarray(y), xps.asarray(eta), t, mu, alpha,
+                              xps, ref=None if ref is None else xps.asarray(ref))
+    names = ("H", "H_e", "H_t", "H_ee", "H_et", "H_tt")
+    for name, g, w in zip(names, got, want, strict=True):
+        assert isinstance(g, np.ndarray) and g.shape == eta.shape, name
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-12, atol=1e-12, err_msg=name)
