@@ -240,7 +240,7 @@ def _heap_vectors(n):
     n x d boolean temporary (``np.isfinite(X)``) had raised it by the way. A no-op
     where the allocator is another or the threshold is already higher; the threshold
     stops at 32 MB, so n-vectors above n = 4e6 are mapped whatever is done."""
-    np.empty(min(HEAP_VECTORS * n, 2**22 - 1024))
+    np.empty(min(HEAP_VECTORS * n, 2**22 - 1024))  # (freed at once: never touched)
 
 
 def _each_rmatvec(engine, gs):
