@@ -245,3 +245,31 @@ def test_poisson_second_order_terms_in_place_equal_the_expressions(t, mu, pieces
     for name, g, w in zip(names, got, want, strict=True):
         assert isinstance(g, np.ndarray) and g.shape == eta.shape, name
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_poisson_second_order_terms_in_place_where_e_squared_overflows(alpha):
+    """Predictors of 360-700 (e^eta finite, e^{2 eta} past the float range: a far warm
+    start's first passes) outside the smoothing band: the band's curvature term
+    A'' e^2 is 0 there, and the in-place map gives the expressions' finite terms, not
+    inf * 0 = NaN (a Poisson solve warm-started at coefficients of 100 took a NaN
+    Newton pass for a step and ran its shift to 9e279). And s(t)'s derivatives at such
+    shifts are inf or NaN, not an OverflowError."""
+    from fgsm_cvx.fast.objective import _sinhc_derivatives, second_order_terms
+
+    xps = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(9)
+    eta = rng.uniform(360.0, 700.0, 200)
+    y = rng.poisson(3.0, 200).astype(float)
+    with np.errstate(all="ignore"):
+        got = second_order_terms(Poisson(), y, eta, 0.6, 0.2, alpha, np)
+        want = second_order_terms(Poisson(), xps.asarray(y), xps.asarray(eta), 0.6, 0.2,
+                                  alpha, xps)
+    for name, g, w in zip(("H", "H_e", "H_t", "H_ee", "H_et", "H_tt"), got, want,
+                          strict=True):
+        w = np.asarray(w)
+        assert np.all(np.isfinite(w)), name  # (the reference is finite here)
+        np.testing.assert_allclose(g, w, rtol=1e-9, err_msg=name)
+    with np.errstate(all="ignore"):
+        s, s1, s2, ch, sh = _sinhc_derivatives(9e279)
+    assert np.isinf(s) and np.isinf(ch) and not np.isfinite(s2)

@@ -397,9 +397,11 @@ def _poisson_second_inplace(y, eta, t, mu, alpha, ref):
     x -= y
     P = None  # A'' e^2 with A'' = 1{|x| <= mu} / mu: zero but inside the smoothing band
     if mu > 0.0:
-        P = np.multiply(e, e)
+        # (the indicator first: outside the band e^2 may overflow, and inf * 0 is NaN)
+        P = (np.abs(x) <= mu).astype(np.float64)
         P *= 1.0 / mu
-        P *= np.abs(x) <= mu
+        P *= e
+        P *= e
     if ref is not None:
         slope = np.asarray(ref, dtype=np.float64)
         A = np.multiply(slope, x)
@@ -454,7 +456,9 @@ def _sinhc_derivatives(t):
         t2 = t * t
         return 1.0 + t2 / 6.0 + t2 * t2 / 120.0, t / 3.0 + t * t2 / 30.0, \
             1.0 / 3.0 + t2 / 10.0, ch, sh
-    return sh / t, (t * ch - sh) / (t * t), (t * t * sh - 2.0 * t * ch + 2.0 * sh) / t**3, \
+    # (products, not t**3: a Python float's power raises OverflowError past 1e103)
+    t3 = t * t * t
+    return sh / t, (t * ch - sh) / (t * t), (t * t * sh - 2.0 * t * ch + 2.0 * sh) / t3, \
         ch, sh
 
 
