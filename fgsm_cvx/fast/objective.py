@@ -254,24 +254,31 @@ def _poisson_terms_inplace(y, eta, t, mu, grad):
     x -= y
     ax = np.abs(x)
     _smooth_abs_inplace(ax, mu)
-    value = np.multiply(e, ch)
-    tmp = np.multiply(y, eta)
-    value -= tmp
-    np.multiply(ax, t, out=tmp)
-    value += tmp
+    value = _poisson_value(e, y, eta, t, ch, ax)
     if not grad:
         return value
     _smooth_slope_inplace(x, mu)
     x *= e  # |x|_mu' e
     d_t = np.multiply(x, t * dsinhc)
     d_t += ax
-    np.multiply(e, sh, out=tmp)
+    tmp = np.multiply(e, sh)
     d_t += tmp
     x *= sh
     np.multiply(e, ch, out=tmp)
     x += tmp
     x -= y
     return value, x, d_t
+
+
+def _poisson_value(e, y, eta, t, ch, A):
+    """e cosh t - y eta + t A, the Poisson term (e = e^eta) with A its |x| part (|x|_mu,
+    or a piece's s x: ``second_order_terms``), with one temporary."""
+    value = np.multiply(e, ch)
+    tmp = np.multiply(y, eta)
+    value -= tmp
+    np.multiply(A, t, out=tmp)
+    value += tmp
+    return value
 
 
 def has_second_order(family):
@@ -419,11 +426,7 @@ def _poisson_second_inplace(y, eta, t, mu, alpha, ref):
             out += c2 * P
         return out
 
-    H = np.multiply(e, ch)
-    tmp = np.multiply(y, eta)
-    H -= tmp
-    np.multiply(A, t, out=tmp)
-    H += tmp
+    H = _poisson_value(e, y, eta, t, ch, A)
     H_e = collect(ch, sh)
     H_e -= y
     H_t = collect(sh, t * s1)
@@ -439,9 +442,9 @@ def _poisson_second_inplace(y, eta, t, mu, alpha, ref):
         H_e += clean
         H_e -= alpha * y
         H += clean
-        np.multiply(y, eta, out=tmp)
-        tmp *= alpha
-        H -= tmp
+        clean_y = np.multiply(y, eta)
+        clean_y *= alpha
+        H -= clean_y
     return H, H_e, H_t, H_ee, H_et, H_tt
 
 
