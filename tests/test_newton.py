@@ -928,3 +928,43 @@ def test_general_p_sets_take_newton_on_badly_scaled_columns(set_name, monkeypatc
     ref = fc.solve(prob.with_params(eps=res.eps), backend="cvxpy", solver="CLARABEL",
                    tol=1e-10)
     assert res.objective == pytest.approx(ref.objective, rel=1e-7)
+
+
+def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
+    """Huber's Newton stages form no Gram matrix past ``MAX_WORKING_SET`` columns
+    (``solver.solve_fast``'s cap): past it a pass cost 5-7 X^T (X v) passes at
+    d = 1000 and the smoothed stages stalled (n = 1e5, d = 1000, ``Linf``: 223-240 ->
+    66-71 passes). At n = 5000, d = 400 (the size rule's least), 180 nonzero
+    coefficients: with ``newton.newton_cap`` Newton passes of more columns run, with the
+    cap none does; both solves reach the same optimum (FISTA's continuation against
+    Newton's stages: two routes) within the tolerance, and the capped one's Newton work
+    in Gram entries (n |W|^2 a pass) is below the uncapped one's."""
+    from fgsm_cvx import engine as engine_module
+    from fgsm_cvx.fast import newton as newton_module
+
+    rng = np.random.default_rng(3)
+    n, d = 5000, 400
+    X = rng.standard_normal((n, d))
+    y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.6) / np.sqrt(d) * 3) \
+        + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="huber", eps=1.0)
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    grams, original = [], engine_module.HostEngine.second_order
+
+    def recorded(self, fn, beta, *vectors, cols, n_sums):
+        grams.append(self.shape[1] if cols is None else len(cols))
+        return original(self, fn, beta, *vectors, cols=cols, n_sums=n_sums)
+
+    monkeypatch.setattr(engine_module.HostEngine, "second_order", recorded)
+    capped = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    capped_grams = list(grams)
+    assert all(m <= newton_module.MAX_WORKING_SET for m in capped_grams), capped_grams
+    init = fast_solver._NewtonStage.__init__
+    monkeypatch.setattr(fast_solver._NewtonStage, "__init__",
+                        lambda self, *a, cap=None, **k: init(self, *a, **k))
+    grams.clear()
+    uncapped = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    assert any(m > newton_module.MAX_WORKING_SET for m in grams), grams
+    assert sum(m * m for m in capped_grams) < sum(m * m for m in grams)
+    assert np.count_nonzero(capped.coef) > newton_module.MAX_WORKING_SET
+    assert capped.objective == pytest.approx(uncapped.objective, rel=1e-8)

@@ -693,7 +693,7 @@ class _Rates:
 
 
 def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_passes=16,
-           rates=None, gap_tol=None):
+           rates=None, gap_tol=None, cap=None):
     """``_newton`` with floating-point overflow silenced: a step on a nearly singular
     system (an eps path of nearly-LAD Huber, diabetes with y x 1e4, near a vertex of the
     loss's pieces) can be ~1e308 long, where sigma(beta) and X beta overflow; the line
@@ -701,11 +701,11 @@ def newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pas
     RuntimeWarnings reached the user."""
     with np.errstate(over="ignore", invalid="ignore"):
         return _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol,
-                       max_passes, rates, gap_tol)
+                       max_passes, rates, gap_tol, cap)
 
 
 def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_passes=16,
-            rates=None, gap_tol=None):
+            rates=None, gap_tol=None, cap=None):
     """Damped Newton on the manifold of ``state`` = (beta, b, t, X beta), at smoothing mu.
 
     ``prox(v_beta, v_t, L)`` is FISTA's projection onto K, L its curvature estimate and
@@ -726,10 +726,11 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
     (near the solution it is accepted, and that pass serves the next step), or by a
     gradient-only pass when the quadratic rate observed so far (``rates``, a dict kept
     along an eps path; ``_Rates``) predicts that the trial point meets the tolerance;
-    otherwise, and for the halvings, by the objective alone.
+    otherwise, and for the halvings, by the objective alone. ``cap``: the largest working
+    set (default ``newton_cap``).
     """
     beta = np.array(state[0], dtype=np.float64)
-    cap = newton_cap(model)
+    cap = newton_cap(model) if cap is None else cap
     W, signs = manifold.working(beta, {})
     if W is None or W.shape[0] > cap:
         return state, np.inf, np.inf, 0, False
