@@ -363,26 +363,30 @@ def test_gaussian_program_waits_for_the_work_it_costs(n, d, monkeypatch):
 def test_huber_program_of_most_samples_waits_for_the_work_it_costs(monkeypatch):
     """Huber's far samples shrink its program only where most residuals lie beyond the
     threshold (nearly LAD); with most within it (small noise) the program is nearly the
-    whole problem, as the gaussian loss's, and waits as that one does for the work it
-    costs (``linear_pieces.program_pays``): a Huber fit at n = 5000, d = 400 spent 9.8 s
-    in such a program where FISTA alone finished in 1.3 s. With the pinned step failing
-    every try, each try runs its program exactly where the cost model says it pays for
-    its near samples (the first here does not: unbudgeted, it ran), and the solve
-    reaches the optimum either way."""
+    whole problem, as the gaussian loss's, and past ``HUBER_PROGRAM_SECONDS`` of the
+    cost model it waits as that one does for the work it costs
+    (``linear_pieces.program_pays``, ``program_floor``): a Huber fit at n = 5000,
+    d = 400 spent 9.8 s in such a program (modelled 21.6 s) where FISTA alone finished
+    in 1.3 s. Here the floor is lowered to 0.1 s so that a problem of a test's size
+    (n = 600, d = 150, the program modelled at ~0.4 s) is past it. With the pinned step
+    failing every try, each try runs its program exactly where the cost model says it
+    pays for its near samples (the first here does not: unbudgeted, it ran), and the
+    solve reaches the optimum either way."""
+    monkeypatch.setattr(lp, "HUBER_PROGRAM_SECONDS", 0.1)
     monkeypatch.setattr(kinks, "pinned_newton",
                         lambda model, manifold, fit_intercept, eps, state, *a, **k:
                         (state, np.inf, np.inf, 1, False))
     sizes, tries, original = [], [], lp.symmetric_exact
     pays_for = lp.program_pays_for
 
-    def sized(model, m, work):
-        sizes.append(m)
-        return pays_for(model, m, work)
+    def sized(model, m, work, floor):
+        sizes.append((m, floor))
+        return pays_for(model, m, work, floor)
 
     def recorded(*args, work, **kwargs):
         sizes.clear()
         out, lower = original(*args, work=work, **kwargs)
-        tries.append((work, sizes[0] if sizes else None, out[3] is not None))
+        tries.append((work, *(sizes[0] if sizes else (None, None)), out[3] is not None))
         return out, lower
 
     monkeypatch.setattr(lp, "program_pays_for", sized)
@@ -395,7 +399,27 @@ def test_huber_program_of_most_samples_waits_for_the_work_it_costs(monkeypatch):
     prob = prob.with_params(eps=0.1 * fc.eps_max(prob))
     res = fc.solve(prob, backend="fast")
     assert tries  # (asked after the pinned step's failures)
-    assert all(m is not None and ran == lp.program_pays(m, n, d, work)
-               for work, m, ran in tries), tries
-    assert tries[0][1] > n // 2 and not tries[0][2], tries  # most samples near: declined
+    assert all(floor == 0.1 for _, _, floor, _ in tries), tries  # (Huber, dense rows)
+    assert all(m is not None and ran == lp.program_pays(m, n, d, work, floor=0.1)
+               for work, m, _, ran in tries), tries
+    assert tries[0][1] > n // 2 and not tries[0][3], tries  # most samples near: declined
     _check(prob, res, rel=1e-6)
+
+
+def test_huber_program_floor_on_dense_and_sparse_rows():
+    """``program_floor``: Huber's program on dense rows runs whatever the work up to
+    HUBER_PROGRAM_SECONDS of the cost model (its early programs paid on small problems:
+    n = 400, d = 150, ``L1``, 0.27 s with them, 0.60 s with the gaussian's floor);
+    the gaussian loss's, and any on sparse rows, up to PROGRAM_MIN_SECONDS."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 5))
+    y = X[:, 0] + rng.standard_normal(50)
+    floors = {}
+    for family in ("huber", "gaussian"):
+        for name, data in (("dense", X), ("sparse", sp.csr_matrix(X * (X > 1.0)))):
+            prob = fc.AdversarialProblem(data, y, family=family, eps=0.1)
+            floors[family, name] = lp.program_floor(Model(prob, fast_scaling(prob)))
+    assert floors == {("huber", "dense"): lp.HUBER_PROGRAM_SECONDS,
+                      ("huber", "sparse"): lp.PROGRAM_MIN_SECONDS,
+                      ("gaussian", "dense"): lp.PROGRAM_MIN_SECONDS,
+                      ("gaussian", "sparse"): lp.PROGRAM_MIN_SECONDS}, floors

@@ -35,8 +35,9 @@ randomized survey found such solves ending 1e-6 to 4e-3 above the optimum after
 thousands of iterations. The gaussian loss has no linear piece: every sample is near, and
 the program is the whole problem, tried only where it is small (n at most
 MAX_NEAR_PER_UNKNOWN samples per unknown). Every program, Huber's too, waits until the
-solve's work so far pays for it (``program_pays``): a nearly-LAD fit's is small and
-pays at once, one with most residuals within the threshold is nearly the whole problem.
+solve's work so far pays for it (``program_pays``), Huber's on dense rows only past a
+larger floor (``program_floor``): a nearly-LAD fit's is small and runs at once, one with
+most residuals within the threshold is nearly the whole problem.
 """
 
 from __future__ import annotations
@@ -68,31 +69,44 @@ GROWTH = 4
 # FISTA iteration about ITERATION_SECONDS = (2.5e-4, 2e-8, 3.4e-10) as fixed + per sample
 # + per entry (its Python work, per-sample maps, two products: 0.3 ms at 1000 x 250,
 # 0.9 ms at 2e4 x 20). A solve at n = 2500, d = 250 (L2) had spent 8.4 s in two programs
-# where its FISTA iterations and pinned steps took 0.7 s. Huber's program is budgeted
-# alike: on nearly-LAD fits, which FISTA does not finish, its far samples make it small
-# enough to pay at once.
+# where its FISTA iterations and pinned steps took 0.7 s. Huber's program on dense rows
+# runs at once up to HUBER_PROGRAM_SECONDS, budgeted alike beyond: on nearly-LAD fits,
+# which FISTA does not finish, its far samples make it small; and below that floor its
+# early programs were worth their cost (n = 400, d = 150, L1: 0.27 s with them, 0.60 s
+# and 801 iterations with the gaussian's floor), while with most residuals within the
+# threshold it is nearly the whole problem (n = 5000, d = 400: 9.8 s in one program,
+# modelled 21.6 s, where FISTA alone finished in 1.3 s). (Sparse rows keep the
+# gaussian's floor: a Huber program of tf-idf rows at n = 5000, d = 1000 took 3 s where
+# FISTA had finished in 0.17 s.)
 PROGRAM_SECONDS = 3e-8
 ITERATION_SECONDS = (2.5e-4, 2e-8, 3.4e-10)
 PROGRAM_MIN_SECONDS = 0.05
+HUBER_PROGRAM_SECONDS = 1.0
 
 
-def program_pays(m, n, d, work, density=1.0):
+def program_pays(m, n, d, work, density=1.0, floor=PROGRAM_MIN_SECONDS):
     """Whether a program of m near samples (of n, d columns) costs at most twice the
-    work so far (``work`` FISTA iterations) or PROGRAM_MIN_SECONDS, in the cost model
+    work so far (``work`` FISTA iterations) or ``floor`` seconds, in the cost model
     above; rows of ``density`` (sparse X, ``model.Model.program_rows``) cost that
     fraction of dense ones (a rough model: the factorisation's fill depends on the
     pattern)."""
     fixed, per_sample, per_entry = ITERATION_SECONDS
     iteration = fixed + per_sample * n + density * per_entry * n * d
-    return PROGRAM_SECONDS * density * m * d * d <= \
-        max(PROGRAM_MIN_SECONDS, 2.0 * work * iteration)
+    return PROGRAM_SECONDS * density * m * d * d <= max(floor, 2.0 * work * iteration)
 
 
-def program_pays_for(model, m, work):
+def program_floor(model):
+    """The seconds up to which ``model``'s program runs whatever the work so far:
+    HUBER_PROGRAM_SECONDS for Huber on dense rows, PROGRAM_MIN_SECONDS otherwise."""
+    huber = _threshold(model.family) > 0.0 and not model.sparse_rows()
+    return HUBER_PROGRAM_SECONDS if huber else PROGRAM_MIN_SECONDS
+
+
+def program_pays_for(model, m, work, floor=PROGRAM_MIN_SECONDS):
     """``program_pays`` for a program of m rows of ``model``'s X (its n, d and, for
     sparse rows, density)."""
     n, d = model.engine.shape
-    return program_pays(m, n, d, work, model.density())
+    return program_pays(m, n, d, work, model.density(), floor)
 
 
 def covers(family, perturbation):
@@ -305,8 +319,8 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     FISTA iterations. Returns ((state, F, gap, passes, certified), lower bound); not
     certified, the programs' best point and F there (the given state and inf where no
     program was solved); passes None where the step declined (too many near samples,
-    or for the gaussian loss a program costlier than the work so far:
-    ``program_pays``; ``work`` infinite: the solve's last resort before an error,
+    or a program costlier than the work so far: ``program_pays``, past
+    ``program_floor``; ``work`` infinite: the solve's last resort before an error,
     ``solver._minimise``). ``final`` (the solve's last try) changes nothing here: the
     rounds are limited by the near set's cap only.
     """
@@ -323,13 +337,11 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
     entries = model.row_entries()  # (d, or fewer for sparse X's rows)
     near = near_set(dist, w, mu, unknowns, entries, widen=widen)
-    # (every program is budgeted, Huber's too: its far samples shrink it only where most
-    # residuals lie beyond the threshold (nearly LAD, where it is small and pays at
-    # once); with most within it the program is nearly the whole problem, a Huber fit at
-    # n = 5000, d = 400 spent 9.8 s in one where FISTA alone finished in 1.3 s; and
-    # sparse rows lift the near set's cap, ``Model.row_entries``: a program of tf-idf
-    # rows, n = 5000, d = 1000, took 3 s where FISTA had finished in 0.17 s)
-    if near is None or not program_pays_for(model, np.count_nonzero(near), work):
+    # (every program is budgeted, Huber's on dense rows above a larger floor: its far
+    # samples shrink it only where most residuals lie beyond the threshold; with most
+    # within it, it is nearly the whole problem; ``program_floor``)
+    if near is None or not program_pays_for(model, np.count_nonzero(near), work,
+                                            program_floor(model)):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)
