@@ -379,9 +379,9 @@ def test_huber_program_of_most_samples_waits_for_the_work_it_costs(monkeypatch):
     sizes, tries, original = [], [], lp.symmetric_exact
     pays_for = lp.program_pays_for
 
-    def sized(model, m, work, floor):
-        sizes.append((m, floor))
-        return pays_for(model, m, work, floor)
+    def sized(model, m, work):
+        sizes.append((m, lp.program_floor(model)))
+        return pays_for(model, m, work)
 
     def recorded(*args, work, **kwargs):
         sizes.clear()

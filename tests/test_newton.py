@@ -932,13 +932,14 @@ def test_general_p_sets_take_newton_on_badly_scaled_columns(set_name, monkeypatc
 
 def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
     """Huber's Newton stages form no Gram matrix past ``MAX_WORKING_SET`` columns
-    (``solver.solve_fast``'s cap): past it a pass cost 5-7 X^T (X v) passes at
+    (``newton.newton_cap``): past it a pass cost 5-7 X^T (X v) passes at
     d = 1000 and the smoothed stages stalled (n = 1e5, d = 1000, ``Linf``: 223-240 ->
     66-71 passes). At n = 5000, d = 400 (the size rule's least), 180 nonzero
-    coefficients: with ``newton.newton_cap`` Newton passes of more columns run, with the
-    cap none does; both solves reach the same optimum (FISTA's continuation against
-    Newton's stages: two routes) within the tolerance, and the capped one's Newton work
-    in Gram entries (n |W|^2 a pass) is below the uncapped one's."""
+    coefficients: with the other families' cap (``pass_limit_cap``) Newton passes of
+    more columns run, with Huber's none does; both solves reach the same optimum
+    (FISTA's continuation against Newton's stages: two routes) within the tolerance, and
+    the capped one's Newton work in Gram entries (n |W|^2 a pass) is below the
+    uncapped one's."""
     from fgsm_cvx import engine as engine_module
     from fgsm_cvx.fast import newton as newton_module
 
@@ -959,9 +960,9 @@ def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
     capped = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
     capped_grams = list(grams)
     assert all(m <= newton_module.MAX_WORKING_SET for m in capped_grams), capped_grams
-    init = fast_solver._NewtonStage.__init__
-    monkeypatch.setattr(fast_solver._NewtonStage, "__init__",
-                        lambda self, *a, cap=None, **k: init(self, *a, **k))
+    monkeypatch.setattr(newton_module, "newton_cap",  # (the other families' rule)
+                        lambda model: max(newton_module.working_set_cap(model),
+                                          newton_module.pass_limit_cap(model)))
     grams.clear()
     uncapped = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
     assert any(m > newton_module.MAX_WORKING_SET for m in grams), grams

@@ -102,11 +102,11 @@ def program_floor(model):
     return HUBER_PROGRAM_SECONDS if huber else PROGRAM_MIN_SECONDS
 
 
-def program_pays_for(model, m, work, floor=PROGRAM_MIN_SECONDS):
-    """``program_pays`` for a program of m rows of ``model``'s X (its n, d and, for
-    sparse rows, density)."""
+def program_pays_for(model, m, work):
+    """``program_pays`` for a program of m rows of ``model``'s X (its n, d, for sparse
+    rows density, and ``program_floor``)."""
     n, d = model.engine.shape
-    return program_pays(m, n, d, work, model.density(), floor)
+    return program_pays(m, n, d, work, model.density(), program_floor(model))
 
 
 def covers(family, perturbation):
@@ -340,8 +340,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     # (every program is budgeted, Huber's on dense rows above a larger floor: its far
     # samples shrink it only where most residuals lie beyond the threshold; with most
     # within it, it is nearly the whole problem; ``program_floor``)
-    if near is None or not program_pays_for(model, np.count_nonzero(near), work,
-                                            program_floor(model)):
+    if near is None or not program_pays_for(model, np.count_nonzero(near), work):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)

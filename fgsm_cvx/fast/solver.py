@@ -1026,18 +1026,17 @@ class _Chained:
 
 
 class _NewtonStage:
-    """``newton.newton`` on one problem: called with (state, mu, L, tol, max_passes).
-    ``cap``: its largest working set (None: ``newton.newton_cap``)."""
+    """``newton.newton`` on one problem: called with (state, mu, L, tol, max_passes)."""
 
-    def __init__(self, model, manifold, prox, fit_intercept, eps, cache, cap=None):
+    def __init__(self, model, manifold, prox, fit_intercept, eps, cache):
         self.args = (model, manifold, prox, fit_intercept)
-        self.manifold, self.eps, self.cap = manifold, eps, cap
+        self.manifold, self.eps = manifold, eps
         # Newton's observed quadratic rates, shared along an eps path (``newton._Rates``)
         self.rates = cache.setdefault("fast_newton_rates", {})
 
     def __call__(self, state, mu, L, tol, max_passes, gap_tol=None):
         return newton(*self.args, state, mu, self.eps, L, tol, max_passes=max_passes,
-                      rates=self.rates, gap_tol=gap_tol, cap=self.cap)
+                      rates=self.rates, gap_tol=gap_tol)
 
     def pass_cost(self, beta):
         return pass_cost(self.manifold, beta)
@@ -1265,20 +1264,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     structure = Free() if eps == 0.0 and not isinstance(shift, BoxShift) else \
         manifold_of(shift, prob.n_features)
     manifold = structure if has_second_order(prob.family) and (large or near) else None
-    # Huber's Newton stages stop at ``working_set_cap`` (MAX_WORKING_SET columns), not at
-    # ``newton.newton_cap``: past it a pass costs 5-7 X^T (X v) passes at d = 1000
-    # (``pass_cost`` predicts 3.4 for |W| = 175) and the smoothed stages stalled, 16
-    # passes without converging (rho'' jumps at the threshold as well as in the band),
-    # where FISTA's iterations cost about one pass each. Measured, ``newton_cap`` against
-    # this cap: n = 1e5, d = 1000, ``Linf`` 223-240 -> 66-71 passes; 20-radius
-    # paths at n = 4000, d = 400 5.4-6.3 -> 4.6-5.0 s (AR(1) columns, rho = 0.9) and
-    # 2.2-2.7 -> 1.9-2.0 s (rho = 0); other solves at d = 400 and 1000 within the noise.
-    # Poisson's larger Newton passes were measured too, and kept: 35% fewer passes
-    # without them for `L2` at n = 1e5, d = 200 and 300, but 17% more time on the
-    # correlated path above
     newton_step = None if manifold is None else _NewtonStage(
-        model, manifold, prox, prob.fit_intercept, eps, prob._cache,
-        cap=working_set_cap(model) if isinstance(prob.family, Huber) else None)
+        model, manifold, prox, prob.fit_intercept, eps, prob._cache)
     # the unsmoothed (logistic) loss: FISTA's slow solutions are finished by Newton and
     # tested by its decrement (``_check_flat``), at every size
     check_step = newton_step
