@@ -138,7 +138,10 @@ class HostEngine:
         return v
 
     def matvec(self, beta):
-        """X beta (length n, on the engine)."""
+        """X beta (length n, on the engine). X 0 = 0 takes no pass over X (a cold start's
+        beta = 0: its first objective, and the null objective of a warm start)."""
+        if not np.any(beta):
+            return np.zeros(self.shape[0])
         return np.asarray(self.X @ beta).ravel()
 
     def rmatvec(self, g):
