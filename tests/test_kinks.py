@@ -709,3 +709,38 @@ def test_poisson_newton_solve_tries_again_at_a_later_stage_end(monkeypatch):
                for earlier, later in zip(log[:1] + stages, stages, strict=False)), log
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL")
     assert abs(res.objective - ref.objective) <= 1e-8 * abs(ref.objective)
+
+
+@pytest.mark.parametrize("family,set_name", [("gaussian", "linf"), ("gaussian", "l1"),
+                                             ("huber", "linf")])
+def test_large_cold_solve_tries_the_pinned_step_at_its_first_stage_end(family, set_name,
+                                                                       monkeypatch):
+    """Above the Newton size rule (n = 5000, d = 400: 2e6 entries) a cold solve with
+    ``EARLY_PINNED_MIN_FEATURES`` columns or more tries the pinned step at its first
+    stage's end, as below the rule, and the try certifies the exact solution: the first
+    try came once the work reached ``PINNED_MIN_WORK`` (50-61 iterations on these draws;
+    some solves, ~43 FISTA iterations at n = 1e5, d = 1000, ended before it). Its answer
+    is no worse than the continuation's, which the solve reaches with the step off.
+    (Huber with ``L1`` is left out: its 400 nonzero coefficients are past Huber's working
+    set cap, so FISTA's continuation ends it.)"""
+    pinned_calls = _record_pinned(monkeypatch)
+    rng = np.random.default_rng(zlib.crc32(f"{family}-{set_name}".encode()))
+    n, d = 5000, 400
+    assert n >= fast_solver.NEWTON_MIN_SAMPLES and n * d >= fast_solver.NEWTON_MIN_ENTRIES
+    assert d >= fast_solver.EARLY_PINNED_MIN_FEATURES
+    X = rng.standard_normal((n, d))
+    y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.3) * 3 / np.sqrt(d)) \
+        + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family=family, perturbation=set_name, eps=1.0)
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    res = fc.solve(prob, backend="fast")
+    assert pinned_calls and pinned_calls[0][0], pinned_calls
+    assert res.n_iter < fast_solver.PINNED_MIN_WORK
+    pinned_calls.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kinks, "pinned_newton", lambda *args, **kwargs: (args[4], np.inf,
+                                                                       np.inf, 1, False))
+        patch.setattr(linear_pieces, "covers", lambda *args: False)
+        continued = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
+    assert res.objective <= continued.objective + 1e-12 * abs(continued.objective)
+    assert res.objective == pytest.approx(continued.objective, rel=1e-7)

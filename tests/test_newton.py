@@ -969,3 +969,72 @@ def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
     assert sum(m * m for m in capped_grams) < sum(m * m for m in grams)
     assert np.count_nonzero(capped.coef) > newton_module.MAX_WORKING_SET
     assert capped.objective == pytest.approx(uncapped.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_gaussian_working_set_gram_is_the_hessian_on_its_columns(pinned):
+    """From ``GRAM_RENT_MIN_FEATURES`` columns on, a gaussian pass at a working set W far
+    smaller than d forms W's Gram matrix alone (``newton.gram_columns``; the d x d matrix
+    is formed once such passes have cost as much). It is the Hessian of F_mu in beta_W at
+    fixed t and b_c: the central differences of the pass's gradient X_c^T (w H_e) on W, with the
+    smoothing band (mu > 0) or the pinned step's reference signs (some samples pinned);
+    and it equals the block of the d x d matrix's pass."""
+    from fgsm_cvx.fast import newton as newton_module
+
+    rng = np.random.default_rng(8)
+    n, d = 500, 240
+    X = rng.standard_normal((n, d)) + 0.5  # (the centring matters)
+    y = X[:, :5] @ rng.standard_normal(5) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, eps=0.1, alpha=0.3)
+    model = Model(prob, fast_scaling(prob))
+    W = np.sort(rng.choice(d, 12, replace=False))
+    beta, b, t = np.zeros(d), 0.1, 0.05
+    beta[W] = 0.2 * rng.standard_normal(12)
+    mu, ref = 0.3, None
+    if pinned:
+        eta = model.engine.matvec(beta * model.scale) + b
+        mu, ref = 0.0, np.sign(model.y_host - eta)
+        ref[rng.choice(n, 10, replace=False)] = 0.0
+    point = newton_module._Point(model, beta, b, t, mu, W, ref=ref)
+    assert point.cols is not None and np.array_equal(point.cols, W)
+    assert "fast_gaussian_gram" not in model._cache  # (no d x d matrix yet)
+    G = point.gram(W)
+    h = 1e-6
+    for k, j in enumerate(W):
+        e = np.zeros(d)
+        e[j] = h
+        # (at fixed b_c: b = b_c - s c^T beta moves by ``centred_step``)
+        plus, minus = (model.second_order(beta + s * e, b + model.centred_step(beta, beta + s * e),
+                                          t, mu, None, ref=ref)[2][W, 0] for s in (1.0, -1.0))
+        np.testing.assert_allclose((plus - minus) / (2 * h), G[:, k], rtol=1e-6, atol=1e-8)
+    full = newton_module._Point(model, beta, b, t, mu, W, ref=ref)  # (now cached: all)
+    assert full.cols is None
+    np.testing.assert_allclose(full.gram(W), G, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(full.XtG, point.XtG, rtol=1e-12, atol=1e-14)
+
+
+def test_gaussian_sparse_solution_forms_no_full_gram_matrix(monkeypatch):
+    """A gaussian solve with 250 columns and a sparse solution (``Linf``) forms the Gram
+    matrix of its working set only, never the 250 x 250 one (the cached d x d matrix cost
+    ~36 X^T (X v) passes at n = 1e5, d = 1000 where the working set's cost ~5), and ends
+    at Clarabel's optimum."""
+    from fgsm_cvx import engine as engine_module
+
+    rng = np.random.default_rng(5)
+    n, d = 600, 250
+    X = rng.standard_normal((n, d))
+    y = X[:, :6] @ rng.standard_normal(6) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, eps=1.0)
+    prob = prob.with_params(eps=0.3 * fc.eps_max(prob))
+    grams, original = [], engine_module.HostEngine.second_order
+
+    def recorded(self, fn, beta, *vectors, cols, n_sums):
+        grams.append(self.shape[1] if cols is None else len(cols))
+        return original(self, fn, beta, *vectors, cols=cols, n_sums=n_sums)
+
+    monkeypatch.setattr(engine_module.HostEngine, "second_order", recorded)
+    fast = fc.solve(prob, backend="fast")
+    assert grams and max(grams) < d / 2, grams
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5)

@@ -133,6 +133,15 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
 GRAM_NORM_ROWS = 10_000
 
 
+def _subset_positions(cols, W):
+    """The positions of the sorted columns W within the sorted ``cols``, or None where W
+    is not a subset of them."""
+    pos = np.searchsorted(cols, W)
+    if np.any(pos >= cols.shape[0]) or not np.array_equal(cols[pos], W):
+        return None
+    return pos
+
+
 def uncentred(lin, c):
     """A program's linear part (const, g_beta, g_b, g_t), const + g_beta^T beta + g_b b_c
     + g_t t, in the uncentred intercept b = b_c - c^T beta of ``Model.program_rows``:
@@ -326,7 +335,7 @@ class Model:
         d_B = dar[band]
         curve = d_B * d_B + (u[band] / mu if mu > 0.0 else 0.0)
         excess = w[band] * ((1.0 - a) * curve + a - 1.0)
-        gram, v = self._gaussian_gram(band, excess)
+        gram, v = self._gaussian_gram(band, excess, cols)
         g_b, S_et, S_ee = float(np.sum(wH_e)), -(1.0 - a) * float(np.sum(wdar)), \
             S_w + float(np.sum(excess))
         T, S_tt = (1.0 - a) * float(np.sum(wu)), (1.0 - a) * S_w
@@ -334,7 +343,6 @@ class Model:
         if self.centre is not None:  # X_c^T u = s X^T u - s c sum_i u_i
             XtG = XtG - np.outer(self.centre, [g_b, S_et, S_w])
         XtG[:, 2] += v  # X_c^T (w H_ee) = X_c^T w + X_c,B^T (w_B (H_ee,B - 1))
-        gram = gram if cols is None else gram[np.ix_(cols, cols)]
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
     def constant_curvature(self):
@@ -353,30 +361,63 @@ class Model:
         d = X.shape[1]
         return not sp.issparse(X) or d * d <= 4 * X.nnz
 
-    def _gaussian_gram(self, band, excess):
-        """(X_c^T diag(w H_ee) X_c, X_c,B^T excess) for the gaussian loss: the constant
-        X_c^T W X_c (one blocked pass, cached with the problem: shared along an eps path)
+    def _gaussian_gram(self, band, excess, cols=None):
+        """(X_cW^T diag(w H_ee) X_cW, X_c,B^T excess) for the gaussian loss on the columns
+        W = ``cols`` (None: all): the constant X_cW^T W X_cW (``_constant_gram``)
         corrected by the rows of the band B whose curvature differs,
-        sum_B excess_i x_c,i x_c,i^T with excess = w (H_ee - 1) there, and those rows'
-        product with excess (``_gaussian_second_order``)."""
-        G0 = self._cache.get("fast_gaussian_gram")
-        if G0 is None:
-            def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
-                return [0.0] * 6, [w], w
-
-            G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]), self.y,
-                                          self.w, cols=None, n_sums=6)[3] * self.scale**2
-            if self.centre is not None:
-                # X_c^T W X_c = s^2 X^T W X - (s c)(s c)^T: s X^T w = s c (sum w = 1)
-                G0 = G0 - np.outer(self.centre, self.centre)
-            G0 = self._cache["fast_gaussian_gram"] = 0.5 * (G0 + G0.T)
-        gram, v = G0.copy(), np.zeros(G0.shape[0])
-        step = max(1, 2**17 // max(G0.shape[0], 1))  # rows at a time: O(1) extra memory
+        sum_B excess_i x_cW,i x_cW,i^T with excess = w (H_ee - 1) there, and those rows'
+        product with excess on all columns (``_gaussian_second_order``)."""
+        G0 = self._constant_gram(cols)
+        gram, v = G0.copy(), np.zeros(self.engine.shape[1])
+        step = max(1, 2**17 // max(v.shape[0], 1))  # rows at a time: O(1) extra memory
         for start in range(0, band.shape[0], step):
             A, ex = self.rows(band[start:start + step]), excess[start:start + step]
-            gram += A.T @ (ex[:, None] * A)
+            A_W = A if cols is None else A[:, cols]
+            gram += A_W.T @ (ex[:, None] * A_W)
             v += A.T @ ex
         return gram, v
+
+    def covers_gram(self, cols):
+        """Whether the cached constant Gram matrix (``_constant_gram``) holds the columns
+        ``cols`` (None: all)."""
+        if "fast_gaussian_gram" in self._cache:
+            return True
+        part = self._cache.get("fast_gaussian_gram_part")
+        return cols is not None and part is not None and _subset_positions(part[0], cols) \
+            is not None
+
+    def _constant_gram(self, cols):
+        """X_cW^T W X_cW for the columns W = ``cols`` (None: all), the gaussian loss's
+        Gram matrix off the band: of all columns one blocked pass (n d^2 flops) cached
+        with the problem (shared along an eps path); of a subset (``newton.gram_columns``:
+        a working set far smaller than d) one blocked pass on those columns, the last
+        one cached (a pinned step's passes keep their working set). With the weighted
+        centre c, X_c^T W X_c = s^2 X^T W X - (s c)(s c)^T: s X^T w = s c (sum w = 1),
+        on any subset of the columns alike."""
+        G0 = self._cache.get("fast_gaussian_gram")
+        if G0 is not None:
+            return G0 if cols is None else G0[np.ix_(cols, cols)]
+        part = self._cache.get("fast_gaussian_gram_part")
+        if cols is not None and part is not None:
+            pos = _subset_positions(part[0], cols)
+            if pos is not None:
+                return part[1][np.ix_(pos, pos)]
+
+        def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
+            return [0.0] * 6, [w], w
+
+        G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]), self.y,
+                                      self.w, cols=cols, n_sums=6)[3] * self.scale**2
+        if self.centre is not None:
+            c = self.centre if cols is None else self.centre[cols]
+            G0 = G0 - np.outer(c, c)
+        G0 = 0.5 * (G0 + G0.T)
+        if cols is None:
+            self._cache["fast_gaussian_gram"] = G0
+            self._cache.pop("fast_gaussian_gram_part", None)
+        else:
+            self._cache["fast_gaussian_gram_part"] = (np.array(cols), G0)
+        return G0
 
     def rows(self, idx):
         """The centred, scaled rows X_c[idx] = s X[idx] - s c as a host (|idx|, d) array."""

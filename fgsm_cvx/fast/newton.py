@@ -97,6 +97,44 @@ def newton_cap(model):
     return max(working_set_cap(model), pass_limit_cap(model))
 
 
+# The gaussian loss's Gram matrix of all columns is formed once and cached
+# (``model.Model.constant_curvature``) from this many columns on only after the passes
+# on W's columns alone have cost as much (``gram_columns``)
+GRAM_RENT_MIN_FEATURES = 200
+
+
+def gram_columns(model, W):
+    """The columns whose Gram matrix a Newton pass at the working set W forms: None (all:
+    at |W| >= d / 2 it costs at most 4x W's and serves any working set, so that
+    coordinates entering need no second pass) or W.
+
+    The gaussian loss reads its Gram matrix from the cached X_c^T W X_c of all columns
+    (``model.Model.constant_curvature``): n d^2 flops once, GRAM_PASS_COST d passes by
+    ``pass_cost``'s model, then any pass, working set and radius of a path. From
+    GRAM_RENT_MIN_FEATURES columns on a pass forms W's alone while the passes so formed
+    (``pass_cost`` each, counted in the problem's cache, shared along a path) have cost
+    less than the whole matrix, which is then formed (rent or buy: at most twice the
+    better choice's cost). A cold solve's pinned step at n = 1e5, d = 1000 with 165
+    nonzero coefficients (``Linf``): passes of ~5 X^T (X v) passes each, where the
+    matrix of 1000 columns costs ~36.
+    """
+    d = model.engine.shape[1]
+    if 2 * W.shape[0] >= d:
+        return None
+    if not model.constant_curvature():
+        return W
+    if d < GRAM_RENT_MIN_FEATURES or model.covers_gram(None):
+        return None
+    if model.covers_gram(W):  # (the last working set's, cached)
+        return W
+    rent = model._cache.get("fast_gaussian_gram_rent", 0.0) \
+        + 1.3 + GRAM_PASS_COST * W.shape[0] ** 2 / d
+    if rent >= GRAM_PASS_COST * d:
+        return None  # (buy)
+    model._cache["fast_gaussian_gram_rent"] = rent
+    return W
+
+
 def pass_limit_cap(model):
     """The largest working set whose Newton pass costs at most NEWTON_PASS_LIMIT
     X^T (X v) passes by ``pass_cost``, 1.3 + GRAM_PASS_COST |W|^2 / d."""
@@ -655,11 +693,7 @@ class _Point:
     """One Newton pass at (beta, b): the model's second-order quantities there."""
 
     def __init__(self, model, beta, b, t, mu, W, ref=None):
-        d = beta.shape[0]
-        # the Gram matrix of all columns costs at most 4x that of W when |W| >= d / 2,
-        # and then serves any working set (coordinates entering need no second pass);
-        # a cached one (``working_set_cap``) is corrected on all columns anyway
-        self.cols = None if 2 * W.shape[0] >= d or model.constant_curvature() else W
+        self.cols = gram_columns(model, W)  # (None: all columns)
         self.beta, self.b, self.t = beta, b, t
         (self.Xb, self.f, self.XtG, self._gram, self.sums) = model.second_order(
             beta, b, t, mu, self.cols, ref=ref)
