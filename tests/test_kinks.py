@@ -744,3 +744,25 @@ def test_large_cold_solve_tries_the_pinned_step_at_its_first_stage_end(family, s
         continued = fc.solve(prob.with_params(eps=prob.eps), backend="fast")
     assert res.objective <= continued.objective + 1e-12 * abs(continued.objective)
     assert res.objective == pytest.approx(continued.objective, rel=1e-7)
+
+
+def test_huber_pinned_step_past_128_columns(monkeypatch):
+    """Huber's pinned step takes working sets past 128 columns (``newton.pinned_cap``:
+    up to ``pass_limit_cap``, while its Newton stages stop at 128): an ``L2`` fit with all
+    160 coefficients nonzero is certified by it, at Clarabel's optimum. Before, past 128
+    columns the step declined and FISTA's continuation ran alone (280-740 iterations at
+    d = 300-400, and a last reduced program of all samples: 10-12 s at n = 3000,
+    d = 300)."""
+    pinned_calls = _record_pinned(monkeypatch)
+    rng = np.random.default_rng(11)
+    n, d = 800, 160
+    X = rng.standard_normal((n, d))
+    y = X @ (rng.standard_normal(d) * 3 / np.sqrt(d)) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family=Huber(1.0), perturbation="l2", eps=1.0)
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    fast = fc.solve(prob, backend="fast")
+    assert np.count_nonzero(fast.coef) > MAX_WORKING_SET
+    assert any(converged for converged, _ in pinned_calls), pinned_calls
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5)

@@ -56,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..families import Poisson, _SymmetricFamily
-from .newton import _Point, basis, lift, newton_system, working_set_cap
+from .newton import _Point, basis, lift, newton_system, pinned_cap
 from .objective import _sinhc_derivatives, second_order_terms
 
 # The most constrained samples, in working-set caps (``newton.working_set_cap``): the
@@ -514,7 +514,7 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     # rounding left by the projection and the centring is a zero coordinate
     beta[np.abs(beta) <= 1e-14 * max(float(np.max(np.abs(beta), initial=0.0)), 1e-300)] = 0.0
     y, w = model.y_host, model.w_host
-    cap = working_set_cap(model)
+    cap = pinned_cap(model)
     most = PINNED_PER_WORKING_SET * cap  # constrained samples
     kkt_budget = KKT_SOLVES * (16.0 / 3.0) * float(cap) ** 3  # flops
     W, signs = manifold.working(beta, {})
