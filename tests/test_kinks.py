@@ -429,23 +429,34 @@ def test_a_try_ends_when_its_kkt_solves_exceed_the_budget(wide_gaussian, monkeyp
 def test_many_constrained_samples_are_released_together(wide_gaussian, monkeypatch):
     """Above ``BATCH_RELEASE`` constrained samples a try releases every sample whose
     multiplier exceeds its bound at once: warm-started from the solution at 1.1 eps, the
-    first try certifies Clarabel's optimum; releasing one at a time, as below that
-    size, the first try fails (its active set does not settle within its passes)."""
+    first try certifies Clarabel's optimum in a few KKT solves (8); releasing one at a
+    time, as below that size, the first try fails or takes several times the solves
+    (56, within the budget that ``KKT_MIN_FLOPS`` allows; with the budget of the
+    pass-count rule alone it failed)."""
     make, ref = wide_gaussian
+    solves, solve_kkt = [], kinks._solve_kkt
+
+    def counted(K, rhs):
+        solves.append(K.shape[0])
+        return solve_kkt(K, rhs)
+
+    monkeypatch.setattr(kinks, "_solve_kkt", counted)
     prob = make()
     start = fc.solve(prob.with_params(eps=1.1 * prob.eps), backend="fast")
     calls = _record_working_sets(monkeypatch)
+    solves.clear()
     fast = fc.solve(prob, backend="fast", warm_start=start)
     assert calls and calls[0][0], calls
+    batch = len(solves)
     assert (fast.objective - ref.objective) / abs(ref.objective) <= 1e-8
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5 * (1 + np.abs(ref.coef).max()))
-    calls.clear()
     monkeypatch.setattr(kinks, "BATCH_RELEASE", np.inf)
     prob = make()
     start = fc.solve(prob.with_params(eps=1.1 * prob.eps), backend="fast")
     calls.clear()
+    solves.clear()
     fc.solve(prob, backend="fast", warm_start=start)
-    assert calls and not calls[0][0], calls
+    assert calls and (not calls[0][0] or len(solves) >= 4 * batch), (calls, solves, batch)
 
 
 
@@ -765,4 +776,31 @@ def test_huber_pinned_step_past_128_columns(monkeypatch):
     assert any(converged for converged, _ in pinned_calls), pinned_calls
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5)
+
+
+def test_gaussian_pinned_step_on_small_x_takes_every_column(monkeypatch):
+    """On small X the pinned step's cap by cost relative to a pass (``KKT_PASSES``) and by
+    memory relative to X fell below d (128 at n = 400, d = 170); the floors
+    ``KKT_MIN_FLOPS`` and ``KKT_MIN_ENTRIES`` allow any working set whose KKT solve costs
+    ~20 ms and 8 MB. An ``L2`` fit with all 170 coefficients nonzero is certified by the
+    step at Clarabel's optimum (179-801 FISTA iterations on such fits before, 1e-9 to
+    7e-9 above the optimum)."""
+    from fgsm_cvx.fast import newton as newton_module
+
+    pinned_calls = _record_pinned(monkeypatch)
+    rng = np.random.default_rng(21)
+    n, d = 400, 170
+    X = rng.standard_normal((n, d))
+    y = X @ (rng.standard_normal(d) * 3 / np.sqrt(d)) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, perturbation="l2", eps=1.0)
+    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    model = Model(prob, fast_scaling(prob))
+    assert (0.75 * newton_module.KKT_PASSES * n * d) ** (1 / 3) < d  # (the rule alone)
+    assert working_set_cap(model) >= d
+    fast = fc.solve(prob, backend="fast")
+    assert np.count_nonzero(fast.coef) == d
+    assert any(converged for converged, _ in pinned_calls), pinned_calls
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert fast.objective == pytest.approx(ref.objective, rel=1e-9)
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5)
