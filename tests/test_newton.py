@@ -930,6 +930,21 @@ def test_general_p_sets_take_newton_on_badly_scaled_columns(set_name, monkeypatc
     assert res.objective == pytest.approx(ref.objective, rel=1e-7)
 
 
+def _record_gram_sizes(monkeypatch):
+    """The list to which each blocked Newton pass of the host engine appends the number
+    of columns whose Gram matrix it forms."""
+    from fgsm_cvx import engine as engine_module
+
+    grams, original = [], engine_module.HostEngine.second_order
+
+    def recorded(self, fn, beta, *vectors, cols, n_sums):
+        grams.append(self.shape[1] if cols is None else len(cols))
+        return original(self, fn, beta, *vectors, cols=cols, n_sums=n_sums)
+
+    monkeypatch.setattr(engine_module.HostEngine, "second_order", recorded)
+    return grams
+
+
 def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
     """Huber's Newton stages form no Gram matrix past ``MAX_WORKING_SET`` columns
     (``newton.newton_cap``): past it a pass cost 5-7 X^T (X v) passes at
@@ -940,7 +955,6 @@ def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
     (FISTA's continuation against Newton's stages: two routes) within the tolerance, and
     the capped one's Newton work in Gram entries (n |W|^2 a pass) is below the
     uncapped one's."""
-    from fgsm_cvx import engine as engine_module
     from fgsm_cvx.fast import kinks as kinks_module
     from fgsm_cvx.fast import newton as newton_module
 
@@ -951,13 +965,7 @@ def test_huber_newton_stops_at_the_working_set_cap(monkeypatch):
         + rng.standard_normal(n)
     prob = fc.AdversarialProblem(X, y, family="huber", eps=1.0)
     prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
-    grams, original = [], engine_module.HostEngine.second_order
-
-    def recorded(self, fn, beta, *vectors, cols, n_sums):
-        grams.append(self.shape[1] if cols is None else len(cols))
-        return original(self, fn, beta, *vectors, cols=cols, n_sums=n_sums)
-
-    monkeypatch.setattr(engine_module.HostEngine, "second_order", recorded)
+    grams = _record_gram_sizes(monkeypatch)
     # (the pinned step's own cap, ``newton.pinned_cap``, is larger for Huber: its passes
     # are not under test here)
     monkeypatch.setattr(kinks_module, "pinned_cap", newton_module.working_set_cap)
@@ -1022,21 +1030,13 @@ def test_gaussian_sparse_solution_forms_no_full_gram_matrix(monkeypatch):
     matrix of its working set only, never the 250 x 250 one (the cached d x d matrix cost
     ~36 X^T (X v) passes at n = 1e5, d = 1000 where the working set's cost ~5), and ends
     at Clarabel's optimum."""
-    from fgsm_cvx import engine as engine_module
-
     rng = np.random.default_rng(5)
     n, d = 600, 250
     X = rng.standard_normal((n, d))
     y = X[:, :6] @ rng.standard_normal(6) + rng.standard_normal(n)
     prob = fc.AdversarialProblem(X, y, eps=1.0)
     prob = prob.with_params(eps=0.3 * fc.eps_max(prob))
-    grams, original = [], engine_module.HostEngine.second_order
-
-    def recorded(self, fn, beta, *vectors, cols, n_sums):
-        grams.append(self.shape[1] if cols is None else len(cols))
-        return original(self, fn, beta, *vectors, cols=cols, n_sums=n_sums)
-
-    monkeypatch.setattr(engine_module.HostEngine, "second_order", recorded)
+    grams = _record_gram_sizes(monkeypatch)
     fast = fc.solve(prob, backend="fast")
     assert grams and max(grams) < d / 2, grams
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)

@@ -133,7 +133,7 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
 GRAM_NORM_ROWS = 10_000
 
 
-def _subset_positions(cols, W):
+def subset_positions(cols, W):
     """The positions of the sorted columns W within the sorted ``cols``, or None where W
     is not a subset of them."""
     pos = np.searchsorted(cols, W)
@@ -380,11 +380,17 @@ class Model:
     def covers_gram(self, cols):
         """Whether the cached constant Gram matrix (``_constant_gram``) holds the columns
         ``cols`` (None: all)."""
-        if "fast_gaussian_gram" in self._cache:
-            return True
+        return self._cached_gram(cols) is not None
+
+    def _cached_gram(self, cols):
+        """X_cW^T W X_cW for the columns W = ``cols`` (None: all) from the cache, the
+        matrix of all columns or the last subset's; None where neither holds them."""
+        G0 = self._cache.get("fast_gaussian_gram")
+        if G0 is not None:
+            return G0 if cols is None else G0[np.ix_(cols, cols)]
         part = self._cache.get("fast_gaussian_gram_part")
-        return cols is not None and part is not None and _subset_positions(part[0], cols) \
-            is not None
+        pos = None if cols is None or part is None else subset_positions(part[0], cols)
+        return None if pos is None else part[1][np.ix_(pos, pos)]
 
     def _constant_gram(self, cols):
         """X_cW^T W X_cW for the columns W = ``cols`` (None: all), the gaussian loss's
@@ -394,14 +400,9 @@ class Model:
         one cached (a pinned step's passes keep their working set). With the weighted
         centre c, X_c^T W X_c = s^2 X^T W X - (s c)(s c)^T: s X^T w = s c (sum w = 1),
         on any subset of the columns alike."""
-        G0 = self._cache.get("fast_gaussian_gram")
+        G0 = self._cached_gram(cols)
         if G0 is not None:
-            return G0 if cols is None else G0[np.ix_(cols, cols)]
-        part = self._cache.get("fast_gaussian_gram_part")
-        if cols is not None and part is not None:
-            pos = _subset_positions(part[0], cols)
-            if pos is not None:
-                return part[1][np.ix_(pos, pos)]
+            return G0
 
         def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
             return [0.0] * 6, [w], w

@@ -54,6 +54,7 @@ import scipy.linalg
 
 from ..families import Huber
 from ..perturbations import Ellipsoid, Group, Lp, Masked, WeightedLinf, lp_norm
+from .model import subset_positions
 
 # Armijo's sufficient-decrease fraction
 _ARMIJO = 1e-4
@@ -732,10 +733,8 @@ class _Point:
         """The Gram matrix on the columns W, or None if this pass did not form it."""
         if self.cols is None:
             return self._gram[np.ix_(W, W)]
-        pos = np.searchsorted(self.cols, W)
-        if np.any(pos >= self.cols.shape[0]) or not np.array_equal(self.cols[pos], W):
-            return None
-        return self._gram[np.ix_(pos, pos)]
+        pos = subset_positions(self.cols, W)
+        return None if pos is None else self._gram[np.ix_(pos, pos)]
 
 
 class _GradientPoint:
