@@ -204,6 +204,12 @@ def test_bounded_residual_needs_curvature_or_a_small_step():
     assert kinks._bounded(r, np.zeros((3, 3)), zero, zero, zero, 0.0, 1e-5)  # 1e-6
     step, grad = np.full(3, 1e-2), np.full(3, -1e-2)  # decrease 3e-4 - 1.5e-4
     assert not kinks._bounded(r, np.eye(3), step, grad, beta, 0.0, 1e-8)
+    # the least curvature decides, about r^2 / (2 tol) = 5e-5: a rotated diagonal of
+    # 6e-5 bounds the gap (4.2e-9), of 4e-5 not (1.25e-8)
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
+    for least, ok in ((6e-5, True), (4e-5, False)):
+        H = Q @ np.diag([1.0, 0.3, least]) @ Q.T
+        assert kinks._bounded(r, H, zero, zero, beta, 0.0, 1e-8) is ok, least
 
 
 @pytest.mark.parametrize("family", ["huber", "gaussian"])

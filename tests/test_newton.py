@@ -181,6 +181,31 @@ def test_engine_second_order_matches_numpy(cols, n, d):
         np.testing.assert_allclose(gram, want_gram, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
+@pytest.mark.parametrize("cols", [None, np.array([1, 4, 7])])
+@pytest.mark.parametrize("odd", [False, True])
+def test_engine_gram_with_one_weight_per_block(cols, odd):
+    """Gram weights D equal over a row block take the block's own rank-k update scaled
+    by D_0 (no weighted copy); ``odd``: the last row's weight differs, so its block
+    (the third of three) takes the weighted product. Either way the Gram matrix is
+    numpy's X_W^T diag(D) X_W, on every engine (dense, sparse, dask, array API)."""
+    rng = np.random.default_rng(5)
+    n, d = 13000, 9
+    X = rng.standard_normal((n, d))
+    D = np.full(n, 0.37)
+    if odd:
+        D[-1] = 2.5
+
+    def fn(xp, eta, w):  # sums, G and the Gram weights D (w)
+        return [xp.sum(eta)], [w], w
+
+    W = np.arange(d) if cols is None else cols
+    want = X[:, W].T @ (D[:, None] * X[:, W])
+    for name, Xe in _engines(X):
+        engine = make_engine(Xe)
+        gram = engine.second_order(fn, np.zeros(d), engine.put(D), cols=cols, n_sums=1)[3]
+        np.testing.assert_allclose(gram, want, rtol=1e-12, err_msg=name)
+
+
 def test_model_second_order_is_centred():
     """The model's Gram matrix and products are those of the centred, scaled design
     s (X - 1 c^T), formed explicitly here, for uncentred columns (offsets of 50 sd)."""
@@ -1042,3 +1067,27 @@ def test_gaussian_sparse_solution_forms_no_full_gram_matrix(monkeypatch):
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_basis_products_match_dense_products(seed):
+    """``newton.times_basis`` and ``congruence`` (unit columns by indexing) equal the
+    dense products A P and P^T H P for ``_Max``'s bases (ties of either sign, with and
+    without the intercept's column)."""
+    import scipy.linalg
+
+    from fgsm_cvx.fast.newton import _Max, congruence, times_basis
+
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(2, 40))
+    signs = np.zeros(d)
+    ties = rng.choice(d, int(rng.integers(1, d + 1)), replace=False)
+    signs[ties] = rng.choice([-1.0, 1.0], ties.shape[0])
+    P = _Max(np.ones(d, dtype=bool)).basis(None, None, signs)
+    if seed % 2:
+        P = scipy.linalg.block_diag(P, np.ones((1, 1)))
+    H = rng.standard_normal((P.shape[0], P.shape[0]))
+    H = H + H.T
+    A = rng.standard_normal((5, P.shape[0]))
+    np.testing.assert_allclose(times_basis(A, P), A @ P, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(congruence(H, P), P.T @ H @ P, rtol=1e-12, atol=1e-12)
