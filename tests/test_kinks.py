@@ -551,6 +551,50 @@ def test_gaussian_pass_in_closed_form_matches_the_per_sample_terms(case):
                                    atol=1e-14)
 
 
+@pytest.mark.parametrize("case", range(4))
+def test_pinned_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
+    """``Model._pinned_products``: with the whole Gram matrix cached, the pinned step's
+    gaussian pass takes X^T (w H_e) and X^T (w s) from it, X^T W y and the signs' cached
+    product (updated by the rows whose sign changed, or afresh where many did), with no
+    X^T v: against the per-sample terms summed with numpy on the centred columns, at new
+    points with the same signs, a few signs changed (and pinned), and most changed."""
+    rng = np.random.default_rng(300 + case)
+    n, d = 400, 6
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + rng.uniform(-2, 2, d)
+    y = 2.0 * rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.2, alpha=(0.0, 0.4)[case % 2],
+                                 fit_intercept=case < 2,
+                                 sample_weight=rng.uniform(0.2, 2.0, n) if case % 2 else None)
+    model = Model(prob, fast_scaling(prob))
+    A = X * model.scale - (0.0 if model.centre is None else model.centre)  # X_c
+    w, t = model.w_host, 0.6
+    products = []
+    rmatvecs = model.engine.rmatvecs
+    monkeypatch.setattr(model.engine, "rmatvecs",
+                        lambda *v: products.append(len(v)) or rmatvecs(*v))
+    beta, b = rng.standard_normal(d), float(rng.standard_normal())
+    ref = np.sign(model.y_host - (X * model.scale) @ beta - b)
+    model._gaussian_second_order(beta, b, t, 0.0, None, ref)  # (caches X^T w, the Gram)
+    assert products and model.covers_gram(None)
+    products.clear()
+    changed = rng.random(n)
+    for share in (0.0, 0.03, 0.6):
+        ref = ref.copy()
+        flip = changed < share
+        ref[flip] = -ref[flip]
+        ref[flip & (changed < share / 3)] = 0.0  # (pinned)
+        beta, b = rng.standard_normal(d), float(rng.standard_normal())
+        eta = (X * model.scale) @ beta + b
+        _, H_e, _, _, H_et, _ = second_order_terms(model.family, model.y_host, eta,
+                                                   t + model.offset, 0.0, model.alpha,
+                                                   np, ref=ref)
+        XtG = model._gaussian_second_order(beta, b, t, 0.0, None, ref)[2]
+        want = A.T @ np.stack([w * H_e, w * H_et], axis=1)
+        np.testing.assert_allclose(XtG[:, :2], want, rtol=0,
+                                   atol=1e-11 * np.abs(want).max())
+    assert not products  # (no X^T v: the pass read X once, for X beta)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_line_search_finds_the_minimum_along_the_step(alpha):
     """``kinks._line_minimum`` against brute force: along a direction of the gaussian
