@@ -595,6 +595,37 @@ def test_pinned_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
     assert not products  # (no X^T v: the pass read X once, for X beta)
 
 
+@pytest.mark.parametrize("perturbation", ["linf", "l2"])
+def test_pinned_pass_after_a_kink_step_reuses_its_product(perturbation, monkeypatch):
+    """After a KKT step cut at a kink (the pivot, or the line search of a path's warm
+    radius), the next gaussian pass takes s X beta as s X beta_0 + tau s X d from the
+    product the kink test formed (``kinks._kink_steps``' memo): every such s X beta equals
+    numpy's X (s beta) to rounding, some passes take it, and the path's objectives equal
+    cold solves'."""
+    import fgsm_cvx.fast.model as fast_model
+
+    given, pass_ = [], fast_model.Model._gaussian_second_order
+
+    def recorded(self, beta, b, t, mu, cols, ref, Xbeta=None):
+        if Xbeta is not None:
+            want = self.engine.X @ (beta * self.scale)
+            given.append(float(np.max(np.abs(Xbeta - want)) / (1.0 + np.max(np.abs(want)))))
+        return pass_(self, beta, b, t, mu, cols, ref, Xbeta)
+
+    monkeypatch.setattr(fast_model.Model, "_gaussian_second_order", recorded)
+    rng = np.random.default_rng(41)
+    n, d = 3000, 20
+    X = rng.standard_normal((n, d))
+    y = X @ rng.standard_normal(d) + rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation=perturbation,
+                                 eps=0.0)
+    path = fc.adversarial_path(prob, n_eps=12, backend="fast")
+    assert given and max(given) <= 1e-12, given
+    for eps, objective in zip(path.eps[1:], path.objectives[1:], strict=True):
+        cold = fc.solve(prob.with_params(eps=eps), backend="fast")
+        assert objective == pytest.approx(cold.objective, rel=1e-7)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_line_search_finds_the_minimum_along_the_step(alpha):
     """``kinks._line_minimum`` against brute force: along a direction of the gaussian

@@ -315,16 +315,21 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
         con[idx], ref[idx] = True, 0.0
 
 
-def _kink_steps(model, beta, W, d_W, d_bc, k, con):
+def _kink_steps(model, beta, W, d_W, d_bc, k, con, memo=None):
     """(dk, tau): each sample's rate dk along the direction (``d_W`` on W, ``d_bc`` on
     the centred intercept) and the step tau at which a free sample moving towards its
     kink reaches it (inf for the others). The symmetric losses only (k = y - eta, linear
-    along the direction): one product with X gives every sample's rate."""
+    along the direction): one product with X gives every sample's rate. ``memo``: a
+    list that keeps that product, s X d (the next pass's predictors are s X beta plus
+    tau times it: ``_pinned_newton``)."""
     full = np.zeros_like(beta)
     full[W] = d_W
+    if memo is not None and not memo:
+        memo.append(model.engine.fetch(model.engine.matvec(full * model.scale))[0])
+    sXd = memo[0] if memo is not None else \
+        model.engine.fetch(model.engine.matvec(full * model.scale))[0]
     # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
-    deta = model.engine.fetch(model.engine.matvec(full * model.scale))[0] + d_bc \
-        + model.centred_step(np.zeros_like(full), full)
+    deta = sXd + d_bc + model.centred_step(np.zeros_like(full), full)
     dk = -deta  # k = y - eta
     with np.errstate(divide="ignore", invalid="ignore"):
         return dk, np.where(~con & (k * dk < 0.0), -k / dk, np.inf)
@@ -408,7 +413,7 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
 PIVOT_PASSES = 20
 
 
-def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv):
+def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv, memo=None):
     """(tau, sample): the minimum of the objective along the fraction tau in (0, 1] of
     the KKT step (``step`` on W, ``d_bc`` on the centred intercept), and the sample at
     whose kink it lies (None: between kinks, or no kink crossed: tau = 1).
@@ -424,10 +429,11 @@ def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv):
     over the crossings in order stops where it turns nonnegative. A step that crosses
     at most one kink, or along which the model does not descend (``slope`` >= 0: the
     KKT steps of an active-set method need not), is taken whole, as the pivots take it.
+    ``memo``: ``_kink_steps``'.
     """
     if not slope < 0.0:  # not a descent direction of the model: the full step
         return 1.0, None
-    dk, frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con)
+    dk, frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con, memo)
     crossing = np.flatnonzero(frac < 1.0)
     if crossing.size <= 1:
         return 1.0, None
@@ -451,12 +457,12 @@ def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv):
     return 1.0, None
 
 
-def _first_kink(model, beta, W, step, d_bc, k, con):
+def _first_kink(model, beta, W, step, d_bc, k, con, memo=None):
     """(tau, sample): where the KKT step (``step`` on W, ``d_bc`` on the centred
     intercept) takes more than one free sample across its kink, the fraction tau of it
     at which the first of them reaches its kink, and that sample; else (1, None)
-    (``_kink_steps``)."""
-    frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con)[1]
+    (``_kink_steps``, which keeps its product with X in ``memo``)."""
+    frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con, memo)[1]
     crossing = np.flatnonzero(frac < 1.0)
     if crossing.size <= 1:
         return 1.0, None
@@ -559,6 +565,9 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     if max_passes is None:
         max_passes = POISSON_PASSES if isinstance(model.family, Poisson) else PINNED_PASSES
     first = None  # the KKT residual of the first pass's certificate
+    # the next pass's predictors s X beta where the last step's product with X gives
+    # them (the gaussian pass: ``Model._gaussian_second_order``)
+    known = None
     pivots, searched = 0, set()  # (the samples the line search pinned)
     pivoting = steps_to_kinks(model.family)
     while passes < max_passes + min(pivots, extra):
@@ -569,7 +578,8 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
         if W is None or W.shape[0] > cap:
             break
         t = eps * manifold.value(beta)
-        point = _Point(model, beta, b, t, 0.0, W, ref=ref)
+        point = _Point(model, beta, b, t, 0.0, W, ref=ref, Xb=known)
+        known = None
         passes += 1
         if not (np.isfinite(point.f) and np.all(np.isfinite(point.XtG))
                 and np.all(np.isfinite(point.sums))):
@@ -713,13 +723,13 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 curv = float(step @ H @ step)
             step = lift(P, step)
             d_bc = step[-1] if fit_intercept else 0.0
-            tau, pin = 1.0, None
+            tau, pin, memo = 1.0, None, []
             if pivoting and Z.shape[0] < m:  # (never more constraints than unknowns)
                 if not search:
-                    tau, pin = _first_kink(model, beta, W, step, d_bc, k, con)
+                    tau, pin = _first_kink(model, beta, W, step, d_bc, k, con, memo)
                 elif Z.shape[0] <= BATCH_RELEASE:  # (above: full steps, ``PIVOT_PASSES``)
                     tau, pin = _line_minimum(model, beta, W, step, d_bc, k, con, t,
-                                             float(g @ step), slope, curv)
+                                             float(g @ step), slope, curv, memo)
                     if pin in searched:
                         # a sample the search pinned before, released since by its
                         # multiplier: the search and the KKT conditions disagree (a
@@ -735,7 +745,12 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 searched.add(pin)
             n_beta = beta.copy()
             n_beta[W] += step[:W.shape[0]]
+            moved = n_beta.copy() if memo else None
             n_beta = manifold.project(n_beta, W, signs)
+            if memo and np.array_equal(n_beta, moved) and model.constant_curvature():
+                # s X (beta + tau d) = s X beta + tau s X d: no read of X for the next
+                # pass (where the projection moved nothing)
+                known = point.Xb + tau * memo[0]
             # b = b_c - s c^T beta: b moves by the step of b_c minus s c^T (n_beta - beta)
             b = b + d_bc + model.centred_step(beta, n_beta)
             beta, entering, stepped = n_beta, {}, True

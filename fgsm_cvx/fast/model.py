@@ -249,7 +249,7 @@ class Model:
             self.y, self.w, n_sums=1)
         return Xbeta, _finite(total)
 
-    def second_order(self, beta, b, t, mu, cols, ref=None):
+    def second_order(self, beta, b, t, mu, cols, ref=None, Xbeta=None):
         """The Newton step's pass (``newton.py``) in the centred coordinates (beta, b_c).
 
         Returns (s X beta on the engine, F_mu, XtG, Gram, (dF/db, T, S_ee, S_et, S_tt))
@@ -259,17 +259,18 @@ class Model:
         X_c^T u = s X^T u - s c sum_i u_i and, with v = s X^T D,
         X_c^T D X_c = s^2 X^T D X - v (s c)^T - (s c) v^T + (sum D) (s c)(s c)^T.
         ``ref``: the pinned step's reference signs of the kink coordinates
-        (``kinks.py``), a host vector (0: pinned).
+        (``kinks.py``), a host vector (0: pinned). ``Xbeta``: s X beta where the caller
+        has it (the gaussian pass then does not form it; the others do).
         """
         # (at a point where e^eta overflows, a step too long for Poisson, the pass's
         # products and centring are inf or NaN without a warning: its callers test them)
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._second_order(beta, b, t, mu, cols, ref)
+            return self._second_order(beta, b, t, mu, cols, ref, Xbeta)
 
-    def _second_order(self, beta, b, t, mu, cols, ref):
+    def _second_order(self, beta, b, t, mu, cols, ref, Xbeta=None):
         """``second_order``'s pass."""
         if self.constant_curvature():
-            return self._gaussian_second_order(beta, b, t, mu, cols, ref)
+            return self._gaussian_second_order(beta, b, t, mu, cols, ref, Xbeta)
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
         # a new host array each time: an engine caches what it placed by identity, and
@@ -288,7 +289,7 @@ class Model:
             XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
-    def _gaussian_second_order(self, beta, b, t, mu, cols, ref):
+    def _gaussian_second_order(self, beta, b, t, mu, cols, ref, Xbeta=None):
         """``second_order`` for the gaussian loss on a host engine
         (``constant_curvature``): the terms in closed form on all samples at once, no
         row blocks, the Gram matrix ``_gaussian_gram``'s.
@@ -309,7 +310,8 @@ class Model:
         than the products with X there).
         """
         a, engine, w = self.alpha, self.engine, self.w_host
-        Xbeta = engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
+        if Xbeta is None:
+            Xbeta = engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
         r = self.y_host - (engine.fetch(Xbeta)[0] + b)
         if ref is None:
             ar, dar = huber_abs(r, mu)

@@ -726,11 +726,11 @@ def _solve(H, g):
 class _Point:
     """One Newton pass at (beta, b): the model's second-order quantities there."""
 
-    def __init__(self, model, beta, b, t, mu, W, ref=None):
+    def __init__(self, model, beta, b, t, mu, W, ref=None, Xb=None):
         self.cols = gram_columns(model, W)  # (None: all columns)
         self.beta, self.b, self.t = beta, b, t
         (self.Xb, self.f, self.XtG, self._gram, self.sums) = model.second_order(
-            beta, b, t, mu, self.cols, ref=ref)
+            beta, b, t, mu, self.cols, ref=ref, Xbeta=Xb)
         self.g_loss = self.XtG[:, 0]  # X_c^T (w H_e): dF/dbeta at fixed t
 
     def gram(self, W):
