@@ -597,11 +597,11 @@ def test_pinned_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
 
 @pytest.mark.parametrize("perturbation", ["linf", "l2"])
 def test_pinned_pass_after_a_kink_step_reuses_its_product(perturbation, monkeypatch):
-    """After a KKT step cut at a kink (the pivot, or the line search of a path's warm
-    radius), the next gaussian pass takes s X beta as s X beta_0 + tau s X d from the
-    product the kink test formed (``kinks._kink_steps``' memo): every such s X beta equals
-    numpy's X (s beta) to rounding, some passes take it, and the path's objectives equal
-    cold solves'."""
+    """A try's first gaussian pass takes s X beta from the state it starts from, and
+    after a KKT step cut at a kink (the pivot, or the line search of a path's warm
+    radius) the next pass takes s X beta_0 + tau s X d from the product the kink test
+    formed (``kinks._kink_steps``' memo): every such s X beta equals numpy's X (s beta)
+    to rounding, some passes take it, and the path's objectives equal cold solves'."""
     import fgsm_cvx.fast.model as fast_model
 
     given, pass_ = [], fast_model.Model._gaussian_second_order

@@ -565,9 +565,11 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
     if max_passes is None:
         max_passes = POISSON_PASSES if isinstance(model.family, Poisson) else PINNED_PASSES
     first = None  # the KKT residual of the first pass's certificate
-    # the next pass's predictors s X beta where the last step's product with X gives
-    # them (the gaussian pass: ``Model._gaussian_second_order``)
-    known = None
+    # the next pass's predictors s X beta where they are known: the state's for the
+    # first pass (as the band's kink coordinates above), then the last step's product
+    # with X (the gaussian pass: ``Model._gaussian_second_order``)
+    known = state[3] if model.constant_curvature() and np.array_equal(beta, state[0]) \
+        else None
     pivots, searched = 0, set()  # (the samples the line search pinned)
     pivoting = steps_to_kinks(model.family)
     while passes < max_passes + min(pivots, extra):
