@@ -552,12 +552,16 @@ def test_gaussian_pass_in_closed_form_matches_the_per_sample_terms(case):
 
 
 @pytest.mark.parametrize("case", range(4))
-def test_pinned_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
-    """``Model._pinned_products``: with the whole Gram matrix cached, the pinned step's
-    gaussian pass takes X^T (w H_e) and X^T (w s) from it, X^T W y and the signs' cached
-    product (updated by the rows whose sign changed, or afresh where many did), with no
-    X^T v: against the per-sample terms summed with numpy on the centred columns, at new
-    points with the same signs, a few signs changed (and pinned), and most changed."""
+def test_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
+    """``Model._gram_products``: with the whole Gram matrix cached, the gaussian pass
+    takes X^T (w H_e) and X^T (w v') from it, X^T W y, the signs' cached product (updated
+    by the rows whose sign changed, or afresh where many did) and the band's rows, with
+    no X^T v: against the per-sample terms summed with numpy on the centred columns; the
+    pinned step's passes at new points with the same signs, a few signs changed (and
+    pinned), and most changed; Newton's smoothed passes (a band of ~2% of the samples)
+    and unsmoothed ones."""
+    import fgsm_cvx.fast.model as fast_model
+
     rng = np.random.default_rng(300 + case)
     n, d = 400, 6
     X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + rng.uniform(-2, 2, d)
@@ -578,21 +582,29 @@ def test_pinned_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
     assert products and model.covers_gram(None)
     products.clear()
     changed = rng.random(n)
-    for share in (0.0, 0.03, 0.6):
-        ref = ref.copy()
-        flip = changed < share
-        ref[flip] = -ref[flip]
-        ref[flip & (changed < share / 3)] = 0.0  # (pinned)
-        beta, b = rng.standard_normal(d), float(rng.standard_normal())
+    for share, mu in ((0.0, 0.0), (0.03, 0.0), (0.6, 0.0), (None, 0.02), (None, 0.0)):
+        if mu > 0.0:  # (~2% of the samples in the band)
+            mu = float(np.quantile(np.abs(model.y_host - (X * model.scale) @ beta - b), mu))
+        if share is not None:
+            ref = ref.copy()
+            flip = changed < share
+            ref[flip] = -ref[flip]
+            ref[flip & (changed < min(share / 3, 0.01))] = 0.0  # (pinned)
+        if mu == 0.0:
+            beta, b = rng.standard_normal(d), float(rng.standard_normal())
         eta = (X * model.scale) @ beta + b
+        signs = ref if share is not None else None
+        if mu > 0.0:
+            band = np.abs(model.y_host - eta) <= mu
+            assert 0 < band.sum() <= fast_model.SIGN_ROWS_SHARE * n
         _, H_e, _, _, H_et, _ = second_order_terms(model.family, model.y_host, eta,
-                                                   t + model.offset, 0.0, model.alpha,
-                                                   np, ref=ref)
-        XtG = model._gaussian_second_order(beta, b, t, 0.0, None, ref)[2]
+                                                   t + model.offset, mu, model.alpha,
+                                                   np, ref=signs)
+        XtG = model._gaussian_second_order(beta, b, t, mu, None, signs)[2]
         want = A.T @ np.stack([w * H_e, w * H_et], axis=1)
         np.testing.assert_allclose(XtG[:, :2], want, rtol=0,
                                    atol=1e-11 * np.abs(want).max())
-    assert not products  # (no X^T v: the pass read X once, for X beta)
+        assert not products, (share, mu)  # (no X^T v: the pass read X once, for X beta)
 
 
 @pytest.mark.parametrize("perturbation", ["linf", "l2"])

@@ -128,7 +128,7 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
 
 
 # The pinned step's gaussian pass updates the cached X^T (w s) by the rows whose signs s
-# changed while they are at most this share of the samples (``Model._pinned_products``;
+# changed while they are at most this share of the samples (``Model._gram_products``;
 # beyond, one product X^T v: a row gathered costs more than a row streamed)
 SIGN_ROWS_SHARE = 1.0 / 16.0
 
@@ -332,11 +332,10 @@ class Model:
         wdar = w * dar
         # X^T (w H_e), X^T (w v') and X^T w in one read of X (``rmatvecs``); X^T w depends
         # on X and the weights only: computed with the first pass, cached with the
-        # problem (shared along a path). The pinned step's passes take the first two
-        # from the cached Gram matrix instead (``_pinned_products``: no read of X)
+        # problem (shared along a path). Once the whole Gram matrix is cached, the first
+        # two come from it instead (``_gram_products``: no read of X)
         Xtw = self._cache.get("fast_gaussian_Xtw")
-        products = None if ref is None or Xtw is None else \
-            self._pinned_products(beta, b, t, r, dar, band)
+        products = None if Xtw is None else self._gram_products(beta, b, t, r, u, dar, band)
         if products is not None:
             Xt_e, Xt_dar = products
         else:
@@ -359,46 +358,53 @@ class Model:
         XtG[:, 2] += v  # X_c^T (w H_ee) = X_c^T w + X_c,B^T (w_B (H_ee,B - 1))
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
-    def _pinned_products(self, beta, b, t, r, signs, pinned):
-        """(X^T (w H_e), X^T (w s)) of the gaussian pass at mu = 0 with the pinned step's
-        reference signs s (0 on the pinned samples Z), from cached quantities where X is
-        a dense float64 array whose whole Gram matrix is cached (``_constant_gram``), else
-        None (the pass reads X).
+    def _gram_products(self, beta, b, t, r, u, dar, band):
+        """(X^T (w H_e), X^T (w v')) of the gaussian pass from cached quantities, where X
+        is a dense float64 array whose whole Gram matrix is cached (``_constant_gram``)
+        and the band B holds at most ``SIGN_ROWS_SHARE`` of the samples; else None (the
+        pass reads X).
 
-        With u = s r + t' (t' = t + offset) and s^2 = 1 - 1_Z,
-        w H_e = -(1 - alpha) w s u - alpha w r = -w r + (1 - alpha) w 1_Z r - (1 - alpha) t' w s,
+        Off the band v' = s = sign(r) (the pinned step's reference signs; s = 0 on B)
+        and v' u = r + t' s (u = |r|_mu + t', t' = t + offset), so
+        w H_e = -(1 - alpha) w v' u - alpha w r
+              = -w r - (1 - alpha) t' w s + (1 - alpha) 1_B w (r - v' u),
         and X^T (w r) = X^T W y - X^T W X (s_x beta) - b X^T w, where
         s_x^2 X^T W X = G0 + c c^T (G0 = X_c^T W X_c, c the scaled centre; G0 without
-        centring). X^T W y is cached with the problem; X^T (w s) with the signs it is for,
-        updated by the rows whose sign changed (a fresh product where more than
-        ``SIGN_ROWS_SHARE`` of the samples did). The pinned samples' rows give the middle
-        term. An eps path's gaussian pinned passes read X once (X beta), not twice: the
-        second read was 0.7-0.85 s of a 2.7 s path at n = 1e5, d = 50.
+        centring). X^T W y is cached with the problem; X^T (w s) with the signs it is
+        for, updated by the rows whose sign changed (a fresh product where more than
+        ``SIGN_ROWS_SHARE`` of the samples did); the band's rows give its terms
+        (pinned samples: v' = 0). A 50-radius gaussian path at n = 1e5, d = 50 read X
+        twice a pinned pass, the second read (two vectors) 0.7-0.85 s of 2.7 s.
         """
         X, G0 = getattr(self.engine, "X", None), self._cache.get("fast_gaussian_gram")
+        n = r.shape[0]
         if G0 is None or type(self.engine) is not HostEngine or not isinstance(X, np.ndarray) \
-                or X.dtype != np.float64:
+                or X.dtype != np.float64 or band.shape[0] > SIGN_ROWS_SHARE * n:
             return None
         engine, w, y, a = self.engine, self.w_host, self.y_host, self.alpha
         Xtwy = self._cache.get("fast_gaussian_Xtwy")
         if Xtwy is None or Xtwy[0] is not y:  # (the response this model scales)
             Xtwy = self._cache["fast_gaussian_Xtwy"] = (y, engine.fetch(
                 engine.rmatvec(engine.put(w * y)))[0].astype(np.float64))
+        signs = dar.copy()
+        signs[band] = 0.0
         held = self._cache.get("fast_gaussian_Xtws")
         changed = None if held is None else np.flatnonzero(held[0] != signs)
-        if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * signs.shape[0]:
+        if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * n:
             Xtws = engine.fetch(engine.rmatvec(engine.put(w * signs)))[0].astype(np.float64)
         else:  # X^T (w s') = X^T (w s) + X_D^T (w_D (s' - s)_D) on the changed rows D
             Xtws = held[1] + engine.rows(changed).T @ (w[changed] * (signs - held[0])[changed])
-        self._cache["fast_gaussian_Xtws"] = (signs.copy(), Xtws)
+        self._cache["fast_gaussian_Xtws"] = (signs, Xtws)
         G_beta = G0 @ beta if self.centre is None else \
             G0 @ beta + self.centre * float(self.centre @ beta)
         Xtwr = Xtwy[1] - G_beta / self.scale - b * self._cache["fast_gaussian_Xtw"]
         t_ = float(t) + self.offset
-        Xt_e = -Xtwr - (1.0 - a) * t_ * Xtws
-        if pinned.shape[0]:
-            Xt_e += (1.0 - a) * (engine.rows(pinned).T @ (w[pinned] * r[pinned]))
-        return Xt_e, Xtws
+        Xt_e, Xt_dar = -Xtwr - (1.0 - a) * t_ * Xtws, Xtws
+        if band.shape[0]:
+            A, w_B = engine.rows(band), w[band]
+            Xt_e = Xt_e + (1.0 - a) * (A.T @ (w_B * (r[band] - dar[band] * u[band])))
+            Xt_dar = Xt_dar + A.T @ (w_B * dar[band])
+        return Xt_e, Xt_dar
 
     def constant_curvature(self):
         """True where the Gram matrix of the Newton pass is X_c^T W X_c but for a few rows:
