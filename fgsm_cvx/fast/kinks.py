@@ -324,10 +324,12 @@ def _kink_steps(model, beta, W, d_W, d_bc, k, con, memo=None):
     tau times it: ``_pinned_newton``)."""
     full = np.zeros_like(beta)
     full[W] = d_W
-    if memo is not None and not memo:
-        memo.append(model.engine.fetch(model.engine.matvec(full * model.scale))[0])
-    sXd = memo[0] if memo is not None else \
-        model.engine.fetch(model.engine.matvec(full * model.scale))[0]
+    if memo:
+        sXd = memo[0]
+    else:
+        sXd = model.engine.fetch(model.engine.matvec(full * model.scale))[0]
+        if memo is not None:
+            memo.append(sXd)
     # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
     deta = sXd + d_bc + model.centred_step(np.zeros_like(full), full)
     dk = -deta  # k = y - eta

@@ -127,9 +127,10 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
     return sums, [wH_e, wH_et, wH_ee], wH_ee
 
 
-# The pinned step's gaussian pass updates the cached X^T (w s) by the rows whose signs s
-# changed while they are at most this share of the samples (``Model._gram_products``;
-# beyond, one product X^T v: a row gathered costs more than a row streamed)
+# The gaussian pass (``Model._gram_products``) updates the cached X^T (w s) by the rows
+# whose signs s changed, and takes the smoothing band's rows, while they are at most this
+# share of the samples (beyond, products with X^T: a row gathered costs more than a row
+# streamed)
 SIGN_ROWS_SHARE = 1.0 / 16.0
 
 # Rows sampled for the power iteration of ``Model.gram_norm`` (at least 20 d): at
