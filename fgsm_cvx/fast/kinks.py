@@ -56,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..families import Poisson, _SymmetricFamily
-from .newton import _Point, basis, congruence, lift, newton_system, pinned_cap, times_basis
+from .newton import _block, _Point, basis, congruence, lift, newton_system, pinned_cap, times_basis
 from .objective import _sinhc_derivatives, second_order_terms
 
 # The most constrained samples, in working-set caps (``newton.working_set_cap``): the
@@ -627,7 +627,7 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
                 Hs = manifold.hessian(beta, W)
                 nu = np.array([last.get(i, 0.0) for i in Z])
                 C = _constraint_curvature(A, W, fit_intercept, coords, g, nu,
-                                          None if Hs is None else Hs[np.ix_(W, W)], eps)
+                                          None if Hs is None else _block(Hs, W), eps)
                 H = H + (C if P is None else congruence(C, P))
             K = np.zeros((m + Z.shape[0], m + Z.shape[0]))  # [[H, J^T], [J, 0]]
             K[:m, :m], K[:m, m:], K[m:, :m] = H, J.T, J

@@ -382,17 +382,17 @@ class Model:
         if G0 is None or type(self.engine) is not HostEngine or not isinstance(X, np.ndarray) \
                 or X.dtype != np.float64 or band.shape[0] > SIGN_ROWS_SHARE * n:
             return None
+        # (a dense float64 host array: the engine's products are numpy arrays)
         engine, w, y, a = self.engine, self.w_host, self.y_host, self.alpha
         Xtwy = self._cache.get("fast_gaussian_Xtwy")
         if Xtwy is None or Xtwy[0] is not y:  # (the response this model scales)
-            Xtwy = self._cache["fast_gaussian_Xtwy"] = (y, engine.fetch(
-                engine.rmatvec(engine.put(w * y)))[0].astype(np.float64))
+            Xtwy = self._cache["fast_gaussian_Xtwy"] = (y, engine.rmatvec(w * y))
         signs = dar.copy()
         signs[band] = 0.0
         held = self._cache.get("fast_gaussian_Xtws")
         changed = None if held is None else np.flatnonzero(held[0] != signs)
         if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * n:
-            Xtws = engine.fetch(engine.rmatvec(engine.put(w * signs)))[0].astype(np.float64)
+            Xtws = engine.rmatvec(w * signs)
         else:  # X^T (w s') = X^T (w s) + X_D^T (w_D (s' - s)_D) on the changed rows D
             Xtws = held[1] + engine.rows(changed).T @ (w[changed] * (signs - held[0])[changed])
         self._cache["fast_gaussian_Xtws"] = (signs, Xtws)
