@@ -215,6 +215,30 @@ class HostEngine:
         return (concat(etas), *_split_second_order(_host(total), n_sums, self.shape[1],
                                                    cols))
 
+    def weighted_gram(self, w):
+        """X^T diag(w) X (w >= 0) of dense X, blocks of rows at a time; None for sparse X
+        (the caller takes ``second_order``'s matrix).
+
+        Where w is constant on a block (uniform sample weights: the gaussian loss's
+        constant Gram matrix) the block's own rank-k update, of a view of X, in blocks of
+        ``WHOLE_GRAM_BLOCK_ENTRIES``; else that of sqrt(w) X_k, a copy, in blocks of
+        ``MAX_BLOCK_ENTRIES``. Without the per-sample maps and the products X_k^T G of
+        ``second_order``'s blocks: at n = 1e5, d = 1000 1.38-1.45 s against 1.72-1.79 s.
+        """
+        X = self.X
+        if sp.issparse(X):
+            return None
+        n, d = X.shape
+        uniform = n == 0 or bool(np.all(w == w[0]))
+        rows = max(1, (WHOLE_GRAM_BLOCK_ENTRIES if uniform else MAX_BLOCK_ENTRIES) // max(d, 1))
+        G = np.zeros((d, d))
+        for start in range(0, n, rows):
+            block = X[start:start + rows]
+            if not uniform:
+                block = block * np.sqrt(w[start:start + rows])[:, None]
+            G += block.T @ block  # numpy: A^T A of one buffer is a symmetric rank-k update
+        return G * w[0] if uniform and n else G
+
     def weighted_row_norms(self, w):
         """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary)."""
         if sp.issparse(self.X):
@@ -466,6 +490,9 @@ GRAM_BLOCK_ROWS = 6144
 GRAM_BLOCK_ENTRIES = 2**17
 MAX_BLOCK_ENTRIES = 2**22
 PARTIAL_BLOCK_ENTRIES = 2**19
+# ``HostEngine.weighted_gram``'s blocks of a view of X (no copy): 16384 rows at d = 1000
+# (1.36 s against 1.50 s in blocks of 4096 rows, 1.38 s for the whole X at once)
+WHOLE_GRAM_BLOCK_ENTRIES = 2**24
 # the number of per-sample vectors G of the Newton step's pass (``second_order``)
 SECOND_ORDER_VECTORS = 3
 

@@ -17,7 +17,9 @@ from conftest import MANIFOLD_SETS, manifold_problem, record_step_sizes
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
 import fgsm_cvx.fast.linear_pieces as linear_pieces
+import fgsm_cvx.fast.newton as newton_mod
 import fgsm_cvx.fast.solver as fast_solver
+from fgsm_cvx.engine import HostEngine
 from fgsm_cvx.families import Gaussian, Huber, Poisson
 from fgsm_cvx.fast.model import Model, fast_scaling
 from fgsm_cvx.fast.newton import MAX_WORKING_SET, _Point, manifold_of, working_set_cap
@@ -605,6 +607,113 @@ def test_gaussian_pass_from_the_gram_matrix(case, monkeypatch):
         np.testing.assert_allclose(XtG[:, :2], want, rtol=0,
                                    atol=1e-11 * np.abs(want).max())
         assert not products, (share, mu)  # (no X^T v: the pass read X once, for X beta)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_fista_gradient_from_the_gram_matrix(case, monkeypatch):
+    """``Model.gradient`` given beta (``_gram_gradient``): once the whole Gram matrix is
+    formed (``gram_first``), F_mu, dF/dbeta (centred), dF/db and dF/dt of the gaussian
+    loss equal the per-sample terms summed with numpy (|r|_mu written out here), with no
+    product X^T v where the signs change little, at mu = 0 (a sample with r = 0 among
+    them) and with a band of ~2% of the samples; where most signs change, or the band
+    holds a quarter of the samples, the same values (X read)."""
+    rng = np.random.default_rng(500 + case)
+    n, d = 400, 6
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + rng.uniform(-2, 2, d)
+    y = 2.0 * rng.standard_normal(n)
+    fit = case < 2
+    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.2, alpha=(0.0, 0.4)[case % 2],
+                                 fit_intercept=fit,
+                                 sample_weight=rng.uniform(0.2, 2.0, n) if case % 2 else None)
+    model = Model(prob, fast_scaling(prob))
+    assert model.gram_first() and model.covers_gram(None)
+    A = X * model.scale - (0.0 if model.centre is None else model.centre)  # X_c
+    w, a, t = model.w_host, model.alpha, 0.6
+    reads = []
+    for name in ("rmatvec", "rmatvecs", "map_reduce"):
+        method = getattr(model.engine, name)
+        monkeypatch.setattr(model.engine, name, lambda *v, m=method, k=name, **kw:
+                            (reads.append(k) if k != "map_reduce" or kw.get("rmatvec")
+                             else None) or m(*v, **kw))
+    beta, b = rng.standard_normal(d), float(rng.standard_normal())
+    for step, share, quiet in ((0.0, 0.0, False), (1e-3, 0.0, True), (1e-3, 0.02, True),
+                               (3.0, 0.0, False), (1e-3, 0.25, False)):
+        beta = beta + step * rng.standard_normal(d)
+        Xb = (X * model.scale) @ beta
+        if step == 0.0:  # one sample exactly at its kink (y as the model scales it)
+            model.y_host[0] = Xb[0] + b
+        r = model.y_host - (Xb + b)
+        assert step or r[0] == 0.0
+        mu = float(np.quantile(np.abs(r), share)) if share else 0.0
+        absr = np.where(np.abs(r) <= mu, r * r / (2 * mu) + mu / 2, np.abs(r)) if mu else \
+            np.abs(r)
+        dabs = np.clip(r / mu, -1, 1) if mu else np.sign(r)
+        u = absr + t + model.offset
+        f = float(w @ ((1 - a) * u * u / 2 + a * r * r / 2))
+        g = -w * ((1 - a) * u * dabs + a * r)
+        reads.clear()
+        got = model.gradient(Xb, b, t, mu, fit, beta=beta)
+        assert (not reads) == quiet, (step, share, reads)
+        assert got[0] == pytest.approx(f, rel=1e-12)
+        want = A.T @ g if fit else (X * model.scale).T @ g
+        np.testing.assert_allclose(got[1], want, rtol=0, atol=1e-11 * np.abs(want).max(),
+                                   err_msg=str((step, share)))
+        assert got[2] == pytest.approx(float(np.sum(g)) if fit else 0.0, rel=1e-10, abs=1e-13)
+        assert got[3] == pytest.approx((1 - a) * float(w @ u), rel=1e-12)
+
+
+@pytest.mark.parametrize("set_name, d", [("l2", 30), ("ellipsoid", 30), ("linf", 30),
+                                         ("l2", 210), ("linf", 210)])
+def test_cold_gaussian_solve_forms_its_gram_matrix_first(set_name, d, monkeypatch):
+    """``solver._gram_first``: below GRAM_RENT_MIN_FEATURES columns, and for a set whose
+    working set is every coordinate (``L2``, an ellipsoid), a cold gaussian solve forms
+    the Gram matrix of all columns before FISTA's first iteration, whose gradients then
+    take X^T g from it (no ``map_reduce`` with X^T g); past it a sparse set's (``Linf``
+    at d = 210) solve does not. The solve ends at Clarabel's optimum (d = 30), and at
+    that of a solve whose FISTA reads X^T g, which reads X more often."""
+    rng = np.random.default_rng(zlib.crc32(f"gram-first-{set_name}-{d}".encode()))
+    n = 1500 if d < 100 else 4000  # (with fewer samples than ~20 d, the solution pins
+    # more than SIGN_ROWS_SHARE of them: X^T g is read there)
+    X = rng.standard_normal((n, d)) + rng.uniform(-1, 1, d)
+    y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.3) * 3 / np.sqrt(d)) \
+        + rng.standard_normal(n)
+    perturbation = fc.Ellipsoid(np.diag(rng.uniform(0.5, 2.0, d))) \
+        if set_name == "ellipsoid" else set_name
+    eps = 0.2 * fc.eps_max(fc.AdversarialProblem(X, y, family="gaussian",
+                                                 perturbation=perturbation, eps=1.0))
+
+    def problem():  # (a new problem each time: no Gram matrix cached)
+        return fc.AdversarialProblem(X, y, family="gaussian", perturbation=perturbation,
+                                     eps=eps)
+
+    first = d < newton_mod.GRAM_RENT_MIN_FEATURES or set_name != "linf"
+    reads = {}  # the engine's reads of X (a second-order pass reads it twice), and
+    # FISTA's gradients through X^T g ("gradient": their reads are rmatvec's)
+
+    def counted(name):
+        method = getattr(HostEngine, name)
+
+        def wrapper(self, *args, **kwargs):
+            if name != "map_reduce" or kwargs.get("rmatvec"):
+                key = "gradient" if name == "map_reduce" else name
+                reads[key] = reads.get(key, 0) + (2 if name == "second_order" else 1)
+            return method(self, *args, **kwargs)
+        monkeypatch.setattr(HostEngine, name, wrapper)
+
+    for name in ("matvec", "rmatvec", "rmatvecs", "map_reduce", "second_order"):
+        counted(name)
+    res = fc.solve(problem(), backend="fast")
+    assert ("gradient" not in reads) == first, reads
+    if d < 100:  # (Clarabel at d = 210: 10-20 s)
+        ref = fc.solve(problem(), backend="cvxpy", solver="CLARABEL", tol=1e-10)
+        assert res.objective == pytest.approx(ref.objective, rel=1e-7)
+    if first:
+        with_gram = sum(v for k, v in reads.items() if k != "gradient")
+        reads.clear()
+        monkeypatch.setattr(fast_solver, "_gram_first", lambda *args: False)
+        later = fc.solve(problem(), backend="fast")
+        assert later.objective == pytest.approx(res.objective, rel=1e-8)
+        assert with_gram < sum(v for k, v in reads.items() if k != "gradient"), reads
 
 
 @pytest.mark.parametrize("perturbation", ["linf", "l2"])

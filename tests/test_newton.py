@@ -206,6 +206,25 @@ def test_engine_gram_with_one_weight_per_block(cols, odd):
         np.testing.assert_allclose(gram, want, rtol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("weights", ["uniform", "one_odd", "random"])
+def test_weighted_gram_matches_numpy(weights, monkeypatch):
+    """``HostEngine.weighted_gram``: X^T diag(w) X in row blocks (a view of X where the
+    weights are uniform, sqrt(w) X_k otherwise), here in blocks of 1000 rows and a short
+    last one, against numpy's product; sparse X is left to ``second_order``."""
+    import fgsm_cvx.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "WHOLE_GRAM_BLOCK_ENTRIES", 7000)
+    monkeypatch.setattr(engine_mod, "MAX_BLOCK_ENTRIES", 7000)
+    rng = np.random.default_rng(8)
+    n, d = 4321, 7
+    X = rng.standard_normal((n, d)) + 3.0
+    w = {"uniform": np.full(n, 1.0 / n), "one_odd": np.r_[np.full(n - 1, 0.2), 5.0],
+         "random": rng.uniform(0.0, 2.0, n)}[weights]
+    engine = make_engine(X)
+    np.testing.assert_allclose(engine.weighted_gram(w), X.T @ (w[:, None] * X), rtol=1e-12)
+    assert make_engine(sp.csr_matrix(X)).weighted_gram(w) is None
+
+
 def test_model_second_order_is_centred():
     """The model's Gram matrix and products are those of the centred, scaled design
     s (X - 1 c^T), formed explicitly here, for uncentred columns (offsets of 50 sd)."""

@@ -220,17 +220,24 @@ class Model:
                                              self.w, n_sums=1)
         return _finite(total)
 
-    def gradient(self, Xbeta, b, t, mu, fit_intercept):
+    def gradient(self, Xbeta, b, t, mu, fit_intercept, beta=None):
         """(F_mu, dF/dbeta, dF/db, dF/dt) on the host, in one pass over X.
 
         dF/dbeta = s X^T (dF/deta) by the chain rule through eta = s X beta + b, and
         dF/db = sum_i dF/deta_i. For a box dF/dt is the array (dF/dt_up, dF/dt_dn).
+        Given ``beta`` (whose predictors are ``Xbeta``), the gaussian loss takes X^T g
+        from the cached Gram matrix where it can (``_gram_gradient``: no read of X).
         """
         pair = np.ndim(t) > 0
-        (total, g_b, *g_t), g_beta = self.engine.map_reduce(
-            self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w,
-            n_sums=4 if pair else 3, rmatvec=True)
-        g_t = np.array(g_t) if pair else g_t[0]
+        out = None if beta is None else self._gram_gradient(Xbeta, beta, b, t, mu,
+                                                            fit_intercept)
+        if out is not None:
+            total, g_beta, g_b, g_t = out
+        else:
+            (total, g_b, *g_t), g_beta = self.engine.map_reduce(
+                self._fn(b, t, mu, True, fit_intercept), Xbeta, self.y, self.w,
+                n_sums=4 if pair else 3, rmatvec=True)
+            g_t = np.array(g_t) if pair else g_t[0]
         if self.scale != 1.0:
             g_beta = g_beta * self.scale
         if self.centre is not None:  # (X - 1 c^T)^T g = X^T g - c sum_i g_i
@@ -241,7 +248,7 @@ class Model:
         """(s X beta on the engine, F_mu, dF/dbeta, dF/db, dF/dt) at (beta, b, t): one
         X v and one X^T g (``gradient`` at the predictors of beta)."""
         Xbeta = self.engine.matvec(beta if self.scale == 1.0 else beta * self.scale)
-        return (Xbeta, *self.gradient(Xbeta, b, t, mu, fit_intercept))
+        return (Xbeta, *self.gradient(Xbeta, b, t, mu, fit_intercept, beta=beta))
 
     def evaluate(self, beta, b, t, mu):
         """(s X beta kept on the engine, F_mu there): one pass over X."""
@@ -368,44 +375,101 @@ class Model:
         Off the band v' = s = sign(r) (the pinned step's reference signs; s = 0 on B)
         and v' u = r + t' s (u = |r|_mu + t', t' = t + offset), so
         w H_e = -(1 - alpha) w v' u - alpha w r
-              = -w r - (1 - alpha) t' w s + (1 - alpha) 1_B w (r - v' u),
-        and X^T (w r) = X^T W y - X^T W X (s_x beta) - b X^T w, where
-        s_x^2 X^T W X = G0 + c c^T (G0 = X_c^T W X_c, c the scaled centre; G0 without
-        centring). X^T W y is cached with the problem; X^T (w s) with the signs it is
-        for, updated by the rows whose sign changed (a fresh product where more than
-        ``SIGN_ROWS_SHARE`` of the samples did); the band's rows give its terms
-        (pinned samples: v' = 0). A 50-radius gaussian path at n = 1e5, d = 50 read X
-        twice a pinned pass, the second read (two vectors) 0.7-0.85 s of 2.7 s.
+              = -w r - (1 - alpha) t' w s + (1 - alpha) 1_B w (r - v' u)
+        (``_gram_sums`` forms the first two terms' products). The band's rows give its
+        terms (pinned samples: v' = 0). A 50-radius gaussian path at n = 1e5, d = 50
+        read X twice a pinned pass, the second read (two vectors) 0.7-0.85 s of 2.7 s.
         """
-        X, G0 = getattr(self.engine, "X", None), self._cache.get("fast_gaussian_gram")
-        n = r.shape[0]
-        if G0 is None or type(self.engine) is not HostEngine or not isinstance(X, np.ndarray) \
-                or X.dtype != np.float64 or band.shape[0] > SIGN_ROWS_SHARE * n:
+        if not self._gram_covers(band):
             return None
-        # (a dense float64 host array: the engine's products are numpy arrays)
-        engine, w, y, a = self.engine, self.w_host, self.y_host, self.alpha
+        signs = dar.copy()
+        signs[band] = 0.0
+        Xt_e, Xtws = self._gram_sums(beta, b, t, signs)
+        Xt_dar = Xtws
+        if band.shape[0]:
+            A, w_B = self.engine.rows(band), self.w_host[band]
+            Xt_e = Xt_e + (1.0 - self.alpha) * (A.T @ (w_B * (r[band] - dar[band] * u[band])))
+            Xt_dar = Xt_dar + A.T @ (w_B * dar[band])
+        return Xt_e, Xt_dar
+
+    def _gram_covers(self, band):
+        """Whether the gaussian pass and gradient may take their products with X^T from
+        the cached Gram matrix (``_gram_sums``): X a dense float64 host array whose
+        whole Gram matrix is cached, the band's rows (taken one by one) at most
+        ``SIGN_ROWS_SHARE`` of the samples."""
+        X = getattr(self.engine, "X", None)
+        return "fast_gaussian_gram" in self._cache and type(self.engine) is HostEngine \
+            and isinstance(X, np.ndarray) and X.dtype == np.float64 \
+            and band.shape[0] <= SIGN_ROWS_SHARE * X.shape[0]
+
+    def gram_first(self):
+        """Form the whole constant Gram matrix now (``_constant_gram``) where the gaussian
+        pass and FISTA's gradient would take their products with X^T from it
+        (``_gram_covers``); whether it is cached. Called by the solver where a Newton or
+        pinned pass would form it anyway (``solver._gram_first``)."""
+        X = getattr(self.engine, "X", None)
+        if not (self.constant_curvature() and type(self.engine) is HostEngine
+                and isinstance(X, np.ndarray) and X.dtype == np.float64):
+            return False
+        self._constant_gram(None)
+        return True
+
+    def _gram_sums(self, beta, b, t, signs):
+        """(X^T (-w r - (1 - alpha) t' w s), X^T (w s)) without reading X (but a few rows),
+        r = y - s_x X beta - b the residual and s = ``signs`` (``_gram_covers``).
+
+        X^T (w r) = X^T W y - X^T W X (s_x beta) - b X^T w, where
+        s_x^2 X^T W X = G0 + c c^T (G0 = X_c^T W X_c, c the scaled centre; G0 without
+        centring). X^T W y and X^T w are cached with the problem; X^T (w s) with the
+        signs it is for, updated by the rows whose sign changed (a fresh product where
+        more than ``SIGN_ROWS_SHARE`` of the samples did).
+        """
+        engine, w, y = self.engine, self.w_host, self.y_host
         Xtwy = self._cache.get("fast_gaussian_Xtwy")
         if Xtwy is None or Xtwy[0] is not y:  # (the response this model scales)
             Xtwy = self._cache["fast_gaussian_Xtwy"] = (y, engine.rmatvec(w * y))
-        signs = dar.copy()
-        signs[band] = 0.0
+        Xtw = self._cache.get("fast_gaussian_Xtw")
+        if Xtw is None:
+            Xtw = self._cache["fast_gaussian_Xtw"] = engine.rmatvec(w)
         held = self._cache.get("fast_gaussian_Xtws")
         changed = None if held is None else np.flatnonzero(held[0] != signs)
-        if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * n:
+        if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * signs.shape[0]:
             Xtws = engine.rmatvec(w * signs)
         else:  # X^T (w s') = X^T (w s) + X_D^T (w_D (s' - s)_D) on the changed rows D
             Xtws = held[1] + engine.rows(changed).T @ (w[changed] * (signs - held[0])[changed])
         self._cache["fast_gaussian_Xtws"] = (signs, Xtws)
+        G0 = self._cache["fast_gaussian_gram"]
         G_beta = G0 @ beta if self.centre is None else \
             G0 @ beta + self.centre * float(self.centre @ beta)
-        Xtwr = Xtwy[1] - G_beta / self.scale - b * self._cache["fast_gaussian_Xtw"]
-        t_ = float(t) + self.offset
-        Xt_e, Xt_dar = -Xtwr - (1.0 - a) * t_ * Xtws, Xtws
+        Xtwr = Xtwy[1] - G_beta / self.scale - b * Xtw
+        return -Xtwr - (1.0 - self.alpha) * (float(t) + self.offset) * Xtws, Xtws
+
+    def _gram_gradient(self, Xbeta, beta, b, t, mu, fit_intercept):
+        """``gradient`` of the gaussian loss with X^T g from the cached Gram matrix
+        (``_gram_sums``), no read of X; None where it does not apply (``_gram_covers``,
+        a box's pair t).
+
+        F_mu and the sums come from the per-sample map as in ``gradient``. Off the band
+        |r| <= mu (at mu = 0 the samples with r = 0, whose g is 0) g = dF/deta is
+        -w r - (1 - alpha) t' w s with s = sign(r) (``_gram_products``), so
+        X^T g = X^T (-w r - (1 - alpha) t' w s) + X_B^T (g + w r)_B (s = 0 on B).
+        FISTA's iterations then read X once (X beta at the candidate), not twice.
+        """
+        if np.ndim(t) or not self.constant_curvature():
+            return None
+        Xb = self.engine.fetch(Xbeta)[0]
+        r = self.y_host - (Xb + b)
+        band = np.flatnonzero(np.abs(r) <= mu) if mu > 0.0 else np.empty(0, dtype=np.intp)
+        if not self._gram_covers(band):
+            return None
+        (total, g_b, g_t), g = self._fn(b, t, mu, True, fit_intercept)(
+            np, Xb, self.y_host, self.w_host)
+        signs = np.sign(r)
+        signs[band] = 0.0
+        Xt_g = self._gram_sums(beta, b, t, signs)[0]
         if band.shape[0]:
-            A, w_B = engine.rows(band), w[band]
-            Xt_e = Xt_e + (1.0 - a) * (A.T @ (w_B * (r[band] - dar[band] * u[band])))
-            Xt_dar = Xt_dar + A.T @ (w_B * dar[band])
-        return Xt_e, Xt_dar
+            Xt_g = Xt_g + self.engine.rows(band).T @ (g[band] + self.w_host[band] * r[band])
+        return total, Xt_g, g_b, g_t
 
     def constant_curvature(self):
         """True where the Gram matrix of the Newton pass is X_c^T W X_c but for a few rows:
@@ -469,8 +533,12 @@ class Model:
         def unit(xp, eta, y, w):  # the Gram weights D = w (sums and G unused)
             return [0.0] * 6, [w], w
 
-        G0 = self.engine.second_order(unit, np.zeros(self.engine.shape[1]), self.y,
-                                      self.w, cols=cols, n_sums=6)[3] * self.scale**2
+        whole = None if cols is not None or type(self.engine) is not HostEngine else \
+            self.engine.weighted_gram(self.w_host)  # (dense host X: no maps)
+        if whole is None:
+            whole = self.engine.second_order(unit, np.zeros(self.engine.shape[1]), self.y,
+                                             self.w, cols=cols, n_sums=6)[3]
+        G0 = whole * self.scale**2
         if self.centre is not None:
             c = self.centre if cols is None else self.centre[cols]
             G0 = G0 - np.outer(c, c)
@@ -538,7 +606,10 @@ class Model:
         Rayleigh quotient estimates lambda_max from below (backtracking corrects an
         underestimate). X_c v = s X v - s c^T v with c the centre of all rows, and
         X_c^T u = s X^T u - s c sum_i u_i. Cached with the problem (it depends on X,
-        the weights and the scale only).
+        the weights and the scale only). Where the gaussian loss has its Gram matrix
+        already (``gram_first``) the estimate is still this one: its power iteration to
+        lambda_max made FISTA's first steps shorter (n = 1e5, d = 50, nine sets: 141 ->
+        155 iterations in all).
         """
         lam = self._cache.get("fast_gram_norm")
         if lam is not None:

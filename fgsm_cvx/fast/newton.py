@@ -251,7 +251,7 @@ class _WeightedL1:
         return beta
 
 
-class _EveryCoordinate:
+class EveryCoordinate:
     """The part of a structure whose working set is every coordinate: no basis, no
     coordinate enters or binds, nothing to project."""
 
@@ -271,7 +271,7 @@ class _EveryCoordinate:
         return beta
 
 
-class _Mahalanobis(_EveryCoordinate):
+class _Mahalanobis(EveryCoordinate):
     """sigma(beta) = sqrt(beta^T M beta) (M None: the identity)."""
 
     def __init__(self, M):
@@ -301,7 +301,7 @@ class _Mahalanobis(_EveryCoordinate):
         return H
 
 
-class Free(_EveryCoordinate):
+class Free(EveryCoordinate):
     """sigma = 0: the structure at eps = 0, where the shift eps sigma_S(beta) vanishes
     whatever the set S, so every coordinate is free (no kink, no curvature from the
     set). A set with no manifold of its own (``manifold_of`` None; not a box, whose two
