@@ -429,8 +429,9 @@ class Model:
         if Xtwy is None or Xtwy[0] is not y:  # (the response this model scales)
             Xtwy = self._cache["fast_gaussian_Xtwy"] = (y, engine.rmatvec(w * y))
         Xtw = self._cache.get("fast_gaussian_Xtw")
-        if Xtw is None:
-            Xtw = self._cache["fast_gaussian_Xtw"] = engine.rmatvec(w)
+        if Xtw is None:  # (with an intercept the centre is s X^T w: s a power of two)
+            Xtw = self._cache["fast_gaussian_Xtw"] = engine.rmatvec(w) \
+                if self.centre is None else self.centre / self.scale
         held = self._cache.get("fast_gaussian_Xtws")
         changed = None if held is None else np.flatnonzero(held[0] != signs)
         if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * signs.shape[0]:
