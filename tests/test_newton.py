@@ -1068,7 +1068,7 @@ def test_gaussian_working_set_gram_is_the_hessian_on_its_columns(pinned):
         ref[rng.choice(n, 10, replace=False)] = 0.0
     point = newton_module._Point(model, beta, b, t, mu, W, ref=ref)
     assert point.cols is not None and np.array_equal(point.cols, W)
-    assert "fast_gaussian_gram" not in model._cache  # (no d x d matrix yet)
+    assert not model.covers_gram(None)  # (no d x d matrix yet)
     G = point.gram(W)
     h = 1e-6
     for k, j in enumerate(W):

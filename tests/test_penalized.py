@@ -341,3 +341,35 @@ def test_poisson_clean_fit_without_minimiser_raises(backend):
     assert err.value.status == "unbounded"
     res = fc.penalized_fit(X, y, "poisson", "l1", 0.05, backend=backend)
     assert np.isfinite(res.coef).all() and -10.0 < res.coef[1] < 0.0
+
+
+def test_fast_gaussian_twin_takes_its_gradients_from_the_gram_matrix(monkeypatch):
+    """Below 200 columns the gaussian twin forms the Gram matrix first
+    (``solver._gram_first``) and FISTA takes X^T g from it: no ``map_reduce`` with X^T g,
+    and the Lasso's answer is Clarabel's. The twin's columns are unscaled while the
+    adversarial problem's (here x_scale != 1, solved first on the same problem and its
+    cache) are scaled: each keeps its own Gram matrix."""
+    from fgsm_cvx.engine import HostEngine
+    from fgsm_cvx.fast.model import fast_scaling
+
+    rng = np.random.default_rng(17)
+    X = rng.standard_normal((600, 8)) * 40.0 + 25.0
+    y = X @ rng.standard_normal(8) / 40.0 + rng.standard_normal(600)
+    w = rng.uniform(0.3, 2.0, 600)
+    pp = PenalizedProblem(X, y, "gaussian", "l1", 0.05, sample_weight=w)
+    assert fast_scaling(pp.base).x != 1.0
+    fc.solve(pp.base, backend="fast")  # (caches the scaled Gram matrix)
+    gradients = []
+    map_reduce = HostEngine.map_reduce
+
+    def counted(self, *args, **kwargs):
+        if kwargs.get("rmatvec"):
+            gradients.append(1)
+        return map_reduce(self, *args, **kwargs)
+
+    monkeypatch.setattr(HostEngine, "map_reduce", counted)
+    res = solve_penalized(pp, backend="fast", tol=1e-10)
+    assert not gradients and res.n_iter > 5
+    ref = solve_penalized(pp, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-5 * np.abs(ref.coef).max())

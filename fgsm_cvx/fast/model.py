@@ -202,6 +202,10 @@ class Model:
         centre, self._mean_row_sq = _centring(prob)
         self._cache = prob._cache
         self.centre = None if centre is None else self.scale * centre  # s c
+        # the cached Gram matrices are of the scaled columns: a model of another scale
+        # on the same problem (the penalised twin's identity scaling) has its own
+        self._gram_key = ("fast_gaussian_gram", self.scale)
+        self._part_key = ("fast_gaussian_gram_part", self.scale)
 
     def _fn(self, b, t, mu, grad, fit_intercept=False):
         """The per-sample work at (b, t, mu), for the engine's map_reduce (picklable: it
@@ -397,19 +401,22 @@ class Model:
         the cached Gram matrix (``_gram_sums``): X a dense float64 host array whose
         whole Gram matrix is cached, the band's rows (taken one by one) at most
         ``SIGN_ROWS_SHARE`` of the samples."""
+        return self._gram_key in self._cache and self._dense_host() \
+            and band.shape[0] <= SIGN_ROWS_SHARE * self.engine.shape[0]
+
+    def _dense_host(self):
+        """Whether X is a dense float64 numpy array on the host engine (whose products
+        are numpy arrays)."""
         X = getattr(self.engine, "X", None)
-        return "fast_gaussian_gram" in self._cache and type(self.engine) is HostEngine \
-            and isinstance(X, np.ndarray) and X.dtype == np.float64 \
-            and band.shape[0] <= SIGN_ROWS_SHARE * X.shape[0]
+        return type(self.engine) is HostEngine and isinstance(X, np.ndarray) \
+            and X.dtype == np.float64
 
     def gram_first(self):
         """Form the whole constant Gram matrix now (``_constant_gram``) where the gaussian
         pass and FISTA's gradient would take their products with X^T from it
         (``_gram_covers``); whether it is cached. Called by the solver where a Newton or
         pinned pass would form it anyway (``solver._gram_first``)."""
-        X = getattr(self.engine, "X", None)
-        if not (self.constant_curvature() and type(self.engine) is HostEngine
-                and isinstance(X, np.ndarray) and X.dtype == np.float64):
+        if not (self.constant_curvature() and self._dense_host()):
             return False
         self._constant_gram(None)
         return True
@@ -432,6 +439,12 @@ class Model:
         if Xtw is None:  # (with an intercept the centre is s X^T w: s a power of two)
             Xtw = self._cache["fast_gaussian_Xtw"] = engine.rmatvec(w) \
                 if self.centre is None else self.centre / self.scale
+        G0 = self._cache[self._gram_key]
+        G_beta = G0 @ beta if self.centre is None else \
+            G0 @ beta + self.centre * float(self.centre @ beta)
+        Xtwr = Xtwy[1] - G_beta / self.scale - b * Xtw
+        if self.alpha == 1.0:  # the clean loss (the penalised twin): no shift, no signs
+            return -Xtwr, np.zeros_like(Xtwr)
         held = self._cache.get("fast_gaussian_Xtws")
         changed = None if held is None else np.flatnonzero(held[0] != signs)
         if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * signs.shape[0]:
@@ -439,10 +452,6 @@ class Model:
         else:  # X^T (w s') = X^T (w s) + X_D^T (w_D (s' - s)_D) on the changed rows D
             Xtws = held[1] + engine.rows(changed).T @ (w[changed] * (signs - held[0])[changed])
         self._cache["fast_gaussian_Xtws"] = (signs, Xtws)
-        G0 = self._cache["fast_gaussian_gram"]
-        G_beta = G0 @ beta if self.centre is None else \
-            G0 @ beta + self.centre * float(self.centre @ beta)
-        Xtwr = Xtwy[1] - G_beta / self.scale - b * Xtw
         return -Xtwr - (1.0 - self.alpha) * (float(t) + self.offset) * Xtws, Xtws
 
     def _gram_gradient(self, Xbeta, beta, b, t, mu, fit_intercept):
@@ -512,10 +521,10 @@ class Model:
     def _cached_gram(self, cols):
         """X_cW^T W X_cW for the columns W = ``cols`` (None: all) from the cache, the
         matrix of all columns or the last subset's; None where neither holds them."""
-        G0 = self._cache.get("fast_gaussian_gram")
+        G0 = self._cache.get(self._gram_key)
         if G0 is not None:
             return G0 if cols is None else G0[np.ix_(cols, cols)]
-        part = self._cache.get("fast_gaussian_gram_part")
+        part = self._cache.get(self._part_key)
         pos = None if cols is None or part is None else subset_positions(part[0], cols)
         return None if pos is None else part[1][np.ix_(pos, pos)]
 
@@ -545,10 +554,10 @@ class Model:
             G0 = G0 - np.outer(c, c)
         G0 = 0.5 * (G0 + G0.T)
         if cols is None:
-            self._cache["fast_gaussian_gram"] = G0
-            self._cache.pop("fast_gaussian_gram_part", None)
+            self._cache[self._gram_key] = G0
+            self._cache.pop(self._part_key, None)
         else:
-            self._cache["fast_gaussian_gram_part"] = (np.array(cols), G0)
+            self._cache[self._part_key] = (np.array(cols), G0)
         return G0
 
     def rows(self, idx):

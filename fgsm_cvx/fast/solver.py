@@ -201,7 +201,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
     it = 0
     while it < max_iter:
         it += 1
-        # one pass over X: X^T g at the extrapolated point (its predictor is y_Xb)
+        # one pass over X: X^T g at the extrapolated point (its predictor is y_Xb; for
+        # the gaussian loss from its Gram matrix where it is cached, no pass)
         f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept,
                                                beta=y_beta)
         if f_x is None:
@@ -237,8 +238,8 @@ def _fista(model, prox, nonsmooth, fit_intercept, state, mu, L, tol, max_iter,
                 # after ~1000 passes). Once an iteration, y is evaluated afresh
                 refreshed, L = True, L_start
                 y_Xb = model.evaluate(y_beta, y_b, y_t, mu)[0]
-                f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu, fit_intercept,
-                                               beta=y_beta)
+                f_y, g_beta, g_b, g_t = model.gradient(y_Xb, y_b, y_t, mu,
+                                                       fit_intercept, beta=y_beta)
                 continue
             if not (np.isfinite(f_y) and L < 1e300):  # (no step can pass the test)
                 raise SolverError(f"the fast backend's step search failed: the objective "
@@ -1174,13 +1175,15 @@ def _with_blas_threads(solve):
     return solve_within
 
 
-def _gram_first(model, structure):
+def _gram_first(model, structure, penalised=False):
     """Whether the gaussian loss forms its Gram matrix of all columns before FISTA's first
     iteration (``model.Model.gram_first``): where a Newton or pinned pass would form it
     anyway (``newton.gram_columns``: below GRAM_RENT_MIN_FEATURES columns, or a set
     whose working set is every coordinate, ``L2`` or an ellipsoid, within
     ``working_set_cap``), so that FISTA's gradients take X^T g from it
-    (``model.Model.gradient``) and read X once an iteration, not twice.
+    (``model.Model.gradient``) and read X once an iteration, not twice. The penalised
+    twin (``penalised``: FISTA alone, no Newton pass) below GRAM_RENT_MIN_FEATURES
+    columns only, where the matrix costs at most a few iterations' second reads.
 
     The Gram matrix costs about 2 X^T (X v) passes at n = 1e5, d = 50 and 20 at
     d = 1000 (BLAS-3 speed), an iteration's second read half a pass.
@@ -1188,8 +1191,8 @@ def _gram_first(model, structure):
     if structure is None or not model.constant_curvature():
         return False
     d = model.engine.shape[1]
-    return d < GRAM_RENT_MIN_FEATURES or (isinstance(structure, EveryCoordinate)
-                                          and d <= working_set_cap(model))
+    return d < GRAM_RENT_MIN_FEATURES or (not penalised and isinstance(
+        structure, EveryCoordinate) and d <= working_set_cap(model))
 
 
 @_with_blas_threads
@@ -1431,6 +1434,8 @@ def solve_fast_penalized(prob, penalty, lam, objective, tol=1e-8, max_iter=20_00
     sc = Scaling(prob, identity=True)  # lam P is not invariant under the scaling
     model = Model(prob, sc, alpha=1.0)
     beta, b = _start(prob, sc, warm_start)
+    if _gram_first(model, Free(), penalised=True):
+        model.gram_first()
 
     def prox(v_beta, v_t, L):
         return penalty.prox(v_beta, lam / L), 0.0
