@@ -17,6 +17,7 @@ from conftest import MANIFOLD_SETS, manifold_problem, record_step_sizes
 import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
 import fgsm_cvx.fast.linear_pieces as linear_pieces
+import fgsm_cvx.fast.model as fast_model
 import fgsm_cvx.fast.newton as newton_mod
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.engine import HostEngine
@@ -617,6 +618,7 @@ def test_fista_gradient_from_the_gram_matrix(case, monkeypatch):
     product X^T v where the signs change little, at mu = 0 (a sample with r = 0 among
     them) and with a band of ~2% of the samples; where most signs change, or the band
     holds a quarter of the samples, the same values (X read)."""
+    monkeypatch.setattr(fast_model, "GRAM_GRADIENT_MIN_ENTRIES", 0)  # (small X here)
     rng = np.random.default_rng(500 + case)
     n, d = 400, 6
     X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + rng.uniform(-2, 2, d)
@@ -671,6 +673,7 @@ def test_cold_gaussian_solve_forms_its_gram_matrix_first(set_name, d, monkeypatc
     take X^T g from it (no ``map_reduce`` with X^T g); past it a sparse set's (``Linf``
     at d = 210) solve does not. The solve ends at Clarabel's optimum (d = 30), and at
     that of a solve whose FISTA reads X^T g, which reads X more often."""
+    monkeypatch.setattr(fast_model, "GRAM_GRADIENT_MIN_ENTRIES", 0)  # (small X here)
     rng = np.random.default_rng(zlib.crc32(f"gram-first-{set_name}-{d}".encode()))
     n = 1500 if d < 100 else 4000  # (with fewer samples than ~20 d, the solution pins
     # more than SIGN_ROWS_SHARE of them: X^T g is read there)

@@ -349,9 +349,11 @@ def test_fast_gaussian_twin_takes_its_gradients_from_the_gram_matrix(monkeypatch
     and the Lasso's answer is Clarabel's. The twin's columns are unscaled while the
     adversarial problem's (here x_scale != 1, solved first on the same problem and its
     cache) are scaled: each keeps its own Gram matrix."""
+    import fgsm_cvx.fast.model as fast_model
     from fgsm_cvx.engine import HostEngine
     from fgsm_cvx.fast.model import fast_scaling
 
+    monkeypatch.setattr(fast_model, "GRAM_GRADIENT_MIN_ENTRIES", 0)  # (small X here)
     rng = np.random.default_rng(17)
     X = rng.standard_normal((600, 8)) * 40.0 + 25.0
     y = X @ rng.standard_normal(8) / 40.0 + rng.standard_normal(600)

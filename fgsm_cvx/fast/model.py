@@ -133,6 +133,12 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
 # streamed)
 SIGN_ROWS_SHARE = 1.0 / 16.0
 
+# FISTA's gaussian gradient takes X^T g from the Gram matrix (``Model._gram_gradient``)
+# from this many entries of X on: below, its per-sample bookkeeping (the signs, their
+# changes, the band) costs about what the read of X it saves does (cold solves at
+# n d = 1e4-3e5: 0-15% slower; at 9e5 and 5e6 7-25% faster)
+GRAM_GRADIENT_MIN_ENTRIES = 2**19
+
 # Rows sampled for the power iteration of ``Model.gram_norm`` (at least 20 d): at
 # n = 1e5, d = 50 its four iterations over all rows cost 8 of a gaussian solve's ~46
 # X^T (X v) passes; on 1e4 rows, under one
@@ -411,6 +417,14 @@ class Model:
         return type(self.engine) is HostEngine and isinstance(X, np.ndarray) \
             and X.dtype == np.float64
 
+    def gram_gradient_pays(self):
+        """Whether FISTA's gradient takes X^T g from the Gram matrix once it is cached
+        (``_gram_gradient``): the gaussian loss on dense float64 host X of at least
+        ``GRAM_GRADIENT_MIN_ENTRIES`` entries."""
+        n, d = self.engine.shape
+        return n * d >= GRAM_GRADIENT_MIN_ENTRIES and self.constant_curvature() \
+            and self._dense_host()
+
     def gram_first(self):
         """Form the whole constant Gram matrix now (``_constant_gram``) where the gaussian
         pass and FISTA's gradient would take their products with X^T from it
@@ -463,9 +477,10 @@ class Model:
         |r| <= mu (at mu = 0 the samples with r = 0, whose g is 0) g = dF/deta is
         -w r - (1 - alpha) t' w s with s = sign(r) (``_gram_products``), so
         X^T g = X^T (-w r - (1 - alpha) t' w s) + X_B^T (g + w r)_B (s = 0 on B).
-        FISTA's iterations then read X once (X beta at the candidate), not twice.
+        FISTA's iterations then read X once (X beta at the candidate), not twice
+        (from ``GRAM_GRADIENT_MIN_ENTRIES`` entries of X on).
         """
-        if np.ndim(t) or not self.constant_curvature():
+        if np.ndim(t) or not self.gram_gradient_pays():
             return None
         Xb = self.engine.fetch(Xbeta)[0]
         r = self.y_host - (Xb + b)

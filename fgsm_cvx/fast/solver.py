@@ -1181,14 +1181,15 @@ def _gram_first(model, structure, penalised=False):
     anyway (``newton.gram_columns``: below GRAM_RENT_MIN_FEATURES columns, or a set
     whose working set is every coordinate, ``L2`` or an ellipsoid, within
     ``working_set_cap``), so that FISTA's gradients take X^T g from it
-    (``model.Model.gradient``) and read X once an iteration, not twice. The penalised
-    twin (``penalised``: FISTA alone, no Newton pass) below GRAM_RENT_MIN_FEATURES
-    columns only, where the matrix costs at most a few iterations' second reads.
+    (``model.Model.gradient``, where ``gram_gradient_pays``) and read X once an
+    iteration, not twice. The penalised twin (``penalised``: FISTA alone, no Newton
+    pass) below GRAM_RENT_MIN_FEATURES columns only, where the matrix costs at most a
+    few iterations' second reads.
 
     The Gram matrix costs about 2 X^T (X v) passes at n = 1e5, d = 50 and 20 at
     d = 1000 (BLAS-3 speed), an iteration's second read half a pass.
     """
-    if structure is None or not model.constant_curvature():
+    if structure is None or not model.gram_gradient_pays():
         return False
     d = model.engine.shape[1]
     return d < GRAM_RENT_MIN_FEATURES or (not penalised and isinstance(
