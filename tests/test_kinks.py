@@ -18,7 +18,6 @@ import fgsm_cvx as fc
 import fgsm_cvx.fast.kinks as kinks
 import fgsm_cvx.fast.linear_pieces as linear_pieces
 import fgsm_cvx.fast.model as fast_model
-import fgsm_cvx.fast.newton as newton_mod
 import fgsm_cvx.fast.solver as fast_solver
 from fgsm_cvx.engine import HostEngine
 from fgsm_cvx.families import Gaussian, Huber, Poisson
@@ -665,17 +664,17 @@ def test_fista_gradient_from_the_gram_matrix(case, monkeypatch):
 
 
 @pytest.mark.parametrize("set_name, d", [("l2", 30), ("ellipsoid", 30), ("linf", 30),
-                                         ("l2", 210), ("linf", 210)])
+                                         ("linf", 210), ("l2", 520), ("linf", 520)])
 def test_cold_gaussian_solve_forms_its_gram_matrix_first(set_name, d, monkeypatch):
-    """``solver._gram_first``: below GRAM_RENT_MIN_FEATURES columns, and for a set whose
+    """``solver._gram_first``: below GRAM_FIRST_MAX_FEATURES columns, and for a set whose
     working set is every coordinate (``L2``, an ellipsoid), a cold gaussian solve forms
     the Gram matrix of all columns before FISTA's first iteration, whose gradients then
     take X^T g from it (no ``map_reduce`` with X^T g); past it a sparse set's (``Linf``
-    at d = 210) solve does not. The solve ends at Clarabel's optimum (d = 30), and at
+    at d = 520) solve does not. The solve ends at Clarabel's optimum (d = 30), and at
     that of a solve whose FISTA reads X^T g, which reads X more often."""
     monkeypatch.setattr(fast_model, "GRAM_GRADIENT_MIN_ENTRIES", 0)  # (small X here)
     rng = np.random.default_rng(zlib.crc32(f"gram-first-{set_name}-{d}".encode()))
-    n = 1500 if d < 100 else 4000  # (with fewer samples than ~20 d, the solution pins
+    n = 1500 if d < 100 else 24 * d  # (with fewer samples than ~20 d, the solution pins
     # more than SIGN_ROWS_SHARE of them: X^T g is read there)
     X = rng.standard_normal((n, d)) + rng.uniform(-1, 1, d)
     y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.3) * 3 / np.sqrt(d)) \
@@ -689,7 +688,7 @@ def test_cold_gaussian_solve_forms_its_gram_matrix_first(set_name, d, monkeypatc
         return fc.AdversarialProblem(X, y, family="gaussian", perturbation=perturbation,
                                      eps=eps)
 
-    first = d < newton_mod.GRAM_RENT_MIN_FEATURES or set_name != "linf"
+    first = d < fast_solver.GRAM_FIRST_MAX_FEATURES or set_name != "linf"
     reads = {}  # the engine's reads of X (a second-order pass reads it twice), and
     # FISTA's gradients through X^T g ("gradient": their reads are rmatvec's)
 

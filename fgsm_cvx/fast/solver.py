@@ -1175,25 +1175,35 @@ def _with_blas_threads(solve):
     return solve_within
 
 
+# Below this many columns a gaussian solve forms the Gram matrix of all columns before
+# FISTA's first iteration whatever its set (``_gram_first``)
+GRAM_FIRST_MAX_FEATURES = 512
+
+
 def _gram_first(model, structure, penalised=False):
     """Whether the gaussian loss forms its Gram matrix of all columns before FISTA's first
-    iteration (``model.Model.gram_first``): where a Newton or pinned pass would form it
-    anyway (``newton.gram_columns``: below GRAM_RENT_MIN_FEATURES columns, or a set
-    whose working set is every coordinate, ``L2`` or an ellipsoid, within
-    ``working_set_cap``), so that FISTA's gradients take X^T g from it
+    iteration (``model.Model.gram_first``), so that FISTA's gradients take X^T g from it
     (``model.Model.gradient``, where ``gram_gradient_pays``) and read X once an
-    iteration, not twice. The penalised twin (``penalised``: FISTA alone, no Newton
-    pass) below GRAM_RENT_MIN_FEATURES columns only, where the matrix costs at most a
-    few iterations' second reads.
+    iteration, not twice: below GRAM_FIRST_MAX_FEATURES columns, and for a set whose
+    working set is every coordinate (``L2``, an ellipsoid: its pinned pass forms the
+    matrix anyway) within ``working_set_cap``. The penalised twin (``penalised``: FISTA
+    alone, no pass forms it) below GRAM_RENT_MIN_FEATURES columns only.
 
-    The Gram matrix costs about 2 X^T (X v) passes at n = 1e5, d = 50 and 20 at
-    d = 1000 (BLAS-3 speed), an iteration's second read half a pass.
+    The Gram matrix costs about 2 X^T (X v) passes at n = 1e5, d = 50, 7-10 at d = 200-400
+    and 20-28 at d = 1000 (BLAS-3 speed), an iteration's second read half a pass; below
+    200 columns a Newton or pinned pass forms it anyway (``newton.gram_columns``), above
+    they form the working set's. Measured at n = 1e5 (passes, sets with sparse
+    solutions; docs/performance.md, session 41): d = 300 and 400 ``Linf`` 25-26 -> 23-24,
+    ``L1`` 43-64 -> 33-51, ``Group`` 34-40 -> 30-34; d = 600 ``Linf`` 29-31 -> 29-34,
+    ``L1`` 39-40 -> 30-32; d = 1000 ``Linf`` 23-25 -> 36, ``L1`` 71-77 -> 148-156.
     """
     if structure is None or not model.gram_gradient_pays():
         return False
     d = model.engine.shape[1]
-    return d < GRAM_RENT_MIN_FEATURES or (not penalised and isinstance(
-        structure, EveryCoordinate) and d <= working_set_cap(model))
+    if penalised:
+        return d < GRAM_RENT_MIN_FEATURES
+    return d < GRAM_FIRST_MAX_FEATURES or (isinstance(structure, EveryCoordinate)
+                                           and d <= working_set_cap(model))
 
 
 @_with_blas_threads
