@@ -229,7 +229,7 @@ class HostEngine:
         if sp.issparse(X):
             return None
         n, d = X.shape
-        uniform = n == 0 or bool(np.all(w == w[0]))
+        uniform = _uniform(w)
         rows = max(1, (WHOLE_GRAM_BLOCK_ENTRIES if uniform else MAX_BLOCK_ENTRIES) // max(d, 1))
         G = np.zeros((d, d))
         for start in range(0, n, rows):
@@ -237,7 +237,7 @@ class HostEngine:
             if not uniform:
                 block = block * np.sqrt(w[start:start + rows])[:, None]
             G += block.T @ block  # numpy: A^T A of one buffer is a symmetric rank-k update
-        return G * w[0] if uniform and n else G
+        return G * w[0] if uniform else G
 
     def weighted_row_norms(self, w):
         """sum_i w_i ||x_i||^2 (one pass; for sparse X one O(nnz) temporary).
@@ -248,13 +248,17 @@ class HostEngine:
         X = self.X
         if sp.issparse(X):
             row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-        elif w.shape[0] and (X.flags.c_contiguous or X.flags.f_contiguous) \
-                and bool(np.all(w == w[0])):
+        elif (X.flags.c_contiguous or X.flags.f_contiguous) and _uniform(w):
             entries = X.ravel(order="K")  # (a view: X is contiguous)
             return float(w[0] * (entries @ entries))
         else:
             row_sq = np.einsum("ij,ij->i", X, X)
         return float(w @ row_sq)
+
+
+def _uniform(w):
+    """Whether the host weights w are all equal (and there is one at least)."""
+    return w.shape[0] > 0 and bool(np.all(w == w[0]))
 
 
 HEAP_VECTORS = 8

@@ -352,7 +352,7 @@ class Model:
         # on X and the weights only: computed with the first pass, cached with the
         # problem (shared along a path). Once the whole Gram matrix is cached, the first
         # two come from it instead (``_gram_products``: no read of X)
-        Xtw = self._cache.get("fast_gaussian_Xtw")
+        Xtw = self._weights_product()
         products = None if Xtw is None else self._gram_products(beta, b, t, r, u, dar, band)
         if products is not None:
             Xt_e, Xt_dar = products
@@ -449,10 +449,9 @@ class Model:
         Xtwy = self._cache.get("fast_gaussian_Xtwy")
         if Xtwy is None or Xtwy[0] is not y:  # (the response this model scales)
             Xtwy = self._cache["fast_gaussian_Xtwy"] = (y, engine.rmatvec(w * y))
-        Xtw = self._cache.get("fast_gaussian_Xtw")
-        if Xtw is None:  # (with an intercept the centre is s X^T w: s a power of two)
-            Xtw = self._cache["fast_gaussian_Xtw"] = engine.rmatvec(w) \
-                if self.centre is None else self.centre / self.scale
+        Xtw = self._weights_product()
+        if Xtw is None:
+            Xtw = self._cache["fast_gaussian_Xtw"] = engine.rmatvec(w)
         G0 = self._cache[self._gram_key]
         G_beta = G0 @ beta if self.centre is None else \
             G0 @ beta + self.centre * float(self.centre @ beta)
@@ -467,6 +466,15 @@ class Model:
             Xtws = held[1] + engine.rows(changed).T @ (w[changed] * (signs - held[0])[changed])
         self._cache["fast_gaussian_Xtws"] = (signs, Xtws)
         return -Xtwr - (1.0 - self.alpha) * (float(t) + self.offset) * Xtws, Xtws
+
+    def _weights_product(self):
+        """X^T w (unscaled X), cached with the problem: with an intercept the centre over
+        the scale (the centre is s X^T w, s a power of two: exact); None where neither
+        holds it (the caller reads X)."""
+        Xtw = self._cache.get("fast_gaussian_Xtw")
+        if Xtw is None and self.centre is not None:
+            Xtw = self._cache["fast_gaussian_Xtw"] = self.centre / self.scale
+        return Xtw
 
     def _gram_gradient(self, Xbeta, beta, b, t, mu, fit_intercept):
         """``gradient`` of the gaussian loss with X^T g from the cached Gram matrix
