@@ -315,13 +315,22 @@ def _predict_pinned(model, manifold, point, beta, W, signs, band, k, eta, t, eps
         con[idx], ref[idx] = True, 0.0
 
 
-def _kink_steps(model, beta, W, d_W, d_bc, k, con, memo=None):
+def _kink_steps(model, beta, W, d_W, d_bc, k, con, ref, memo=None):
     """(dk, tau): each sample's rate dk along the direction (``d_W`` on W, ``d_bc`` on
-    the centred intercept) and the step tau at which a free sample moving towards its
-    kink reaches it (inf for the others). The symmetric losses only (k = y - eta, linear
+    the centred intercept) and the step tau at which a free sample leaving its piece
+    reaches its kink (inf for the others). The symmetric losses only (k = y - eta, linear
     along the direction): one product with X gives every sample's rate. ``memo``: a
     list that keeps that product, s X d (the next pass's predictors are s X beta plus
-    tau times it: ``_pinned_newton``)."""
+    tau times it: ``_pinned_newton``).
+
+    A sample's side is its piece's sign ``ref`` (sign(k) where ref is 0): the pass's
+    model takes the piece s_i = ref_i, so it agrees with the objective while
+    ref_i k_i >= 0, and a step leaves that only for ref_i k_i > 0, ref_i dk_i < 0, at
+    tau = -k_i / dk_i. A sample just released at its kink sits there on its new piece,
+    k_i = +-1e-16 by rounding, either sign; taking its side from sign(k_i) read a step
+    into its piece as a crossing at tau ~ 1e-12. Those pivots cycled (released, pinned at
+    the next pivot, released again): at n = 1e5, d = 1000 an ``L1`` try ran out of its 16
+    passes on them (docs/performance.md, session 42)."""
     full = np.zeros_like(beta)
     full[W] = d_W
     if memo:
@@ -333,8 +342,9 @@ def _kink_steps(model, beta, W, d_W, d_bc, k, con, memo=None):
     # eta = s X beta + b with b = b_c - s c^T beta: d eta = s X d + d_bc - s c^T d
     deta = sXd + d_bc + model.centred_step(np.zeros_like(full), full)
     dk = -deta  # k = y - eta
+    side = np.where(ref != 0.0, ref, np.sign(k))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return dk, np.where(~con & (k * dk < 0.0), -k / dk, np.inf)
+        return dk, np.where(~con & (side * k > 0.0) & (side * dk < 0.0), -k / dk, np.inf)
 
 
 def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
@@ -363,7 +373,7 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
     if not float(d @ d) > 1e-24 * (1.0 + float(grad @ grad)):
         return None
     d_W, d_bc = d[:W.shape[0]], (d[-1] if fit_intercept else 0.0)
-    dk, kink = _kink_steps(model, beta, W, d_W, d_bc, k, con)
+    dk, kink = _kink_steps(model, beta, W, d_W, d_bc, k, con, ref)
     dt = float(g @ d)
     with np.errstate(divide="ignore", invalid="ignore"):
         free = ~con
@@ -415,7 +425,8 @@ def _ray_step(model, manifold, beta, b, W, signs, H, J, grad, k, ref, con, t, g,
 PIVOT_PASSES = 20
 
 
-def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv, memo=None):
+def _line_minimum(model, beta, W, step, d_bc, k, con, ref, t, dt, slope, curv,
+                  memo=None):
     """(tau, sample): the minimum of the objective along the fraction tau in (0, 1] of
     the KKT step (``step`` on W, ``d_bc`` on the centred intercept), and the sample at
     whose kink it lies (None: between kinks, or no kink crossed: tau = 1).
@@ -435,7 +446,7 @@ def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv, memo=N
     """
     if not slope < 0.0:  # not a descent direction of the model: the full step
         return 1.0, None
-    dk, frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con, memo)
+    dk, frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con, ref, memo)
     crossing = np.flatnonzero(frac < 1.0)
     if crossing.size <= 1:
         return 1.0, None
@@ -459,12 +470,12 @@ def _line_minimum(model, beta, W, step, d_bc, k, con, t, dt, slope, curv, memo=N
     return 1.0, None
 
 
-def _first_kink(model, beta, W, step, d_bc, k, con, memo=None):
+def _first_kink(model, beta, W, step, d_bc, k, con, ref, memo=None):
     """(tau, sample): where the KKT step (``step`` on W, ``d_bc`` on the centred
     intercept) takes more than one free sample across its kink, the fraction tau of it
     at which the first of them reaches its kink, and that sample; else (1, None)
     (``_kink_steps``, which keeps its product with X in ``memo``)."""
-    frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con, memo)[1]
+    frac = _kink_steps(model, beta, W, step[:W.shape[0]], d_bc, k, con, ref, memo)[1]
     crossing = np.flatnonzero(frac < 1.0)
     if crossing.size <= 1:
         return 1.0, None
@@ -730,9 +741,9 @@ def _pinned_newton(model, manifold, fit_intercept, eps, state, mu, tol, gap_tol,
             tau, pin, memo = 1.0, None, []
             if pivoting and Z.shape[0] < m:  # (never more constraints than unknowns)
                 if not search:
-                    tau, pin = _first_kink(model, beta, W, step, d_bc, k, con, memo)
+                    tau, pin = _first_kink(model, beta, W, step, d_bc, k, con, ref, memo)
                 elif Z.shape[0] <= BATCH_RELEASE:  # (above: full steps, ``PIVOT_PASSES``)
-                    tau, pin = _line_minimum(model, beta, W, step, d_bc, k, con, t,
+                    tau, pin = _line_minimum(model, beta, W, step, d_bc, k, con, ref, t,
                                              float(g @ step), slope, curv, memo)
                     if pin in searched:
                         # a sample the search pinned before, released since by its
