@@ -320,6 +320,42 @@ def test_auto_falls_back_to_cvxpy_when_the_fast_path_runs_out_of_iterations(monk
         fc.solve(prob)
 
 
+@pytest.mark.parametrize("perturbation", ["l2", "l1", "box"])
+def test_beyond_eps_max_the_solution_is_zero_without_a_program(perturbation, monkeypatch):
+    """At eps = eps_max and beyond, beta = 0 minimises the robust objective, and the
+    intercept is the weighted mean of y (gaussian: the closed form). On
+    make_regression's responses (~1e2) FISTA stopped at beta = 0 with dF/db at its
+    rounding floor, above the tightened tolerance, and the reduced program of every
+    sample ran (3.5 s at 2000 x 200) to return coefficients of ~1e-3. Now no program
+    runs, beta is exactly 0, and the objective is Clarabel's."""
+    from sklearn.datasets import make_regression
+
+    import fgsm_cvx.fast.conic as conic
+
+    programs, solve_program = [], conic.solve_program
+
+    def counted(*args, **kwargs):
+        programs.append(1)
+        return solve_program(*args, **kwargs)
+
+    monkeypatch.setattr(conic, "solve_program", counted)
+    X, y = make_regression(500, 40, n_informative=20, noise=5.0, random_state=0)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, 500)
+    pert = fc.Box(-0.5, 1.0) if perturbation == "box" else perturbation
+    prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation=pert,
+                                 sample_weight=w)
+    top = fc.eps_max(prob)
+    for eps in (top, 1.5 * top):
+        res = fc.solve(prob.with_params(eps=eps), backend="fast")
+        assert not programs and not np.any(res.coef)
+        assert res.intercept == pytest.approx(np.average(y, weights=w), rel=1e-12)
+        ref = fc.solve(prob.with_params(eps=eps), backend="cvxpy", solver="CLARABEL",
+                       tol=1e-10)
+        assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+    below = fc.solve(prob.with_params(eps=0.9 * top), backend="fast")
+    assert np.any(below.coef)
+
+
 def test_iteration_budget_raises_solver_error():
     X, y = _data(family_id="hinge")
     with pytest.raises(fc.SolverError, match="did not converge"):
