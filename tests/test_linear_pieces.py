@@ -217,7 +217,9 @@ def test_bounded_residual_needs_curvature_or_a_small_step():
 @pytest.mark.parametrize("set_id", ["l2", "box"])
 def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
     """G <= F at random points (the numpy objective of the scaled problem), G = F at the
-    point whose split it was built from; a box's two shifts included."""
+    point whose split it was built from; a box's two shifts included. The gaussian far
+    samples enter as one quadratic (``linear_pieces._far_quadratic``): its near set is
+    not every sample either."""
     prob = _nearly_lad(set_id, seed=3, n=120, d=5, alpha=alpha, weights=True)
     if family == "gaussian":
         prob = fc.AdversarialProblem(prob.X, prob.y, family="gaussian", alpha=alpha,
@@ -234,7 +236,8 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
     r = model.y_host - (model.engine.fetch(Xb0)[0] + b0)
     d = prob.n_features
     near = near_set(lp._distance(model, r, t0), model.w_host, 1e-3, d + 2, d)
-    assert near is not None and (family == "gaussian" or not near.all())
+    assert near is not None and not near.all() and lp.quadratic_far(model) == (
+        family == "gaussian")
     side = np.sign(r - lp._interval(t0, model.offset)[0])
     u = np.where(near, 0.0, model.w_host * getattr(model.family, "threshold", 0.0) * side)
     idx = np.flatnonzero(near)
@@ -243,7 +246,10 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
         np.asarray(model.rows(idx)), model.y_host[idx], model.w_host[idx], model.family,
         model.alpha, lp._far_part(model, u, near, ws.linear_coefficient(model, u),
                                   box=np.ndim(t0) > 0),
-        conic.support_template(prob.perturbation, d), eps, model.offset, True, None, kappa)
+        conic.support_template(prob.perturbation, d), eps, model.offset, True, None, kappa,
+        quad=lp._far_quadratic(model, near, side, np.ndim(t0) > 0)
+        if family == "gaussian" else None)
+    P_full = P + sp.triu(P, k=1).T  # (Clarabel takes P's upper triangle)
 
     def both(beta, b):  # (G, F) at (beta, b) with t = eps sigma_S(beta)
         t = eps * shift.value(beta)
@@ -257,7 +263,7 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
                                       [conic.zero_cone(k), *cones], 1e-12, P=P)
         assert solved.status == "optimal"
         x = solved.x
-        value = 0.5 * x @ (P @ x) + q @ x + const  # (P diagonal)
+        value = 0.5 * x @ (P_full @ x) + q @ x + const
         return kappa * value, model.evaluate(beta, b, t, 0.0)[1]
 
     # (G by Clarabel's primal value: within its relative gap tolerance, 1e-9, of G)
@@ -267,6 +273,69 @@ def test_program_is_a_minorant_equal_at_its_split(family, alpha, set_id):
         scale = rng.choice([0.1, 1.0, 10.0])
         g, f = both(beta0 + scale * rng.standard_normal(5), b0 + scale * rng.standard_normal())
         assert g <= f + 3e-9 * abs(f)
+
+
+@pytest.mark.parametrize("box", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_gaussian_far_quadratic_is_the_far_samples_terms(box, fit_intercept):
+    """``linear_pieces._far_quadratic`` against the terms summed in numpy: at random
+    (beta, b_c, t), z^T P z / 2 + q^T z + const equals
+    sum_far w [alpha r^2 + (1 - alpha) (s (r - h) + u)^2] / 2 with (h, u) the shifts'
+    centre and half-width (``_interval``; an LLA offset in u), sides s drawn at random,
+    weights, shifted columns; and P is positive semidefinite."""
+    rng = np.random.default_rng(5)
+    n, d = 300, 7
+    X = rng.standard_normal((n, d)) + 2.0
+    y = X @ rng.standard_normal(d) + rng.standard_normal(n) + 3.0
+    prob = fc.AdversarialProblem(X, y, family="gaussian", alpha=0.3, eps=0.1,
+                                 perturbation=fc.Box(-0.5, 1.0) if box else "l2",
+                                 fit_intercept=fit_intercept,
+                                 sample_weight=rng.uniform(0.5, 2.0, n))
+    model = Model(prob, fast_scaling(prob))
+    model.offset = 0.37  # (a penalty's LLA offset: u = t + offset)
+    assert lp.quadratic_far(model)
+    near, s = rng.random(n) < 0.3, rng.choice([-1.0, 1.0], n)
+    P, q, const = lp._far_quadratic(model, near, s, box)
+    assert np.min(np.linalg.eigvalsh(P)) >= -1e-10 * np.max(np.abs(P))
+    far, w, a = ~near, model.w_host, model.alpha
+    rows = model.rows(np.arange(n))  # (centred where there is an intercept)
+    for _ in range(5):
+        beta, b_c = rng.standard_normal(d), rng.standard_normal()
+        t = rng.uniform(0.0, 1.0, 2) if box else rng.uniform(0.0, 1.0)
+        r = model.y_host - rows @ beta - b_c
+        h, u = lp._interval(t, model.offset)
+        want = 0.5 * np.sum(w[far] * (a * r[far] ** 2
+                                      + (1 - a) * (s[far] * (r[far] - h) + u) ** 2))
+        z = np.r_[beta, b_c, t]
+        assert 0.5 * z @ P @ z + q @ z + const == pytest.approx(want, rel=1e-12)
+
+
+def test_gaussian_program_holds_the_near_samples_only(monkeypatch):
+    """On make_regression's high signal-to-noise data (600 x 30, noise 5) the solutions
+    of the middle radii are saturated (about as many samples at their kinks as unknowns)
+    and the reduced program certifies them: it holds the samples near their kinks (64
+    of 600) and the others' quadratic, not the whole problem, and the solves equal
+    Clarabel's. (With every sample near, a program of 2000 x 200 took 3-4 s a radius;
+    with the near samples 0.6 s.)"""
+    from sklearn.datasets import make_regression
+
+    sizes, near_set = [], lp.near_set
+
+    def counted(*args, **kwargs):
+        out = near_set(*args, **kwargs)
+        sizes.append(None if out is None else int(np.count_nonzero(out)))
+        return out
+
+    monkeypatch.setattr(lp, "near_set", counted)
+    X, y = make_regression(600, 30, n_informative=15, noise=5.0, random_state=0)
+    prob = fc.AdversarialProblem(X, y, family="gaussian", perturbation="l2")
+    grid = fc.eps_grid(prob, 12)
+    for eps in grid[2:5]:
+        res = fc.solve(prob.with_params(eps=eps), backend="fast")
+        ref = fc.solve(prob.with_params(eps=eps), backend="cvxpy", solver="CLARABEL",
+                       tol=1e-10)
+        assert res.objective == pytest.approx(ref.objective, rel=1e-8)
+    assert sizes and max(m for m in sizes if m is not None) < 600 // 4, sizes
 
 
 def test_path_starts_each_radius_with_the_program():
@@ -336,23 +405,33 @@ def test_gaussian_pinned_step_pivots_to_a_saturated_solution():
 
 @pytest.mark.parametrize("n, d", [(600, 150), (200, 10)])
 def test_gaussian_program_waits_for_the_work_it_costs(n, d, monkeypatch):
-    """The gaussian loss has no linear piece: its program is the whole problem, a generic
-    interior-point solve (1.9 s at n = 1000, d = 250, where FISTA and the pinned step
-    took 0.6 s). With the pinned step failing every try, the program runs only once the
-    solve's work pays for it (``linear_pieces.program_pays``): at d = 150 the first tries
-    decline (about 0.4 s against 0.3 ms an iteration), at d = 10 the first runs; both
-    solves reach the optimum within the solve's tolerance."""
+    """The gaussian program is an interior-point solve of the near samples and the far
+    ones' quadratic (a dense d x d block, counted as d rows: 1.9 s at n = 1000, d = 250
+    for the whole problem, where FISTA and the pinned step took 0.6 s). With the pinned
+    step failing every try, the program runs only once the solve's work pays for it
+    (``linear_pieces.program_pays``, with m the near samples counted here from the
+    programs' rows): at d = 150 the first tries decline (about 0.4 s against 0.3 ms an
+    iteration), at d = 10 the first runs; both solves reach the optimum within the
+    solve's tolerance."""
     monkeypatch.setattr(kinks, "pinned_newton",
                         lambda model, manifold, fit_intercept, eps, state, *a, **k:
                         (state, np.inf, np.inf, 1, False))
-    tries, original = [], lp.symmetric_exact
+    tries, original, near = [], lp.symmetric_exact, []
+    near_set = lp.near_set
 
     def recorded(*args, work, **kwargs):
+        near.clear()
         out, lower = original(*args, work=work, **kwargs)
-        tries.append((work, out[3] is not None))
+        tries.append((work, out[3] is not None, near[0]))
         return out, lower
 
+    def counted(*args, **kwargs):
+        out = near_set(*args, **kwargs)
+        near.append(n if out is None else int(np.count_nonzero(out)))
+        return out
+
     monkeypatch.setattr(lp, "symmetric_exact", recorded)
+    monkeypatch.setattr(lp, "near_set", counted)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, d))
     y = X @ (rng.standard_normal(d) * (rng.random(d) < 0.5)) + rng.standard_normal(n)
@@ -360,8 +439,10 @@ def test_gaussian_program_waits_for_the_work_it_costs(n, d, monkeypatch):
     prob = prob.with_params(eps=0.1 * fc.eps_max(prob))
     res = fc.solve(prob, backend="fast")
     assert tries  # (asked after the pinned step's failures)
-    # every sample is near (m = n): a program ran exactly where the model says it pays
-    assert all(ran == lp.program_pays(n, n, d, work) for work, ran in tries), tries
+    # a program ran exactly where the model says it pays, for m near samples and the
+    # quadratic's d (fewer than n: the far samples are the quadratic)
+    assert all(ran == lp.program_pays(m + d, n, d, work) for work, ran, m in tries), tries
+    assert min(m for _, _, m in tries) < n, tries
     assert tries[0][1] == (d == 10), tries
     _check(prob, res, rel=1e-6)
 

@@ -32,9 +32,18 @@ This is what certifies Huber where most residuals lie beyond the threshold (a th
 far below the residuals' spread: nearly least absolute deviations), where the problem is
 degenerate, continuation slow and the pinned step (``kinks.py``) fails to settle: a
 randomized survey found such solves ending 1e-6 to 4e-3 above the optimum after
-thousands of iterations. The gaussian loss has no linear piece: every sample is near, and
-the program is the whole problem, tried only where it is small (n at most
-MAX_NEAR_PER_UNKNOWN samples per unknown). Every program, Huber's too, waits until the
+thousands of iterations. The gaussian loss has no linear piece, but off its kink a
+sample's adversarial term (|a_i| + u)^2 has the minorant (s_i a_i + u)^2 (u >= 0), equal
+to it while s_i a_i >= 0: the far samples' terms are then one quadratic in
+(beta, b_c, t), z^T P z / 2 + q^T z (``_far_quadratic``: their Gram matrix, the cached
+one less the near rows', and one X^T pass), and the program holds the samples near their
+kinks (at least MIN_NEAR_PER_UNKNOWN per unknown) besides a dense d x d block of P (on
+dense host rows, ``quadratic_far``; on sparse rows every sample is near, the program the
+whole problem, tried only where it is small: n at most MAX_NEAR_PER_UNKNOWN samples per
+unknown). High signal-to-noise least squares (make_regression 2000 x 200, noise 5) has
+saturated solutions on a stretch of radii, which only the program certifies: 3-4 s a
+program of all samples, 0.5-0.9 s one of the 404 nearest and the quadratic (a 20-radius
+``L2`` path 34 -> 9 s). Every program, Huber's too, waits until the
 solve's work so far pays for it (``program_pays``), Huber's on dense rows only past a
 larger floor (``program_floor``): a nearly-LAD fit's is small and runs at once, one with
 most residuals within the threshold is nearly the whole problem.
@@ -130,14 +139,27 @@ def _interval(t, offset):
     return 0.0, float(t) + offset
 
 
+def quadratic_far(model):
+    """Whether the gaussian loss's far samples enter its program as one quadratic
+    (``_far_quadratic``): the gaussian loss with a kink (alpha < 1) on dense host rows
+    (their constant Gram matrix: ``Model.constant_curvature``; centred program rows,
+    ``Model.program_rows``). Otherwise every gaussian sample is near: the program is the
+    whole problem."""
+    return not _threshold(model.family) and model.alpha < 1.0 \
+        and model.constant_curvature() and not model.sparse_rows()
+
+
 def _distance(model, r, t):
-    """Each sample's distance to leaving the linear pieces of its terms (-inf for the
-    gaussian loss, which has none): the clean term's |r| >= M, the adversarial term's
-    kink at a = r - h = 0 and |a| + u >= M (``_interval``); -inf too where r and a have
-    opposite signs (the two terms' pieces on different sides)."""
+    """Each sample's distance to leaving the pieces of its terms: the clean term's
+    |r| >= M, the adversarial term's kink at a = r - h = 0 and |a| + u >= M
+    (``_interval``); -inf too where r and a have opposite signs (the two terms' pieces
+    on different sides). The gaussian loss: |a| (the kink) where its far samples are a
+    quadratic (``quadratic_far``), else -inf (every sample near)."""
     threshold = _threshold(model.family)
-    if not threshold:  # gaussian: every sample near
-        return np.full(r.shape[0], -np.inf)
+    if not threshold:
+        if not quadratic_far(model):
+            return np.full(r.shape[0], -np.inf)
+        return np.abs(r - _interval(t, model.offset)[0])
     h, u = _interval(t, model.offset)
     a = r - h
     dist = np.full(r.shape[0], np.inf)
@@ -162,8 +184,60 @@ def _off_pieces(model, s, r, t):
     return off
 
 
+def _far_quadratic(model, near, s, box):
+    """(P, q, const): the gaussian far samples' terms as z^T P z / 2 + q^T z + const in
+    z = (beta, b_c, t) (t one shift, or (t_up, t_dn) on a box), X_c the centred rows.
+
+    A far sample i (side s_i of a = r - h) has the terms
+    w_i [alpha r_i^2 + (1 - alpha) (s_i a_i + u)^2] / 2, a minorant of its own
+    w_i [alpha r_i^2 + (1 - alpha) (|a_i| + u)^2] / 2 (|s a + u| <= |a| + u for u >= 0),
+    equal to it while s_i a_i >= 0: G stays a minorant of F, equal to it where the split
+    holds, as Huber's linear pieces are (the module's docstring). With s^2 = 1 and
+    s_i a_i + u = s_i r_i + tau_i + offset, tau_i the shift on sample i's side (t; a box
+    t_dn for s = +1 and t_up for s = -1: ``_interval``), the terms are
+    w [r^2 + (1 - alpha) (2 s r (tau + offset) + (tau + offset)^2)] / 2 with
+    r = y - x_c^T beta - b_c: P's beta block is X_F^T W X_F = X_c^T W X_c (the cached
+    Gram matrix, ``Model._constant_gram``) less the near rows' and the rest come from one
+    read of X, X_c^T of (w, w y, the shifts' w s) on the far samples.
+    """
+    w, y, alpha, off = model.w_host, model.y_host, model.alpha, model.offset
+    d = model.engine.shape[1]
+    s = np.where(s < 0.0, -1.0, 1.0)  # (a = 0: either side's term is |a| + u)
+    wf = np.where(near, 0.0, w)
+    ws = wf * s
+    # w s on each shift's far samples (a box: t_up takes s = -1, t_dn s = +1)
+    shifts = [np.where(s < 0.0, ws, 0.0), np.where(s > 0.0, ws, 0.0)] if box else [ws]
+    vectors = [wf, wf * y] + shifts
+    Xt = np.asarray(model.engine.rmatvecs(*vectors), dtype=np.float64) * model.scale
+    if model.centre is not None:  # X_c^T v = s X^T v - s c sum_i v_i
+        Xt = Xt - np.outer([float(np.sum(v)) for v in vectors], model.centre)
+    idx = np.flatnonzero(near)
+    A = model.rows(idx)
+    n_t, c1 = len(shifts), 1.0 - alpha
+    B, T = d, d + 1 + np.arange(n_t)
+    P, q = np.zeros((d + 1 + n_t,) * 2), np.zeros(d + 1 + n_t)
+    # w r^2 / 2: the beta block, its cross terms with b_c, and b_c's
+    P[:d, :d] = model._constant_gram(None) - A.T @ (w[idx, None] * A)
+    P[:d, B] = P[B, :d] = Xt[0]
+    P[B, B] = float(np.sum(wf))
+    q[:d], q[B] = -Xt[1], -float(wf @ y)
+    const = 0.5 * float(wf @ (y * y))
+    for k, v in enumerate(shifts):
+        # (1 - alpha) w s r tau: the cross terms of tau with beta and b_c, and w s y tau;
+        # (1 - alpha) w (tau + offset)^2 / 2 (|w s| = w)
+        P[:d, T[k]] = P[T[k], :d] = -c1 * Xt[2 + k]
+        P[B, T[k]] = P[T[k], B] = -c1 * float(np.sum(v))
+        P[T[k], T[k]] = c1 * float(np.sum(np.abs(v)))
+        q[T[k]] = c1 * (float(v @ y) + off * float(np.sum(np.abs(v))))
+    # (1 - alpha) w s r offset, and (1 - alpha) w offset^2 / 2
+    q[:d] -= c1 * off * Xt[2:].sum(axis=0)
+    q[B] -= c1 * off * float(np.sum(ws))
+    const += c1 * off * float(ws @ y) + 0.5 * c1 * off * off * float(np.sum(wf))
+    return P, q, const
+
+
 def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercept, b_fixed,
-             kappa):
+             kappa, quad=None):
     """G on the near rows as Clarabel data: (P, q, A, b, cones, constant, sigma), the
     minimum of G being kappa (that of x^T P x / 2 + q^T x subject to b - A x in the
     cones, plus the constant).
@@ -195,12 +269,23 @@ def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercep
 
     P is diagonal: c w sigma^2 / kappa on each p (on r for the gaussian clean term); q
     holds c w sigma^2 / kappa M on each a and the far part, sigma (g_beta, g_b, g_t) /
-    kappa. Rows: the residuals' equalities (a zero cone), then t >= 0 and the terms'
+    kappa. ``quad``: the gaussian far samples' quadratic (P_F, q_F, const_F) in
+    z = (beta, b_c, t) (``_far_quadratic``): sigma^2 P_F / kappa on the first columns,
+    sigma q_F / kappa added to q (without an intercept b_c = b_fixed, a constant).
+    Rows: the residuals' equalities (a zero cone), then t >= 0 and the terms'
     rows (nonnegative), then eps sigma_S(+-beta~) <= t~ (``conic.epigraph_rows``). Each
     row is an expression e^T x + c in the cone, i.e. A = -e, b = c.
     """
     m, d = rows.shape
     threshold = _threshold(family)
+    if quad is not None:
+        P_F, q_F, const_F = quad
+        if not fit_intercept:  # b_c = b_fixed: its row of P_F and q_F to q and const
+            const_F = const_F + b_fixed * (q_F[d] + 0.5 * b_fixed * P_F[d, d])
+            q_F = q_F + b_fixed * P_F[:, d]
+            keep = np.r_[np.arange(d), np.arange(d + 1, P_F.shape[0])]
+            P_F, q_F = P_F[np.ix_(keep, keep)], q_F[keep]
+        lin = (lin[0] + const_F,) + tuple(lin[1:])
     sigma = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     sigma = sigma if sigma > 0.0 else 1.0
     M = threshold / sigma
@@ -266,7 +351,13 @@ def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercep
             cones.append(cone(A_k.shape[0]))
     A, b, cones = conic.with_epigraphs(mats, rhs, cones, template, eps, n_t, col_t,
                                        col_aux, n_cols)
-    return sp.diags(p_diag, format="csc"), q, A, b, cones, const / kappa, sigma
+    P = sp.diags(p_diag, format="csc")
+    if quad is not None:  # (columns (beta, [b], t) first: P_F's order; upper triangle)
+        q[:col_r] += sigma * q_F / kappa
+        i, j = np.triu_indices(col_r)
+        P = (P + sp.csc_matrix(((sigma * sigma / kappa) * P_F[i, j], (i, j)),
+                               shape=(n_cols, n_cols))).tocsc()
+    return P, q, A, b, cones, const / kappa, sigma
 
 
 def _stack(parts, n_cols):
@@ -337,10 +428,13 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
     dist, unknowns = _distance(model, r, t0), d + int(fit_intercept) + (2 if box else 1)
     entries = model.row_entries()  # (d, or fewer for sparse X's rows)
     near = near_set(dist, w, mu, unknowns, entries, widen=widen)
+    quad = quadratic_far(model)
     # (every program is budgeted, Huber's on dense rows above a larger floor: its far
     # samples shrink it only where most residuals lie beyond the threshold; with most
-    # within it, it is nearly the whole problem; ``program_floor``)
-    if near is None or not program_pays_for(model, np.count_nonzero(near), work):
+    # within it, it is nearly the whole problem; ``program_floor``. The gaussian far
+    # samples' quadratic is a dense d x d block of P: counted as d more rows)
+    if near is None or not program_pays_for(model, np.count_nonzero(near)
+                                            + (d if quad else 0), work):
         return (state, np.inf, np.inf, None, False), None
     s = np.sign(r - _interval(t0, model.offset)[0])  # (the side of a = r - h)
     threshold = _threshold(model.family)
@@ -360,7 +454,9 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
         P, q, A, rhs, cones, const, sigma = _program(
             rows, y[idx], w[idx], model.family, model.alpha,
             uncentred(_far_part(model, u, near, g_beta, box), c), template, eps,
-            model.offset, fit_intercept, b_fixed, kappa)
+            model.offset, fit_intercept, b_fixed, kappa,
+            quad=_far_quadratic(model, near, s, box) if quad else None)
+        passes += int(quad)
         solved = conic.solve_program(q, A, rhs, cones, gap_tol / kappa, P=P)
         if solved.status == "unbounded":
             # G unbounded below: too few samples kept whole to hold the linear pieces
