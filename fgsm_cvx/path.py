@@ -33,6 +33,11 @@ from .families import Hinge
 from .problem import check_problem
 from .result import Certificate, Path, Result
 
+# the problem cache's key of eps_max (``eps_max``), per alpha; the value is kept with the
+# set, penalty and constraints it is for (a problem's copies with another set share the
+# cache: ``AdversarialProblem._with_perturbation``)
+_EPS_MAX = "eps_max"
+
 
 def eps_max(prob):
     """Smallest eps for which beta = 0 minimises the robust objective of ``prob``.
@@ -54,8 +59,36 @@ def eps_max(prob):
     P'(0; u) (``Penalty.slope_at_zero``: the norms, L_1, SCAD, MCP). Hinge with a
     penalty without one, and problems with user constraints, are not covered; for them
     eps_max is located by bisection on the cvxpy solution (relative precision 1e-4).
+
+    The value is kept in the problem's cache, which its copies at other radii share
+    (``with_params``: an eps path's radii, whose first is eps_max itself, and the fast
+    path's test of the null solution, ``known_eps_max``).
     """
     check_problem(prob)
+    value = known_eps_max(prob)
+    if value is None:
+        value = _eps_max(prob)
+        prob._cache[(_EPS_MAX, prob.alpha)] = (_eps_max_owner(prob), value)
+    return value
+
+
+def _eps_max_owner(prob):
+    """What eps_max depends on besides the data and alpha: the set, penalty and
+    constraints (compared by identity: the problem's copies share them)."""
+    return prob.perturbation, prob.penalty, prob.constraints
+
+
+def known_eps_max(prob):
+    """eps_max of ``prob`` where it is in the problem's cache (``eps_max``), else None."""
+    kept = prob._cache.get((_EPS_MAX, prob.alpha))
+    if kept is None or any(a is not b for a, b in zip(kept[0], _eps_max_owner(prob),
+                                                        strict=True)):
+        return None
+    return kept[1]
+
+
+def _eps_max(prob):
+    """``eps_max`` computed."""
     if getattr(prob.penalty, "offset", 0.0):
         raise ValueError("eps_max is not defined for a penalty with a constant offset "
                          "(an LLA majoriser): beta = 0 does not remove the shift")

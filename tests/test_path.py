@@ -57,7 +57,9 @@ def assert_zero_from_eps_max(prob, backend="cvxpy", above_tol=1e-8):
     b0 = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept else 0.0
     gaps = []
     for factor in (1.0 - 1e-3, 1.0 + 1e-3):
-        at = prob.with_params(eps=top * factor)
+        # (a copy without the cache, where eps_max is kept: the fast path would return
+        # the null solution at once beyond it, ``solver._null_optimal``)
+        at = prob._replaced(eps=top * factor, _cache={})
         best = fc.solve(at, backend=backend, **({"solver": "CLARABEL"}
                                                 if backend == "cvxpy" else {}))
         gaps.append(best.objective - robust_objective(at, np.zeros(prob.n_features), b0))
@@ -112,9 +114,13 @@ def test_hinge_eps_max_working_set(monkeypatch, set_name, alpha):
     from fgsm_cvx import path as path_module
 
     X, y = _unequal_hinge(len(set_name) + int(10 * alpha))
-    prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=HINGE_SETS[set_name],
-                                 alpha=alpha)
-    whole = fc.eps_max(prob)
+
+    def problem():  # (a new problem each time: eps_max is kept in a problem's cache)
+        return fc.AdversarialProblem(X, y, family="hinge",
+                                     perturbation=HINGE_SETS[set_name], alpha=alpha)
+
+    whole = fc.eps_max(problem())
+    prob = problem()
     for name, value in (("_HINGE_DIRECT", 40), ("_HINGE_SUBSAMPLE", 30),
                         ("_HINGE_NEAR", 5)):
         monkeypatch.setattr(path_module, name, value)
