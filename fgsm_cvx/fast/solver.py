@@ -1184,6 +1184,10 @@ def _with_blas_threads(solve):
     return solve_within
 
 
+# the problem cache's key of the null point's (b, F) (``_null_point``)
+_NULL_POINT = "fast_null_point"
+
+
 def _null_optimal(prob, compute=True):
     """Whether beta = 0 minimises ``prob``: eps >= eps_max (``path.eps_max``, kept in the
     problem's cache, which an eps path's radii share; its first radius is eps_max
@@ -1205,11 +1209,19 @@ def _null_optimal(prob, compute=True):
 def _null_point(prob):
     """(coef, b, eta, F) at beta = 0 and the intercept-only fit (``intercept_only``;
     the hinge's sign(W+ - W-), a minimiser of its piecewise-linear intercept problem):
-    F costs O(n) (eta = b, no read of X)."""
-    b = prob.family.intercept_only(prob.y, prob.sample_weight) if prob.fit_intercept \
-        else 0.0
-    coef, eta = np.zeros(prob.n_features), np.full(prob.n_samples, b)
-    return coef, b, eta, robust_objective(prob, coef, b, eta=eta)
+    no read of X (eta = b). (b, F) are kept in the problem's cache: at beta = 0 the
+    shift is 0 and F depends on neither eps nor alpha (no penalty here), and Huber's b
+    is a root search, O(n) an evaluation (every radius of a 50-radius Huber path paid
+    it: 0.80 -> 1.2 s)."""
+    kept = prob._cache.get(_NULL_POINT)
+    if kept is None:
+        b = prob.family.intercept_only(prob.y, prob.sample_weight) \
+            if prob.fit_intercept else 0.0
+        eta = np.full(prob.n_samples, b)
+        kept = prob._cache[_NULL_POINT] = (
+            b, robust_objective(prob, np.zeros(prob.n_features), b, eta=eta))
+    b, value = kept
+    return np.zeros(prob.n_features), b, np.full(prob.n_samples, b), value
 
 
 def _null_solution(prob, objective):
