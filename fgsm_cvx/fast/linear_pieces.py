@@ -197,7 +197,7 @@ def _far_quadratic(model, near, s, box):
     t_dn for s = +1 and t_up for s = -1: ``_interval``), the terms are
     w [r^2 + (1 - alpha) (2 s r (tau + offset) + (tau + offset)^2)] / 2 with
     r = y - x_c^T beta - b_c: P's beta block is X_F^T W X_F = X_c^T W X_c (the cached
-    Gram matrix, ``Model._constant_gram``) less the near rows' and the rest come from one
+    Gram matrix, ``Model.whole_gram``) less the near rows' and the rest come from one
     read of X, X_c^T of (w, w y, the shifts' w s) on the far samples.
     """
     w, y, alpha, off = model.w_host, model.y_host, model.alpha, model.offset
@@ -217,7 +217,7 @@ def _far_quadratic(model, near, s, box):
     B, T = d, d + 1 + np.arange(n_t)
     P, q = np.zeros((d + 1 + n_t,) * 2), np.zeros(d + 1 + n_t)
     # w r^2 / 2: the beta block, its cross terms with b_c, and b_c's
-    P[:d, :d] = model._constant_gram(None) - A.T @ (w[idx, None] * A)
+    P[:d, :d] = model.whole_gram() - A.T @ (w[idx, None] * A)
     P[:d, B] = P[B, :d] = Xt[0]
     P[B, B] = float(np.sum(wf))
     q[:d], q[B] = -Xt[1], -float(wf @ y)

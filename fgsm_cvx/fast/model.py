@@ -435,6 +435,12 @@ class Model:
         self._constant_gram(None)
         return True
 
+    def whole_gram(self):
+        """X_c^T W X_c of all columns, the gaussian loss's constant Gram matrix
+        (``_constant_gram``: formed once, cached with the problem; the reduced program's
+        far samples take theirs from it, ``linear_pieces._far_quadratic``)."""
+        return self._constant_gram(None)
+
     def _gram_sums(self, beta, b, t, signs):
         """(X^T (-w r - (1 - alpha) t' w s), X^T (w s)) without reading X (but a few rows),
         r = y - s_x X beta - b the residual and s = ``signs`` (``_gram_covers``).
