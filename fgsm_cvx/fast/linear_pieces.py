@@ -184,7 +184,7 @@ def _off_pieces(model, s, r, t):
     return off
 
 
-def _far_quadratic(model, near, s, box):
+def _far_quadratic(model, near, s, box, rows=None):
     """(P, q, const): the gaussian far samples' terms as z^T P z / 2 + q^T z + const in
     z = (beta, b_c, t) (t one shift, or (t_up, t_dn) on a box), X_c the centred rows.
 
@@ -198,7 +198,8 @@ def _far_quadratic(model, near, s, box):
     w [r^2 + (1 - alpha) (2 s r (tau + offset) + (tau + offset)^2)] / 2 with
     r = y - x_c^T beta - b_c: P's beta block is X_F^T W X_F = X_c^T W X_c (the cached
     Gram matrix, ``Model.whole_gram``) less the near rows' and the rest come from one
-    read of X, X_c^T of (w, w y, the shifts' w s) on the far samples.
+    read of X, X_c^T of (w, w y, the shifts' w s) on the far samples. ``rows``: the near
+    samples' centred rows X_c[near] where the caller has them (the program's).
     """
     w, y, alpha, off = model.w_host, model.y_host, model.alpha, model.offset
     d = model.engine.shape[1]
@@ -212,7 +213,7 @@ def _far_quadratic(model, near, s, box):
     if model.centre is not None:  # X_c^T v = s X^T v - s c sum_i v_i
         Xt = Xt - np.outer([float(np.sum(v)) for v in vectors], model.centre)
     idx = np.flatnonzero(near)
-    A = model.rows(idx)
+    A = model.rows(idx) if rows is None else rows
     n_t, c1 = len(shifts), 1.0 - alpha
     B, T = d, d + 1 + np.arange(n_t)
     P, q = np.zeros((d + 1 + n_t,) * 2), np.zeros(d + 1 + n_t)
@@ -455,7 +456,7 @@ def symmetric_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_
             rows, y[idx], w[idx], model.family, model.alpha,
             uncentred(_far_part(model, u, near, g_beta, box), c), template, eps,
             model.offset, fit_intercept, b_fixed, kappa,
-            quad=_far_quadratic(model, near, s, box) if quad else None)
+            quad=_far_quadratic(model, near, s, box, rows) if quad else None)
         passes += int(quad)
         solved = conic.solve_program(q, A, rhs, cones, gap_tol / kappa, P=P)
         if solved.status == "unbounded":
