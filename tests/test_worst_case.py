@@ -23,13 +23,21 @@ import fgsm_cvx as fc
 EPS = 0.4
 
 
-def _brute_force_max(spec, loss_of_delta, rng, n_starts=25):
-    """max over delta in EPS*S of loss_of_delta(delta)."""
+def _brute_force_max(spec, loss_of_delta, rng, n_starts=25, n_found=6):
+    """max over delta in EPS*S of loss_of_delta(delta).
+
+    For a smooth set, multi-start SLSQP until ``n_found`` starts end feasible (at most
+    ``n_starts``). The loss is a convex function of s = delta^T beta, so a local maximum
+    over a strictly convex set is one of the two points where s is extreme (a sloped
+    gradient l'(s) beta is normal to the boundary only there); starts alternate in scale.
+    Six feasible ends find both: 25 starts every time took 2.5 times as long (165 s of
+    the suite) for the same maxima, and a fixed 8 left Poisson on Lp(1.5) with none
+    feasible (exp's steep growth)."""
     if spec[0] == "polytope":
         _, G, h = spec
         return max(loss_of_delta(EPS * v) for v in polytope_vertices(G, h))
     _, k, to_delta, cons = spec
-    best = -np.inf
+    best, found = -np.inf, 0
     for start in range(n_starts):
         u0 = rng.standard_normal(k)
         u0 /= np.max(np.abs(u0)) * (2.0 if start % 2 else 1.5)  # interior-ish starts
@@ -39,6 +47,9 @@ def _brute_force_max(spec, loss_of_delta, rng, n_starts=25):
                            options={"ftol": 1e-15, "maxiter": 500})
         if np.all(np.asarray(cons(res.x)) >= -1e-9):
             best = max(best, loss_of_delta(EPS * to_delta(res.x)))
+            found += 1
+            if found >= n_found:
+                break
     return best
 
 
