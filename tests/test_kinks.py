@@ -1068,3 +1068,30 @@ def test_gaussian_pinned_step_on_small_x_takes_every_column(monkeypatch):
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert fast.objective == pytest.approx(ref.objective, rel=1e-9)
     np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-5)
+
+
+def test_certificate_least_squares_by_semi_normal_equations():
+    """``kinks._lstsq``: a tall, well-conditioned system by the corrected semi-normal
+    equations (``_csne``) to LAPACK's accuracy; a rank-deficient or wide one falls back
+    to LAPACK, the least-norm solution where the rank is short (against numpy's SVD)."""
+    rng = np.random.default_rng(5)
+    m, n = 300, 120
+    U, _ = np.linalg.qr(rng.standard_normal((m, n)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = U @ np.diag(np.logspace(0, -3, n)) @ V.T  # cond(A) = 1e3
+    b = rng.standard_normal(m)
+    x = kinks._csne(A, b)
+    ref = np.linalg.lstsq(A, b, rcond=None)[0]
+    assert x is not None
+    np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-9 * np.max(np.abs(ref)))
+    np.testing.assert_allclose(kinks._lstsq(A, b), ref, rtol=1e-9,
+                               atol=1e-9 * np.max(np.abs(ref)))
+    short = np.hstack([A[:, :60], A[:, :1]])  # a repeated column: rank 60 of 61
+    assert kinks._csne(short, b) is None
+    np.testing.assert_allclose(kinks._lstsq(short, b),
+                               np.linalg.lstsq(short, b, rcond=None)[0], atol=1e-10)
+    wide = A[:50]
+    assert kinks._csne(wide, b[:50]) is None
+    np.testing.assert_allclose(kinks._lstsq(wide, b[:50]),
+                               np.linalg.lstsq(wide, b[:50], rcond=None)[0], atol=1e-10)
+    assert kinks._lstsq(np.full((3, 2), np.nan), np.ones(3)) is None
