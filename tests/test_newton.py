@@ -582,6 +582,33 @@ def test_gram_norm_on_a_row_sample(monkeypatch):
     np.testing.assert_allclose(estimates, estimates[0], rtol=1e-10)
 
 
+def test_gram_norm_from_the_cached_gram_matrix_reads_no_x(monkeypatch):
+    """Where the gaussian loss has formed its whole Gram matrix (``gram_first``), the
+    power iteration takes its products from it: no read of X, and the estimate against
+    eigvalsh of the explicit centred, scaled, weighted Gram matrix (four iterations of
+    the full matrix: within 10% from below on data with a common factor)."""
+    rng = np.random.default_rng(3)
+    n, d = 1500, 20
+    X = rng.standard_normal((n, d)) + 2.0 * rng.standard_normal((n, 1)) + 4.0
+    w = rng.random(n) + 0.2
+    prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
+                                 sample_weight=w)
+    sc = fast_scaling(prob)
+    model = Model(prob, sc)
+    assert model.gram_first()
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("X was read")
+
+    monkeypatch.setattr(type(model.engine), "matvec", no_read)
+    monkeypatch.setattr(type(model.engine), "rmatvec", no_read)
+    estimate = model.gram_norm()
+    wn = prob.sample_weight
+    Xc = sc.x * (X - wn @ X)
+    top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+    assert 0.9 * top <= estimate <= top * (1 + 1e-12)
+
+
 def test_the_switch_to_newton_weighs_passes():
     """FISTA contracting fast keeps the stage unless Newton's passes are cheap; a slow
     or stalled FISTA, or too short a run to tell, goes to Newton."""
