@@ -63,6 +63,31 @@ def test_logistic_adversarial_term_and_derivatives(t, namespace):
     np.testing.assert_allclose(d_t, expit(-m), rtol=1e-13, atol=1e-300)
 
 
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize(("t", "mu"), [(0.0, 0.5), (0.7, 1e-3), (0.2, 3.0)])
+def test_smoothed_hinge_term_and_derivatives(t, mu, namespace):
+    """pos_mu(u) = (u + |u|_mu) / 2 at u = 1 - z eta + t, piece by piece: 0 below the band,
+    (u + mu)^2 / (4 mu) inside it, u above it; its derivative clip((u + mu) / (2 mu), 0, 1)
+    in t and -z times that in eta. numpy's in-place map and the expressions every other
+    namespace evaluates, on margins in all three pieces and at their ends."""
+    rng = np.random.default_rng(4)
+    z = np.where(rng.random(400) < 0.5, 1.0, -1.0)
+    u = np.concatenate([rng.uniform(-3 * mu, 3 * mu, 200), rng.standard_normal(196) * 4,
+                        [-mu, mu, 0.0, 2 * mu]])
+    eta = z * (1.0 + t - u)  # (z^2 = 1)
+    want = np.where(u < -mu, 0.0, np.where(u > mu, u, (u + mu) ** 2 / (4 * mu)))
+    slope = np.where(u < -mu, 0.0, np.where(u > mu, 1.0, (u + mu) / (2 * mu)))
+    xp = np if namespace == "numpy" else pytest.importorskip(namespace)
+    value, d_eta, d_t = (np.asarray(v) for v in adversarial_terms(
+        Hinge(), xp.asarray(z), xp.asarray(eta), t, mu, xp=xp))
+    value_only = np.asarray(adversarial_terms(Hinge(), xp.asarray(z), xp.asarray(eta), t,
+                                              mu, grad=False, xp=xp))
+    np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-12 * (1 + t + mu))
+    np.testing.assert_array_equal(value_only, value)
+    np.testing.assert_allclose(d_t, slope, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(d_eta, -z * slope, rtol=1e-12, atol=1e-10)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_logistic_map_mixes_the_clean_and_adversarial_terms(alpha):
     """The map's sums: F = sum w [alpha phi(z eta) + (1 - alpha) phi(z eta - t)], dF/db,

@@ -80,6 +80,8 @@ def adversarial_terms(family, y, eta, t, mu, grad=True, xp=np):
         return value, -(z * s), s  # dm/deta = z, dm/dt = -1
     if isinstance(family, Hinge):
         z = family.signed_label(y)
+        if xp is np and mu > 0.0:
+            return _hinge_terms_inplace(z, eta, t, mu, grad)
         z_eta = z * eta
         if mu == 0.0:
             u = (1.0 + t) - z_eta
@@ -178,6 +180,30 @@ def _logistic_terms_inplace(z, eta, t, grad):
     d_eta = np.multiply(z, s)
     np.negative(d_eta, out=d_eta)
     return value, d_eta, s  # dm/deta = z, dm/dt = -1
+
+
+def _hinge_terms_inplace(z, eta, t, mu, grad):
+    """``adversarial_terms`` of the smoothed hinge, pos_mu(u) = mu v^2 + max(u - mu, 0)
+    with u = 1 - z eta + t and v = clip((u + mu) / (2 mu), 0, 1) its derivative, on numpy
+    arrays (mu > 0): three n-vectors where the expressions make nine. At n = 1e4 the map
+    with its derivatives took 80 us, now 65 (without them 69 -> 57); a hinge FISTA
+    iteration evaluates it about twice, where its two products with X take about
+    270 us at d = 50. (What is left is mostly clip and maximum against a scalar, 10-12
+    us each where an arithmetic operation takes 3-4.)"""
+    w = np.multiply(z, eta)  # z eta
+    v = np.subtract(1.0 + t + mu, w)
+    v *= 0.5 / mu
+    np.clip(v, 0.0, 1.0, out=v)  # v = clip((u + mu) / (2 mu), 0, 1)
+    np.subtract(1.0 + t - mu, w, out=w)
+    np.maximum(w, 0.0, out=w)  # max(u - mu, 0)
+    value = np.multiply(v, v)
+    value *= mu
+    value += w
+    if not grad:
+        return value
+    np.multiply(z, v, out=w)
+    np.negative(w, out=w)
+    return value, w, v  # du/deta = -z, du/dt = 1
 
 
 def _symmetric_terms_inplace(family, y, eta, t, mu, grad):
