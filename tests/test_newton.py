@@ -539,6 +539,14 @@ def test_newton_converges_quadratically(set_name):
     np.testing.assert_allclose(coef, ref.coef, atol=1e-4)
 
 
+def _explicit_top_eigenvalue(prob, X):
+    """lambda_max of the explicit centred, scaled, weighted Gram matrix s^2 X_c^T W X_c
+    (the weighted centre; ``fast_scaling``'s s), by eigvalsh."""
+    wn = prob.sample_weight
+    Xc = fast_scaling(prob).x * (X - wn @ X)
+    return np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+
+
 def test_gram_norm_estimates_the_top_eigenvalue_from_below():
     """The power-iteration estimate behind FISTA's first step size, against eigvalsh of
     the explicit centred, scaled, weighted Gram matrix (uncentred columns, weights)."""
@@ -549,11 +557,8 @@ def test_gram_norm_estimates_the_top_eigenvalue_from_below():
     w = rng.random(n) + 0.2
     prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
                                  sample_weight=w)
-    sc = fast_scaling(prob)
-    model = Model(prob, sc)
-    wn = prob.sample_weight
-    Xc = sc.x * (X - wn @ X)
-    top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+    model = Model(prob, fast_scaling(prob))
+    top = _explicit_top_eigenvalue(prob, X)
     estimate = model.gram_norm()
     assert 0.9 * top <= estimate <= top * (1 + 1e-12)
     assert model.initial_curvature() == pytest.approx(
@@ -574,10 +579,8 @@ def test_gram_norm_on_a_row_sample(monkeypatch):
     for _, data in _engines(X):
         prob = fc.AdversarialProblem(data, y, family="gaussian", eps=0.1, sample_weight=w)
         estimates.append(Model(prob, fast_scaling(prob)).gram_norm())
-    prob = fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, sample_weight=w)
-    wn, s = prob.sample_weight, fast_scaling(prob).x
-    Xc = s * (X - wn @ X)
-    top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+    top = _explicit_top_eigenvalue(
+        fc.AdversarialProblem(X, y, family="gaussian", eps=0.1, sample_weight=w), X)
     assert 0.85 * top <= estimates[0] <= 1.15 * top
     np.testing.assert_allclose(estimates, estimates[0], rtol=1e-10)
 
@@ -593,8 +596,7 @@ def test_gram_norm_from_the_cached_gram_matrix_reads_no_x(monkeypatch):
     w = rng.random(n) + 0.2
     prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
                                  sample_weight=w)
-    sc = fast_scaling(prob)
-    model = Model(prob, sc)
+    model = Model(prob, fast_scaling(prob))
     assert model.gram_first()
 
     def no_read(*args, **kwargs):
@@ -603,9 +605,7 @@ def test_gram_norm_from_the_cached_gram_matrix_reads_no_x(monkeypatch):
     monkeypatch.setattr(type(model.engine), "matvec", no_read)
     monkeypatch.setattr(type(model.engine), "rmatvec", no_read)
     estimate = model.gram_norm()
-    wn = prob.sample_weight
-    Xc = sc.x * (X - wn @ X)
-    top = np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
+    top = _explicit_top_eigenvalue(prob, X)
     assert 0.9 * top <= estimate <= top * (1 + 1e-12)
 
 
