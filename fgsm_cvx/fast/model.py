@@ -657,7 +657,7 @@ class Model:
         if lam is not None:
             return lam
         n, d = self.engine.shape
-        G = self._cache.get(self._gram_key)
+        G = self._cached_gram(None)
         if G is not None:
             product = G.__matmul__  # (X_c^T W X_c itself: no read of X)
         else:
