@@ -343,14 +343,14 @@ def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercep
                        np.full(m, -off)))
         if M > 0.0:  # a >= 0
             nonneg.append(([(at, a, ones)], np.zeros(m)))
-    mats, rhs, cones = [], [], []
+    blocks, rhs, cones = [], [], []
     for parts, cone in ((zero, conic.zero_cone), (nonneg, conic.nonneg_cone)):
-        A_k, b_k = _stack(parts, n_cols)
-        if A_k.shape[0]:
-            mats.append(A_k)
+        block, b_k = _stack(parts)
+        if block[3]:
+            blocks.append(block)
             rhs.append(b_k)
-            cones.append(cone(A_k.shape[0]))
-    A, b, cones = conic.with_epigraphs(mats, rhs, cones, template, eps, n_t, col_t,
+            cones.append(cone(block[3]))
+    A, b, cones = conic.with_epigraphs(blocks, rhs, cones, template, eps, n_t, col_t,
                                        col_aux, n_cols)
     P = sp.diags(p_diag, format="csc")
     if quad is not None:  # (columns (beta, [b], t) first: P_F's order; upper triangle)
@@ -361,9 +361,10 @@ def _program(rows, y, w, family, alpha, lin, template, eps, offset, fit_intercep
     return P, q, A, b, cones, const / kappa, sigma
 
 
-def _stack(parts, n_cols):
-    """(A, b) of blocks of rows, each (entries, constants): an entry (rows, columns,
-    values) of the expressions e^T x + c, each block's rows from 0, stacked; A = -e,
+def _stack(parts):
+    """(block, b) of blocks of rows, each (entries, constants): an entry (rows, columns,
+    values) of the expressions e^T x + c, each block's rows from 0, stacked into one block
+    of entries (rows, columns, values, n_rows) (``conic.with_epigraphs``); A = -e,
     b = c (Clarabel's b - A x in the cone)."""
     entries, rhs, top = [], [], 0
     for block, c in parts:
@@ -371,9 +372,9 @@ def _stack(parts, n_cols):
         rhs.append(np.asarray(c, dtype=np.float64))
         top += rhs[-1].shape[0]
     if not entries:
-        return sp.csc_matrix((0, n_cols)), np.zeros(0)
+        return (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0), 0), np.zeros(0)
     r, col, val = (np.concatenate(x) for x in zip(*entries, strict=True))
-    return sp.csc_matrix((val, (r, col)), shape=(top, n_cols)), np.concatenate(rhs)
+    return (r, col, val, top), np.concatenate(rhs)
 
 
 def _far_gradient_change(model, moved, u):

@@ -48,7 +48,6 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..families import Hinge
 from . import conic
@@ -239,7 +238,7 @@ def _program(rows, z, w, c0, c1, lin, template, eps, box, fit_intercept, b_fixed
     r, c, v = (np.concatenate(part) for part in zip(*entries, strict=True))
     n_rows = top + 2
     A, b, cones = conic.with_epigraphs(
-        [sp.csc_matrix((v, (r, c)), shape=(n_rows, n_cols))], [np.concatenate(rhs)],
+        [(r, c, v, n_rows)], [np.concatenate(rhs)],
         [conic.nonneg_cone(n_rows)], template, eps, n_t, col_t, col_v + 1, n_cols)
     return q, A, b, cones
 
