@@ -204,6 +204,33 @@ def test_untrusted_linear_programs_go_to_the_simplex(monkeypatch):
         and len(calls) == 1
 
 
+def test_an_untrusted_point_its_caller_rejects_is_not_solved_again(monkeypatch):
+    """``far(x)`` is asked of an untrusted solve's point before HiGHS solves the program
+    again: True returns that point as "far" (no bound, no second solve), False goes on
+    to the simplex; a trusted solve never asks it."""
+    q, A, b, cones = _small_lp()
+    calls, asked = [], []
+    gap_tol = 1e-6
+    error = 10 * conic.TRUSTED_DUAL_ERROR * gap_tol
+
+    def fake_clarabel(q, A, b, cones, gap_tol, P=None, tol_feas=1e-8, equilibration=None):
+        return conic.ConicSolution("optimal", np.array([0.5, 0.5]), 1.4, error)
+
+    monkeypatch.setattr(conic, "clarabel_solve", fake_clarabel)
+    monkeypatch.setattr(conic, "highs_solve", lambda *a: calls.append(a) or
+                        conic.ConicSolution("optimal", np.array([1.0, 0.0]), 1.0, 0.0))
+    out = conic.solve_program(q, A, b, cones, gap_tol,
+                              far=lambda x: asked.append(x.copy()) or True)
+    assert out.status == "far" and out.dual is None and not calls
+    np.testing.assert_array_equal(out.x, [0.5, 0.5])
+    np.testing.assert_array_equal(asked[0], [0.5, 0.5])
+    out = conic.solve_program(q, A, b, cones, gap_tol, far=lambda x: False)
+    assert out.status == "optimal" and out.dual == 1.0 and len(calls) == 1
+    error = 0.5 * conic.TRUSTED_DUAL_ERROR * gap_tol  # trusted: far is not asked
+    out = conic.solve_program(q, A, b, cones, gap_tol, far=lambda x: asked.append(x) or True)
+    assert out.status == "optimal" and out.dual == 1.4 and len(asked) == 1
+
+
 def test_untrusted_conic_programs_are_solved_again_with_other_equilibration(monkeypatch):
     """A conic program that Clarabel leaves "almost solved" with a large dual error is
     solved again with the equilibration settings of RETRY_EQUILIBRATION; the first

@@ -555,3 +555,42 @@ def test_the_step_search_recomputes_a_rounded_extrapolation():
     warm = fc.solve(prob, backend="fast", warm_start=ecos)
     for res in (cold, warm):
         assert res.objective <= reference.objective * (1 + 1e-6)
+
+
+def test_a_far_program_point_is_not_solved_again(monkeypatch):
+    """A masked set at an absolute radius (n = 1e4, d = 50): the first reduced program,
+    at FISTA's 35th iteration, has its point far from the solution (more than half its
+    near samples move). Where that solve's bound is untrusted, its point is tested
+    before HiGHS solves the program again, and the try ends there: no simplex solve for
+    it, and the solve ends at the same optimum."""
+    from fgsm_cvx.fast import conic
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((10000, 50))
+    beta = rng.standard_normal(50) * (rng.random(50) < 0.3) / np.sqrt(50) * 3
+    y = (rng.random(10000) < 1 / (1 + np.exp(-X @ beta))).astype(float)
+    def problem():  # (a new one per solve: no cache shared)
+        return fc.AdversarialProblem(X, y, family="hinge", eps=0.2,
+                                     perturbation=fc.Masked("linf", np.arange(50) % 4 != 0))
+
+    ref = fc.solve(problem(), backend="fast")
+    real_clarabel, real_program = conic.clarabel_solve, conic.solve_program
+    statuses, simplex = [], []
+
+    def untrusted_first(*args, **kwargs):  # the first solve's bound untrusted
+        out = real_clarabel(*args, **kwargs)
+        return out._replace(dual_error=np.inf) if not statuses else out
+
+    def program(*args, **kwargs):
+        out = real_program(*args, **kwargs)
+        statuses.append(out.status)
+        return out
+
+    monkeypatch.setattr(conic, "clarabel_solve", untrusted_first)
+    monkeypatch.setattr(conic, "solve_program", program)
+    monkeypatch.setattr(conic, "highs_solve", lambda *a: simplex.append(1) or
+                        pytest.fail("a far program's point was solved again"))
+    res = fc.solve(problem(), backend="fast")
+    assert statuses[0] == "far" and statuses[-1] == "optimal" and not simplex
+    assert res.objective == pytest.approx(ref.objective, rel=1e-9)
+    assert res.certificate.dual_objective is not None

@@ -210,7 +210,9 @@ def row_entries(rows, top=0, scale=None):
 class ConicSolution(NamedTuple):
     """A program's answer: ``status`` "optimal" (with ``x`` and the dual objective
     ``dual``), "almost" (Clarabel's "almost solved", with both: ``clarabel_solve``
-    only), "unbounded" (the primal unbounded below: dual infeasible) or "failed";
+    only), "far" (an untrusted point the caller's test rejected, with ``x``:
+    ``solve_program`` only), "unbounded" (the primal unbounded below: dual infeasible)
+    or "failed";
     ``dual_error`` |r|^T |x| with r = P x + A^T z + q the dual residual (see
     ``solve_program``)."""
 
@@ -228,7 +230,7 @@ class ConicSolution(NamedTuple):
 TRUSTED_DUAL_ERROR = 0.25
 
 
-def solve_program(q, A, b, cones, gap_tol, P=None):
+def solve_program(q, A, b, cones, gap_tol, P=None, far=None):
     """Minimise x^T P x / 2 + q^T x subject to b - A x in the cones: a ``ConicSolution``
     with a lower bound on the minimum.
 
@@ -258,10 +260,17 @@ def solve_program(q, A, b, cones, gap_tol, P=None):
       untrusted bound taken as it was certified a Huber fit 5% above the optimum (n =
       250, d = 80, 40 nearly collinear columns, eps = 0, alpha = 0.5: coefficients of
       ~1e6 at the optimum; its dual error 2.7e5 gap tolerances).
+
+    ``far(x)``, when given, is asked of an untrusted solve's point before any solve again:
+    where it is True (the caller would discard the program's answer whatever its bound:
+    the hinge's split moved most samples there) the answer is that solve's, with status
+    "far" and no bound.
     """
     first = clarabel_solve(q, A, b, cones, gap_tol, P=P)
     if first.status == "unbounded" or _trusted(first, gap_tol):
         return first._replace(status="optimal") if first.status == "almost" else first
+    if far is not None and first.x is not None and far(first.x):
+        return first._replace(status="far", dual=None)
     if P is None and all(_kind(cone) in ("zero", "nonneg") for cone in cones):
         return highs_solve(q, A, b, cones)
     solved = first.status == "optimal"
