@@ -665,6 +665,17 @@ def test_solver_not_installed(monkeypatch):
     assert info.value.status == "not_installed" and info.value.solver == "SCS"
 
 
+def test_installed_solvers_are_scanned_once(monkeypatch):
+    """cvxpy's installed-solver scan (3-8 ms) runs once per process, not at every solve;
+    a replaced scan is asked afresh."""
+    X, y = _data("gaussian")
+    real, scans = cp.installed_solvers, []
+    monkeypatch.setattr(cp, "installed_solvers", lambda: scans.append(1) or real())
+    for eps in (0.05, 0.1):
+        fc.solve(fc.AdversarialProblem(X, y, eps=eps), solver="ECOS")
+    assert len(scans) == 1
+
+
 def test_solver_crash_is_a_solver_error(monkeypatch):
     from cvxpy.reductions.solvers.solving_chain import SolvingChain
 
