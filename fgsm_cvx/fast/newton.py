@@ -58,6 +58,8 @@ from .model import subset_positions
 
 # Armijo's sufficient-decrease fraction
 _ARMIJO = 1e-4
+# the safeguards of a rejected step's factor (``_backtrack``)
+_BACKTRACK = (0.1, 0.5)
 # The largest working set: the Gram matrix costs n |W|^2 flops (BLAS-3), about |W| / 20
 # X^T (X v) passes measured at d = 50; beyond this FISTA's passes are cheaper
 MAX_WORKING_SET = 128
@@ -813,7 +815,7 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
     (near the solution it is accepted, and that pass serves the next step), or by a
     gradient-only pass when the quadratic rate observed so far (``rates``, a dict kept
     along an eps path; ``_Rates``) predicts that the trial point meets the tolerance;
-    otherwise, and for the halvings, by the objective alone.
+    otherwise, and for the shorter steps (``_backtrack``), by the objective alone.
     """
     beta = np.array(state[0], dtype=np.float64)
     cap = newton_cap(model)
@@ -920,7 +922,7 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
             if f_new <= f + _ARMIJO * min(slope, 0.0) and f_new <= f:
                 accepted = True
                 break
-            alpha *= 0.5
+            alpha *= _backtrack(f, f_new, slope)
         if not accepted:
             break
         optimistic = alpha == 1.0
@@ -934,6 +936,23 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
             passes += 1
         point = trial
     return (point.beta, point.b, point.t, point.Xb), point.f, residual, passes, False
+
+
+def _backtrack(f, f_new, slope):
+    """The factor of a rejected step length: the minimiser of the quadratic q(a) with
+    q(0) = f, q'(0) = ``slope`` (the first-order change along the step tried) and
+    q(1) = ``f_new`` (a in units of that step), a = -slope / (2 (f_new - f - slope)),
+    kept within ``_BACKTRACK`` (halving where the values say nothing: f_new not finite,
+    or no descent to first order). Halving alone took the smoothed Poisson stages of
+    an eps path to steps of 1/64-1/128 one evaluation of F at a time (the band's
+    curvature t / mu far above the model's); 30-radius Poisson paths (n = 2000, d = 20
+    and 50; n = 5000, d = 50) took 7-10% fewer iterations, the other families' the same
+    (Nocedal and Wright, *Numerical Optimization*, section 3.5)."""
+    low, high = _BACKTRACK
+    if not (slope < 0.0 and np.isfinite(f_new)):
+        return high
+    excess = f_new - f - slope  # (the quadratic's curvature term at a = 1: > 0 here)
+    return min(max(-slope / (2.0 * excess), low), high) if excess > 0.0 else high
 
 
 def decrement(manifold, point, eps, fit_intercept, cap=MAX_WORKING_SET, full=None):
