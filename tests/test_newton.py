@@ -547,17 +547,21 @@ def _explicit_top_eigenvalue(prob, X):
     return np.linalg.eigvalsh(Xc.T @ (wn[:, None] * Xc))[-1]
 
 
-def test_gram_norm_estimates_the_top_eigenvalue_from_below():
-    """The power-iteration estimate behind FISTA's first step size, against eigvalsh of
-    the explicit centred, scaled, weighted Gram matrix (uncentred columns, weights)."""
-    rng = np.random.default_rng(7)
-    n, d = 800, 12
-    # a common factor: a clear top eigenvalue, which four iterations find to 10%
-    X = rng.standard_normal((n, d)) + 2.0 * rng.standard_normal((n, 1)) + 5.0
+def _common_factor_model(seed, n, d, offset):
+    """(X, its weighted gaussian problem, the problem's Model) on uncentred columns with
+    a common factor: a clear top eigenvalue, which four power iterations find to 10%."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) + 2.0 * rng.standard_normal((n, 1)) + offset
     w = rng.random(n) + 0.2
     prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
                                  sample_weight=w)
-    model = Model(prob, fast_scaling(prob))
+    return X, prob, Model(prob, fast_scaling(prob))
+
+
+def test_gram_norm_estimates_the_top_eigenvalue_from_below():
+    """The power-iteration estimate behind FISTA's first step size, against eigvalsh of
+    the explicit centred, scaled, weighted Gram matrix (uncentred columns, weights)."""
+    X, prob, model = _common_factor_model(7, 800, 12, 5.0)
     top = _explicit_top_eigenvalue(prob, X)
     estimate = model.gram_norm()
     assert 0.9 * top <= estimate <= top * (1 + 1e-12)
@@ -590,13 +594,7 @@ def test_gram_norm_from_the_cached_gram_matrix_reads_no_x(monkeypatch):
     power iteration takes its products from it: no read of X, and the estimate against
     eigvalsh of the explicit centred, scaled, weighted Gram matrix (four iterations of
     the full matrix: within 10% from below on data with a common factor)."""
-    rng = np.random.default_rng(3)
-    n, d = 1500, 20
-    X = rng.standard_normal((n, d)) + 2.0 * rng.standard_normal((n, 1)) + 4.0
-    w = rng.random(n) + 0.2
-    prob = fc.AdversarialProblem(X, rng.standard_normal(n), family="gaussian", eps=0.1,
-                                 sample_weight=w)
-    model = Model(prob, fast_scaling(prob))
+    X, prob, model = _common_factor_model(3, 1500, 20, 4.0)
     assert model.gram_first()
 
     def no_read(*args, **kwargs):

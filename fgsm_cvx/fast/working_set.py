@@ -468,15 +468,20 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
                                                            g_b, box), c),
                                     template, eps, box, fit_intercept, b_fixed, model.offset)
         q = q / units
+
+        def at(x, lower, c=c):
+            # ``program_point`` of the program's solution x with the bound ``lower``
+            b_c = centred_intercept(x[:d], float(x[d]), c) if fit_intercept else b_fixed
+            return program_point(model, shift, eps, x[:d], b_c, lower, gap_tol)
+
         tested = []  # (point, F, certified, evaluations) of ``far``'s points
 
-        def far(x, c=c, size=idx.size, tested=tested):
+        def far(x, size=idx.size, tested=tested):
             # the moved-samples test below, on the point of a solve whose bound is
             # untrusted, before it is solved again (HiGHS: 22 ms of a masked set's 48 ms
             # program at n = 1e4, d = 50, whose point at F = 113 against 0.92 moved more
             # than half the near samples)
-            b_c = centred_intercept(x[:d], float(x[d]), c) if fit_intercept else b_fixed
-            tested.append(program_point(model, shift, eps, x[:d], b_c, -np.inf, gap_tol))
+            tested.append(at(x, -np.inf))
             return moved_at(tested[-1][0]).size > most_moved * size
 
         solved = conic.solve_program(q, A, rhs, cones, gap_tol / units,
@@ -489,11 +494,8 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
             return (state, np.inf, np.inf, passes, False), None
         solved = solved._replace(dual=solved.dual * units)
 
-        def point_of(solution, c=c):
-            x = solution.x
-            b_c = centred_intercept(x[:d], float(x[d]), c) if fit_intercept else b_fixed
-            return (*program_point(model, shift, eps, x[:d], b_c, solution.dual, gap_tol),
-                    solution.dual)
+        def point_of(solution):
+            return (*at(solution.x, solution.dual), solution.dual)
 
         point, F, certified, evaluated, lower = certify(
             point_of, solved, partial(_solved_again, q, A, rhs, cones, gap_tol, units),
