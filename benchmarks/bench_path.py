@@ -5,9 +5,11 @@ the same radii solved one by one from scratch (a new AdversarialProblem per radi
 a fresh cvxpy canonicalisation, or a fast-path solve without warm start), and prints
 the ratio cold / path and the largest relative objective difference between them. Each
 is timed ``--repeat`` times on fresh problems (no shared caches) and the fastest counts.
-For the fast backend it also prints the floor: each radius solved again from its own
-solution (``floor``), what no warm start can beat, and cold / floor, the most a path
-could save.
+For the fast backend it also prints two floors, each radius solved again from its own
+solution: on a new problem per radius (``floor``, the set-up paid as by a cold solve),
+and on the path's own problem (``own``: ``with_params`` shares the problem's caches, as
+the path's radii do), what no warm start along the path can beat; cold / own is the
+most a path could save.
 
     python benchmarks/bench_path.py                    # n = 2000, d = 20, 50 radii
     python benchmarks/bench_path.py --n 20000 --backends fast
@@ -55,7 +57,8 @@ def main():
           if args.dataset in ("synthetic", "regression")
           else f"{args.dataset}: radii={args.n_eps}")
     print(f"{'family':>9} {'backend':>7} {'path s':>8} {'cold s':>8} {'cold/path':>9} "
-          f"{'max rel obj diff':>16} {'floor s':>8} {'cold/floor':>10}")
+          f"{'max rel obj diff':>16} {'floor s':>8} {'cold/floor':>10} {'own s':>7} "
+          f"{'cold/own':>8}")
     for family in args.families:
         if args.dataset == "synthetic":
             X, y = make_data(family, args.n, args.d, rng, rho=args.rho)
@@ -69,7 +72,7 @@ def main():
         prob = fc.AdversarialProblem(X, y, family=family)
         grid = fc.eps_grid(prob, args.n_eps)
         for backend in args.backends:
-            t_path = t_cold = t_floor = np.inf
+            t_path = t_cold = t_floor = t_own = np.inf
             for _ in range(args.repeat):  # the fastest run: slower ones measure other users
                 t0 = time.perf_counter()
                 path = fc.adversarial_path(fc.AdversarialProblem(X, y, family=family),
@@ -81,22 +84,27 @@ def main():
                 t_cold = min(t_cold, time.perf_counter() - t0)
                 if backend == "fast":  # (an interior-point solve cannot be warm started)
                     t_floor = min(t_floor, floor(X, y, family, path))
+                    t_own = min(t_own, floor(X, y, family, path, shared=True))
             diff = np.max(np.abs(path.objectives - cold) / np.maximum(1e-12, np.abs(cold)))
             print(f"{family:>9} {backend:>7} {t_path:8.2f} {t_cold:8.2f} "
                   f"{t_cold / t_path:9.1f} {diff:16.1e} {t_floor:8.2f} "
-                  f"{t_cold / t_floor:10.1f}")
+                  f"{t_cold / t_floor:10.1f} {t_own:7.2f} {t_cold / t_own:8.1f}")
 
 
-def floor(X, y, family, path):
-    """Seconds to solve each radius of ``path`` again from its own solution, one new
-    problem per radius as the cold solves have: the fast path's least cost for a radius
-    however good its warm start (the exact step or a first-order step certifies the
-    given solution; the problem's set-up, the certificate's objective and the Result are
-    paid as by any solve). cold / floor bounds what any warm-started path can gain."""
+def floor(X, y, family, path, shared=False):
+    """Seconds to solve each radius of ``path`` again from its own solution: the fast
+    path's least cost for a radius however good its warm start (the exact step or a
+    first-order step certifies the given solution; the certificate's objective and the
+    Result are paid as by any solve). One new problem per radius, as the cold solves
+    have (the set-up paid each time); with ``shared``, the radii of one problem
+    (``with_params``), whose caches (the Gram matrix, X^T w, the step size) they share
+    as the path's radii do: that floor bounds what any warm-started path can gain."""
+    base = fc.AdversarialProblem(X, y, family=family) if shared else None
     t0 = time.perf_counter()
     for e, res in zip(path.eps, path.results, strict=True):
-        fc.solve(fc.AdversarialProblem(X, y, family=family, eps=e), backend="fast",
-                 warm_start=res)
+        prob = base.with_params(eps=e) if shared else \
+            fc.AdversarialProblem(X, y, family=family, eps=e)
+        fc.solve(prob, backend="fast", warm_start=res)
     return time.perf_counter() - t0
 
 
