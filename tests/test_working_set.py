@@ -458,23 +458,9 @@ def test_a_bound_above_the_point_is_solved_again_with_other_equilibration():
     assert res.certificate.dual_objective <= upper * (1 + 1e-8)
 
 
-def test_after_a_failed_try_a_small_problem_takes_all_samples(monkeypatch):
-    """Where every sample fits the program's cap, the try after a failed one holds them
-    all: its split cannot be wrong, and on badly scaled columns FISTA's point does not
-    settle the near set (mixed column scales, n = 300, d = 10, an Lp(3) set: 170
-    iterations with the near sets at 2x and 4x, 80 now; the raw breast-cancer problem of
-    the test above 448 -> 86). The result is Clarabel's optimum."""
-    from fgsm_cvx.fast import working_set
-
-    sizes = []
-    original = working_set.near_set
-
-    def recorded(*args, **kwargs):
-        near = original(*args, **kwargs)
-        sizes.append(None if near is None else int(near.sum()))
-        return near
-
-    monkeypatch.setattr(working_set, "near_set", recorded)
+def _mixed_scales_lp3():
+    """A hinge problem on AR(1) columns of scales 1e-1 to 1e1 (n = 300, d = 10, an Lp(3)
+    set at 0.2 eps_max), whose first reduced program's minimiser runs off."""
     rng = np.random.default_rng(3)
     n, d = 300, 10
     X = rng.standard_normal((n, d))
@@ -484,12 +470,70 @@ def test_after_a_failed_try_a_small_problem_takes_all_samples(monkeypatch):
     y = (rng.random(n) < 1 / (1 + np.exp(-X @ beta))).astype(float)
     X = X * np.logspace(-1, 1, d)
     prob = fc.AdversarialProblem(X, y, family="hinge", perturbation=fc.Lp(3.0), eps=1.0)
-    prob = prob.with_params(eps=0.2 * fc.eps_max(prob))
+    return prob.with_params(eps=0.2 * fc.eps_max(prob))
+
+
+def _recorded(monkeypatch, name):
+    """The answers of ``working_set.<name>``, recorded into the list returned."""
+    from fgsm_cvx.fast import working_set
+
+    out, original = [], getattr(working_set, name)
+
+    def recorded(*args, **kwargs):
+        out.append(original(*args, **kwargs))
+        return out[-1]
+
+    monkeypatch.setattr(working_set, name, recorded)
+    return out
+
+
+def test_after_a_failed_try_a_small_problem_takes_all_samples(monkeypatch):
+    """Where every sample fits the program's cap, the try after a failed one holds them
+    all: its split cannot be wrong, and on badly scaled columns FISTA's point does not
+    settle the near set (mixed column scales, n = 300, d = 10, an Lp(3) set: 170
+    iterations with the near sets at 2x and 4x, 80 then; the raw breast-cancer problem
+    of the test above 448 -> 86). The first try fails here without its trust region
+    (``working_set._TrustRegion``, taken away: the next test has it). The result is
+    Clarabel's optimum."""
+    from fgsm_cvx.fast import working_set
+
+    monkeypatch.setattr(working_set._TrustRegion, "around",
+                        classmethod(lambda cls, *args: None))
+    near = _recorded(monkeypatch, "near_set")
+    prob = _mixed_scales_lp3()
     res = fc.solve(prob, backend="fast")
-    assert len(sizes) >= 2 and sizes[0] < n and sizes[1] == n, sizes
+    sizes = [None if s is None else int(s.sum()) for s in near]
+    assert len(sizes) >= 2 and sizes[0] < prob.n_samples and sizes[1] == prob.n_samples, \
+        sizes
     assert res.certificate.dual_objective is not None
     ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
     assert res.objective <= ref.objective * (1 + 1e-8)
+
+
+def test_a_trust_region_keeps_the_first_programs_near(monkeypatch):
+    """The problem above: its first near set (54 of 300 samples) is separable, and the
+    reduced program's minimiser runs off to where those samples' terms vanish (F there
+    ~9 F*, the coefficients ~1000 times FISTA's). In the trust region the first try
+    certifies (one near set, no program of all samples, half the iterations), at
+    Clarabel's optimum, its bound below Clarabel's objective."""
+    from fgsm_cvx.fast import working_set
+
+    prob = _mixed_scales_lp3()
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    with monkeypatch.context() as patch:  # without the region: the first point runs off
+        patch.setattr(working_set._TrustRegion, "around",
+                      classmethod(lambda cls, *args: None))
+        points = _recorded(patch, "program_point")
+        off = fc.solve(prob, backend="fast")
+    assert points[0][1] > 5.0 * ref.objective
+    near = _recorded(monkeypatch, "near_set")
+    points = _recorded(monkeypatch, "program_point")
+    res = fc.solve(prob, backend="fast")
+    assert len(near) == 1 and int(near[0].sum()) < prob.n_samples
+    assert max(point[1] for point in points) < 5.0 * ref.objective
+    assert res.n_iter < off.n_iter
+    assert res.objective <= ref.objective * (1 + 1e-8)
+    assert res.certificate.dual_objective <= ref.objective * (1 + 1e-9)
 
 
 def test_sparse_rows_let_a_wide_text_problem_certify():
@@ -588,7 +632,7 @@ def test_a_far_program_point_is_not_solved_again(monkeypatch):
 
     monkeypatch.setattr(conic, "clarabel_solve", untrusted_first)
     monkeypatch.setattr(conic, "solve_program", program)
-    monkeypatch.setattr(conic, "highs_solve", lambda *a: simplex.append(1) or
+    monkeypatch.setattr(conic, "highs_solve", lambda *a, **k: simplex.append(1) or
                         pytest.fail("a far program's point was solved again"))
     res = fc.solve(problem(), backend="fast")
     assert statuses[0] == "far" and statuses[-1] == "optimal" and not simplex
