@@ -40,7 +40,10 @@ every set the cvxpy backend formulates, at a cost independent of n (measured 7-1
 for |N| = 130-210, d = 50, the assembly under 1.3 ms of it; with cvxpy canonicalising
 the whole program it was 17-30 ms). A point far from the solution (a wide
 band) is not tried; with fewer samples than the near set's bounds the program holds them
-all: the whole problem, small then.
+all: the whole problem, small then. A near set of two samples per unknown is often
+separable, and G's minimiser then runs off to where its terms vanish; where a failed
+try would take the whole problem, a try's programs keep to a box around FISTA's point
+(``_TrustRegion``), whose interior minimiser is G's.
 """
 
 from __future__ import annotations
@@ -79,7 +82,8 @@ FINAL_ROUNDS = 8
 # (at least TRUST_FLOOR: the scaled columns have unit scale), growing TRUST_GROWTH-fold
 # at each minimiser on its boundary, within TRUST_ROUNDS programs, the first try
 # certified: the hinge draws of two 150- and 200-problem surveys (n 30-1500, d 1-40)
-# 1.02 -> 0.56 s and 1.16 -> 0.53 s in all. At n = 1e4, d = 50 (bench_fast.py's masked
+# 1.09-1.42 -> 0.66-0.79 s and 1.38-1.66 -> 0.64-0.71 s in all (where the box does not
+# bind, Clarabel's solves got faster too). At n = 1e4, d = 50 (bench_fast.py's masked
 # sets) the region's rounds, each a program of a few hundred samples more, cost more
 # than FISTA's iterations to the next try: 1.42 -> 1.60-1.77 s over 40 problems; there
 # none is used. A minimiser within TRUST_MARGIN of the boundary is on it.
