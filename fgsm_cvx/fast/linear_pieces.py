@@ -93,14 +93,20 @@ PROGRAM_MIN_SECONDS = 0.05
 HUBER_PROGRAM_SECONDS = 1.0
 
 
+def iteration_seconds(n, d, density=1.0):
+    """A FISTA iteration's seconds in the cost model above, on n samples, d columns of
+    X of ``density`` (its stored entries' fraction)."""
+    fixed, per_sample, per_entry = ITERATION_SECONDS
+    return fixed + per_sample * n + density * per_entry * n * d
+
+
 def program_pays(m, n, d, work, density=1.0, floor=PROGRAM_MIN_SECONDS):
     """Whether a program of m near samples (of n, d columns) costs at most twice the
     work so far (``work`` FISTA iterations) or ``floor`` seconds, in the cost model
     above; rows of ``density`` (sparse X, ``model.Model.program_rows``) cost that
     fraction of dense ones (a rough model: the factorisation's fill depends on the
     pattern)."""
-    fixed, per_sample, per_entry = ITERATION_SECONDS
-    iteration = fixed + per_sample * n + density * per_entry * n * d
+    iteration = iteration_seconds(n, d, density)
     return PROGRAM_SECONDS * density * m * d * d <= max(floor, 2.0 * work * iteration)
 
 

@@ -1436,7 +1436,8 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
         exact_step = working_set.ReducedStep(working_set.hinge_exact, model, shift, pert,
                                              prob.fit_intercept, eps)
         early_exact = True
-        first_due = working_set.FIRST_TRY if warm_start is None else working_set.WARM_FIRST_TRY
+        first_due = working_set.FIRST_TRY if warm_start is None else \
+            working_set.warm_first_try(model)
     # (below the size rule: Newton only once FISTA has not advanced, LATE_NEWTON_WORK)
     late_newton = _NewtonStage(model, structure, prox, prob.fit_intercept, eps,
                                prob._cache) if newton_step is None and structure is not None \

@@ -116,8 +116,28 @@ FIRST_TRY = 35
 # iterations over the path and time against 50 cold solves: n = 2000, d = 20, 1703 ->
 # 675 iterations (cold 1862), 0.97x -> 1.5x; n = 2e4, d = 20, 930 -> 669, 2.1x -> 2.5x;
 # n = 1e4, d = 50, 1484 -> 757, 1.7x -> 2.4x (first tries at 6, 8, 12 and 15 iterations:
-# 779-973 at n = 2000)
+# 779-973 at n = 2000). That is the most: the try comes after about WARM_TRY_SECONDS
+# of FISTA's iterations (``linear_pieces.iteration_seconds``), at least
+# WARM_FIRST_TRY_LEAST of them (``warm_first_try``). Where an iteration is dear against
+# the program (many samples, few features) the try pays earlier: 50-radius paths
+# (fastest path of each, one run) at n = 1e5, d = 50 took 5.08 s with 10, 4.30 s with
+# 4 and 3.84 s with 2 (the rule: 2); n = 2e4, d = 20 0.45, 0.35, 0.34 and 0.36 s with
+# 10, 6, 4 and 2 (the rule: 4); n = 1e4, d = 50 0.72, 0.67, 0.75 and 0.96 s (the rule:
+# 5); n = 2000, d = 20 0.22, 0.21, 0.20 and 0.24 s (the rule: 10)
 WARM_FIRST_TRY = 10
+WARM_FIRST_TRY_LEAST = 2
+WARM_TRY_SECONDS = 3e-3
+
+
+def warm_first_try(model):
+    """The first try of a warm start, in FISTA iterations: ``WARM_TRY_SECONDS`` of them
+    in the cost model of ``linear_pieces.iteration_seconds`` (X's n, d and density),
+    within [WARM_FIRST_TRY_LEAST, WARM_FIRST_TRY]."""
+    from .linear_pieces import iteration_seconds  # (linear_pieces builds on this module)
+
+    n, d = model.engine.shape
+    count = np.ceil(WARM_TRY_SECONDS / iteration_seconds(n, d, model.density()))
+    return int(min(max(count, WARM_FIRST_TRY_LEAST), WARM_FIRST_TRY))
 
 
 def covers(family, perturbation):
