@@ -644,6 +644,8 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
                 join(moved)
             elif not boundary:
                 break
+            if np.count_nonzero(split.near) * entries > MAX_NEAR_ENTRIES:
+                break
             continue
         if solved.status != "optimal":  # (not unbounded: G >= 0)
             return (state, np.inf, np.inf, passes, False), None
