@@ -638,3 +638,30 @@ def test_a_far_program_point_is_not_solved_again(monkeypatch):
     assert statuses[0] == "far" and statuses[-1] == "optimal" and not simplex
     assert res.objective == pytest.approx(ref.objective, rel=1e-9)
     assert res.certificate.dual_objective is not None
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_the_trust_region_on_sparse_rows_with_an_intercept(monkeypatch, alpha):
+    """Sparse rows keep the program's intercept uncentred (b, not b_c: the region's
+    centre must be FISTA's b there, ``_TrustRegion.added``): a masked set at eps = 0
+    (n = 800, d = 30, CSR with 30% and some large entries), where the region is used,
+    certifies Clarabel's optimum, its bound below Clarabel's objective."""
+    import scipy.sparse as sp
+
+    from fgsm_cvx.fast import working_set
+
+    used = _recorded(monkeypatch, "with_trust_region")
+    rng = np.random.default_rng(4)
+    n, d = 800, 30
+    X = sp.random(n, d, density=0.3, random_state=rng, format="csr",
+                  data_rvs=rng.standard_normal)
+    X = (X + sp.csr_matrix(np.where(rng.random((n, d)) < 0.05, 3.0, 0.0))).tocsr()
+    beta = rng.standard_normal(d) * (rng.random(d) < 0.4)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ beta)))).astype(float)
+    prob = fc.AdversarialProblem(X, y, family="hinge", alpha=alpha, eps=0.0,
+                                 perturbation=fc.Masked("linf", np.arange(d) % 3 != 0))
+    res = fc.solve(prob, backend="fast")
+    assert used and working_set.near_cap(d + 2, d, 2) >= n  # (the region's regime)
+    ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
+    assert res.objective <= ref.objective * (1 + 1e-8)
+    assert res.certificate.dual_objective <= ref.objective * (1 + 1e-9)
