@@ -634,46 +634,41 @@ def hinge_exact(model, shift, pert, fit_intercept, eps, state, mu, tol, gap_tol,
             else:
                 point, F, _, evaluated = at(solved.x, -np.inf)
                 passes += evaluated
-            best = lower_of(best, point, F)
             if region is None:
+                best = lower_of(best, point, F)
                 break
             if boundary:
                 region.grow()
-            moved = moved_at(point, idx.size)  # (the most wrong, within the region)
-            if moved.size:
-                join(moved)
-            elif not boundary:
-                break
-            if np.count_nonzero(split.near) * entries > MAX_NEAR_ENTRIES:
-                break
-            continue
-        if solved.status != "optimal":  # (not unbounded: G >= 0)
-            return (state, np.inf, np.inf, passes, False), None
-        solved = solved._replace(dual=solved.dual * units)
+        else:
+            if solved.status != "optimal":  # (not unbounded: G >= 0)
+                return (state, np.inf, np.inf, passes, False), None
+            solved = solved._replace(dual=solved.dual * units)
 
-        def point_of(solution):
-            return (*at(solution.x, solution.dual), solution.dual)
+            def point_of(solution):
+                return (*at(solution.x, solution.dual), solution.dual)
 
-        point, F, certified, evaluated, lower = certify(
-            point_of, solved, partial(_solved_again, q, A, rhs, cones, gap_tol, units),
-            gap_tol)
-        passes += evaluated
-        if 0.0 <= F <= gap_tol:
-            # every hinge term is >= 0, so F* >= 0: a point at F <= gap_tol is certified
-            # by that bound whatever the program's (attacked classes separated with a
-            # margin, F = 0 at the program's point: Clarabel's bound 1.6e-7 was above
-            # it, its dual error 1e-6, no try certified and FISTA ran out of iterations)
-            certified, lower = True, 0.0
-        if certified:
-            return (point, F, max(F - lower, 0.0), passes, True), lower
+            point, F, certified, evaluated, lower = certify(
+                point_of, solved, partial(_solved_again, q, A, rhs, cones, gap_tol, units),
+                gap_tol)
+            passes += evaluated
+            if 0.0 <= F <= gap_tol:
+                # every hinge term is >= 0, so F* >= 0: a point at F <= gap_tol is
+                # certified by that bound whatever the program's (attacked classes
+                # separated with a margin, F = 0 at the program's point: Clarabel's bound
+                # 1.6e-7 was above it, its dual error 1e-6, no try certified and FISTA ran
+                # out of iterations)
+                certified, lower = True, 0.0
+            if certified:
+                return (point, F, max(F - lower, 0.0), passes, True), lower
         best = lower_of(best, point, F)
-        moved = moved_at(point)
-        if region is not None and moved.size > most_moved * idx.size:
-            moved = moved_at(point, idx.size)  # (near, within the region: the most wrong)
-        elif not moved.size or moved.size > most_moved * idx.size:
-            break  # the split holds (the reduced solve was not accurate enough), or the
-            # point was far from the solution
-        join(moved)
+        # within the region at most |N| samples join, the most wrong, however many moved
+        moved = moved_at(point, None if region is None else idx.size)
+        if region is None and moved.size > most_moved * idx.size \
+                or not (moved.size or boundary):
+            break  # the point was far from the solution, or the split holds (the
+            # reduced solve was not accurate enough)
+        if moved.size:
+            join(moved)
         if np.count_nonzero(split.near) * entries > MAX_NEAR_ENTRIES:
             break
     # not certified: the programs' best point (a hinge L2 fit on two nearly equal
