@@ -786,6 +786,57 @@ def test_gaussian_gram_from_the_constant_one_matches_a_fresh_pass(sparse, alpha,
         np.testing.assert_allclose(mine[2], fresh[2], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_huber_gram_from_the_cached_one_matches_a_fresh_pass(alpha, monkeypatch):
+    """Huber's Newton pass takes X^T diag(D0) X (cached with the problem, updated by the
+    rows whose curvature crossed a threshold) corrected by the band's and the pinned
+    samples' rows (``Model._threshold_second_order``): along a sequence of nearby points
+    (as a solve's passes and an eps path's radii meet them), with uncentred columns and
+    an intercept, weights, column subsets and pinned passes, against the blocked pass
+    that forms X_c^T diag(w H_ee) X_c from every row. Most passes take the cache (no
+    blocked pass), and the sequence moves samples across Huber's threshold."""
+    import fgsm_cvx.engine as engine_module
+
+    rng = np.random.default_rng(12)
+    n, d = 3000, 9
+    X = rng.standard_normal((n, d)) + 2.0
+    y = X @ rng.standard_normal(d) + 1.5 * rng.standard_normal(n)
+    prob = fc.AdversarialProblem(X, y, family=Huber(0.8), eps=0.1, alpha=alpha,
+                                 sample_weight=rng.random(n) + 0.5)
+    model = Model(prob, fast_scaling(prob))
+    blocked, original = [], engine_module.HostEngine.second_order
+
+    def counted(self, *args, **kwargs):
+        blocked.append(kwargs["cols"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module.HostEngine, "second_order", counted)
+    beta, b, t = 0.2 * rng.standard_normal(d), 0.3, 0.2
+    cases, ours, crossed, last = [], [], 0, None
+    for k in range(12):
+        beta, b, t = beta + 0.01 * rng.standard_normal(d), b + 0.01, t * 1.05
+        eta = model.engine.fetch(model.engine.matvec(beta * model.scale))[0] + b
+        r = model.y_host - eta
+        mu = (3e-2, 3e-3, 0.0)[k % 3]
+        ref = np.where(np.abs(r) < 0.05, 0.0, np.sign(r)) if mu == 0.0 else None
+        cols = np.array([1, 4, 7]) if k % 2 else None
+        cases.append((beta, b, t, mu, cols, ref))
+        ours.append(model.second_order(beta, b, t, mu, cols, ref=ref))
+        H_ee = second_order_terms(model.family, model.y_host, eta, t, mu, alpha)[3]
+        curvature = H_ee > 0.0
+        crossed += 0 if last is None else int(np.count_nonzero(curvature != last))
+        last = curvature
+    assert len(blocked) <= 3 < len(cases)  # (the first passes form the cached matrix)
+    assert crossed > 50  # samples crossed the threshold between the passes
+    monkeypatch.setattr(Model, "_threshold_curvature", lambda self: False)
+    for (beta, b, t, mu, cols, ref), mine in zip(cases, ours, strict=True):
+        fresh = model.second_order(beta, b, t, mu, cols, ref=ref)
+        np.testing.assert_allclose(mine[3], fresh[3], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mine[2], fresh[2], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(mine[4], fresh[4], rtol=1e-12, atol=1e-14)
+        assert mine[1] == pytest.approx(fresh[1], rel=1e-13)
+
+
 @pytest.mark.parametrize("set_name", ["linf", "l2", "group"])
 def test_decrement_estimates_the_distance_to_the_minimum(set_name):
     """lambda^2 / 2 from one Newton pass at a point near the optimum (on its manifold)

@@ -145,6 +145,20 @@ GRAM_GRADIENT_MIN_ENTRIES = 2**19
 GRAM_NORM_ROWS = 10_000
 
 
+# Huber's Newton pass takes its Gram matrix from a cached one (``Model._threshold_second_order``)
+# below this many columns (the cache's key: _THRESHOLD_GRAM); its maps run over blocks of
+# THRESHOLD_MAP_ROWS samples
+THRESHOLD_GRAM_MAX_FEATURES = 200
+THRESHOLD_MAP_ROWS = 8192
+_THRESHOLD_GRAM = "fast_threshold_gram"
+
+
+def _given(xp, eta, g_e, g_et, g_ee):
+    """The blocked pass's map where the vectors G = (w H_e, w H_et, w H_ee) are known
+    (``Model._threshold_second_order``): G, with D = w H_ee (its sums unused)."""
+    return [0.0] * 6, [g_e, g_et, g_ee], g_ee
+
+
 def subset_positions(cols, W):
     """The positions of the sorted columns W within the sorted ``cols``, or None where W
     is not a subset of them."""
@@ -291,13 +305,18 @@ class Model:
             return self._gaussian_second_order(beta, b, t, mu, cols, ref, Xbeta)
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
-        # a new host array each time: an engine caches what it placed by identity, and
-        # the pinned step changes its signs in place
-        vectors = (self.y, self.w) + (() if ref is None else
-                                      (self.engine.put(np.array(ref, dtype=np.float64)),))
-        Xbeta, (f, g_b, T, S_ee, S_et, S_tt), XtG, gram = self.engine.second_order(
-            fn, beta if self.scale == 1.0 else beta * self.scale, *vectors, cols=cols,
-            n_sums=6)
+        beta_s = beta if self.scale == 1.0 else beta * self.scale
+        if self._threshold_curvature():
+            Xbeta, sums, XtG, gram = self._threshold_second_order(fn, beta_s, b, mu, cols,
+                                                                  ref)
+        else:
+            # a new host array each time: an engine caches what it placed by identity,
+            # and the pinned step changes its signs in place
+            vectors = (self.y, self.w) + (() if ref is None else (
+                self.engine.put(np.array(ref, dtype=np.float64)),))
+            Xbeta, sums, XtG, gram = self.engine.second_order(fn, beta_s, *vectors,
+                                                              cols=cols, n_sums=6)
+        f, g_b, T, S_ee, S_et, S_tt = sums
         XtG, gram = XtG * self.scale, gram * self.scale**2
         if self.centre is not None:
             c = self.centre
@@ -306,6 +325,89 @@ class Model:
             gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
             XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
+
+    def _threshold_curvature(self):
+        """Whether the Newton pass may take its Gram matrix from a cached X^T diag(D0) X
+        (``_threshold_second_order``): Huber on dense float64 host X of fewer than
+        THRESHOLD_GRAM_MAX_FEATURES columns."""
+        return isinstance(self.family, Huber) and self._dense_host() \
+            and self.engine.shape[1] < THRESHOLD_GRAM_MAX_FEATURES
+
+    def _threshold_second_order(self, fn, beta, b, mu, cols, ref):
+        """``engine.second_order``'s answer (s X beta, sums, X^T G, X_W^T diag(D) X_W;
+        unscaled X) for Huber, its Gram matrix from a cached one and a few rows.
+
+        Huber's curvature D_i = w_i H_ee,i is w_i ((1 - alpha) 1{|u_i| <= M} + alpha
+        1{|r_i| <= M}) off the smoothing band |r| <= mu and the pinned samples
+        (``objective.second_order_terms``; u = |r| + t): a few values, which change
+        only where a sample crosses a threshold. The problem's cache holds D0 and
+        G0 = X^T diag(D0) X of all columns (shared along an eps path). A pass adds
+        (D - D0)_i x_i x_i^T for the samples C off the band whose D changed (G0 and D0
+        updated in place) and, for the band and pinned samples E (whose D is not kept
+        in D0), the pass's own (D - D0)_i x_i x_i^T: X^T diag(D) X, from |C| + |E| rows.
+        The products X beta and X^T G are then one product each with X (``rmatvecs``:
+        the three vectors G in one read).
+
+        Where C and E hold more than ``SIGN_ROWS_SHARE`` of the samples (or nothing is
+        cached) the blocked pass (``engine.second_order``, given the maps computed
+        here) forms the Gram matrix. Of all columns, it is cached as
+        G0 = X^T diag(D) X - X_E^T diag(D_E) X_E with D0 = D off E, 0 on it; the pass
+        forms all columns where ``cols`` is None (it would anyway) or where few samples
+        changed D since the last pass (settled: the next passes take the cache), else
+        the working set's only (a cold solve's first passes, whose samples still move,
+        at the blocked pass's cost). At n = 1e5, d = 50 a pass from the cache took
+        ~8 ms where the blocked pass took 11 ms at |W| = 16 columns and 21 ms at 50;
+        the 50-radius Huber path of ``bench_path.py`` 4.4-4.9 -> 3.1-3.5 s
+        (docs/performance.md, session 46).
+        """
+        engine, n = self.engine, self.engine.shape[0]
+        Xbeta = engine.matvec(beta)
+        vectors = (self.y_host, self.w_host) + (() if ref is None else (
+            np.asarray(ref, dtype=np.float64),))
+        sums, G = np.zeros(6), np.empty((3, n))
+        for start in range(0, n, THRESHOLD_MAP_ROWS):  # (the maps' temporaries in cache)
+            rows = slice(start, start + THRESHOLD_MAP_ROWS)
+            part, (g_e, g_et, g_ee), _ = fn(np, Xbeta[rows], *(v[rows] for v in vectors))
+            sums += part
+            G[0, rows], G[1, rows], G[2, rows] = g_e, g_et, g_ee
+        D = G[2]  # w H_ee, the Gram weights
+        # E: the band's samples (their curvature is the smoothing's) and the pinned ones
+        on_E = np.abs(self.y_host - (Xbeta + b)) <= mu
+        if ref is not None:
+            on_E |= np.asarray(ref) == 0.0
+        E, most = np.flatnonzero(on_E), SIGN_ROWS_SHARE * n - np.count_nonzero(on_E)
+        D_off = np.where(on_E, 0.0, D)  # (D0's candidate: D off E)
+        D0, G0, last = self._cache.get(_THRESHOLD_GRAM, (None, None, None))
+        if G0 is not None:
+            changed = np.flatnonzero((D != D0) & ~on_E)
+            if changed.shape[0] > most:
+                G0 = None
+        if G0 is None:
+            # the blocked pass, the maps' vectors given; of all columns where it forms
+            # them anyway or the curvature has settled since the last pass (few samples
+            # changed: the next passes will take the cache)
+            settled = last is not None and np.count_nonzero(D_off != last) <= most
+            every = None if settled else cols
+            _, _, XtG, gram = engine.second_order(_given, beta, *G, cols=every, n_sums=6)
+            if every is None:
+                A = engine.rows(E)
+                G0 = gram - A.T @ (D[E][:, None] * A)
+                D0, G0 = D_off, 0.5 * (G0 + G0.T)
+                gram = gram if cols is None else gram[np.ix_(cols, cols)]
+            self._cache[_THRESHOLD_GRAM] = (D0, G0, D_off)
+            return Xbeta, sums.tolist(), XtG, gram
+        self._cache[_THRESHOLD_GRAM] = (D0, G0, D_off)
+        if changed.shape[0]:  # G0 += X_C^T diag(D - D0)_C X_C, D0 = D on C
+            A = engine.rows(changed)
+            G0 += A.T @ ((D[changed] - D0[changed])[:, None] * A)
+            D0[changed] = D[changed]
+        gram = G0 if cols is None else G0[np.ix_(cols, cols)]
+        if E.shape[0]:
+            A = engine.rows(E)
+            A_W = A if cols is None else A[:, cols]
+            gram = gram + A_W.T @ ((D[E] - D0[E])[:, None] * A_W)
+        XtG = np.asarray(engine.rmatvecs(*G)).T
+        return Xbeta, sums.tolist(), XtG, 0.5 * (gram + gram.T)
 
     def _gaussian_second_order(self, beta, b, t, mu, cols, ref, Xbeta=None):
         """``second_order`` for the gaussian loss on a host engine
