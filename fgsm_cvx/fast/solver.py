@@ -747,9 +747,11 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                     if converged:
                         break
                 cost = newton_step.pass_cost(state[0])
+                # (the decrement is tested where the stage's tolerance is the solve's:
+                # at the stop, such a stage's answer needs no check by ``_check_flat``)
                 state, f_mu, residual, it, converged = newton_step(
                     state, mu, L, stage_tol, max_passes=min(16, max_iter - total_iter),
-                    gap_tol=None if smooth else tol * scale)
+                    gap_tol=None if smooth and stage_tol > tol_grad else tol * scale)
                 by_newton = converged
                 total_iter += it
                 work += newton_work(cost, it)
@@ -856,7 +858,7 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
                 probed = True
             checker = newton_step or late_newton
             if (total_iter >= LATE_NEWTON_WORK or checker is not None) \
-                    and max_iter > total_iter:
+                    and max_iter > total_iter and not by_newton:
                 # a slow solve is a flat valley, where the residual does not bound the
                 # gap and consecutive stages, each stopped by it, barely move: a
                 # gaussian l1-set solve on sparse columns (n = 2000, d = 1000) ended
