@@ -820,7 +820,7 @@ def test_gaussian_gram_from_the_constant_one_matches_a_fresh_pass(sparse, alpha,
 def test_huber_gram_from_the_cached_one_matches_a_fresh_pass(alpha, monkeypatch):
     """Huber's Newton pass takes X^T diag(D0) X (cached with the problem, updated by the
     rows whose curvature crossed a threshold) corrected by the band's and the pinned
-    samples' rows (``Model._threshold_second_order``): along a sequence of nearby points
+    samples' rows (``Model._cached_second_order``): along a sequence of nearby points
     (as a solve's passes and an eps path's radii meet them), with uncentred columns and
     an intercept, weights, column subsets and pinned passes, against the blocked pass
     that forms X_c^T diag(w H_ee) X_c from every row. Most passes take the cache (no
@@ -858,13 +858,73 @@ def test_huber_gram_from_the_cached_one_matches_a_fresh_pass(alpha, monkeypatch)
         last = curvature
     assert len(blocked) <= 3 < len(cases)  # (the first passes form the cached matrix)
     assert crossed > 50  # samples crossed the threshold between the passes
-    monkeypatch.setattr(Model, "_threshold_curvature", lambda self: False)
+    monkeypatch.setattr(Model, "_gram_lag", lambda self, ref: None)
     for (beta, b, t, mu, cols, ref), mine in zip(cases, ours, strict=True):
         fresh = model.second_order(beta, b, t, mu, cols, ref=ref)
         np.testing.assert_allclose(mine[3], fresh[3], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(mine[2], fresh[2], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(mine[4], fresh[4], rtol=1e-12, atol=1e-14)
         assert mine[1] == pytest.approx(fresh[1], rel=1e-13)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_poisson_lagged_hessian_is_within_its_lag(fit_intercept, monkeypatch):
+    """Poisson's smoothed Newton passes keep each sample's second derivatives from the
+    cache while they are within ``LAGGED_CURVATURE`` of them (``Model._cached_second_order``):
+    along nearby points (as a solve's passes meet them), with weights and uncentred
+    columns, the objective, X beta, the gradient X^T (w H_e) and its sums are the
+    blocked pass's; the Gram matrix is X_c^T diag(D0) X_c for the cached curvatures D0
+    (numpy's product), each within the lag of the point's own w H_ee
+    (``objective.second_order_terms``), and not all of them equal to it; most passes
+    take the cache; the pinned step's passes (reference signs) are exact."""
+    import fgsm_cvx.engine as engine_module
+
+    lag = fast_model.LAGGED_CURVATURE
+    rng = np.random.default_rng(14)
+    n, d = 3000, 7
+    X = 0.5 * rng.standard_normal((n, d)) + 1.0
+    y = rng.poisson(np.exp(0.3 * X @ rng.standard_normal(d))).astype(float)
+    w = rng.random(n) + 0.5
+    prob = fc.AdversarialProblem(X, y, family="poisson", eps=0.1, alpha=0.3,
+                                 fit_intercept=fit_intercept, sample_weight=w)
+    model = Model(prob, fast_scaling(prob))
+    w = model.w_host
+    Xc = X * model.scale - (0.0 if model.centre is None else model.centre)
+    blocked, original = [], engine_module.HostEngine.second_order
+
+    def counted(self, *args, **kwargs):
+        blocked.append(kwargs["cols"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module.HostEngine, "second_order", counted)
+    beta, b, t, mu = 0.1 * rng.standard_normal(d), 0.2, 0.1, 1e-3
+    cases, ours, lagged = [], [], 0
+    for k in range(10):
+        beta, t = beta + 0.01 * rng.standard_normal(d), t * 1.01
+        eta = model.engine.fetch(model.engine.matvec(beta * model.scale))[0] + b
+        ref = np.sign(model.y_host - np.exp(eta)) if k == 9 else None  # (pinned: exact)
+        cols = np.array([0, 2, 5]) if k % 2 else None
+        cases.append((beta, b, t, mu, cols, ref))
+        ours.append(model.second_order(beta, b, t, mu, cols, ref=ref))
+        H_ee = second_order_terms(model.family, model.y_host, eta, t, mu, 0.3, ref=ref)[3]
+        D = w * np.maximum(H_ee, 0.0)
+        D0 = model._cache[fast_model._CACHED_GRAM][0]
+        D0 = D if ref is not None or D0 is None else D0[0]
+        assert np.all(np.abs(D - D0) <= lag * D0 + 1e-300)
+        lagged += not np.array_equal(D, D0)
+        A = Xc if cols is None else Xc[:, cols]
+        np.testing.assert_allclose(ours[-1][3], A.T @ (D0[:, None] * A), rtol=1e-9,
+                                   atol=1e-12)
+    assert len(blocked) <= 4 < len(cases) and lagged >= 3
+    monkeypatch.setattr(Model, "_gram_lag", lambda self, ref: None)
+    for (beta, b, t, mu, cols, ref), mine in zip(cases, ours, strict=True):
+        fresh = model.second_order(beta, b, t, mu, cols, ref=ref)
+        np.testing.assert_allclose(np.asarray(mine[0]), np.asarray(fresh[0]), rtol=1e-14)
+        assert mine[1] == pytest.approx(fresh[1], rel=1e-13)
+        np.testing.assert_allclose(mine[2][:, 0], fresh[2][:, 0], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(mine[4][:2], fresh[4][:2], rtol=1e-12, atol=1e-14)
+        if ref is not None:
+            np.testing.assert_allclose(mine[3], fresh[3], rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("set_name", ["linf", "l2", "group"])

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..engine import HOST_ENGINES, HostEngine
-from ..families import Binomial, Gaussian, Hinge, Huber
+from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..problem import Scaling
 from .objective import adversarial_terms, huber_abs, second_order_terms, worst_case_terms
 
@@ -145,18 +145,36 @@ GRAM_GRADIENT_MIN_ENTRIES = 2**19
 GRAM_NORM_ROWS = 10_000
 
 
-# Huber's Newton pass takes its Gram matrix from a cached one (``Model._threshold_second_order``)
-# below this many columns (the cache's key: _THRESHOLD_GRAM); its maps run over blocks of
-# THRESHOLD_MAP_ROWS samples
-THRESHOLD_GRAM_MAX_FEATURES = 200
-THRESHOLD_MAP_ROWS = 8192
-_THRESHOLD_GRAM = "fast_threshold_gram"
+# The Newton pass takes its Gram matrix from a cached one (``Model._cached_second_order``)
+# below this many columns (the cache's key: _CACHED_GRAM); its maps run over blocks of
+# CACHED_MAP_ROWS samples; Poisson's smoothed stages keep a sample's second derivatives
+# from the cache while they are within LAGGED_CURVATURE of them (relative)
+CACHED_GRAM_MAX_FEATURES = 200
+CACHED_MAP_ROWS = 8192
+LAGGED_CURVATURE = 0.1
+_CACHED_GRAM = "fast_cached_gram"
 
 
 def _given(xp, eta, g_e, g_et, g_ee):
     """The blocked pass's map where the vectors G = (w H_e, w H_et, w H_ee) are known
-    (``Model._threshold_second_order``): G, with D = w H_ee (its sums unused)."""
+    (``Model._cached_second_order``): G, with D = w H_ee (its sums unused)."""
     return [0.0] * 6, [g_e, g_et, g_ee], g_ee
+
+
+def _moved(M, M0, lag):
+    """The samples whose second derivatives M = w (H_ee, H_et, H_tt) (rows) left M0's
+    by more than ``lag`` times their scale (H_ee0, H_tt0; sqrt(H_ee0 H_tt0) for H_et)."""
+    scale = np.sqrt(M0[0] * M0[2])
+    out = (np.abs(M[0] - M0[0]) > lag * M0[0]) | (np.abs(M[2] - M0[2]) > lag * M0[2]) \
+        | (np.abs(M[1] - M0[1]) > lag * scale)
+    return np.flatnonzero(out)
+
+
+def _lagged_sums(sums, S):
+    """The pass's sums (F, dF/db, dF/dt exact; the second-order sums S = (sum w H_ee,
+    sum w H_et, sum w H_tt) those of the Hessian returned)."""
+    f, g_b, T = sums[:3]
+    return [float(f), float(g_b), float(T), float(S[0]), float(S[1]), float(S[2])]
 
 
 def subset_positions(cols, W):
@@ -306,9 +324,10 @@ class Model:
         fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
                      shift=float(t) + self.offset, b=float(b), mu=float(mu))
         beta_s = beta if self.scale == 1.0 else beta * self.scale
-        if self._threshold_curvature():
-            Xbeta, sums, XtG, gram = self._threshold_second_order(fn, beta_s, b, mu, cols,
-                                                                  ref)
+        lag = self._gram_lag(ref)
+        if lag is not None:
+            Xbeta, sums, XtG, gram = self._cached_second_order(
+                beta_s, b, float(t) + self.offset, mu, cols, ref, lag)
         else:
             # a new host array each time: an engine caches what it placed by identity,
             # and the pinned step changes its signs in place
@@ -326,88 +345,104 @@ class Model:
             XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
         return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
 
-    def _threshold_curvature(self):
-        """Whether the Newton pass may take its Gram matrix from a cached X^T diag(D0) X
-        (``_threshold_second_order``): Huber on dense float64 host X of fewer than
-        THRESHOLD_GRAM_MAX_FEATURES columns."""
-        return isinstance(self.family, Huber) and self._dense_host() \
-            and self.engine.shape[1] < THRESHOLD_GRAM_MAX_FEATURES
+    def _gram_lag(self, ref):
+        """The relative change of a sample's second derivatives within which the Newton
+        pass keeps them from the cache (``_cached_second_order``), or None (the blocked
+        pass): 0 for Huber (exact), LAGGED_CURVATURE for Poisson's smoothed Newton
+        stages (``ref`` None; the pinned step's passes are exact: its certificate reads
+        their Hessian), on dense float64 host X of fewer than CACHED_GRAM_MAX_FEATURES
+        columns. (Logistic paths, with a lag of 0.03, 0.1 or 0.3, took 137, 159 and 232
+        iterations against 134, in the same time or more: their radii take two or
+        three passes, the first of which finds most curvatures moved.)"""
+        if not (self._dense_host() and self.engine.shape[1] < CACHED_GRAM_MAX_FEATURES):
+            return None
+        if isinstance(self.family, Huber):
+            return 0.0
+        if isinstance(self.family, Poisson) and ref is None:
+            return LAGGED_CURVATURE
+        return None
 
-    def _threshold_second_order(self, fn, beta, b, mu, cols, ref):
+    def _cached_second_order(self, beta, b, shift, mu, cols, ref, lag):
         """``engine.second_order``'s answer (s X beta, sums, X^T G, X_W^T diag(D) X_W;
-        unscaled X) for Huber, its Gram matrix from a cached one and a few rows.
+        unscaled X), its second-order part from a cache and a few rows.
 
-        Huber's curvature D_i = w_i H_ee,i is w_i ((1 - alpha) 1{|u_i| <= M} + alpha
-        1{|r_i| <= M}) off the smoothing band |r| <= mu and the pinned samples
-        (``objective.second_order_terms``; u = |r| + t): a few values, which change
-        only where a sample crosses a threshold. The problem's cache holds D0 and
-        G0 = X^T diag(D0) X of all columns (shared along an eps path). A pass adds
-        (D - D0)_i x_i x_i^T for the samples C off the band whose D changed (G0 and D0
-        updated in place) and, for the band and pinned samples E (whose D is not kept
-        in D0), the pass's own (D - D0)_i x_i x_i^T: X^T diag(D) X, from |C| + |E| rows.
-        The products X beta and X^T G are then one product each with X (``rmatvecs``:
-        the three vectors G in one read).
+        Each sample's second derivatives M_i = w_i [[H_ee, H_et], [H_et, H_tt]]
+        (``objective.second_order_terms``) enter the Hessian through X^T diag(w H_ee) X,
+        X^T (w H_ee), X^T (w H_et) and their sums. The problem's cache (shared along an
+        eps path) holds a matrix M0_i per sample and those quantities of M0. A pass
+        replaces M0_i by M_i for the samples C whose M_i left M0_i by more than ``lag``
+        (an entry off by more than lag times its scale: H_ee0, H_tt0, sqrt(H_ee0 H_tt0)
+        for H_et), updating the cached products by C's rows (G0 += X_C^T diag(w (H_ee -
+        H_ee0))_C X_C, and so on), and returns the Hessian of the M0: exact with lag 0,
+        else within lag of it entry by entry. Each M0_i is a sample's exact second
+        derivatives at some point (positive semidefinite: the term is convex), so the
+        Hessian returned is too, and -H^-1 g a descent direction; the objective, its
+        gradient (X^T (w H_e), one product with X), the residual and the stopping tests
+        are exact.
 
-        Where C and E hold more than ``SIGN_ROWS_SHARE`` of the samples (or nothing is
-        cached) the blocked pass (``engine.second_order``, given the maps computed
-        here) forms the Gram matrix. Of all columns, it is cached as
-        G0 = X^T diag(D) X - X_E^T diag(D_E) X_E with D0 = D off E, 0 on it; the pass
-        forms all columns where ``cols`` is None (it would anyway) or where few samples
-        changed D since the last pass (settled: the next passes take the cache), else
-        the working set's only (a cold solve's first passes, whose samples still move,
-        at the blocked pass's cost). At n = 1e5, d = 50 a pass from the cache took
-        ~8 ms where the blocked pass took 11 ms at |W| = 16 columns and 21 ms at 50;
-        the 50-radius Huber path of ``bench_path.py`` 4.4-4.9 -> 3.1-3.5 s
-        (docs/performance.md, session 46).
+        * Huber (lag 0: exact). Off the smoothing band and the pinned samples its
+          second derivatives take a few values (w_i times 1 or 0 on the adversarial
+          term's threshold, plus alpha's clean term, signs s_i) and change only where a
+          sample crosses a threshold or the band: C holds those, a few hundred rows.
+        * Poisson (lag ``LAGGED_CURVATURE``): the curvature changes with every step, by
+          a factor of about e^(d eta). The lagged Hessian changes the
+          Newton direction only; near the solution, where the steps are short, C
+          empties and the rate is Newton's up to a factor of lag. The decrement's test
+          reads it (within lag). The pinned step's passes (``ref``) are exact.
+
+        Where C holds more than ``SIGN_ROWS_SHARE`` of the samples (or nothing is
+        cached) the blocked pass (``engine.second_order``, given the per-sample vectors)
+        forms the Gram matrix: of all columns, cached with M0 = M, where ``cols`` is
+        None (it would anyway) or where few samples changed by more than lag since the
+        last pass (settled: the next passes take the cache), else the working set's
+        only (a cold solve's first passes, whose samples still move, at the blocked
+        pass's cost). At n = 1e5, d = 50 a Huber pass from the cache took ~8 ms where
+        the blocked pass took 11 ms at |W| = 16 columns and 21 ms at 50; the 50-radius
+        Huber path of ``bench_path.py`` 4.4-4.9 -> 3.1-3.5 s (docs/performance.md,
+        session 46).
         """
-        engine, n = self.engine, self.engine.shape[0]
+        engine, n, w, a = self.engine, self.engine.shape[0], self.w_host, self.alpha
         Xbeta = engine.matvec(beta)
-        vectors = (self.y_host, self.w_host) + (() if ref is None else (
-            np.asarray(ref, dtype=np.float64),))
-        sums, G = np.zeros(6), np.empty((3, n))
-        for start in range(0, n, THRESHOLD_MAP_ROWS):  # (the maps' temporaries in cache)
-            rows = slice(start, start + THRESHOLD_MAP_ROWS)
-            part, (g_e, g_et, g_ee), _ = fn(np, Xbeta[rows], *(v[rows] for v in vectors))
-            sums += part
-            G[0, rows], G[1, rows], G[2, rows] = g_e, g_et, g_ee
-        D = G[2]  # w H_ee, the Gram weights
-        # E: the band's samples (their curvature is the smoothing's) and the pinned ones
-        on_E = np.abs(self.y_host - (Xbeta + b)) <= mu
-        if ref is not None:
-            on_E |= np.asarray(ref) == 0.0
-        E, most = np.flatnonzero(on_E), SIGN_ROWS_SHARE * n - np.count_nonzero(on_E)
-        D_off = np.where(on_E, 0.0, D)  # (D0's candidate: D off E)
-        D0, G0, last = self._cache.get(_THRESHOLD_GRAM, (None, None, None))
-        if G0 is not None:
-            changed = np.flatnonzero((D != D0) & ~on_E)
-            if changed.shape[0] > most:
-                G0 = None
-        if G0 is None:
-            # the blocked pass, the maps' vectors given; of all columns where it forms
-            # them anyway or the curvature has settled since the last pass (few samples
-            # changed: the next passes will take the cache)
-            settled = last is not None and np.count_nonzero(D_off != last) <= most
+        sums, g, M = np.zeros(6), np.empty(n), np.empty((3, n))  # M: w (H_ee, H_et, H_tt)
+        for start in range(0, n, CACHED_MAP_ROWS):  # (the maps' temporaries in cache)
+            rows = slice(start, start + CACHED_MAP_ROWS)
+            H, H_e, H_t, H_ee, H_et, H_tt = second_order_terms(
+                self.family, self.y_host[rows], Xbeta[rows] + b, shift, mu, a, np,
+                ref=None if ref is None else np.asarray(ref[rows], dtype=np.float64))
+            w_k = w[rows]
+            g[rows] = w_k * H_e
+            M[0, rows] = w_k * np.maximum(H_ee, 0.0)  # (>= 0: convex; clip rounding)
+            M[1, rows], M[2, rows] = w_k * H_et, w_k * H_tt
+            sums += (w_k @ H, np.sum(g[rows]), w_k @ H_t, 0.0, 0.0, 0.0)
+        held = self._cache.get(_CACHED_GRAM)
+        last = None if held is None else held[-1]
+        changed = None if held is None or held[1] is None else _moved(M, held[0], lag)
+        if changed is None or changed.shape[0] > SIGN_ROWS_SHARE * n:
+            # the blocked pass, given the vectors; of all columns where it forms them
+            # anyway or the curvature has settled since the last pass
+            settled = last is not None and \
+                _moved(M, last, lag).shape[0] <= SIGN_ROWS_SHARE * n
             every = None if settled else cols
-            _, _, XtG, gram = engine.second_order(_given, beta, *G, cols=every, n_sums=6)
-            if every is None:
-                A = engine.rows(E)
-                G0 = gram - A.T @ (D[E][:, None] * A)
-                D0, G0 = D_off, 0.5 * (G0 + G0.T)
-                gram = gram if cols is None else gram[np.ix_(cols, cols)]
-            self._cache[_THRESHOLD_GRAM] = (D0, G0, D_off)
-            return Xbeta, sums.tolist(), XtG, gram
-        self._cache[_THRESHOLD_GRAM] = (D0, G0, D_off)
-        if changed.shape[0]:  # G0 += X_C^T diag(D - D0)_C X_C, D0 = D on C
-            A = engine.rows(changed)
-            G0 += A.T @ ((D[changed] - D0[changed])[:, None] * A)
-            D0[changed] = D[changed]
+            _, _, XtG, gram = engine.second_order(_given, beta, g, M[1], M[0], cols=every,
+                                                  n_sums=6)
+            if every is not None:
+                self._cache[_CACHED_GRAM] = (None, None, None, None, M)
+                return Xbeta, _lagged_sums(sums, M.sum(axis=1)), XtG, gram
+            held = (M.copy(), 0.5 * (gram + gram.T), XtG[:, 1:].copy(), M.sum(axis=1))
+            gram = gram if cols is None else gram[np.ix_(cols, cols)]
+            self._cache[_CACHED_GRAM] = (*held, M)
+            return Xbeta, _lagged_sums(sums, held[3]), XtG, gram
+        M0, G0, V0, S0 = held[:4]
+        if changed.shape[0]:  # the cache takes C's rows: M0 = M there
+            A, delta = engine.rows(changed), M[:, changed] - M0[:, changed]
+            G0 += A.T @ (delta[0][:, None] * A)
+            V0 += (delta[1::-1] @ A).T  # (X^T (w H_et), X^T (w H_ee))
+            S0 += delta.sum(axis=1)
+            M0[:, changed] = M[:, changed]
+        self._cache[_CACHED_GRAM] = (M0, G0, V0, S0, M)
+        XtG = np.column_stack([engine.rmatvec(g), V0])
         gram = G0 if cols is None else G0[np.ix_(cols, cols)]
-        if E.shape[0]:
-            A = engine.rows(E)
-            A_W = A if cols is None else A[:, cols]
-            gram = gram + A_W.T @ ((D[E] - D0[E])[:, None] * A_W)
-        XtG = np.asarray(engine.rmatvecs(*G)).T
-        return Xbeta, sums.tolist(), XtG, 0.5 * (gram + gram.T)
+        return Xbeta, _lagged_sums(sums, S0), XtG, 0.5 * (gram + gram.T)
 
     def _gaussian_second_order(self, beta, b, t, mu, cols, ref, Xbeta=None):
         """``second_order`` for the gaussian loss on a host engine
