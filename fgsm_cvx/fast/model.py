@@ -398,8 +398,8 @@ class Model:
         only (a cold solve's first passes, whose samples still move, at the blocked
         pass's cost). At n = 1e5, d = 50 a Huber pass from the cache took ~8 ms where
         the blocked pass took 11 ms at |W| = 16 columns and 21 ms at 50; the 50-radius
-        Huber path of ``bench_path.py`` 4.4-4.9 -> 3.1-3.5 s (docs/performance.md,
-        session 46).
+        Huber path of ``bench_path.py`` 4.4-4.9 -> 3.1-3.5 s, the Poisson path
+        5.05-5.24 -> 3.38-3.93 s (docs/performance.md, session 46).
         """
         engine, n, w, a = self.engine, self.engine.shape[0], self.w_host, self.alpha
         Xbeta = engine.matvec(beta)
