@@ -321,14 +321,15 @@ class Model:
         """``second_order``'s pass."""
         if self.constant_curvature():
             return self._gaussian_second_order(beta, b, t, mu, cols, ref, Xbeta)
-        fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
-                     shift=float(t) + self.offset, b=float(b), mu=float(mu))
         beta_s = beta if self.scale == 1.0 else beta * self.scale
+        shift = float(t) + self.offset
         lag = self._gram_lag(ref)
         if lag is not None:
-            Xbeta, sums, XtG, gram = self._cached_second_order(
-                beta_s, b, float(t) + self.offset, mu, cols, ref, lag)
+            Xbeta, sums, XtG, gram = self._cached_second_order(beta_s, b, shift, mu, cols,
+                                                               ref, lag)
         else:
+            fn = partial(_per_sample_second, family=self.family, alpha=self.alpha,
+                         shift=shift, b=float(b), mu=float(mu))
             # a new host array each time: an engine caches what it placed by identity,
             # and the pinned step changes its signs in place
             vectors = (self.y, self.w) + (() if ref is None else (
