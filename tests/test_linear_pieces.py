@@ -406,8 +406,9 @@ def test_gaussian_pinned_step_pivots_to_a_saturated_solution():
 @pytest.mark.parametrize("n, d", [(600, 150), (200, 10)])
 def test_gaussian_program_waits_for_the_work_it_costs(n, d, monkeypatch):
     """The gaussian program is an interior-point solve of the near samples and the far
-    ones' quadratic (a dense d x d block, counted as d rows: 1.9 s at n = 1000, d = 250
-    for the whole problem, where FISTA and the pinned step took 0.6 s). With the pinned
+    ones' quadratic (a dense d x d block, which costs little beside the rows: 1.9 s at
+    n = 1000, d = 250 for the whole problem, where FISTA and the pinned step took 0.6 s).
+    With the pinned
     step failing every try, the program runs only once the solve's work pays for it
     (``linear_pieces.program_pays``, with m the near samples counted here from the
     programs' rows): at d = 150 the first tries decline (about 0.4 s against 0.3 ms an
@@ -439,9 +440,9 @@ def test_gaussian_program_waits_for_the_work_it_costs(n, d, monkeypatch):
     prob = prob.with_params(eps=0.1 * fc.eps_max(prob))
     res = fc.solve(prob, backend="fast")
     assert tries  # (asked after the pinned step's failures)
-    # a program ran exactly where the model says it pays, for m near samples and the
-    # quadratic's d (fewer than n: the far samples are the quadratic)
-    assert all(ran == lp.program_pays(m + d, n, d, work) for work, ran, m in tries), tries
+    # a program ran exactly where the model says it pays, for its m near samples (fewer
+    # than n: the far samples are the quadratic)
+    assert all(ran == lp.program_pays(m, n, d, work) for work, ran, m in tries), tries
     assert min(m for _, _, m in tries) < n, tries
     assert tries[0][1] == (d == 10), tries
     _check(prob, res, rel=1e-6)
