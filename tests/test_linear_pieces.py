@@ -494,6 +494,51 @@ def test_huber_program_of_most_samples_waits_for_the_work_it_costs(monkeypatch):
     _check(prob, res, rel=1e-6)
 
 
+def test_a_tries_grown_programs_wait_for_the_work_they_cost(monkeypatch):
+    """A try's later programs (the samples left off their pieces joined to its near set,
+    or the near set grown where the program was unbounded) are budgeted as its first
+    (``linear_pieces.program_pays``): along a Huber path on make_regression 2000 x 200
+    a predicted point's split was off by ~2400 samples, and programs of 4000 run at
+    once took 2-8 s a radius (the path 69 -> 49 s). With Huber's floor lowered to 0.02 s,
+    every program solved along a short path is one the cost model pays for at its try's
+    work, some grown ones are declined, and every radius reaches the optimum."""
+    from sklearn.datasets import make_regression
+
+    monkeypatch.setattr(lp, "HUBER_PROGRAM_SECONDS", 0.02)
+    programs, checks, work_now = [], [], []
+    original, program, pays_for = lp.symmetric_exact, lp._program, lp.program_pays_for
+
+    def budgeted(*args, work, **kwargs):
+        work_now[:] = [work]
+        return original(*args, work=work, **kwargs)
+
+    def recorded(rows, *args, **kwargs):
+        programs.append((rows.shape[0], work_now[0]))
+        checks.append("program")
+        return program(rows, *args, **kwargs)
+
+    def asked(model, m, work):
+        out = bool(pays_for(model, m, work))
+        checks.append(out)
+        return out
+
+    monkeypatch.setattr(lp, "symmetric_exact", budgeted)
+    monkeypatch.setattr(lp, "_program", recorded)
+    monkeypatch.setattr(lp, "program_pays_for", asked)
+    n, d = 400, 60
+    X, y = make_regression(n, d, n_informative=d // 2, noise=2.0, random_state=0)
+    prob = fc.AdversarialProblem(X, y, family="huber", perturbation=fc.L2())
+    path = fc.adversarial_path(prob, n_eps=8, backend="fast", verbose=False)
+    assert programs
+    assert all(lp.program_pays(m, n, d, work, floor=0.02) for m, work in programs), \
+        programs
+    # (a refusal right after a program solved: a grown one declined)
+    assert any(a == "program" and b is False for a, b in zip(checks, checks[1:],
+                                                          strict=False)), checks
+    for e, res in zip(path.eps, path.results, strict=True):
+        _check(prob.with_params(eps=e), res, rel=1e-7)
+
+
 def test_huber_program_floor_on_dense_and_sparse_rows():
     """``program_floor``: Huber's program on dense rows runs whatever the work up to
     HUBER_PROGRAM_SECONDS of the cost model (its early programs paid on small problems:
