@@ -355,6 +355,35 @@ def test_path_starts_each_radius_with_the_program():
     assert sum(r.n_iter for r in path.results[2:]) * 4 <= sum(cold[1:])
 
 
+def test_a_failed_program_at_the_predicted_point_does_not_widen_the_next(monkeypatch):
+    """Along a path whose radii the program certifies, each radius offers its predicted
+    point to the program first; where that program fails (its split is the
+    prediction's: on make_regression 2000 x 200, Huber, radii whose solution moves
+    fast), the next try's near set is not doubled, as a failure after FISTA's work
+    doubles it: counted so, the next try came a few iterations later with twice the near
+    samples, 1-1.4 s a program where the cold solve's took 0.35 s (the path 45 -> 28 s).
+    Here every start try is made to fail; each radius's next try keeps the near set,
+    and every radius is certified at the interior-point optimum."""
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    prob = fc.AdversarialProblem(X, 100 * y, family="huber")
+    tries, original = [], lp.symmetric_exact
+
+    def failing_at_start(*args, work, widen, **kwargs):
+        tries.append((work, widen))
+        if work == 0.0:  # (the predicted point's try: no FISTA work yet)
+            return (args[5], np.inf, np.inf, 1, False), None
+        return original(*args, work=work, widen=widen, **kwargs)
+
+    monkeypatch.setattr(lp, "symmetric_exact", failing_at_start)
+    path = fc.adversarial_path(prob, n_eps=8, backend="fast", verbose=False)
+    after = [b for a, b in zip(tries, tries[1:], strict=False) if a[0] == 0.0]
+    assert after and all(widen == 1 for _, widen in after), tries
+    for e, res in zip(path.eps[1:], path.results[1:], strict=True):
+        assert res.certificate.dual_objective is not None
+        _check(prob.with_params(eps=e), res)
+
+
 def test_path_returns_to_the_pinned_step_after_a_saturated_stretch():
     """Huber on high signal-to-noise data (make_regression, 1000 x 20, noise 5): the
     program certifies a long stretch of radii, whose solutions are saturated (as many
