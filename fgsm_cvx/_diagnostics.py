@@ -125,9 +125,10 @@ def recession_direction(prob, max_size=2_000_000):
     """True / False: does a direction exist along which the objective decreases forever?
 
     Binomial: maximise sum_i w_i m_i(u, c) over the box |u|, |c| <= 1 subject to
-    m_i >= 0 (m the robust margins, linear in (u, c) up to the concave shift). Poisson
-    with eps = 0 or alpha = 1: maximise -sum_{y_i = 0} w_i eta_i(u, c) subject to
-    eta_i(u, c) = 0 where y_i > 0 and <= 0 where y_i = 0. A positive optimum is such a
+    m_i >= 0 (m the robust margins, linear in (u, c) up to the concave shift). Poisson:
+    maximise -sum_{y_i = 0} w_i eta_i(u, c) subject to eta_i(u, c) = 0 where y_i > 0
+    and <= 0 where y_i = 0, and (eps > 0, alpha < 1) sigma(u) = sigma(-u) = 0 (u
+    orthogonal to the set's span, ``check_poisson_zeros``). A positive optimum is such a
     direction. Returns None when the check does not apply or is too large to run.
     """
     fam = prob.family
@@ -136,11 +137,11 @@ def recession_direction(prob, max_size=2_000_000):
         return None
     if prob.constraints is not None and not prob.constraints.is_cone:
         return None
-    poisson_case = isinstance(fam, Poisson) and (prob.eps == 0.0 or prob.alpha >= 1.0)
+    poisson_case = isinstance(fam, Poisson)
     if not (isinstance(fam, Binomial) and _homogeneous(prob)) and not poisson_case:
         return None
     s = prob.x_scale
-    shifted = not poisson_case and prob.eps > 0 and prob.alpha < 1.0
+    shifted = prob.eps > 0 and prob.alpha < 1.0
     # The program depends on eps only through a parameter (DPP): built and canonicalised
     # once for the data, set and penalty, and kept in the problem's cache, which its
     # copies along an eps path share (one program per radius cost ~22 ms of cvxpy's
@@ -151,7 +152,7 @@ def recession_direction(prob, max_size=2_000_000):
         cached = prob._cache[key] = (prob.perturbation, prob.penalty,
                                      *_recession_program(prob, s, poisson_case, shifted))
     lp, eps, u, c = cached[2:]
-    if shifted:
+    if eps is not None:
         eps.value = prob.eps * s ** prob.shift_degree
     try:
         with warnings.catch_warnings():
@@ -184,8 +185,11 @@ def _is_recession(prob, coef, intercept, poisson_case):
         eta = prob.linear_predictor(coef, intercept)
         slack = 1e-7 * (1.0 + float(np.max(np.abs(eta[live]), initial=0.0)))
         pos, zero = live & (prob.y > 0), live & (prob.y == 0)
-        return bool(np.all(np.abs(eta[pos]) <= slack) and np.all(eta[zero] <= slack)
-                    and -(w[zero] @ eta[zero]) > 1e-6)
+        # (eps > 0, alpha < 1: no shift either way along it, to the solver's rounding)
+        still = prob.eps == 0.0 or prob.alpha >= 1.0 or max(
+            float(v) for v in prob.unit_shift(coef)) <= 1e-7 * (1.0 + np.max(np.abs(coef)))
+        return bool(still and np.all(np.abs(eta[pos]) <= slack)
+                    and np.all(eta[zero] <= slack) and -(w[zero] @ eta[zero]) > 1e-6)
     margins, clean = robust_margins(prob, coef, intercept)
     slack = 1e-7 * (1.0 + float(np.max(np.abs(clean[live]), initial=0.0)))
     return bool(np.all(margins[live] >= -slack)
@@ -209,17 +213,18 @@ def _recession_program(prob, s, poisson_case, shifted):
         cons += [u[np.flatnonzero(prob.constraints.lower == 0)] >= 0,
                  u[np.flatnonzero(prob.constraints.upper == 0)] <= 0]
     eps = None
+    shift = prob.penalty.cvx if prob.penalty is not None else prob.perturbation.support_cvx
     if poisson_case:
         pos = prob.y > 0
         cons += [eta[np.flatnonzero(pos)] == 0, eta[np.flatnonzero(~pos)] <= 0]
+        if shifted:  # (shifts >= 0: both zero)
+            cons += [shift(u) <= 0] + ([] if prob.symmetric else [shift(-u) <= 0])
         objective = -(w[~pos] @ eta[np.flatnonzero(~pos)])
     else:
         z = fam.signed_label(prob.y)
         margin = cp.multiply(z, eta)
         if shifted:
             eps = cp.Parameter(nonneg=True)
-            shift = prob.penalty.cvx if prob.penalty is not None \
-                else prob.perturbation.support_cvx
             up = cp.Variable(nonneg=True)
             down = up if prob.symmetric else cp.Variable(nonneg=True)
             cons += [eps * shift(u) <= up, eps * shift(-u) <= down]
@@ -230,23 +235,36 @@ def _recession_program(prob, s, poisson_case, shifted):
 
 
 def check_poisson_zeros(prob, solver):
-    """Poisson at eps = 0 (or alpha = 1) with zero counts: raise when no minimiser exists.
+    """Poisson with zero counts: raise when no minimiser exists.
 
-    The only poisson problems without a minimiser (docs/theory.md §1: e^eta - y eta is coercive
-    wherever y > 0, and the robust shift makes every beta != 0 costly) are these: a
-    direction that keeps every positive count's predictor and lowers some zero count's
-    drives e^eta -> 0 forever. One small linear program decides it before solving.
+    e^eta - y eta is coercive in eta wherever y > 0, and a positive count's worst case
+    grows without bound with either shift: along a direction with sigma(beta) > 0 the
+    attacker's eps sigma(beta) raises e^(eta + shift), with sigma(-beta) > 0 the term
+    y times the downward shift. So the poisson problems without a minimiser are these:
+    a direction that keeps every positive count's predictor and lowers some zero
+    count's, drives e^eta -> 0 forever, and (eps > 0, alpha < 1) moves neither shift,
+    sigma(beta) = sigma(-beta) = 0, which only a set that does not span R^d allows
+    (``Perturbation.spans``: a masked feature, a zero scale or box side, a feature in no
+    group, a rank-deficient ellipsoid). One small linear program decides it before
+    solving; for a set that spans R^d (the norm balls) none is needed at eps > 0.
     """
-    if not isinstance(prob.family, Poisson) or not (prob.eps == 0.0 or prob.alpha >= 1.0):
+    if not isinstance(prob.family, Poisson):
+        return
+    if prob.eps > 0.0 and prob.alpha < 1.0 and prob.penalty is None \
+            and prob.perturbation.spans(prob.n_features):
         return
     if not np.any(prob.y[prob.sample_weight > 0] == 0):
         return
     if recession_direction(prob):
+        free = "" if prob.eps == 0.0 or prob.alpha >= 1.0 else \
+            " and that the attacker cannot move (features the perturbation set leaves " \
+            "immutable)"
         raise SolverError(
             "no minimiser exists: some zero counts can be fitted by e^eta -> 0 without "
             "changing the predictors of the positive counts (a linear program found such a "
-            "direction, e.g. a feature that is nonzero only where y = 0); use eps > 0 with "
-            "alpha < 1, a penalty, or drop that feature", status="unbounded", solver=solver)
+            f"direction, e.g. a feature that is nonzero only where y = 0{free}); use eps > 0 "
+            "with alpha < 1 and a set that perturbs those features, a penalty, or drop "
+            "that feature", status="unbounded", solver=solver)
 
 
 def explain_failure(prob):

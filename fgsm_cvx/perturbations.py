@@ -283,6 +283,15 @@ class Perturbation:
         """Euclidean projection of v onto S (radius 1), used by the fast path."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form projection")
 
+    def spans(self, d):
+        """Whether S spans R^d: True, False, or None where the set cannot tell.
+
+        Where it does not, every beta orthogonal to span(S) has
+        sigma_S(beta) = sigma_S(-beta) = 0: the attacker cannot move its predictor, and
+        along it the robust loss is the clean one (a Poisson fit with zero counts may
+        have no minimiser then, ``_diagnostics.check_poisson_zeros``)."""
+        return None
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -313,6 +322,9 @@ class Lp(Perturbation):
 
     def project(self, v):
         return project_lp_ball(v, self.p)
+
+    def spans(self, d):
+        return True  # (a ball of a norm)
 
 
 class Linf(Lp):
@@ -381,6 +393,9 @@ class WeightedLinf(Perturbation):
         if self.scales.shape[0] != d:
             raise ValueError(f"WeightedLinf scales has length {self.scales.shape[0]}, "
                              f"but X has {d} features")
+
+    def spans(self, d):
+        return bool(np.all(self.scales > 0))  # (a zero scale: that feature immutable)
 
     def support(self, beta):
         return float(self.scales @ np.abs(beta))
@@ -455,6 +470,9 @@ class Group(Perturbation):
         if top >= d:
             raise ValueError(f"Group index {top} out of range for X with {d} features")
 
+    def spans(self, d):
+        return sum(g.shape[0] for g in self.groups) == d  # (the groups are disjoint)
+
     def labels(self):
         """(idx, gid): the grouped features, concatenated group by group, and each one's
         group number (computed once)."""
@@ -524,6 +542,9 @@ class Ellipsoid(Perturbation):
     def check_dim(self, d):
         if self.A.shape[0] != d:
             raise ValueError(f"Ellipsoid A has {self.A.shape[0]} rows, but X has {d} features")
+
+    def spans(self, d):
+        return int(np.linalg.matrix_rank(self.A)) == d  # (S spans the range of A)
 
     def support(self, beta):
         return float(np.linalg.norm(self.A.T @ beta))
@@ -611,6 +632,10 @@ class Box(Perturbation):
     def _bounds(self, d):
         return np.broadcast_to(self.lower, (d,)), np.broadcast_to(self.upper, (d,))
 
+    def spans(self, d):
+        lower, upper = self._bounds(d)
+        return bool(np.all((lower < 0) | (upper > 0)))  # (0 <= 0: that feature immutable)
+
     def support(self, beta):
         beta = np.asarray(beta, dtype=float)
         lo, hi = self._bounds(beta.shape[0])
@@ -675,6 +700,10 @@ class Masked(Perturbation):
         if self.indices.size and self.indices.max() >= d:
             raise ValueError(f"Masked index {self.indices.max()} out of range for {d} features")
         self.base.check_dim(self.indices.shape[0])
+
+    def spans(self, d):
+        # (the features outside the mask are immutable)
+        return self.base.spans(d) if self.indices.shape[0] == d else False
 
     def support(self, beta):
         if self.indices.size == 0:
