@@ -283,17 +283,29 @@ class Perturbation:
         """Euclidean projection of v onto S (radius 1), used by the fast path."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form projection")
 
-    def spans(self, d):
-        """Whether S spans R^d: True, False, or None where the set cannot tell.
+    def immutable(self, d):
+        """A basis of the directions the attacker cannot move, span(S)^perp: a (d, k)
+        array of orthonormal columns (k = 0 where S spans R^d), or None where the set
+        cannot tell.
 
-        Where it does not, every beta orthogonal to span(S) has
-        sigma_S(beta) = sigma_S(-beta) = 0: the attacker cannot move its predictor, and
-        along it the robust loss is the clean one (a Poisson fit with zero counts may
-        have no minimiser then, ``_diagnostics.check_poisson_zeros``)."""
+        Every beta in it has sigma_S(beta) = sigma_S(-beta) = 0 (delta^T beta = 0 for
+        every delta in S): along it the robust loss is the clean one (a Poisson fit with
+        zero counts may have no minimiser then, ``_diagnostics.check_poisson_zeros``)."""
         return None
+
+    def spans(self, d):
+        """Whether S spans R^d (``immutable`` is empty); None where the set cannot tell."""
+        basis = self.immutable(d)
+        return None if basis is None else basis.shape[1] == 0
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def _coordinates(d, which):
+    """The unit vectors of the coordinates ``which`` (a boolean mask of length d), as
+    the columns of a (d, k) array."""
+    return np.eye(d)[:, np.flatnonzero(which)]
 
 
 class Lp(Perturbation):
@@ -323,8 +335,8 @@ class Lp(Perturbation):
     def project(self, v):
         return project_lp_ball(v, self.p)
 
-    def spans(self, d):
-        return True  # (a ball of a norm)
+    def immutable(self, d):
+        return np.zeros((d, 0))  # (a ball of a norm)
 
 
 class Linf(Lp):
@@ -394,8 +406,8 @@ class WeightedLinf(Perturbation):
             raise ValueError(f"WeightedLinf scales has length {self.scales.shape[0]}, "
                              f"but X has {d} features")
 
-    def spans(self, d):
-        return bool(np.all(self.scales > 0))  # (a zero scale: that feature immutable)
+    def immutable(self, d):
+        return _coordinates(d, self.scales == 0)  # (a zero scale: that feature immutable)
 
     def support(self, beta):
         return float(self.scales @ np.abs(beta))
@@ -470,8 +482,10 @@ class Group(Perturbation):
         if top >= d:
             raise ValueError(f"Group index {top} out of range for X with {d} features")
 
-    def spans(self, d):
-        return sum(g.shape[0] for g in self.groups) == d  # (the groups are disjoint)
+    def immutable(self, d):
+        grouped = np.zeros(d, dtype=bool)
+        grouped[np.concatenate(self.groups)] = True
+        return _coordinates(d, ~grouped)  # (the features in no group)
 
     def labels(self):
         """(idx, gid): the grouped features, concatenated group by group, and each one's
@@ -543,8 +557,10 @@ class Ellipsoid(Perturbation):
         if self.A.shape[0] != d:
             raise ValueError(f"Ellipsoid A has {self.A.shape[0]} rows, but X has {d} features")
 
-    def spans(self, d):
-        return int(np.linalg.matrix_rank(self.A)) == d  # (S spans the range of A)
+    def immutable(self, d):
+        import scipy.linalg
+
+        return scipy.linalg.null_space(self.A.T)  # (S spans the range of A)
 
     def support(self, beta):
         return float(np.linalg.norm(self.A.T @ beta))
@@ -632,9 +648,9 @@ class Box(Perturbation):
     def _bounds(self, d):
         return np.broadcast_to(self.lower, (d,)), np.broadcast_to(self.upper, (d,))
 
-    def spans(self, d):
+    def immutable(self, d):
         lower, upper = self._bounds(d)
-        return bool(np.all((lower < 0) | (upper > 0)))  # (0 <= 0: that feature immutable)
+        return _coordinates(d, (lower == 0) & (upper == 0))  # (that feature immutable)
 
     def support(self, beta):
         beta = np.asarray(beta, dtype=float)
@@ -701,9 +717,16 @@ class Masked(Perturbation):
             raise ValueError(f"Masked index {self.indices.max()} out of range for {d} features")
         self.base.check_dim(self.indices.shape[0])
 
-    def spans(self, d):
-        # (the features outside the mask are immutable)
-        return self.base.spans(d) if self.indices.shape[0] == d else False
+    def immutable(self, d):
+        # the features outside the mask, and the base's own on the masked ones
+        inner = self.base.immutable(self.indices.shape[0])
+        if inner is None:
+            return None
+        outside = np.ones(d, dtype=bool)
+        outside[self.indices] = False
+        embedded = np.zeros((d, inner.shape[1]))
+        embedded[self.indices] = inner
+        return np.hstack([_coordinates(d, outside), embedded])
 
     def support(self, beta):
         if self.indices.size == 0:

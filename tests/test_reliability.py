@@ -681,16 +681,50 @@ def test_poisson_without_minimiser_where_the_set_leaves_a_feature_immutable(set_
     _close(fc.solve(prob, backend=backend).objective, _reference(prob).objective, 1e-7)
 
 
-@pytest.mark.parametrize("set_id", list(IMMUTABLE_LAST))
-def test_a_set_spans_where_its_extreme_points_do(set_id):
-    """``Perturbation.spans`` against the rank of the attacker's moves (extreme points of
-    S, ``unit_argmax``) for 200 random directions and the unit vectors' signs."""
+@pytest.mark.parametrize("set_id", [*IMMUTABLE_LAST, "masked_weighted"])
+def test_a_sets_immutable_directions_are_orthogonal_to_its_moves(set_id):
+    """``Perturbation.immutable`` against the attacker's moves (extreme points of S,
+    ``unit_argmax``) for 200 random directions and the unit vectors' signs: as many
+    columns as R^5 less the moves' rank, each orthogonal to every move, no shift either
+    way (sigma_S(+-v) = 0); ``spans`` where there are none."""
     rng = np.random.default_rng(1)
     directions = np.vstack([rng.standard_normal((200, 5)), np.eye(5), -np.eye(5)])
-    for pert in IMMUTABLE_LAST[set_id]:
+    sets = IMMUTABLE_LAST.get(set_id) or (  # (a base with an immutable feature of its own)
+        fc.Masked(fc.WeightedLinf([1.0, 0.0, 2.0]), np.array([0, 2, 3])),)
+    for pert in sets:
         moves = np.array([pert.unit_argmax(v) for v in directions])
-        assert pert.spans(5) == (np.linalg.matrix_rank(moves, tol=1e-9) == 5), pert
+        basis = pert.immutable(5)
+        assert basis.shape == (5, 5 - np.linalg.matrix_rank(moves, tol=1e-9)), pert
+        assert np.allclose(moves @ basis, 0.0, atol=1e-12), pert
+        for v in basis.T:
+            assert pert.support(v) <= 1e-12 and pert.support(-v) <= 1e-12, pert
+        assert pert.spans(5) == (basis.shape[1] == 0)
     assert fc.CustomSet(lambda delta: [cp.norm(delta, 2) <= 1]).spans(5) is None
+
+
+def test_poisson_zeros_decided_without_a_program_where_the_counts_pin_every_direction(
+        monkeypatch):
+    """Where every direction the set leaves alone moves some positive count's predictor
+    ([X_+ B, 1] of full column rank), no recession direction exists and no linear
+    program runs (it cost 0.5-0.9 s a masked Poisson solve at n = 1e4, d = 50); where
+    the rank test cannot tell (more unknowns than positive counts), the program runs."""
+    from fgsm_cvx import _diagnostics
+
+    calls = []
+    monkeypatch.setattr(_diagnostics, "recession_direction",
+                        lambda prob: calls.append(prob) or False)
+    X, y = _data("poisson", n=200, d=5)
+    assert np.any(y == 0) and np.sum(y > 0) > 6
+    masked = fc.Masked("linf", np.arange(5) < 3)
+    _diagnostics.check_poisson_zeros(
+        fc.AdversarialProblem(X, y, family="poisson", perturbation=masked, eps=0.1), "x")
+    _diagnostics.check_poisson_zeros(
+        fc.AdversarialProblem(X, y, family="poisson", eps=0.0), "x")
+    assert not calls
+    few = np.flatnonzero(y > 0)[:2].tolist() + np.flatnonzero(y == 0)[:3].tolist()
+    _diagnostics.check_poisson_zeros(fc.AdversarialProblem(
+        X[few], y[few], family="poisson", perturbation=masked, eps=0.1), "x")
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("solver", ["ECOS", "CLARABEL"])
