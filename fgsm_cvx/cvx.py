@@ -261,6 +261,16 @@ def solve_formulation(form, objective, solver="ECOS", tol=1e-8, max_iter=None, v
     elapsed = time.perf_counter() - start
     status = problem.status
     base = status.replace("_inaccurate", "")
+    if base == "infeasible" and prob is not None and prob.constraints is None:
+        # without constraints on the coefficients the program always has a feasible
+        # point (beta = 0, the shifts' epigraphs at any height): a numerical failure,
+        # which ``with_fallback`` hands to another solver (Clarabel said 'infeasible' on
+        # a clean gaussian fit with duplicated columns and a Group(p = inf) set, n = 965,
+        # d = 45, that ECOS and the fast path solved)
+        raise SolverError(f"{solver} returned status '{status}' on a program that has a "
+                          f"feasible point (no constraints on the coefficients); "
+                          f"{_ADVICE['solver_error']}.", status="solver_error",
+                          solver=solver)
     if base != "optimal":
         advice = _ADVICE.get(base, _ADVICE["solver_error"])
         explained = "" if base == "infeasible" else why()

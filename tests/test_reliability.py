@@ -790,6 +790,34 @@ def test_numerical_failure_falls_back_to_another_solver(monkeypatch):
     _close(res.objective, ref.objective, 1e-12)
 
 
+def test_an_infeasible_status_without_constraints_is_a_numerical_failure(monkeypatch):
+    """The program without constraints on the coefficients always has a feasible point,
+    so a solver's 'infeasible' there is a numerical failure (Clarabel on a clean gaussian
+    fit with duplicated columns and a Group(p = inf) set, n = 965, d = 45, where ECOS and
+    the fast path solved it): another solver answers, with a SolverFallbackWarning. With
+    constraints that cannot hold, 'infeasible' stays the verdict."""
+    real = cp.Problem.unpack_results
+
+    def clarabel_infeasible(self, solution, chain, inverse_data):
+        real(self, solution, chain, inverse_data)
+        if chain.solver.name() == "CLARABEL":
+            self._status = "infeasible"
+
+    X, y = _data("gaussian")
+    ref = fc.solve(fc.AdversarialProblem(X, y, eps=0.1), solver="ECOS")
+    monkeypatch.setattr(cp.Problem, "unpack_results", clarabel_infeasible)
+    with pytest.warns(fc.SolverFallbackWarning, match="feasible point"):
+        res = fc.solve(fc.AdversarialProblem(X, y, eps=0.1), backend="cvxpy",
+                       solver="CLARABEL")
+    assert res.solver == "ECOS"
+    _close(res.objective, ref.objective, 1e-12)
+    prob = fc.AdversarialProblem(X, y, constraints=lambda b, c: [cp.sum(b) >= 1,
+                                                                 cp.sum(b) <= 0])
+    with pytest.raises(fc.SolverError, match="cannot all hold") as info:
+        fc.solve(prob, backend="cvxpy", solver="CLARABEL")
+    assert info.value.status == "infeasible"
+
+
 def test_poisson_problem_where_ecos_and_clarabel_fail():
     """A well-posed poisson problem (no intercept, L2 ball at 0.7 eps_max) on which ECOS
     and Clarabel stop with a numerical error (cvxpy 1.9): the fallback reaches SCS, whose
