@@ -558,9 +558,12 @@ class Ellipsoid(Perturbation):
             raise ValueError(f"Ellipsoid A has {self.A.shape[0]} rows, but X has {d} features")
 
     def immutable(self, d):
-        import scipy.linalg
+        # (S spans the range of A; an SVD of A, O(d^2 k): kept, as A is, per instance)
+        if getattr(self, "_null", None) is None or self._null[0] is not self.A:
+            import scipy.linalg
 
-        return scipy.linalg.null_space(self.A.T)  # (S spans the range of A)
+            self._null = (self.A, scipy.linalg.null_space(self.A.T))
+        return self._null[1]
 
     def support(self, beta):
         return float(np.linalg.norm(self.A.T @ beta))
