@@ -155,6 +155,14 @@ def quadratic_far(model):
         and model.constant_curvature() and not model.sparse_rows()
 
 
+def whole_problem(model):
+    """Whether the program holds every sample: the gaussian loss (no linear pieces)
+    where its far samples are no quadratic (``quadratic_far``). Huber's far samples
+    are its linear pieces, the gaussian's on dense host rows a quadratic: their near
+    sets are small."""
+    return not _threshold(model.family) and not quadratic_far(model)
+
+
 def _distance(model, r, t):
     """Each sample's distance to leaving the pieces of its terms: the clean term's
     |r| >= M, the adversarial term's kink at a = r - h = 0 and |a| + u >= M

@@ -1430,16 +1430,15 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     if linear_pieces.covers(prob.family, pert):
         # the reduced program certifies where the pinned step does not settle (nearly
         # least absolute deviations): after its first failure, or alone (no manifold).
-        # A declined try widens the next where the gaussian program is the whole problem;
-        # where its far samples are a quadratic (``linear_pieces.quadratic_far``) or
-        # Huber's linear pieces, the near set is small and a try declines for its cost
+        # A declined try widens the next where the program is the whole problem
+        # (``linear_pieces.whole_problem``); where the far samples are a quadratic or
+        # Huber's linear pieces the near set is small and a try declines for its cost
         # only: widened, it costs more at each try and declined to the last
         # (make_regression 2000 x 200: gaussian 404 -> 2000 rows, 4 s a radius; Huber's
         # last program 8403 rows, 8.6 s, against 6867 unwidened, the path 48 -> 45 s)
-        whole = not linear_pieces.quadratic_far(model) and not isinstance(prob.family, Huber)
         program = working_set.ReducedStep(
             linear_pieces.symmetric_exact, model, shift, pert, prob.fit_intercept, eps,
-            widen_declined=whole)
+            widen_declined=linear_pieces.whole_problem(model))
         exact_step = program if exact_step is None or program_first else \
             _Chained(exact_step, program)
     if working_set.covers(prob.family, pert):
