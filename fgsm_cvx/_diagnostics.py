@@ -285,20 +285,19 @@ def _moves_positive_counts(prob, free, max_size=2_000_000):
     matrix has more than ``max_size`` entries, the linear program decides)."""
     rows = np.flatnonzero((prob.y > 0) & (prob.sample_weight > 0))
     k = prob.n_features if free is None else free.shape[1]
-    if not prob.on_host or rows.size * (k + 1) > max_size:
+    if k == 0:  # (a set that spans R^d: the intercept's direction alone, if any)
+        return rows.size > 0 or not prob.fit_intercept
+    if not prob.on_host or rows.size < k + int(prob.fit_intercept) \
+            or rows.size * (k + 1) > max_size:
         return False
     X = prob.X[rows]
     if free is None:
         M = X.toarray() if sp.issparse(X) else X
     else:
-        M = X @ free if k else np.zeros((rows.size, 0))
+        M = X @ free
     M = np.asarray(M, dtype=np.float64)
     if prob.fit_intercept:
         M = np.column_stack([M, np.ones(rows.size)])
-    if M.shape[1] == 0:
-        return True
-    if M.shape[0] < M.shape[1]:
-        return False
     norms = np.linalg.norm(M, axis=0)
     if not np.all(norms > 0.0):
         return False
