@@ -192,11 +192,12 @@ class HostEngine:
         eta = self.matvec(beta)
         return eta, self.map_reduce(fn, eta, *vectors, n_sums=n_sums)[0]
 
-    def second_order(self, fn, beta, *vectors, cols, n_sums):
+    def second_order(self, fn, beta, *vectors, cols, n_sums, n_vectors=None):
         """(X beta, sums, X^T G, X_W^T diag(D) X_W) for the Newton step: one pass over X.
 
         fn(xp, eta, *vectors) returns (sums, G, D): ``n_sums`` sums over the samples, a
-        list of ``SECOND_ORDER_VECTORS`` per-sample vectors G and per-sample weights
+        list of ``n_vectors`` (default ``SECOND_ORDER_VECTORS``; a box's pass has four)
+        per-sample vectors G and per-sample weights
         D >= 0; W = ``cols`` (an index array, or None for all columns). Returns the
         predictors X beta (on the engine), the sums as floats, X^T G as a host (d, k)
         array and the weighted Gram matrix of the columns W as a host (|W|, |W|) array.
@@ -446,7 +447,7 @@ class DaskEngine(HostEngine):
         (out,) = self.fetch(self.X[np.asarray(idx, dtype=np.intp), :])
         return np.atleast_2d(np.asarray(out, dtype=np.float64))
 
-    def second_order(self, fn, beta, *vectors, cols, n_sums):
+    def second_order(self, fn, beta, *vectors, cols, n_sums, n_vectors=None):
         """As ``HostEngine.second_order``: X beta persisted, then one task per row block."""
         import dask
 
@@ -454,7 +455,7 @@ class DaskEngine(HostEngine):
         eta = dask.persist(self.matvec(beta))[0]
         d = X.shape[1]
         m = d if cols is None else len(cols)
-        width = n_sums + d * SECOND_ORDER_VECTORS + m * m
+        width = n_sums + d * (n_vectors or SECOND_ORDER_VECTORS) + m * m
         parts = self._da.map_blocks(
             _block_second_order_row, X, *(v[:, None] for v in (eta, *vectors)), fn=fn,
             cols=cols, n_sums=n_sums, chunks=((1,) * X.numblocks[0], (width,)),

@@ -312,7 +312,8 @@ def _cvxpy_or_fast(prob, solver, tol, max_iter, verbose):
     regression on 100 x 3 with two columns equal to within 1e-6 to 1e-4 (condition number
     ~1e5): ECOS 'optimal' 1.4e-4 to 1.2% above the optimum, the check 2-5 ms. Binomial
     fits with a box at alpha = 0.5 on six-decade columns: ECOS 0.17% and 37% above
-    Clarabel's answer, where the fast path does not converge.
+    Clarabel's answer, where FISTA alone did not converge (the fast path's answer since
+    the box's Newton step, ``newton.BoxOrthant``; Clarabel's before).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -431,18 +431,24 @@ def test_tie_multipliers_match_the_objective_moved_off_the_tie():
 
 
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
-    """Hinge, sets without a manifold (an asymmetric box at alpha = 0.5: two shifts),
-    penalty shifts and small n go through FISTA alone (small n's stop then tested by
-    Newton's decrement, one pass: ``solver._check_flat``)."""
+    """Hinge, a box's two shifts for the kinked families (Poisson with an asymmetric
+    box at alpha = 0.5: the pinned step that finishes them takes one shift), penalty
+    shifts and small n go through FISTA alone (small n's stop then tested by Newton's
+    decrement, one pass: ``solver._check_flat``; the logistic loss with a box too, on
+    its orthants, ``newton.BoxOrthant``)."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1200, 4))
     y = (rng.random(1200) < 0.5).astype(float)
+    box = fc.Box([-1.0, -2.0, -1.0, -1.0], [2.0, 1.0, 1.0, 3.0])
     fc.solve(fc.AdversarialProblem(X[:900], y[:900], eps=0.05), backend="fast")
     assert newton_calls == [(True, 1)]
     newton_calls.clear()
+    fc.solve(fc.AdversarialProblem(X[:900], y[:900], family="binomial", eps=0.005,
+                                   alpha=0.5, perturbation=box), backend="fast")
+    assert newton_calls == [(True, 1)]
+    newton_calls.clear()
     for kw in ({"family": "hinge"},
-               {"family": "binomial", "alpha": 0.5,
-                "perturbation": fc.Box([-1.0, -2.0, -1.0, -1.0], [2.0, 1.0, 1.0, 3.0])},
+               {"family": "poisson", "alpha": 0.5, "perturbation": box},
                {"family": "binomial", "penalty": SquaredL2()}):
         kw = {"y": y, "perturbation": "linf", **kw}
         fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")

@@ -22,7 +22,13 @@ import scipy.sparse as sp
 from ..engine import HOST_ENGINES, HostEngine
 from ..families import Binomial, Gaussian, Hinge, Huber, Poisson
 from ..problem import Scaling
-from .objective import adversarial_terms, huber_abs, second_order_terms, worst_case_terms
+from .objective import (
+    adversarial_terms,
+    huber_abs,
+    interval_second_order_terms,
+    second_order_terms,
+    worst_case_terms,
+)
 
 
 def _centring(prob):
@@ -125,6 +131,21 @@ def _per_sample_second(xp, Xbeta, y, w, ref=None, *, family, alpha, shift, b, mu
     wH_ee = w * xp.maximum(H_ee, 0.0)  # >= 0 for a convex term; clip rounding
     sums = (w @ H, xp.sum(wH_e), w @ H_t, xp.sum(wH_ee), xp.sum(wH_et), w @ H_tt)
     return sums, [wH_e, wH_et, wH_ee], wH_ee
+
+
+def _per_sample_box_second(xp, Xbeta, y, w, *, family, alpha, shift, b, mu):
+    """``_per_sample_second`` of a box's two shifts t = (t_up, t_dn)
+    (``objective.interval_second_order_terms``): the sums (F_mu, sum w H_e,
+    sum w H_u, sum w H_d, sum w H_ee, sum w H_eu, sum w H_ed, sum w H_uu, sum w H_ud,
+    sum w H_dd), the vectors G = (w H_e, w H_eu, w H_ee, w H_ed) (the shifts' columns
+    1 and 3: ``newton.newton_system``) and D = w H_ee."""
+    H, H_e, (H_u, H_d), H_ee, (H_eu, H_ed), ((H_uu, H_ud), (_, H_dd)) = \
+        interval_second_order_terms(family, y, Xbeta + b, *shift, mu, alpha, xp)
+    wH_e, wH_eu, wH_ed = w * H_e, w * H_eu, w * H_ed
+    wH_ee = w * xp.maximum(H_ee, 0.0)  # >= 0 for a convex term; clip rounding
+    sums = (w @ H, xp.sum(wH_e), w @ H_u, w @ H_d, xp.sum(wH_ee), xp.sum(wH_eu),
+            xp.sum(wH_ed), w @ H_uu, w @ H_ud, w @ H_dd)
+    return sums, [wH_e, wH_eu, wH_ee, wH_ed], wH_ee
 
 
 # The gaussian pass (``Model._gram_products``) updates the cached X^T (w s) by the rows
@@ -319,6 +340,8 @@ class Model:
 
     def _second_order(self, beta, b, t, mu, cols, ref, Xbeta=None):
         """``second_order``'s pass."""
+        if np.ndim(t):
+            return self._box_second_order(beta, b, t, mu, cols)
         if self.constant_curvature():
             return self._gaussian_second_order(beta, b, t, mu, cols, ref, Xbeta)
         beta_s = beta if self.scale == 1.0 else beta * self.scale
@@ -337,14 +360,43 @@ class Model:
             Xbeta, sums, XtG, gram = self.engine.second_order(fn, beta_s, *vectors,
                                                               cols=cols, n_sums=6)
         f, g_b, T, S_ee, S_et, S_tt = sums
+        XtG, gram = self._centred(XtG, gram, cols, [g_b, S_et, S_ee])
+        return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
+
+    def _centred(self, XtG, gram, cols, column_sums):
+        """(X_c^T G, X_cW^T D X_cW) from the engine's uncentred s-free products
+        (``second_order``): scaled by s, and centred where there is an intercept,
+        X_c^T u = s X^T u - s c sum_i u_i (``column_sums``: sum_i u_i of XtG's columns,
+        whose column 2 is D's) and X_c^T D X_c = s^2 X^T D X - v (s c)^T - (s c) v^T
+        + (sum D) (s c)(s c)^T with v = s X^T D."""
         XtG, gram = XtG * self.scale, gram * self.scale**2
         if self.centre is not None:
             c = self.centre
             v = XtG[:, 2] if cols is None else XtG[cols, 2]  # s X_W^T D, uncentred
             c_W = c if cols is None else c[cols]
-            gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_ee * np.outer(c_W, c_W)
-            XtG = XtG - np.outer(c, [g_b, S_et, S_ee])
-        return Xbeta, _finite(f), XtG, gram, (g_b, T, S_ee, S_et, S_tt)
+            S_D = column_sums[2]
+            gram = gram - np.outer(v, c_W) - np.outer(c_W, v) + S_D * np.outer(c_W, c_W)
+            XtG = XtG - np.outer(c, column_sums)
+        return XtG, gram
+
+    def _box_second_order(self, beta, b, t, mu, cols):
+        """``second_order`` for a box's pair of shifts t = (t_up, t_dn): the blocked pass
+        of ``_per_sample_box_second``, its sums returned as (dF/db, T, S_ee, S_et, S_tt)
+        with T = (T_u, T_d), S_et = (S_eu, S_ed) and S_tt the 2 x 2 matrix, XtG the
+        (d, 4) array X_c^T (w H_e, w H_eu, w H_ee, w H_ed) (centred as ``second_order``
+        says)."""
+        beta_s = beta if self.scale == 1.0 else beta * self.scale
+        fn = partial(_per_sample_box_second, family=self.family, alpha=self.alpha,
+                     shift=tuple(float(v) + self.offset for v in t), b=float(b),
+                     mu=float(mu))
+        Xbeta, sums, XtG, gram = self.engine.second_order(fn, beta_s, self.y, self.w,
+                                                          cols=cols, n_sums=10,
+                                                          n_vectors=4)
+        f, g_b, T_u, T_d, S_ee, S_eu, S_ed, S_uu, S_ud, S_dd = sums
+        XtG, gram = self._centred(XtG, gram, cols, [g_b, S_eu, S_ee, S_ed])
+        return Xbeta, _finite(f), XtG, gram, (g_b, np.array([T_u, T_d]), S_ee,
+                                              np.array([S_eu, S_ed]),
+                                              np.array([[S_uu, S_ud], [S_ud, S_dd]]))
 
     def _gram_lag(self, ref):
         """The relative change of a sample's second derivatives within which the Newton

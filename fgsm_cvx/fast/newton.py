@@ -24,7 +24,14 @@ where sigma is
 * the l-inf norm, sigma = max_j |beta_j| (``L1``, a masked ``L1``): linear, sigma = m,
   on the manifold of the tie set A where |beta_j| = m, parametrised linearly as
   beta_A = s_A m with the other coordinates free (``_Max``: the system below is
-  reduced to those coordinates, ``basis``).
+  reduced to those coordinates, ``basis``);
+* a box's pair (sigma_S(beta), sigma_S(-beta)) (``Box``, a masked box at alpha > 0 or
+  without an intercept: two shifts t = (t_up, t_dn), ``box.py``): both linear on the
+  orthant of the working set's signs (``BoxOrthant``); in the system below g becomes
+  the |W| x 2 matrix of their gradients, x_t the two columns X~_W^T (w H_et) of the
+  shifts, T and S_et 2-vectors and S_tt a 2 x 2 matrix
+  (``objective.interval_second_order_terms``). Used for the logistic loss only: the
+  kinked families finish by the pinned step (``kinks.py``), which takes one shift.
 
 The Newton system on (beta_W, b_c), b_c the intercept of the centred columns, is
 
@@ -54,6 +61,7 @@ import scipy.linalg
 
 from ..families import Huber
 from ..perturbations import Ellipsoid, Group, Lp, Masked, WeightedLinf, lp_norm
+from .box import BoxShift
 from .model import subset_positions
 
 # Armijo's sufficient-decrease fraction
@@ -249,6 +257,87 @@ class _WeightedL1:
         """Coordinates of W that left the orthant of their sign stop at zero."""
         out = beta[W]
         out[(self.a[W] > 0) & (out * signs < 0)] = 0.0
+        beta[W] = out
+        return beta
+
+
+class BoxOrthant:
+    """The pair (sigma_S(beta), sigma_S(-beta)) of a box S = {l <= delta <= u}
+    (``box.BoxShift``; l_j = u_j = 0: a free coordinate), two shifts t = eps sigma.
+
+    On the orthant of a sign pattern s both are linear, sigma_S(beta) = sum_j c_j beta_j
+    and sigma_S(-beta) = sum_j e_j beta_j with (c_j, e_j) = (u_j, -l_j) for s_j = +1 and
+    (l_j, -u_j) for s_j = -1 (``box.BoxShift.value``): ``gradient`` is the |W| x 2
+    matrix [c, e] and there is no curvature. A zero coordinate is optimal where the
+    loss gradient g_j lies in [-up_j, down_j], up_j = eps (T_u u_j - T_d l_j) the cost
+    of moving it up and down_j = eps (T_d u_j - T_u l_j) of moving it down (T = dF/dt
+    >= 0, ``bound`` = eps T): the asymmetric form of the weighted l1 condition.
+    """
+
+    def __init__(self, lower, upper):
+        self.lower = np.asarray(lower, dtype=np.float64)
+        self.upper = np.asarray(upper, dtype=np.float64)
+        self.free = (self.lower == 0.0) & (self.upper == 0.0)
+
+    def value(self, beta):
+        pos, neg = np.maximum(beta, 0.0), np.maximum(-beta, 0.0)
+        return np.array([self.upper @ pos - self.lower @ neg,
+                         self.upper @ neg - self.lower @ pos])
+
+    def working(self, beta, entering):
+        """(W, signs on W): free and nonzero coordinates and the entering ones."""
+        signs = np.sign(beta)
+        for j, s in entering.items():
+            signs[j] = s
+        W = np.flatnonzero((signs != 0) | self.free)
+        return W, signs[W]
+
+    def gradient(self, beta, W, signs):
+        up, lo = self.upper[W], self.lower[W]
+        pos = signs > 0  # (a free coordinate's row is 0 either way)
+        return np.stack([np.where(pos, up, lo), np.where(pos, -lo, -up)], axis=1)
+
+    def hessian(self, beta, W):
+        return None
+
+    def basis(self, beta, W, signs):
+        return None
+
+    def _costs(self, bound):
+        """(up, down): the shifts' slopes moving each coordinate up and down from zero."""
+        b_u, b_d = float(bound[0]), float(bound[1])
+        return b_u * self.upper - b_d * self.lower, b_d * self.upper - b_u * self.lower
+
+    def entering(self, beta, loss_gradient, bound, tol):
+        """The zero coordinates whose condition is violated by more than tol, with the
+        sign that lowers Phi."""
+        up, _ = self._costs(bound)
+        idx = np.flatnonzero(self.violation(beta, loss_gradient, bound) > tol)
+        return {int(j): 1.0 if -loss_gradient[j] - up[j] > 0.0 else -1.0 for j in idx}
+
+    def violation(self, beta, loss_gradient, bound, W=None):
+        """max(-g_j - up_j, g_j - down_j, 0) at the zero, bounded coordinates outside W."""
+        up, down = self._costs(bound)
+        excess = np.maximum(np.maximum(-loss_gradient - up, loss_gradient - down), 0.0)
+        out = np.where((beta == 0) & ~self.free, excess, 0.0)
+        if W is not None:
+            out[W] = 0.0
+        return out
+
+    def binding(self, beta, loss_gradient, bound, radius):
+        """Nonzero bounded coordinates within ``radius`` of zero that Phi pushes towards
+        zero: s_j (g_j + [c_j, e_j] . bound) > 0 (``_WeightedL1.binding``)."""
+        s = np.sign(beta)
+        up, down = self._costs(bound)
+        # d/dbeta_j of Phi on the orthant: g_j + up_j (s = +1), g_j - down_j (s = -1)
+        slope = np.where(s > 0, loss_gradient + up, loss_gradient - down)
+        return np.flatnonzero((s != 0) & ~self.free & (np.abs(beta) <= radius)
+                              & (s * slope > 0))
+
+    def project(self, beta, W, signs):
+        """Coordinates of W that left the orthant of their sign stop at zero."""
+        out = beta[W]
+        out[~self.free[W] & (out * signs < 0)] = 0.0
         beta[W] = out
         return beta
 
@@ -640,8 +729,11 @@ def manifold_of(shift, d):
     (||A^T beta||_2), ``Group`` (sum_g ||beta_g||_q; p = inf: the weighted l1 of the
     grouped features; p = 1: ``_GroupMax``), ``Lp`` with general p
     (the dual q-norm: ``_Lq``) and their ``Masked`` versions (the unmasked coordinates
-    are free). Other sets and the penalty shifts (ridge, L_r) return None.
+    are free); a box's pair of shifts (``box.BoxShift``: ``BoxOrthant``). Other sets
+    and the penalty shifts (ridge, L_r) return None.
     """
+    if isinstance(shift, BoxShift):
+        return BoxOrthant(shift.lower, shift.upper)
     pert = getattr(shift, "perturbation", None)
     if pert is None:
         return None
@@ -836,7 +928,8 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
         p_beta, p_t = prox(beta - g_loss / L, t - T / L, L)
         # (products, not ** 2: a Python float's power raises OverflowError where a far
         # start's gradient is ~1e200; the product is inf, and no test passes on it)
-        sq = float((p_beta - beta) @ (p_beta - beta)) + (p_t - t) * (p_t - t) \
+        # (np.dot: t is a box's pair of shifts too)
+        sq = float((p_beta - beta) @ (p_beta - beta)) + float(np.dot(p_t - t, p_t - t)) \
             + ((g_b / L) * (g_b / L) if fit_intercept else 0.0)
         residual = L * np.sqrt(sq)
         rates.observe(mu, previous, residual)
@@ -917,7 +1010,7 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
             # the first-order change of Phi = F(beta, b_c, eps sigma(beta)) along the
             # step taken (sigma's own change: exact for the l1 orthant, to first order
             # otherwise)
-            slope = float(g_loss @ (n_beta - start)) + eps * T * (n_sigma - sigma) + \
+            slope = float(g_loss @ (n_beta - start)) + eps * float(np.dot(T, n_sigma - sigma)) + \
                 (g_b * d_bc if fit_intercept else 0.0)
             if f_new <= f + _ARMIJO * min(slope, 0.0) and f_new <= f:
                 accepted = True
@@ -992,21 +1085,36 @@ def _block(A, W):
     return A[np.ix_(W, W)]
 
 
+# XtG's columns X_c^T (w H_et) of the shifts (``model.Model.second_order``): column 1
+# for one shift, columns 1 and 3 (t_up, t_dn) for a box's pair (0 is the gradient's,
+# 2 that of w H_ee)
+_SHIFT_COLUMNS = {1: [1], 2: [1, 3]}
+
+
 def newton_system(manifold, beta, W, signs, gram, XtG, sums, eps, fit_intercept):
     """(H, grad): the Hessian and gradient of Phi(beta_W, b_c) on the working set W (the
     module's formula; the intercept's row and column last when ``fit_intercept``)."""
     g_b, T, S_ee, S_et, S_tt = sums
+    # k shifts t = eps sigma(beta) (k = 1; a box's pair, k = 2: ``BoxOrthant``), with
+    # G = d sigma / d beta_W (|W| x k), x_t = X_W^T (w H_et) (|W| x k, XtG's shift
+    # columns), T = dF/dt and S_tt = d2F/dt2 (k x k)
     gs = manifold.gradient(beta, W, signs)
-    grad = XtG[W, 0] + eps * T * gs  # dPhi/dbeta_W, t = eps sigma(beta)
-    xt = XtG[W, 1]
-    # eps (x_t g^T + g x_t^T) + eps^2 S_tt g g^T = U C U^T, U = [x_t, g]: one product
-    U = np.stack([xt, gs], axis=1)
-    H = gram + U @ (np.array([[0.0, eps], [eps, eps * eps * S_tt]]) @ U.T)
+    G = gs if gs.ndim == 2 else gs[:, None]
+    k = G.shape[1]
+    T, S_et = np.reshape(T, k), np.reshape(S_et, k)
+    grad = XtG[W, 0] + eps * (G @ T)  # dPhi/dbeta_W, t = eps sigma(beta)
+    xt = XtG[np.ix_(W, _SHIFT_COLUMNS[k])]
+    # eps (x_t G^T + G x_t^T) + eps^2 G S_tt G^T = U C U^T, U = [x_t, G]: one product
+    U = np.concatenate([xt, G], axis=1)
+    C = np.zeros((2 * k, 2 * k))
+    C[:k, k:] = C[k:, :k] = eps * np.eye(k)
+    C[k:, k:] = eps * eps * np.reshape(S_tt, (k, k))
+    H = gram + U @ (C @ U.T)
     Hs = manifold.hessian(beta, W)
     if Hs is not None:
-        H += eps * T * _block(Hs, W)
+        H += eps * float(T[0]) * _block(Hs, W)
     if fit_intercept:  # the row of b_c: d2Phi/db_c dbeta_W and d2Phi/db_c^2
-        hb = XtG[W, 2] + eps * S_et * gs
+        hb = XtG[W, 2] + eps * (G @ S_et)
         m = H.shape[0]
         H_b = np.empty((m + 1, m + 1))  # [[H, hb], [hb^T, S_ee]]
         H_b[:m, :m], H_b[:m, m], H_b[m, :m], H_b[m, m] = H, hb, hb, S_ee

@@ -533,6 +533,45 @@ def interval_terms(family, y, eta, t_up, t_dn, mu, grad=True, xp=np):
     return value, d_c, 0.5 * (d_c + d_T), 0.5 * (d_T - d_c)
 
 
+def interval_second_order_terms(family, y, eta, t_up, t_dn, mu, alpha, xp=np):
+    """The per-sample term H = alpha l(eta) + (1 - alpha) h_mu(eta, t_up, t_dn) of a box
+    (``interval_terms``) and its derivatives in (eta, t) with t = (t_up, t_dn):
+    (H, H_e, (H_u, H_d), H_ee, (H_eu, H_ed), ((H_uu, H_ud), (H_ud, H_dd))).
+
+    h = A(c, T) at the midpoint c = eta + (t_up - t_dn)/2 and half-width
+    T = (t_up + t_dn)/2, A the single-shift term (``second_order_terms`` at alpha = 0).
+    The map (eta, t_up, t_dn) -> (c, T) is linear with Jacobian rows
+    dc = (1, 1/2, -1/2) and dT = (0, 1/2, 1/2), so the second derivatives are
+    J^T [[A_cc, A_cT], [A_cT, A_TT]] J:
+
+    .. math::
+
+        h_{ee} = A_{cc}, \\quad h_{eu} = (A_{cc} + A_{cT}) / 2, \\quad
+        h_{ed} = (A_{cT} - A_{cc}) / 2,
+
+        h_{uu} = (A_{cc} + 2 A_{cT} + A_{TT}) / 4, \\quad
+        h_{ud} = (A_{TT} - A_{cc}) / 4, \\quad
+        h_{dd} = (A_{cc} - 2 A_{cT} + A_{TT}) / 4;
+
+    the clean term alpha l(eta) adds to H, H_e and H_ee only (at eta, not c).
+    """
+    a = alpha
+    half, width = 0.5 * (t_up - t_dn), 0.5 * (t_up + t_dn)
+    A, A_c, A_T, A_cc, A_cT, A_TT = second_order_terms(family, y, eta + half, width, mu,
+                                                       0.0, xp)
+    k = 1.0 - a  # (new arrays below: the in-place maps may share H_ee's and H_tt's)
+    H, H_e, H_ee = k * A, k * A_c, k * A_cc
+    H_u, H_d = (0.5 * k) * (A_c + A_T), (0.5 * k) * (A_T - A_c)
+    H_eu, H_ed = (0.5 * k) * (A_cc + A_cT), (0.5 * k) * (A_cT - A_cc)
+    H_uu = (0.25 * k) * (A_cc + 2.0 * A_cT + A_TT)
+    H_ud = (0.25 * k) * (A_TT - A_cc)
+    H_dd = (0.25 * k) * (A_cc - 2.0 * A_cT + A_TT)
+    if a > 0.0:  # the clean term at eta (alpha = 1: the adversarial part vanishes)
+        C, C_e, _, C_ee, _, _ = second_order_terms(family, y, eta, 0.0, mu, 1.0, xp)
+        H, H_e, H_ee = H + a * C, H_e + a * C_e, H_ee + a * C_ee
+    return H, H_e, (H_u, H_d), H_ee, (H_eu, H_ed), ((H_uu, H_ud), (H_ud, H_dd))
+
+
 def worst_case_terms(family, y, eta, shift, mu, grad=True, xp=np):
     """``adversarial_terms`` for a single shift t (a float), ``interval_terms`` for a pair
     (t_up, t_dn): (h, dh/deta, dh/dt) or (h, dh/deta, dh/dt_up, dh/dt_dn) with ``grad``."""
