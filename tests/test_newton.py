@@ -431,11 +431,11 @@ def test_tie_multipliers_match_the_objective_moved_off_the_tie():
 
 
 def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
-    """Hinge, a box's two shifts for the kinked families (Poisson with an asymmetric
-    box at alpha = 0.5: the pinned step that finishes them takes one shift), penalty
-    shifts and small n go through FISTA alone (small n's stop then tested by Newton's
-    decrement, one pass: ``solver._check_flat``; the logistic loss with a box too, on
-    its orthants, ``newton.BoxOrthant``)."""
+    """Hinge, a box's two shifts for the symmetric losses (gaussian with an asymmetric
+    box at alpha = 0.5: the reduced program finishes them, and Newton's passes on a box
+    cost more than they save), penalty shifts and small n go through FISTA alone (small
+    n's stop then tested by Newton's decrement, one pass: ``solver._check_flat``; the
+    logistic loss with a box too, on its orthants, ``newton.BoxOrthant``)."""
     rng = np.random.default_rng(6)
     X = rng.standard_normal((1200, 4))
     y = (rng.random(1200) < 0.5).astype(float)
@@ -448,7 +448,7 @@ def test_newton_is_not_used_where_it_does_not_apply(newton_calls):
     assert newton_calls == [(True, 1)]
     newton_calls.clear()
     for kw in ({"family": "hinge"},
-               {"family": "poisson", "alpha": 0.5, "perturbation": box},
+               {"family": "gaussian", "alpha": 0.5, "perturbation": box},
                {"family": "binomial", "penalty": SquaredL2()}):
         kw = {"y": y, "perturbation": "linf", **kw}
         fc.solve(fc.AdversarialProblem(X, eps=0.05, **kw), backend="fast")

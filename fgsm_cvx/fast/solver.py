@@ -769,15 +769,18 @@ def _minimise(model, prox, nonsmooth, fit_intercept, beta, b, t, smooth, tol, ma
         # FISTA runs the stage until the next try of the pinned step is due, and the
         # step is tried from where FISTA is (the finest stages, where the kinks'
         # curvature t / mu slows FISTA, cost most)
-        while exact_step is not None and smooth and not converged \
-                and max_iter > total_iter:
+        while (exact_step is not None or late_newton is not None and newton_step is None) \
+                and smooth and not converged and max_iter > total_iter:
             # (after a decline at this mu, the next try within the stage comes at
             # DECLINED_GROWTH times the work: few restarts of FISTA's momentum, where
             # one-iteration runs, each restarting it, cost a hinge stage thousands of
             # iterations; at the stage's end only, a stage FISTA does not finish asked
             # no more: a gaussian fit on a masked box, n = 192, d = 5, alpha = 0.9,
             # ran out of its 20000 iterations, its program declined at 50 iterations)
-            next_try = DECLINED_GROWTH * declined_work if declined == mu else due
+            # (without an exact step, a Poisson box's: FISTA runs until Newton takes
+            # the stage over, ``late_newton`` below; then it finishes the stage)
+            next_try = LATE_NEWTON_WORK if exact_step is None else \
+                DECLINED_GROWTH * declined_work if declined == mu else due
             chunk = min(max_iter - total_iter, max(int(np.ceil(next_try - work)), 1))
             state, f_mu, L, it, residual, converged = _fista(
                 model, prox, nonsmooth, fit_intercept, state, mu, L, stage_tol, chunk)
@@ -1413,14 +1416,16 @@ def solve_fast(prob, tol=1e-8, max_iter=20_000, warm_start=None):
     # (a box keeps its two shifts: its structure stays ``manifold_of``'s)
     structure = Free() if eps == 0.0 and not isinstance(shift, BoxShift) else \
         manifold_of(shift, prob.n_features)
-    if isinstance(structure, BoxOrthant) and needs_smoothing(prob.family):
-        # A box's orthants (two shifts, ``newton.BoxOrthant``) serve the logistic loss
-        # only: the kinked families finish by the pinned step, which takes one shift;
-        # without it their Newton stages ran the continuation to its finest stages,
-        # where the band's curvature t / mu stalls them (alpha = 0.5, n = 1e4 and 1e5,
-        # d = 50: Poisson 0.36 -> 0.52 s and 0.40 -> 0.75 s, Huber 0.03 -> 0.10 s and
-        # 0.19 -> 1.25 s, where FISTA and the reduced program ran alone)
+    if isinstance(structure, BoxOrthant) and isinstance(prob.family, _SymmetricFamily):
+        # A box's orthants (two shifts, ``newton.BoxOrthant``) serve the logistic and
+        # Poisson losses' Newton stages and checks. The symmetric losses finish a box by
+        # the reduced program (``linear_pieces``), and their Newton passes on a box,
+        # the blocked pass rather than their own (``model.Model``), cost more than the
+        # FISTA iterations they save: n = 1e5, d = 50, alpha = 0.5, gaussian ``Box``
+        # 121-123 -> 158-159 ms, Huber masked box 134-139 -> 249-279 ms (Poisson 1.5x
+        # faster with them, the logistic loss the same)
         structure = None
+    # (the pinned step and the gaussian Gram gradients take one shift)
     one_shift = None if isinstance(structure, BoxOrthant) else structure
     manifold = structure if has_second_order(prob.family) and (large or near) else None
     if _gram_first(model, one_shift):
