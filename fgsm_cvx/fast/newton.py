@@ -30,8 +30,9 @@ where sigma is
   orthant of the working set's signs (``BoxOrthant``); in the system below g becomes
   the |W| x 2 matrix of their gradients, x_t the two columns X~_W^T (w H_et) of the
   shifts, T and S_et 2-vectors and S_tt a 2 x 2 matrix
-  (``objective.interval_second_order_terms``). Used for the logistic loss only: the
-  kinked families finish by the pinned step (``kinks.py``), which takes one shift.
+  (``objective.interval_second_order_terms``). Used for the logistic and Poisson
+  losses (the pinned step, ``kinks.py``, takes one shift: a Poisson box is finished by
+  Newton's stages alone); the symmetric losses finish a box by their reduced program.
 
 The Newton system on (beta_W, b_c), b_c the intercept of the centred columns, is
 
