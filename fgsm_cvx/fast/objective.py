@@ -533,6 +533,22 @@ def interval_terms(family, y, eta, t_up, t_dn, mu, grad=True, xp=np):
     return value, d_c, 0.5 * (d_c + d_T), 0.5 * (d_T - d_c)
 
 
+def _clean_second_order(family, y, eta, mu, xp):
+    """The clean term l(eta) and its first two derivatives in eta (the clean part of
+    ``second_order_terms``, which shares its exponential with the shifted term there):
+    Poisson e^eta - y eta, e^eta - y, e^eta; logistic phi(z eta) with phi'' = s (1 - s),
+    s = sigma(-z eta) (``adversarial_terms`` at t = 0); the others by
+    ``second_order_terms`` at alpha = 1."""
+    if isinstance(family, Poisson):
+        e = xp.exp(eta)
+        return e - y * eta, e - y, e
+    if isinstance(family, Binomial):
+        value, d_eta, s = adversarial_terms(family, y, eta, 0.0, mu, xp=xp)
+        return value, d_eta, s * (1.0 - s)
+    C, C_e, _, C_ee, _, _ = second_order_terms(family, y, eta, 0.0, mu, 1.0, xp)
+    return C, C_e, C_ee
+
+
 def interval_second_order_terms(family, y, eta, t_up, t_dn, mu, alpha, xp=np):
     """The per-sample term H = alpha l(eta) + (1 - alpha) h_mu(eta, t_up, t_dn) of a box
     (``interval_terms``) and its derivatives in (eta, t) with t = (t_up, t_dn):
@@ -566,8 +582,8 @@ def interval_second_order_terms(family, y, eta, t_up, t_dn, mu, alpha, xp=np):
     H_uu = (0.25 * k) * (A_cc + 2.0 * A_cT + A_TT)
     H_ud = (0.25 * k) * (A_TT - A_cc)
     H_dd = (0.25 * k) * (A_cc - 2.0 * A_cT + A_TT)
-    if a > 0.0:  # the clean term at eta (alpha = 1: the adversarial part vanishes)
-        C, C_e, _, C_ee, _, _ = second_order_terms(family, y, eta, 0.0, mu, 1.0, xp)
+    if a > 0.0:  # the clean term at eta
+        C, C_e, C_ee = _clean_second_order(family, y, eta, mu, xp)
         H, H_e, H_ee = H + a * C, H_e + a * C_e, H_ee + a * C_ee
     return H, H_e, (H_u, H_d), H_ee, (H_eu, H_ed), ((H_uu, H_ud), (H_ud, H_dd))
 
