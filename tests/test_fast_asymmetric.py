@@ -430,30 +430,55 @@ def test_binomial_box_on_badly_scaled_columns_by_newton(alpha, intercept):
     assert res.objective == pytest.approx(ref.objective, rel=1e-8)
 
 
-@pytest.mark.parametrize("seed", [2, 3, 50764815])
-def test_poisson_box_on_badly_scaled_columns_hands_over_to_newton(seed):
-    """A Poisson masked box at alpha = 0.9 on columns five decades apart (the last seed
-    a randomized survey's draw): no exact step finishes a box for Poisson, and FISTA
-    alone ran out of its 20 000 iterations; now Newton takes the stage over after
-    ``LATE_NEWTON_WORK`` FISTA iterations, on the box's orthants, and the solve ends at
-    the cvxpy backend's optimum (Clarabel's; on the survey's draw Clarabel fails
-    numerically and ECOS answers, 'optimal_inaccurate', 2e-16 from the fast path's
-    objective). (The survey's draw: 8221 iterations where the line
-    search zeroed the binding coordinates at every step length,
+# (seed, n, d, alpha, fit_intercept, weighted, eps, most iterations): two draws of the
+# generator, and two of a randomized survey's draws (the same generator, its seeds)
+POISSON_BOX_DRAWS = [(2, 305, 5, 0.9, True, True, 0.05, 100),
+                     (3, 305, 5, 0.9, True, True, 0.05, 100),
+                     (50764815, 305, 5, 0.9, True, True, 0.05, 100),
+                     (919842235, 35, 45, 0.3, False, False, 0.2, 2000)]
+
+
+@pytest.mark.parametrize("draw", POISSON_BOX_DRAWS)
+def test_poisson_box_on_badly_scaled_columns_by_newton(draw):
+    """A Poisson masked box at alpha > 0 on columns five decades apart (a randomized
+    survey's failures): no exact step finishes a box for Poisson, and FISTA alone ran
+    out of its 20 000 iterations. Newton's stages on the box's orthants now run from
+    any size (a few dozen iterations); where they give up, Newton takes a stage over
+    again after ``LATE_NEWTON_WORK`` iterations (the last draw, n = 35 < d = 45: FISTA
+    alone ran out at a finer stage); the solve ends at the cvxpy backend's optimum
+    (Clarabel's; on the survey's draws Clarabel fails numerically and ECOS answers,
+    within 1e-8). (The third draw took 8221 iterations with the late hand-over and a
+    line search that zeroed the binding coordinates at every step length,
     ``newton._UNBIND_BELOW``.)"""
+    seed, n, d, alpha, intercept, weighted, eps, most = draw
     rng = np.random.default_rng(seed)
-    n, d = 305, 5
     scale = 10.0 ** rng.uniform(-2, 3, d)
     X = rng.standard_normal((n, d)) * scale
     y = rng.poisson(np.exp(np.clip(X @ (rng.standard_normal(d) / np.sqrt(d) / scale),
                                    -3, 3))).astype(float)
-    prob = fc.AdversarialProblem(X, y, family="poisson", alpha=0.9, eps=0.05,
-                                 perturbation=fc.Masked(fc.Box(-0.5, 1.0),
-                                                        rng.random(d) < 0.6),
-                                 sample_weight=rng.uniform(0.2, 3.0, n))
+    mask = rng.random(d) < 0.6
+    prob = fc.AdversarialProblem(X, y, family="poisson", alpha=alpha, eps=eps,
+                                 perturbation=fc.Masked(fc.Box(-0.5, 1.0), mask),
+                                 fit_intercept=intercept,
+                                 sample_weight=rng.uniform(0.2, 3.0, n) if weighted else None)
     res = fc.solve(prob, backend="fast")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fc.SolverFallbackWarning)
         ref = fc.solve(prob, backend="cvxpy", solver="CLARABEL", tol=1e-10)
-    assert res.n_iter <= 1100
+    assert res.n_iter <= most
     assert res.objective == pytest.approx(ref.objective, rel=1e-7)
+
+
+def test_late_newton_on_a_poisson_box_returns_to_its_point(monkeypatch):
+    """The survey's draw of ``test_poisson_box_on_badly_scaled_columns_by_newton`` by the
+    late hand-over alone (Newton's stages from the size rule only,
+    ``solver.POISSON_BOX_NEWTON`` off): Newton takes the stage over after
+    ``LATE_NEWTON_WORK`` FISTA iterations, where its line search had zeroed a binding
+    coefficient of 0.3 at every step length and could not return to its point (8221
+    iterations in all); moving such coordinates with the step below
+    ``newton._UNBIND_BELOW`` of it, about 1020."""
+    from fgsm_cvx.fast import solver
+
+    monkeypatch.setattr(solver, "POISSON_BOX_NEWTON", False)
+    test_poisson_box_on_badly_scaled_columns_by_newton(
+        (50764815, 305, 5, 0.9, True, True, 0.05, solver.LATE_NEWTON_WORK + 100))
