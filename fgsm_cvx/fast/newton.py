@@ -996,7 +996,7 @@ def _newton(model, manifold, prox, fit_intercept, state, mu, eps, L, tol, max_pa
                 # point): they reach zero with the full step only, on the segment from
                 # the point (a Poisson masked box on columns five decades apart: a
                 # coefficient of 0.3 zeroed, 15 rejected trials at F + 0.18 each, the
-                # stage left to 7200 FISTA iterations; 8221 -> 1012 in all)
+                # stage left to 7200 FISTA iterations; 8221 -> 1020 in all)
                 n_beta[bind] = (1.0 - alpha) * start[bind]
             n_beta = manifold.project(n_beta, W, signs)
             d_bc = alpha * step[-1] if fit_intercept else 0.0

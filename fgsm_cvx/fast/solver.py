@@ -1175,13 +1175,13 @@ WARM_NEWTON_AFTER = 30
 # from 300 to 2e4, d = 10 and 20: binomial, gaussian and Poisson paths 1.0-2x faster,
 # never more than 10% slower; benchmarks/bench_path.py, docs/performance.md).
 NEWTON_MIN_SAMPLES = 5000
+NEWTON_MIN_ENTRIES = 2_000_000
 # A Poisson box has no exact step (the pinned step takes one shift), so below the size
 # rule its continuation ran FISTA to the finest stages: it takes Newton's stages from any
 # size instead. bench_fast.py's data at alpha = 0.5, d = 50 (20 at n = 1000), Box and
 # masked box, four draws each, in all: n = 1000 269 -> 82 ms, n = 3000 1248 -> 428 ms,
 # n = 1e4 1239 -> 668 ms (the logistic loss's the same either way: not changed)
 POISSON_BOX_NEWTON = True
-NEWTON_MIN_ENTRIES = 2_000_000
 # From this many columns on a cold start of the symmetric losses tries the pinned step
 # at its first stage's end above the size rule too (``first_order_early`` in
 # ``solve_fast``). Measured (bench_fast.py's data, 0.2 eps_max), with the try against
