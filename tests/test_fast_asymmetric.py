@@ -327,7 +327,8 @@ def test_box_orthant_conditions_against_directional_derivatives():
     rng = np.random.default_rng(5)
     lower, upper = -rng.uniform(0.0, 1.0, d), rng.uniform(0.0, 1.5, d)
     lower[[3, 7]] = upper[[3, 7]] = 0.0  # free (immutable) coordinates
-    box, orthant = BoxShift(lower, upper), BoxOrthant(lower, upper)
+    box = BoxShift(lower, upper)
+    orthant = BoxOrthant(box)
     beta = rng.standard_normal(d)
     beta[[0, 1, 2, 3]] = 0.0
     beta[4] = 1e-9  # (near zero: binding where pushed down)

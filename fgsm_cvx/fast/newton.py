@@ -267,7 +267,7 @@ class _WeightedL1:
         return beta
 
 
-class BoxOrthant:
+class BoxOrthant(_WeightedL1):
     """The pair (sigma_S(beta), sigma_S(-beta)) of a box S = {l <= delta <= u}
     (``box.BoxShift``; l_j = u_j = 0: a free coordinate), two shifts t = eps sigma.
 
@@ -277,37 +277,23 @@ class BoxOrthant:
     matrix [c, e] and there is no curvature. A zero coordinate is optimal where the
     loss gradient g_j lies in [-up_j, down_j], up_j = eps (T_u u_j - T_d l_j) the cost
     of moving it up and down_j = eps (T_d u_j - T_u l_j) of moving it down (T = dF/dt
-    >= 0, ``bound`` = eps T): the asymmetric form of the weighted l1 condition.
+    >= 0, ``bound`` = eps T): the asymmetric form of the weighted l1 condition. The
+    working set and the projection are the weighted l1 norm's with the weights u - l
+    (zero exactly on the free coordinates: l <= 0 <= u).
     """
 
-    def __init__(self, lower, upper):
-        self.lower = np.asarray(lower, dtype=np.float64)
-        self.upper = np.asarray(upper, dtype=np.float64)
-        self.free = (self.lower == 0.0) & (self.upper == 0.0)
+    def __init__(self, shift):
+        super().__init__(shift.upper - shift.lower)
+        self.shift = shift
+        self.lower, self.upper = shift.lower, shift.upper
 
     def value(self, beta):
-        pos, neg = np.maximum(beta, 0.0), np.maximum(-beta, 0.0)
-        return np.array([self.upper @ pos - self.lower @ neg,
-                         self.upper @ neg - self.lower @ pos])
-
-    def working(self, beta, entering):
-        """(W, signs on W): free and nonzero coordinates and the entering ones."""
-        signs = np.sign(beta)
-        for j, s in entering.items():
-            signs[j] = s
-        W = np.flatnonzero((signs != 0) | self.free)
-        return W, signs[W]
+        return self.shift.value(beta)
 
     def gradient(self, beta, W, signs):
         up, lo = self.upper[W], self.lower[W]
         pos = signs > 0  # (a free coordinate's row is 0 either way)
         return np.stack([np.where(pos, up, lo), np.where(pos, -lo, -up)], axis=1)
-
-    def hessian(self, beta, W):
-        return None
-
-    def basis(self, beta, W, signs):
-        return None
 
     def _costs(self, bound):
         """(up, down): the shifts' slopes moving each coordinate up and down from zero."""
@@ -325,7 +311,7 @@ class BoxOrthant:
         """max(-g_j - up_j, g_j - down_j, 0) at the zero, bounded coordinates outside W."""
         up, down = self._costs(bound)
         excess = np.maximum(np.maximum(-loss_gradient - up, loss_gradient - down), 0.0)
-        out = np.where((beta == 0) & ~self.free, excess, 0.0)
+        out = np.where((beta == 0) & (self.a > 0), excess, 0.0)
         if W is not None:
             out[W] = 0.0
         return out
@@ -337,15 +323,8 @@ class BoxOrthant:
         up, down = self._costs(bound)
         # d/dbeta_j of Phi on the orthant: g_j + up_j (s = +1), g_j - down_j (s = -1)
         slope = np.where(s > 0, loss_gradient + up, loss_gradient - down)
-        return np.flatnonzero((s != 0) & ~self.free & (np.abs(beta) <= radius)
+        return np.flatnonzero((s != 0) & (self.a > 0) & (np.abs(beta) <= radius)
                               & (s * slope > 0))
-
-    def project(self, beta, W, signs):
-        """Coordinates of W that left the orthant of their sign stop at zero."""
-        out = beta[W]
-        out[~self.free[W] & (out * signs < 0)] = 0.0
-        beta[W] = out
-        return beta
 
 
 class EveryCoordinate:
@@ -739,7 +718,7 @@ def manifold_of(shift, d):
     and the penalty shifts (ridge, L_r) return None.
     """
     if isinstance(shift, BoxShift):
-        return BoxOrthant(shift.lower, shift.upper)
+        return BoxOrthant(shift)
     pert = getattr(shift, "perturbation", None)
     if pert is None:
         return None
