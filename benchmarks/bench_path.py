@@ -8,8 +8,10 @@ is timed ``--repeat`` times on fresh problems (no shared caches) and the fastest
 For the fast backend it also prints two floors, each radius solved again from its own
 solution: on a new problem per radius (``floor``, the set-up paid as by a cold solve),
 and on the path's own problem (``own``: ``with_params`` shares the problem's caches, as
-the path's radii do), what no warm start along the path can beat; cold / own is the
-most a path could save.
+the path's radii do), what no warm start of a solve along the path can beat; cold /
+own is the most such a path could save. ``followed`` counts the radii answered by the
+gaussian path's active-set method (``fgsm_cvx/fast/active_set.py``), which follows the
+solutions from radius to radius without a solve and so can go below that floor.
 
     python benchmarks/bench_path.py                    # n = 2000, d = 20, 50 radii
     python benchmarks/bench_path.py --n 20000 --backends fast
@@ -58,7 +60,7 @@ def main():
           else f"{args.dataset}: radii={args.n_eps}")
     print(f"{'family':>9} {'backend':>7} {'path s':>8} {'cold s':>8} {'cold/path':>9} "
           f"{'max rel obj diff':>16} {'floor s':>8} {'cold/floor':>10} {'own s':>7} "
-          f"{'cold/own':>8}")
+          f"{'cold/own':>8} {'followed':>8}")
     for family in args.families:
         if args.dataset == "synthetic":
             X, y = make_data(family, args.n, args.d, rng, rho=args.rho)
@@ -78,6 +80,8 @@ def main():
                 path = fc.adversarial_path(fc.AdversarialProblem(X, y, family=family),
                                            eps=grid, backend=backend, verbose=False)
                 t_path = min(t_path, time.perf_counter() - t0)
+                # radii answered by the gaussian path's active-set method
+                followed = sum(r.solver == "active-set" for r in path.results)
                 t0 = time.perf_counter()
                 cold = [fc.solve(fc.AdversarialProblem(X, y, family=family, eps=e),
                                  backend=backend).objective for e in grid]
@@ -88,7 +92,8 @@ def main():
             diff = np.max(np.abs(path.objectives - cold) / np.maximum(1e-12, np.abs(cold)))
             print(f"{family:>9} {backend:>7} {t_path:8.2f} {t_cold:8.2f} "
                   f"{t_cold / t_path:9.1f} {diff:16.1e} {t_floor:8.2f} "
-                  f"{t_cold / t_floor:10.1f} {t_own:7.2f} {t_cold / t_own:8.1f}")
+                  f"{t_cold / t_floor:10.1f} {t_own:7.2f} {t_cold / t_own:8.1f} "
+                  f"{followed:8d}")
 
 
 def floor(X, y, family, path, shared=False):

@@ -30,6 +30,7 @@ from scipy.optimize import brentq
 from ._validation import check_scalar
 from .exceptions import SolverError, SolverFallbackWarning
 from .families import Hinge
+from .fast import active_set
 from .problem import check_problem
 from .result import Certificate, Path, Result
 
@@ -759,6 +760,8 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
     # it (cvxpy, its answer checked where in doubt); else the choice is passed on
     per_radius = "auto" if backend == "auto" and chosen == "cvxpy" else chosen
     backend, replaced = chosen, 0
+    following = backend == "fast" and active_set.covers(prob) and active_set.pays(prob)
+    failures = 0
     results = []
     bar = tqdm(grid, desc="eps path", unit="eps", leave=False,
                disable=False if verbose else (None if verbose is None else True),
@@ -768,6 +771,14 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
             results.append(zero_solution(prob.with_params(eps=e), backend))
             continue
         start = _predict(grid, results, k) if backend == "fast" else None
+        if following and results and failures < active_set.FAILURES:
+            # the gaussian loss with a weighted-l1 shift: the active-set method on its
+            # quadratic pieces from the last radius's solution (``fast/active_set.py``)
+            res = active_set.follow(prob.with_params(eps=e), results[-1], tol=tol)
+            failures = 0 if res is not None else failures + 1
+            if res is not None:
+                results.append(res)
+                continue
         try:
             if per_radius == "auto":
                 res, again = _counting_replacements(solve, prob.with_params(eps=e),

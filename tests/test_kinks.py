@@ -726,7 +726,10 @@ def test_pinned_pass_after_a_kink_step_reuses_its_product(perturbation, monkeypa
     formed (``kinks._kink_steps``' memo): every such s X beta equals numpy's X (s beta)
     to rounding, some passes take it, and the path's objectives equal cold solves'."""
     import fgsm_cvx.fast.model as fast_model
+    from fgsm_cvx.fast import active_set
 
+    # (the regular solver's warm radii: the path's active-set method is switched off)
+    monkeypatch.setattr(active_set, "pays", lambda prob: False)
     given, pass_ = [], fast_model.Model._gaussian_second_order
 
     def recorded(self, beta, b, t, mu, cols, ref, Xbeta=None):

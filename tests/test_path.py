@@ -460,8 +460,11 @@ def test_slow_warm_radii_switch_to_newton(monkeypatch, family):
     absence (0.47x gaussian, 0.53x Huber measured, 2026-12-05); the same objectives,
     and cvxpy's at three radii."""
     from fgsm_cvx import engine
-    from fgsm_cvx.fast import solver
+    from fgsm_cvx.fast import active_set, solver
 
+    # (the rule is the regular solver's: the gaussian path's active-set method, which
+    # would follow these radii instead, is switched off)
+    monkeypatch.setattr(active_set, "pays", lambda prob: False)
     rng = np.random.default_rng(0)
     n, d = 500, 20
     X = rng.standard_normal((n, d))
@@ -532,8 +535,10 @@ def test_gaussian_warm_radii_go_to_the_pinned_step_first(monkeypatch):
     passes; FISTA's first stage and the early try took 10-15 iterations a radius).
     With the rule off, as before, no try searches and the path counts at least 1.6x
     the iterations; the objectives agree with each other and with cold solves."""
-    from fgsm_cvx.fast import kinks, solver
+    from fgsm_cvx.fast import active_set, kinks, solver
 
+    # (the regular solver's warm radii: the path's active-set method is switched off)
+    monkeypatch.setattr(active_set, "pays", lambda prob: False)
     rng = np.random.default_rng(0)  # (benchmarks/bench_path.py's data)
     X = rng.standard_normal((2000, 20))
     y = X @ (rng.standard_normal(20) * (rng.random(20) < 0.3) / np.sqrt(20) * 3) \
