@@ -68,6 +68,10 @@ from ..result import Certificate, Result
 # guess costs iterations, not correctness: a pinned sample whose multiplier exceeds its
 # bound is released, a free one the step meets is pinned
 KINK_TOL = 1e-6
+# a step is clean (it reached the face's minimiser) from this relative length on
+CLEAN_RTOL = 1e-9
+# residuals within this (1 + max |y|) of zero are at their kinks to rounding
+EXACT = 1e-12
 # iterations allowed per unknown (coefficient and intercept) before the method gives up
 # (the path then solves the radius as a cold start would: ``follow`` returns None)
 ITERATIONS_PER_UNKNOWN = 4
@@ -282,32 +286,35 @@ def follow(prob, start, tol=1e-8, max_iter=None):
             saved = None
             continue
         changed, saved = False, None
-        clean = stalled or (len(owner) == 0 and not kink)
-        if not stalled:  # (a clean step reaches the face's minimiser)
+        if not stalled:
+            # a clean step reaches the face's minimiser: no breakpoint before it (an
+            # earlier minimum along the segment, none crossed, means the piece's signs
+            # were not the point's: the signs below are updated and the face solved
+            # again)
+            clean = len(owner) == 0 and not kink and tau >= 1.0 - CLEAN_RTOL
             step_length = 1.0 if clean else tau
             z[cols] += step_length * p
             r -= step_length * q
-        if not clean:
             at = T == tau if kink else np.zeros(len(T), dtype=bool)
-            samples, coords = owner >= 0, owner < 0
-            pinned = owner[samples & at]
-            zeroed = cols[-1 - owner[coords & at]]
+            pinned = owner[(owner >= 0) & at]
+            zeroed = cols[-1 - owner[(owner < 0) & at]]
             z[zeroed] = 0.0
             for j in zeroed:
                 face.drop(j)
-            s_old = s.copy()
             for i in pinned:
                 face.pin(i)
+            if face.Q is None:
+                return None
+            s_old = s.copy()
             Z[pinned] = True
             s[pinned] = 0.0
-            moved = np.flatnonzero(~Z & (r != 0) & (np.sign(r) != s))
+            moved = np.flatnonzero(~Z & (r != 0) & (np.sign(r) != s))  # (crossed)
             s[moved] = np.sign(r[moved])
             flips = np.concatenate([pinned, moved])
             m, sy = _shift_signs(data, flips, s[flips] - s_old[flips], m, sy, w, y)
             sig = np.where(z != 0, np.sign(z), sig)
-            if face.Q is None:
-                return None
-            continue
+            if not clean or len(moved):
+                continue
         # the face's minimiser: release the pinned samples whose multipliers exceed their
         # bounds, enter the violated coordinates
         t = float(g @ z[cols])
@@ -335,7 +342,7 @@ def follow(prob, start, tol=1e-8, max_iter=None):
         changed = True
     if not converged:
         return None
-    return _certified(prob, data, z, face.samples, lam, a, kappa, eps, tol, it, clock)
+    return _certified(prob, data, z, face.samples, lam, s, a, kappa, eps, tol, it, clock)
 
 
 class _Face:
@@ -488,14 +495,18 @@ def _subgradient(data, r, s, Zi, lam, t, kappa, e, w):
     return u, h, bound
 
 
-def _certified(prob, data, z, Zi, lam, a, kappa, eps, tol, n_iter, clock):
+def _certified(prob, data, z, Zi, lam, s, a, kappa, eps, tol, n_iter, clock):
     """The Result at z = (beta, b), or None where its subgradient residual (recomputed
-    from the point: a fresh X beta) exceeds ``tol``."""
+    from the point: a fresh X beta) exceeds ``tol``. ``s``: the sides of the samples
+    off Z, which count for those that a step left at their kinks to rounding (|r| <=
+    ``EXACT`` (1 + max |y|): a sample whose breakpoint the step ended at, not pinned; its
+    |r| is then within rounding of 0, where any u in [-1, 1] is a subgradient)."""
     d, w = data.d, data.w
     beta, b = z[:d], float(z[d])
     r = data.y - np.asarray(data.X @ beta).ravel() - b
     t = eps * float(a @ np.abs(beta))
-    _, h, bound = _subgradient(data, r, np.sign(r), Zi, lam, t, kappa, eps * a, w)
+    side = np.where(np.abs(r) <= EXACT * data.y_scale, s, np.sign(r))
+    _, h, bound = _subgradient(data, r, side, Zi, lam, t, kappa, eps * a, w)
     # dF/dbeta_j = -h_j + bound_j v_j, v_j = sign(beta_j) on the support, in [-1, 1] off
     # it (the closest choice: the residual of an off-support coordinate is the excess)
     on = beta != 0
