@@ -79,6 +79,8 @@ MIN_ITERATIONS = 20
 # relative slack of the subgradient bounds in the release and entering tests
 BOUND_RTOL = 1e-9
 _GRAM = "active_set_gram"
+# repeated samples are merged on dense X of at most this many entries (``_Data``)
+MERGE_ENTRIES = 10_000_000
 
 
 # an eps path follows its radii by this method where n <= SAMPLES_PER_UNKNOWN (d + 1):
@@ -128,29 +130,40 @@ def _weights(prob):
 class _Data:
     """What every radius of a path shares (cached on the problem): X~ = [X, 1] (the
     column of ones only with an intercept) as products, its weighted Gram matrix G and
-    X~^T (w o y)."""
+    X~^T (w o y).
+
+    Samples repeated exactly (the same row of X and the same response) are one sample
+    of their summed weight (``inverse`` maps the samples to them; None where none
+    repeat): F is the same, and a face's constraints stay independent (two copies at
+    their kink are one constraint twice, which left the method no face to solve on data
+    with repeated rows). Looked for on dense X of at most MERGE_ENTRIES entries (the
+    search sorts a copy of [X, y])."""
 
     def __init__(self, prob):
-        X = prob.X
-        self.X, self.y, self.w = X, np.asarray(prob.y, dtype=np.float64), prob.sample_weight
+        X, y, w = prob.X, np.asarray(prob.y, dtype=np.float64), prob.sample_weight
+        self.inverse = None
+        if not sp.issparse(X) and X.size <= MERGE_ENTRIES:
+            rows = np.ascontiguousarray(np.column_stack([X, y]))
+            keys = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            if len(first) < len(y):
+                X, y = X[first], y[first]
+                w = np.bincount(inverse.ravel(), weights=w, minlength=len(first))
+                self.inverse = inverse.ravel()
+        self.X, self.y, self.w = X, y, w
         self.n, self.d = X.shape
         self.intercept = bool(prob.fit_intercept)
-        self.W = float(self.w.sum())
-        Xw = X.T @ sp.diags(self.w) if sp.issparse(X) else X.T * self.w
-        XtWX = Xw @ X
-        XtWX = XtWX.toarray() if sp.issparse(XtWX) else np.asarray(XtWX)
+        self.W = float(w.sum())
         k = self.d + int(self.intercept)
         self.G = np.empty((k, k))
-        self.G[:self.d, :self.d] = XtWX
-        Xty = np.asarray(Xw @ self.y).ravel()
-        self.Xty = np.append(Xty, self.w @ self.y) if self.intercept else Xty
+        self.G[:self.d, :self.d] = _gram(X, w)
+        self.Xty = self.transpose_times(w * y)
         if self.intercept:
-            col = np.asarray(X.T @ self.w).ravel()  # X^T w, the intercept's column of G
-            self.G[:self.d, self.d] = self.G[self.d, :self.d] = col
-            self.G[self.d, self.d] = self.W
+            col = self.transpose_times(w)  # (X^T w, W): the intercept's column of G
+            self.G[:, self.d] = self.G[self.d, :] = col
         # weighted column RMS: the residual's units (coefficients of standardised columns)
         self.rms = np.sqrt(np.maximum(np.diag(self.G), 0.0) / max(self.W, 1e-300))
-        self.y_scale = 1.0 + float(np.max(np.abs(self.y))) if self.n else 1.0
+        self.y_scale = 1.0 + float(np.max(np.abs(y))) if self.n else 1.0
         self.all_cols = np.arange(self.d + 1)  # (column d: ones, as rows() gives it)
 
     def times(self, cols, v):
@@ -172,6 +185,18 @@ class _Data:
         """X~^T u (d + 1 entries with an intercept)."""
         out = np.asarray(self.X.T @ u).ravel()
         return np.append(out, u.sum()) if self.intercept else out
+
+
+def _gram(X, w, block=4096):
+    """X^T diag(w) X, dense, over blocks of rows (no copy of X)."""
+    if sp.issparse(X):
+        out = X.T @ sp.diags(w) @ X
+        return out.toarray()
+    out = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, X.shape[0], block):
+        part = X[start:start + block]
+        out += part.T @ (part * w[start:start + block, None])
+    return out
 
 
 def _data(prob):
@@ -518,7 +543,9 @@ def _certified(prob, data, z, Zi, lam, s, a, kappa, eps, tol, n_iter, clock):
     residual = float(np.linalg.norm(grad * data.rms[:len(grad)])) / (1.0 + abs(own))
     if not residual <= tol:
         return None
-    objective = robust_objective(prob, beta, b, eta=data.y - r)
+    eta = data.y - r  # (X beta + b, for each sample of the problem: ``_Data.inverse``)
+    objective = robust_objective(prob, beta, b,
+                                 eta=eta if data.inverse is None else eta[data.inverse])
     engine = prob.engine.name
     certificate = Certificate(backend="fast", solver="active-set", status="optimal",
                               objective_numpy=objective, objective_solver=own,
