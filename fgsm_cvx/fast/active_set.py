@@ -308,8 +308,8 @@ def follow(prob, start, tol=1e-8, max_iter=None):
         if step is None:
             return None
         p, lam = step
-        if len(Zi) == len(cols) and np.max(np.abs(p)) <= VERTEX_STEP * (1.0 + np.max(
-                np.abs(z[cols]))):
+        if len(Zi) == len(cols) and np.max(np.abs(p), initial=0.0) <= VERTEX_STEP * (
+                1.0 + np.max(np.abs(z[cols]), initial=0.0)):
             # a vertex (as many pinned samples as unknowns) the last step reached: its
             # own minimiser, no step to search (half the iterations of a long radius)
             tau, kink, T, owner = 0.0, False, np.zeros(0), np.zeros(0, dtype=int)
