@@ -771,7 +771,8 @@ def adversarial_path(prob, eps=None, n_eps=50, eps_min_ratio=1e-3, backend="auto
             results.append(zero_solution(prob.with_params(eps=e), backend))
             continue
         start = _predict(grid, results, k) if backend == "fast" else None
-        if following and results and failures < active_set.FAILURES:
+        if following and results and failures < active_set.FAILURES \
+                and active_set.follows(prob, results[-1]):
             # the gaussian loss with a weighted-l1 shift: the active-set method on its
             # quadratic pieces from the last radius's solution (``fast/active_set.py``)
             res = active_set.follow(prob.with_params(eps=e), results[-1], tol=tol)

@@ -5,6 +5,8 @@ of the numpy objective along the segment, the QR factors kept by updates against
 fresh factorisation, every followed radius against the better of Clarabel and ECOS on
 the whole problem, and the certificate against points that are not optimal."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -141,19 +143,18 @@ def test_certificate_rejects_a_point_that_is_not_optimal(monkeypatch):
 @pytest.mark.parametrize("sparse", [False, True])
 def test_repeated_samples(sparse):
     """Samples repeated exactly: merged into one of their summed weight on dense X, the
-    path followed at every radius; on sparse X (not merged) two copies at their kink
-    are dependent constraints, where the method gives up and the path solves those
+    method follows every radius from the one before; on sparse X (not merged) two copies
+    at their kink are dependent constraints, where it gives up and the path solves those
     radii as before. Either way at the optimum of Clarabel / ECOS."""
     prob = _regression(300, 30, seed=4)
     X = np.vstack([prob.X, prob.X[:100]])
     twice = fc.AdversarialProblem(sp.csr_matrix(X) if sparse else X,
                                   np.concatenate([prob.y, prob.y[:100]]))
-    path = fc.adversarial_path(twice, n_eps=10, backend="fast", verbose=False)
-    followed = sum(r.solver == "active-set" for r in path.results)
-    # (dense: the first radius, far from eps_max on this short grid, may take more
-    # than the method's iterations)
-    assert followed >= 8 if not sparse else followed <= 2
-    for k in (4, 9):
+    path = fc.adversarial_path(twice, n_eps=20, backend="fast", verbose=False)
+    followed = [active_set.follow(twice.with_params(eps=path.eps[k]), path.results[k - 1])
+                is not None for k in range(2, 20)]
+    assert all(followed) if not sparse else not all(followed)
+    for k in (4, 19):
         ref = _best_reference(twice.with_params(eps=path.eps[k]))
         assert path.objectives[k] <= ref + 1e-8 * (1 + abs(ref))
 
@@ -170,18 +171,43 @@ def test_follow_gives_up_where_its_iterations_run_out():
 def test_saturated_path_is_followed_and_exact(sparse):
     """make_regression (high signal-to-noise: about one sample at its kink per
     unknown on most radii, where the smoothed solves need the reduced conic program):
-    every radius after eps_max is answered by the active-set method, at the optimum of
-    cold solves and of Clarabel / ECOS at three radii, dense or sparse X alike."""
+    the radii after a saturated solution are answered by the active-set method, and
+    every radius is at the optimum of cold solves and of Clarabel / ECOS at three
+    radii, dense or sparse X alike."""
     prob = _regression(400, 40, seed=5)
     if sparse:
         prob = fc.AdversarialProblem(sp.csr_matrix(prob.X), prob.y)
     path = fc.adversarial_path(prob, n_eps=20, backend="fast", verbose=False)
-    assert [r.solver for r in path.results[1:]] == ["active-set"] * 19
+    followed = [r.solver == "active-set" for r in path.results]
+    assert sum(followed) >= 10, followed
+    for k in range(1, 20):  # (a saturated solution's next radius is followed)
+        if active_set.follows(prob, path.results[k - 1]):
+            assert followed[k], k
     cold = [fc.solve(prob.with_params(eps=e), backend="fast").objective for e in path.eps]
     np.testing.assert_allclose(path.objectives, cold, rtol=1e-8)
     for k in (3, 10, 19):
         ref = _best_reference(prob.with_params(eps=path.eps[k]))
         assert path.objectives[k] <= ref + 1e-8 * (1 + abs(ref))
+
+
+def test_follows_saturated_solutions_and_cheap_radii():
+    """The rule: a solution with at least FOLLOW_SHARE samples at their kinks per
+    unknown (counted here independently), or one the method reached cheaply."""
+    prob = _regression(400, 40, seed=5)
+    grid = fc.eps_grid(prob, 20)
+    shares, rules = [], []
+    for e in grid[1:]:
+        res = fc.solve(prob.with_params(eps=e), backend="fast", tol=1e-10)
+        r = prob.y - prob.X @ res.coef - res.intercept
+        at = np.count_nonzero(np.abs(r) <= 1e-6 * (1 + np.abs(prob.y).max()))
+        shares.append(at / (np.count_nonzero(res.coef) + 1))
+        rules.append(active_set.follows(prob, res))
+    shares = np.array(shares)
+    assert (shares >= 0.5).any() and (shares < 0.5).any()
+    assert rules == list(shares >= active_set.FOLLOW_SHARE)
+    cheap = dataclasses.replace(res, solver="active-set", n_iter=5)
+    assert active_set.follows(prob, cheap)
+    assert active_set.follows(prob, dataclasses.replace(cheap, n_iter=100)) == rules[-1]
 
 
 def test_large_n_paths_keep_the_regular_solver(monkeypatch):
@@ -193,6 +219,7 @@ def test_large_n_paths_keep_the_regular_solver(monkeypatch):
     assert "active-set" not in {r.solver for r in path.results}
     calls = []
     monkeypatch.setattr(active_set, "SAMPLES_PER_UNKNOWN", 200)
+    monkeypatch.setattr(active_set, "follows", lambda prob, last: True)
     monkeypatch.setattr(active_set, "follow", lambda *a, **k: calls.append(1))
     path = fc.adversarial_path(prob, n_eps=8, backend="fast", verbose=False)
     assert len(calls) == active_set.FAILURES
