@@ -60,7 +60,10 @@ class Certificate:
     losses', ``fast/linear_pieces.py``), the primal and dual objectives are F at the
     returned point and the reduced program's dual bound, which is a lower bound on F*
     (the reduced objective is a minorant of F), ``gap`` their difference, and
-    ``residual`` that gap relative to the objective scale.
+    ``residual`` that gap relative to the objective scale. Where a gaussian eps path's
+    active-set method answered (``solver`` "active-set", ``fast/active_set.py``),
+    ``residual`` is the norm of a subgradient of F recomputed at the returned point
+    (per standardised column, relative to 1 + |F|).
 
     An interior-point solver's dual point is feasible only to its tolerance, so its
     dual objective bounds F* only to that accuracy: a ``gap`` (and a
