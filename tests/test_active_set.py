@@ -255,3 +255,31 @@ def test_random_problems_agree_with_the_conic_solvers():
         ref = _best_reference(after)
         assert res.objective <= ref + 1e-8 * (1 + abs(ref)), seed
     assert certified >= 30, certified
+
+
+def test_certificate_residual_is_invariant_to_column_scales(monkeypatch):
+    """The residual is per standardised column: a column multiplied by 1e3 (its set's
+    weight too, the same problem in other units) and a point moved off the optimum by
+    the same relative amount give the same residual (a residual in the columns' own
+    units would differ by 1e6 on that column)."""
+    X, y = make_regression(200, 6, n_informative=6, noise=2.0, random_state=7)
+    c = np.ones(6)
+    c[2] = 1e3
+    probs = [fc.AdversarialProblem(X, y, perturbation=fc.WeightedLinf(np.ones(6))),
+             fc.AdversarialProblem(X * c, y, perturbation=fc.WeightedLinf(c))]
+    original = active_set._certified
+
+    def moved(prob_, data, z, *args):
+        z = z.copy()
+        z[2] *= 1.0 + 1e-3
+        return original(prob_, data, z, *args[:-3], np.inf, *args[-2:])  # (no tol)
+
+    monkeypatch.setattr(active_set, "_certified", moved)
+    residuals = []
+    for prob in probs:
+        eps = 0.02 * fc.eps_max(probs[0])
+        before = fc.solve(prob.with_params(eps=eps), backend="fast", tol=1e-10)
+        res = active_set.follow(prob.with_params(eps=eps / 1.2), before)
+        residuals.append(res.certificate.residual)
+    assert residuals[0] > 1e-6
+    assert residuals[1] == pytest.approx(residuals[0], rel=1e-4)

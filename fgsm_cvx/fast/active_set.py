@@ -199,8 +199,10 @@ class _Data:
         if self.intercept:
             col = self.transpose_times(w)  # (X^T w, W): the intercept's column of G
             self.G[:, self.d] = self.G[self.d, :] = col
-        # weighted column RMS: the residual's units (coefficients of standardised columns)
-        self.rms = np.sqrt(np.maximum(np.diag(self.G), 0.0) / max(self.W, 1e-300))
+        # weighted column RMS: the residual's units (coefficients of standardised columns;
+        # 1 for a zero column, whose gradient is 0)
+        rms = np.sqrt(np.maximum(np.diag(self.G), 0.0) / max(self.W, 1e-300))
+        self.rms = np.where(rms > 0, rms, 1.0)
         self.y_scale = 1.0 + float(np.max(np.abs(y))) if self.n else 1.0
         self.all_cols = np.arange(self.d + 1)  # (column d: ones, as rows() gives it)
 
@@ -587,7 +589,8 @@ def _certified(prob, data, z, Zi, lam, s, a, kappa, eps, tol, n_iter, clock):
     if data.intercept:
         grad = np.append(grad, -h[d])  # (dF/db = -sum_i w_i (r_i + kappa t u_i))
     own = 0.5 * float(w @ (r * r)) + kappa * (t * float(w @ np.abs(r)) + data.W * t * t / 2)
-    residual = float(np.linalg.norm(grad * data.rms[:len(grad)])) / (1.0 + abs(own))
+    # (per standardised column: dF/d(rms_j beta_j) = (dF/dbeta_j) / rms_j)
+    residual = float(np.linalg.norm(grad / data.rms[:len(grad)])) / (1.0 + abs(own))
     if not residual <= tol:
         return None
     eta = data.y - r  # (X beta + b, for each sample of the problem: ``_Data.inverse``)
