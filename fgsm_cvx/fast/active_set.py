@@ -66,11 +66,13 @@ from ..families import Gaussian
 from ..problem import robust_objective
 from ..result import Certificate, Result
 
-# samples with |r| <= KINK_TOL (1 + max |y|) at the start are taken as pinned (the first
-# order solves leave theirs at 1e-15 to 5e-7 of that scale, ``solver.KINK_TOL``); a wrong
-# guess costs iterations, not correctness: a pinned sample whose multiplier exceeds its
-# bound is released, a free one the step meets is pinned
-KINK_TOL = 1e-6
+# (samples with |r| <= KINK_TOL (1 + max |y|) at the start are taken as pinned, as the
+# solver's kink share counts them: a wrong guess costs iterations, not correctness, a
+# pinned sample whose multiplier exceeds its bound being released, a free one the step
+# meets pinned)
+from .newton import _WeightedL1, manifold_of
+from .solver import KINK_TOL, _kink_share, shift_set
+
 # a vertex's step to its own minimiser (the pinned residuals' rounding) up to this
 # relative length is none
 VERTEX_STEP = 1e-12
@@ -143,20 +145,11 @@ def follows(prob, last):
     d = prob.n_features
     if last.solver == "active-set" and last.n_iter <= CHEAP_PER_UNKNOWN * (d + 1):
         return True
-    data = _data(prob)
-    coef = np.asarray(last.coef, dtype=np.float64)
-    r = data.y - np.asarray(data.X @ coef).ravel() - (last.intercept if data.intercept
-                                                        else 0.0)
-    at_kink = np.count_nonzero((np.abs(r) <= KINK_TOL * data.y_scale) & (data.w > 0))
-    unknowns = np.count_nonzero(coef) + int(data.intercept)
-    return at_kink >= FOLLOW_SHARE * max(unknowns, 1)
+    return _kink_share(prob, last.coef, _data(prob).predictor(last)) >= FOLLOW_SHARE
 
 
 def _weights(prob):
     """The shift's weights a (t = eps sum_j a_j |beta_j|), or None for another shift."""
-    from .newton import _WeightedL1, manifold_of
-    from .solver import shift_set
-
     try:
         structure = manifold_of(shift_set(prob), prob.n_features)
     except NotImplementedError:
@@ -179,7 +172,9 @@ class _Data:
 
     def __init__(self, prob):
         X, y, w = prob.X, np.asarray(prob.y, dtype=np.float64), prob.sample_weight
-        self.inverse = None
+        self.X_all = X  # (the problem's: ``predictor``)
+        self.first = self.inverse = None
+        self._memo = (None, None)
         if not sp.issparse(X) and X.size <= MERGE_ENTRIES:
             rows = np.ascontiguousarray(np.column_stack([X, y]))
             keys = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
@@ -187,7 +182,7 @@ class _Data:
             if len(first) < len(y):
                 X, y = X[first], y[first]
                 w = np.bincount(inverse.ravel(), weights=w, minlength=len(first))
-                self.inverse = inverse.ravel()
+                self.first, self.inverse = first, inverse.ravel()
         self.X, self.y, self.w = X, y, w
         self.n, self.d = X.shape
         self.intercept = bool(prob.fit_intercept)
@@ -205,6 +200,15 @@ class _Data:
         self.rms = np.where(rms > 0, rms, 1.0)
         self.y_scale = 1.0 + float(np.max(np.abs(y))) if self.n else 1.0
         self.all_cols = np.arange(self.d + 1)  # (column d: ones, as rows() gives it)
+
+    def predictor(self, result):
+        """X beta + b of a Result on the problem's samples (one product; kept for the
+        last Result asked: a path's rule and its step ask for the same one)."""
+        if self._memo[0] is not result:
+            coef = np.asarray(result.coef, dtype=np.float64)
+            eta = np.asarray(self.X_all @ coef).ravel()
+            self._memo = (result, eta + result.intercept if self.intercept else eta)
+        return self._memo[1]
 
     def times(self, cols, v):
         """X~[:, cols] v (cols over the d + 1 columns of X~; a product with all of X
@@ -316,7 +320,8 @@ def follow(prob, start, tol=1e-8, max_iter=None):
     z = np.append(np.asarray(start.coef, dtype=np.float64),
                   float(start.intercept) if data.intercept else 0.0)
     e = eps * np.append(a, 0.0)  # t = sum_j e_j |z_j|
-    r = y - np.asarray(data.X @ z[:d]).ravel() - z[d]
+    eta = data.predictor(start)
+    r = y - (eta if data.first is None else eta[data.first])
     Z = (w > 0) & (np.abs(r) <= KINK_TOL * data.y_scale)
     s = np.where(Z, 0.0, np.sign(r))
     sig = np.sign(z)
